@@ -1,0 +1,66 @@
+# Stratbox — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+FRONTEND_STAMP := frontend/static/build/.built-$(shell cat frontend/package.json frontend/package-lock.json frontend/static/src/* 2>/dev/null | sha1sum | cut -c1-12)
+
+# Test servers: the machine's PostgreSQL and Redis at their standard ports (never SQLite).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: run test install frontend lint check-services bench-sandbox bench-engine bench-live bench-backtest clean
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(VENV)/bin/activate pyproject.toml
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+$(FRONTEND_STAMP):
+	@if [ -f frontend/package.json ]; then \
+	  command -v npm >/dev/null || { echo "npm (Node.js 18+) is needed to build the dashboard's static files"; exit 1; }; \
+	  cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build; \
+	fi
+	@mkdir -p frontend/static/build && rm -f frontend/static/build/.built-* && touch $(FRONTEND_STAMP)
+
+frontend: $(FRONTEND_STAMP)
+
+## make run — the whole platform in the foreground (web, worker, beat, feed); Ctrl-C stops it all.
+run: install frontend
+	$(PY) -m stratbox.launcher
+
+## make test — ruff, import-linter and the whole pytest suite against real PostgreSQL and Redis.
+test: install frontend check-services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+check-services:
+	@bash scripts/ensure_test_services.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+
+bench-sandbox: install
+	$(PY) bench/sandbox/bench_sandbox.py
+
+bench-engine: install frontend check-services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/engine/bench_engine.py
+
+bench-live: install frontend check-services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/live/bench_live.py
+
+bench-backtest: install frontend check-services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/backtest/bench_backtest.py
+
+clean:
+	rm -rf $(VENV) var/staticfiles frontend/node_modules frontend/static/build

@@ -1,0 +1,1 @@
+"""The web UI: views, templates, Channels consumers and routing, static sources."""

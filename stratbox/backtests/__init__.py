@@ -1,0 +1,1 @@
+"""Backtests: replays of stored bars through the sandboxed strategy with the paper fill model."""

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class BacktestsConfig(AppConfig):
+    name = "stratbox.backtests"
+    label = "backtests"
+    verbose_name = "Backtests"

@@ -1,0 +1,81 @@
+"""Demo and first-run data: the simulated markets, the catalog, a demo tenant and a staff user.
+
+Idempotent: running it again changes nothing that is already there.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from stratbox.markets.models import Market
+from stratbox.trading.models import Account, AccountKind
+from strategies_store.services import catalog_install
+from tenants.models import Membership
+from tenants.services import tenant_create
+
+DEMO_EMAIL = "demo@stratbox.local"
+DEMO_PASSWORD = "stratbox-demo"  # noqa: S105 - a documented local demo credential
+ADMIN_EMAIL = "admin@stratbox.local"
+ADMIN_PASSWORD = "stratbox-admin"  # noqa: S105
+
+SIM_MARKETS = [
+    ("SIM", "BTC/USDT", Decimal("0.01"), Decimal("0.0001"), Decimal("60000"), 0.0008),
+    ("SIM", "ETH/USDT", Decimal("0.01"), Decimal("0.001"), Decimal("3000"), 0.001),
+    ("SIM", "AAPL", Decimal("0.01"), Decimal("1"), Decimal("190"), 0.0005),
+]
+
+
+def markets_install() -> list[Market]:
+    markets = []
+    for venue, symbol, tick, lot, start, vol in SIM_MARKETS:
+        market, _ = Market.objects.get_or_create(
+            venue=venue,
+            symbol=symbol,
+            defaults={"tick_size": tick, "lot_size": lot, "sim_start_price": start, "sim_volatility": vol},
+        )
+        markets.append(market)
+    return markets
+
+
+def _user(email: str, password: str, *, staff: bool = False):  # type: ignore[no-untyped-def]
+    User = get_user_model()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(username=email, email=email, password=password)
+        user.is_staff = user.is_superuser = staff
+        user.save()
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.get_or_create(
+            user=user, email=email, defaults={"verified": True, "primary": True}
+        )
+    return user
+
+
+@transaction.atomic
+def demo_bootstrap() -> list[str]:
+    lines = []
+    markets = markets_install()
+    lines.append(f"markets: {', '.join(m.code for m in markets)}")
+    installed = catalog_install()
+    lines.append(f"catalog: {', '.join(d.key for d in installed)}")
+    _user(ADMIN_EMAIL, ADMIN_PASSWORD, staff=True)
+    demo = _user(DEMO_EMAIL, DEMO_PASSWORD)
+    membership = Membership.objects.filter(user=demo).select_related("tenant").first()
+    tenant = membership.tenant if membership else tenant_create(name="Demo", owner=demo)
+    Account.objects.get_or_create(
+        tenant=tenant,
+        name="Paper",
+        defaults={
+            "kind": AccountKind.PAPER,
+            "starting_balance": Decimal("100000"),
+            "balance": Decimal("100000"),
+        },
+    )
+    lines.append(
+        f"demo tenant: {tenant.name} ({DEMO_EMAIL} / {DEMO_PASSWORD}); staff: {ADMIN_EMAIL} / {ADMIN_PASSWORD}"
+    )
+    return lines

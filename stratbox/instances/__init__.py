@@ -1,0 +1,1 @@
+"""Strategy instances: immutable identity, validated config, capital allocation, mode."""

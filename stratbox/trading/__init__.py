@@ -1,0 +1,1 @@
+"""Accounts, orders, fills, positions, brokers and the pre-trade risk gate."""

@@ -1,0 +1,1 @@
+"""Uploaded strategy definitions, their immutable versions, upload validation and the catalog."""

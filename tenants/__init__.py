@@ -1,0 +1,1 @@
+"""Tenants: organisations, memberships and roles, API tokens, capital limits and the audit log."""
