@@ -26,3 +26,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("frontend.urls")),
 ]
+
+# JSON error bodies for /api/ paths that never reach a DRF view; Django's pages elsewhere.
+handler404 = "tenants.errors.handler404"
+handler500 = "tenants.errors.handler500"

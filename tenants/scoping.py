@@ -52,6 +52,18 @@ class IsTenantOwner(permissions.BasePermission):
         return membership is not None and membership.role == "owner"
 
 
+class IsTenantOwnerOrReadOnly(permissions.BasePermission):
+    """Every member reads; only owners write (tenant settings, memberships)."""
+
+    message = "Only the tenant's owners may do this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        membership: Membership | None = getattr(request, "membership", None)
+        if membership is None:
+            return False
+        return request.method in permissions.SAFE_METHODS or membership.role == "owner"
+
+
 class TenantScopedMixin:
     permission_classes = [permissions.IsAuthenticated, IsTenantMember]
 

@@ -1,13 +1,19 @@
-"""Writes for tenants: signup, tokens, audit. Each service owns its transaction."""
+"""Writes for tenants: signup, tenant settings, memberships, tokens, audit.
+
+Each service owns its transaction and writes its own audit event.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -95,3 +101,178 @@ def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
             before={"prefix": token.prefix},
         )
     return token
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class TenantRuleError(DjangoValidationError):
+    """A business rule refused the write; `code` is an UPPER_SNAKE reason the API shows verbatim.
+
+    A Django ValidationError (not a DRF one) so services stay usable from the admin, commands
+    and tasks; the API translates it at the boundary (`tenants.apis`).
+    """
+
+    def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
+        super().__init__(
+            {field: [DjangoValidationError(message, code=code)]} if field else message, code=code
+        )
+        self.field = field
+        self.reason = code
+
+
+LAST_OWNER = "LAST_OWNER"
+USER_NOT_FOUND = "USER_NOT_FOUND"
+ALREADY_MEMBER = "ALREADY_MEMBER"
+
+
+# --- tenant -------------------------------------------------------------------------------
+
+
+def _locked_tenant(tenant: Tenant) -> Tenant:
+    # Every membership/limit change of a tenant takes this row lock first, so two concurrent
+    # demotions cannot both see "another owner is left" and leave the tenant without one.
+    return Tenant.objects.select_for_update().get(pk=tenant.pk)
+
+
+@transaction.atomic
+def tenant_update(*, tenant: Tenant, actor: AbstractBaseUser, name: str) -> Tenant:
+    """Rename a tenant (owners, through the API)."""
+    locked = _locked_tenant(tenant)
+    if locked.name != name:
+        before = locked.name
+        locked.name = name
+        locked.save(update_fields=["name"])
+        audit_record(
+            tenant=locked,
+            actor=actor,
+            action="tenant.update",
+            target=locked,
+            before={"name": before},
+            after={"name": name},
+        )
+    return locked
+
+
+@transaction.atomic
+def tenant_set_capital_limit(*, tenant: Tenant, actor: AbstractBaseUser, capital_limit: Decimal) -> Tenant:
+    """Staff-only (Django admin): change the ceiling on the capital a tenant may deploy."""
+    capital_limit = Decimal(capital_limit)
+    if capital_limit < 0:
+        raise TenantRuleError(
+            "The capital limit cannot be negative.", code="NEGATIVE_CAPITAL_LIMIT", field="capital_limit"
+        )
+    locked = _locked_tenant(tenant)
+    if locked.capital_limit != capital_limit:
+        before = locked.capital_limit
+        locked.capital_limit = capital_limit
+        locked.save(update_fields=["capital_limit"])
+        audit_record(
+            tenant=locked,
+            actor=actor,
+            action="tenant.capital_limit",
+            target=locked,
+            before={"capital_limit": str(before)},
+            after={"capital_limit": str(capital_limit)},
+        )
+    return locked
+
+
+@transaction.atomic
+def tenant_signup(*, user: AbstractBaseUser) -> Tenant:
+    """The workspace every new account starts with (called by the allauth adapter)."""
+    tenant = tenant_create(name=f"{user.email.split('@')[0]}'s workspace", owner=user)
+    audit_record(tenant=tenant, actor=user, action="account.signup", target=user, after={"email": user.email})
+    return tenant
+
+
+# --- memberships ----------------------------------------------------------------------------
+
+
+def _membership_snapshot(membership: Membership) -> dict[str, Any]:
+    return {"email": membership.user.email, "role": membership.role}
+
+
+def _other_owner_exists(*, tenant: Tenant, membership: Membership) -> bool:
+    return Membership.objects.filter(tenant=tenant, role=Role.OWNER).exclude(pk=membership.pk).exists()
+
+
+def membership_is_last_owner(*, membership: Membership) -> bool:
+    """Would removing or demoting this membership leave its tenant without an owner?
+
+    Forms use it to refuse early; the services re-check under the tenant row lock.
+    """
+    return membership.role == Role.OWNER and not _other_owner_exists(
+        tenant=membership.tenant, membership=membership
+    )
+
+
+@transaction.atomic
+def membership_create(*, tenant: Tenant, actor: AbstractBaseUser, email: str, role: str) -> Membership:
+    """Add an existing user (found by email, case-insensitively) to the tenant with `role`."""
+    locked = _locked_tenant(tenant)
+    user = get_user_model().objects.filter(email__iexact=email.strip(), is_active=True).first()
+    if user is None:
+        raise TenantRuleError(f"No active user with the email {email!r}.", code=USER_NOT_FOUND, field="email")
+    if Membership.objects.filter(tenant=locked, user=user).exists():
+        raise TenantRuleError(f"{email} is already a member.", code=ALREADY_MEMBER, field="email")
+    membership = Membership.objects.create(tenant=locked, user=user, role=role)
+    audit_record(
+        tenant=locked,
+        actor=actor,
+        action="membership.create",
+        target=membership,
+        after=_membership_snapshot(membership),
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_set_role(*, membership: Membership, actor: AbstractBaseUser, role: str) -> Membership:
+    locked_tenant = _locked_tenant(membership.tenant)
+    membership = Membership.objects.select_related("user").get(pk=membership.pk)
+    if membership.role == role:
+        return membership
+    if membership.role == Role.OWNER and not _other_owner_exists(tenant=locked_tenant, membership=membership):
+        raise TenantRuleError(
+            "The last owner cannot be demoted: make another member an owner first.",
+            code=LAST_OWNER,
+            field="role",
+        )
+    before = _membership_snapshot(membership)
+    membership.role = role
+    membership.save(update_fields=["role"])
+    audit_record(
+        tenant=locked_tenant,
+        actor=actor,
+        action="membership.update",
+        target=membership,
+        before=before,
+        after=_membership_snapshot(membership),
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, actor: AbstractBaseUser) -> None:
+    locked_tenant = _locked_tenant(membership.tenant)
+    membership = Membership.objects.select_related("user").get(pk=membership.pk)
+    if membership.role == Role.OWNER and not _other_owner_exists(tenant=locked_tenant, membership=membership):
+        raise TenantRuleError(
+            "The last owner cannot be removed: make another member an owner first.", code=LAST_OWNER
+        )
+    before = _membership_snapshot(membership)
+    target_id = str(membership.pk)
+    # The member's tokens for this tenant die with the membership: they must not outlive access.
+    ApiToken.objects.filter(tenant=locked_tenant, user=membership.user, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    membership.delete()
+    audit_record(
+        tenant=locked_tenant,
+        actor=actor,
+        action="membership.delete",
+        target_type=Membership._meta.label_lower,
+        target_id=target_id,
+        before=before,
+    )

@@ -36,6 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if settings.USING_EMBEDDED_REDIS:
         pytest.exit("Tests need a real Redis server: set REDIS_URL (make test does).", returncode=2)
+    # Fast hashing here and in every subprocess (workers, live servers) the suite starts.
+    os.environ["STRATBOX_FAST_PASSWORD_HASHER"] = "1"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
