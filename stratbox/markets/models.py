@@ -7,6 +7,11 @@ from decimal import Decimal
 from django.db import models
 
 
+class FeedSource(models.TextChoices):
+    SIMULATED = "simulated", "Simulated (seeded random walk)"
+    REPLAY = "replay", "Replay of stored bars"
+
+
 class Market(models.Model):
     """A tradable market. Markets are shared by all tenants (they hold no tenant data)."""
 
@@ -18,6 +23,10 @@ class Market(models.Model):
     sim_start_price = models.DecimalField(max_digits=20, decimal_places=8, default=Decimal("100"))
     sim_volatility = models.FloatField(default=0.001, help_text="per-tick standard deviation of log returns")
     active = models.BooleanField(default=True)
+    # Which source `manage.py run_feed` uses for this market's quotes.
+    feed = models.CharField(max_length=10, choices=FeedSource.choices, default=FeedSource.SIMULATED)
+    # The bar interval replayed when `feed` is replay (bars of other intervals are ignored).
+    replay_interval_seconds = models.PositiveIntegerField(default=60)
 
     class Meta:
         ordering = ["venue", "symbol"]

@@ -1,5 +1,10 @@
 """API v1 routes of this app (mounted under /api/v1/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from stratbox.markets import apis
+
+urlpatterns = [
+    path("markets/", apis.MarketListApi.as_view(), name="market-list"),
+    path("markets/<int:market_id>/", apis.MarketDetailApi.as_view(), name="market-detail"),
+]

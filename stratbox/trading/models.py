@@ -1,4 +1,13 @@
-"""Accounts (where orders go). Orders, fills and positions are added by the engine work."""
+"""Accounts, orders, fills and positions: the trading ledger.
+
+Money and quantities are `Decimal` with 8 decimal places everywhere in the ledger, so that P&L is
+exact: `balance == starting_balance - sum(open cost_basis) + sum(fill.realized_pnl)` holds to the
+last digit for every paper account (see `brokers/paper.py` for the fill arithmetic).
+
+Shadow orders (observe mode) are ordinary `Order` rows with `is_shadow=True` and status `shadow`;
+their virtual fills land in a separate shadow ledger (`Fill.is_shadow`, `Position.is_shadow`) and
+never touch the account balance or the deployed capital.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,19 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Q
 
+from stratbox.instances.models import StrategyInstance
+from stratbox.markets.models import Market
 from tenants.models import Tenant
+
+# Ledger precision: 20 integer digits, 8 decimals (satoshi-grade quantities, sub-cent prices).
+QTY_DIGITS = 28
+DP = 8
+
+
+def _money(**kw: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=QTY_DIGITS, decimal_places=DP, **kw)  # type: ignore[arg-type]
 
 
 class AccountKind(models.TextChoices):
@@ -22,8 +42,11 @@ class Account(models.Model):
     kind = models.CharField(max_length=8, choices=AccountKind.choices, default=AccountKind.PAPER)
     currency = models.CharField(max_length=8, default="USD")
     starting_balance = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("100000.00"))
-    # Cash balance, moved only by the broker when fills happen.
-    balance = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("100000.00"))
+    # Cash balance, moved only by the broker when fills happen (8 decimals: fees are fractions of a cent).
+    balance = models.DecimalField(max_digits=QTY_DIGITS, decimal_places=DP, default=Decimal("100000.00"))
+    # Paper fill model; NULL = the global default (settings.STRATBOX_PAPER_SLIPPAGE_BPS / _FEE_BPS).
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -32,3 +55,132 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+
+class OrderSide(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market", "Market"
+    LIMIT = "limit", "Limit"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending", "Pending (resting limit)"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    REJECTED = "rejected", "Rejected (denied by the risk gate)"
+    SHADOW = "shadow", "Shadow (observe mode, never sent)"
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="orders")
+    instance = models.ForeignKey(StrategyInstance, on_delete=models.CASCADE, related_name="orders")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    # "<instance uuid>-<tick seq>-<n>": deterministic per tick, so a retried tick finds its order.
+    client_order_id = models.CharField(max_length=128, unique=True)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    type = models.CharField(max_length=8, choices=OrderType.choices)
+    qty = _money()
+    limit_price = _money(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=OrderStatus.choices)
+    deny_code = models.CharField(max_length=40, blank=True)
+    deny_reason = models.CharField(max_length=300, blank=True)
+    is_shadow = models.BooleanField(default=False)
+    tag = models.CharField(max_length=64, blank=True)
+    # Price estimate the risk gate used (limit price, or the quote side plus slippage).
+    est_price = _money(null=True, blank=True)
+    fill_price = _money(null=True, blank=True)
+    fee = _money(default=Decimal("0"))
+    created_at = models.DateTimeField()
+    filled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"]),
+            models.Index(fields=["instance", "-created_at"]),
+            models.Index(
+                fields=["market", "status"], condition=Q(filled_at__isnull=True), name="order_resting"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.qty} {self.status}"
+
+
+class Fill(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
+    # Denormalised from the order so that ledgers and daily P&L are one indexed query.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    instance = models.ForeignKey(StrategyInstance, on_delete=models.CASCADE, related_name="fills")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fills")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    position = models.ForeignKey("Position", on_delete=models.PROTECT, related_name="fills")
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    qty = _money()
+    price = _money()
+    fee = _money(default=Decimal("0"))
+    # Gross P&L realised by this fill minus its fee (a buy realises -fee).
+    realized_pnl = _money(default=Decimal("0"))
+    is_shadow = models.BooleanField(default=False)
+    ts = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-ts", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "-ts"]),
+            models.Index(fields=["instance", "is_shadow", "ts"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.qty} @ {self.price}"
+
+
+class Position(models.Model):
+    """A long position of one instance in one market. Long-only in v1: sells reduce or close it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    instance = models.ForeignKey(StrategyInstance, on_delete=models.CASCADE, related_name="positions")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
+    is_shadow = models.BooleanField(default=False)
+    qty = _money(default=Decimal("0"))
+    # Cash paid for the open quantity (fees excluded: they are realised at each fill). This is the
+    # instance's deployed capital; avg_price = cost_basis / qty.
+    cost_basis = _money(default=Decimal("0"))
+    avg_price = _money(default=Decimal("0"))
+    realized_pnl = _money(default=Decimal("0"))
+    fees = _money(default=Decimal("0"))
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "market", "is_shadow"],
+                condition=Q(closed_at__isnull=True),
+                name="uniq_open_position",
+            ),
+            models.CheckConstraint(condition=Q(qty__gte=0), name="position_long_only"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["tenant", "is_shadow"], condition=Q(closed_at__isnull=True), name="position_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.qty} @ {self.avg_price}{' (shadow)' if self.is_shadow else ''}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None

@@ -1,0 +1,97 @@
+"""Tenant-scoped trading API: paper accounts (list/create/detail), orders, fills, positions (read-only)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError
+from rest_framework import exceptions, generics
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from stratbox.markets.quotes import quotes_get_many
+from stratbox.trading import selectors
+from stratbox.trading.filters import FillFilter, OrderFilter, PositionFilter
+from stratbox.trading.serializers import AccountInput, AccountOutput, FillOutput, OrderOutput, PositionOutput
+from stratbox.trading.services import account_create
+from tenants.scoping import TenantScopedMixin
+
+
+class AccountListCreateApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = AccountOutput
+
+    def get_queryset(self) -> Any:
+        return selectors.account_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+    def post(self, request: Request) -> Response:
+        data = AccountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        if selectors.account_list(tenant=request.tenant).filter(name=data.validated_data["name"]).exists():  # type: ignore[attr-defined]
+            raise exceptions.ValidationError({"name": ["An account with this name already exists."]})
+        try:
+            account = account_create(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
+        except IntegrityError as exc:  # a concurrent create with the same name
+            raise exceptions.ValidationError({"name": ["An account with this name already exists."]}) from exc
+        return Response(AccountOutput(account).data, status=201)
+
+
+class AccountDetailApi(TenantScopedMixin, generics.RetrieveAPIView):
+    serializer_class = AccountOutput
+
+    def get_object(self) -> Any:
+        account = selectors.account_get(tenant=self.request.tenant, account_id=self.kwargs["account_id"])  # type: ignore[attr-defined]
+        if account is None:
+            raise exceptions.NotFound("No such account.")
+        return account
+
+
+class OrderListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = OrderOutput
+    filterset_class = OrderFilter
+    ordering_fields = ["created_at", "filled_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.order_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+
+class OrderDetailApi(TenantScopedMixin, generics.RetrieveAPIView):
+    serializer_class = OrderOutput
+
+    def get_object(self) -> Any:
+        order = selectors.order_get(tenant=self.request.tenant, order_id=self.kwargs["order_id"])  # type: ignore[attr-defined]
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        return order
+
+
+class FillListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = FillOutput
+    filterset_class = FillFilter
+    ordering_fields = ["ts"]
+
+    def get_queryset(self) -> Any:
+        return selectors.fill_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+
+class PositionListApi(TenantScopedMixin, generics.ListAPIView):
+    """Positions with unrealized P&L at the latest quote (null when the market has no quote)."""
+
+    serializer_class = PositionOutput
+    filterset_class = PositionFilter
+    ordering_fields = ["opened_at", "closed_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.position_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        page = getattr(self, "_page_market_ids", None)
+        quotes = quotes_get_many(page or [])
+        context["marks"] = {mid: Decimal(str(q["price"])) for mid, q in quotes.items()}
+        return context
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        self._page_market_ids = [p.market_id for p in (page if page is not None else queryset)]
+        return page

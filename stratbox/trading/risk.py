@@ -1,0 +1,302 @@
+"""The pre-trade risk gate: validation of untrusted intents and the deny codes.
+
+Intents come from the sandbox host and are untrusted: `validate_intent` checks exact types (a
+`bool` is not a number, an `int`/`float`/`str` subclass is refused whatever its comparisons say),
+finiteness, ranges and the instance's client_order_id prefix. `pre_trade_evaluate` then runs the
+checks on trusted data that `order_place` has locked (tenant row, then account row), in this
+order — the first failing check wins:
+
+  KILL_SWITCH, MODE_OFF / MODE_OBSERVE (the DB's mode, whatever the host claimed), NOT_APPROVED
+  (live accounts until governance approves), NO_QUOTE, ORDER_RATE_LIMIT; then
+  sells (long-only v1: a sell may only reduce/close the position): INSUFFICIENT_POSITION;
+  buys: DAILY_LOSS_LIMIT, CAPITAL_PER_TRADE_EXCEEDED, MAX_POSITIONS_REACHED,
+  MAX_POSITION_SIZE_EXCEEDED, INSTANCE_CAPITAL_EXHAUSTED, TENANT_CAPITAL_LIMIT_EXCEEDED,
+  INSUFFICIENT_BALANCE.
+
+Sells that reduce a long position lower risk, so the capital and daily-loss checks only gate buys
+(getting out is always allowed unless the kill switch is on). All sizes are notional money: the
+order's notional is qty * the worst price it can fill at (limit price, or quote side + slippage).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.markets.quotes import quote_is_valid
+from stratbox.trading.brokers import BrokerUnavailable, broker_for_account
+from stratbox.trading.brokers.base import q8
+from stratbox.trading.models import Order, OrderSide, OrderStatus, OrderType, Position
+from stratbox.trading.selectors import (
+    instance_deployed_capital,
+    instance_realized_pnl,
+    instance_unrealized_pnl,
+    open_position,
+    pending_buy_notional,
+    pending_sell_qty,
+    tenant_deployed_capital,
+)
+
+# qty and prices above this are nonsense (and would overflow the ledger's 20 integer digits).
+MAX_QTY = Decimal("1e12")
+MAX_PRICE = Decimal("1e12")
+MAX_NOTIONAL = Decimal("1e15")
+DEFAULT_MAX_ORDERS_PER_MINUTE = 60
+_SUFFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+
+
+class Deny(StrEnum):
+    MODE_OFF = "MODE_OFF"
+    MODE_OBSERVE = "MODE_OBSERVE"
+    NOT_APPROVED = "NOT_APPROVED"
+    INVALID_ORDER = "INVALID_ORDER"
+    CAPITAL_PER_TRADE_EXCEEDED = "CAPITAL_PER_TRADE_EXCEEDED"
+    MAX_POSITIONS_REACHED = "MAX_POSITIONS_REACHED"
+    MAX_POSITION_SIZE_EXCEEDED = "MAX_POSITION_SIZE_EXCEEDED"
+    INSTANCE_CAPITAL_EXHAUSTED = "INSTANCE_CAPITAL_EXHAUSTED"
+    TENANT_CAPITAL_LIMIT_EXCEEDED = "TENANT_CAPITAL_LIMIT_EXCEEDED"
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    ORDER_RATE_LIMIT = "ORDER_RATE_LIMIT"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
+    NO_QUOTE = "NO_QUOTE"
+    KILL_SWITCH = "KILL_SWITCH"
+    PAUSED = "PAUSED"  # decided by the engine (runtime state); listed so every code lives here
+
+
+class InvalidOrder(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated intent: exact types, finite, in range, qty floored to the market's lot size."""
+
+    client_order_id: str
+    side: str
+    type: str
+    qty: Decimal
+    limit_price: Decimal | None
+    tag: str
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    deny: Deny | None
+    message: str = ""
+    est_price: Decimal | None = None
+
+
+def instance_live_approval_is_current(instance: StrategyInstance) -> bool:
+    """Whether a staff approval to trade live covers the instance's current version and config.
+
+    Governance (issue 5) fills this in; until then live trading is always denied.
+    """
+    return False
+
+
+def max_orders_per_minute() -> int:
+    return int(getattr(settings, "STRATBOX_MAX_ORDERS_PER_MINUTE", DEFAULT_MAX_ORDERS_PER_MINUTE))
+
+
+def client_order_id_prefix(instance: StrategyInstance) -> str:
+    return f"{instance.pk}-"
+
+
+def validate_client_order_id(*, instance: StrategyInstance, value: Any) -> str:
+    if type(value) is not str:
+        raise InvalidOrder("client_order_id", "must be a string")
+    prefix = client_order_id_prefix(instance)
+    if not value.startswith(prefix) or not _SUFFIX.match(value[len(prefix) :]):
+        raise InvalidOrder("client_order_id", f"must be '{prefix}<tick seq>-<n>' (letters, digits, _.:-)")
+    return value
+
+
+def _number(field: str, value: Any, *, maximum: Decimal) -> Decimal:
+    # `type(x) is` on purpose: bool is an int, and subclasses can lie in __gt__/__float__/__str__.
+    if type(value) is not float and type(value) is not int:
+        raise InvalidOrder(field, f"must be a number (int or float), got {type(value).__name__}")
+    if type(value) is float and not math.isfinite(value):
+        raise InvalidOrder(field, "must be finite")
+    if value <= 0:
+        raise InvalidOrder(field, "must be positive")
+    if value > maximum:
+        raise InvalidOrder(field, f"must be at most {maximum:.0e}")
+    return Decimal(repr(value)) if type(value) is float else Decimal(value)
+
+
+def validate_intent(*, instance: StrategyInstance, intent: Any) -> OrderRequest:
+    """Turn an untrusted intent dict into an `OrderRequest`, or raise `InvalidOrder` naming the field."""
+    if type(intent) is not dict:
+        raise InvalidOrder("intent", "must be a dict")
+    coid = validate_client_order_id(instance=instance, value=intent.get("client_order_id"))
+    side, otype = intent.get("side"), intent.get("type", "market")
+    if type(side) is not str or side not in OrderSide.values:
+        raise InvalidOrder("side", "must be 'buy' or 'sell'")
+    if type(otype) is not str or otype not in OrderType.values:
+        raise InvalidOrder("type", "must be 'market' or 'limit'")
+    qty = _number("qty", intent.get("qty"), maximum=MAX_QTY)
+    limit_price: Decimal | None = None
+    raw_price = intent.get("price")
+    if otype == OrderType.LIMIT:
+        limit_price = q8(_number("price", raw_price, maximum=MAX_PRICE))
+        if limit_price <= 0:
+            raise InvalidOrder("price", "must be at least 0.00000001")
+    elif raw_price is not None:
+        raise InvalidOrder("price", "must be null for a market order")
+    lot = instance.market.lot_size
+    if lot > 0:
+        qty = (qty // lot) * lot  # floor to whole lots; never round a size up
+    qty = q8(qty)
+    if qty <= 0:
+        raise InvalidOrder("qty", f"is below the market's lot size {lot.normalize()}")
+    tag = intent.get("tag")
+    if tag is not None and (type(tag) is not str or len(tag) > 64):
+        raise InvalidOrder("tag", "must be a string of at most 64 characters or null")
+    if limit_price is not None and qty * limit_price > MAX_NOTIONAL:
+        raise InvalidOrder("qty", "notional is too large")
+    return OrderRequest(
+        client_order_id=coid, side=side, type=otype, qty=qty, limit_price=limit_price, tag=tag or ""
+    )
+
+
+def _money(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01'))}"
+
+
+def pre_trade_evaluate(
+    *, instance: StrategyInstance, order_request: OrderRequest, quote: Any, now: datetime | None = None
+) -> RiskDecision:
+    """Run every check on trusted data; `instance.tenant` / `instance.account` must be the locked rows."""
+    now = now or timezone.now()
+    tenant, account, req = instance.tenant, instance.account, order_request
+    if tenant.killed_at is not None:
+        return RiskDecision(Deny.KILL_SWITCH, "the tenant's kill switch is on")
+    if instance.mode == Mode.OFF:
+        return RiskDecision(Deny.MODE_OFF, "the instance is off")
+    if instance.mode != Mode.ACTIVE:
+        return RiskDecision(Deny.MODE_OBSERVE, "the instance is in observe mode: recorded as a shadow order")
+    if account.kind != "paper" and not instance_live_approval_is_current(instance):
+        return RiskDecision(Deny.NOT_APPROVED, "live trading needs a current staff approval")
+    if not quote_is_valid(quote):
+        return RiskDecision(Deny.NO_QUOTE, "no valid quote for the market")
+    try:
+        broker = broker_for_account(account)
+    except BrokerUnavailable as exc:
+        return RiskDecision(Deny.NOT_APPROVED, str(exc))
+    est = broker.estimate_price(side=req.side, type=req.type, limit_price=req.limit_price, quote=quote)
+    notional = q8(req.qty * est)
+    if notional > MAX_NOTIONAL:
+        return RiskDecision(Deny.INVALID_ORDER, "notional is too large", est)
+
+    limit = max_orders_per_minute()
+    recent = Order.objects.filter(
+        instance_id=instance.pk,
+        is_shadow=False,
+        status__in=[OrderStatus.PENDING, OrderStatus.FILLED, OrderStatus.CANCELLED],
+        created_at__gt=now - timedelta(seconds=60),
+    ).count()
+    if recent >= limit:
+        return RiskDecision(Deny.ORDER_RATE_LIMIT, f"at most {limit} orders per instance per minute", est)
+
+    market_id = instance.market_id
+    position = open_position(instance_id=instance.pk, market_id=market_id)
+    if req.side == OrderSide.SELL:
+        held = position.qty if position else Decimal(0)
+        available = held - pending_sell_qty(instance_id=instance.pk, market_id=market_id)
+        if req.qty > available:
+            return RiskDecision(
+                Deny.INSUFFICIENT_POSITION,
+                f"long-only: sell {req.qty.normalize()} exceeds the {available.normalize()} held and not already offered",
+                est,
+            )
+        return RiskDecision(None, "", est)
+
+    mark = Decimal(str(quote["price"]))
+    daily = instance_realized_pnl(instance_id=instance.pk, day=now.date()) + instance_unrealized_pnl(
+        instance_id=instance.pk, marks={market_id: mark}
+    )
+    if daily < 0 and -daily >= instance.max_daily_loss:
+        return RiskDecision(
+            Deny.DAILY_LOSS_LIMIT,
+            f"today's loss {_money(-daily)} reached max_daily_loss {instance.max_daily_loss}",
+            est,
+        )
+    if notional > instance.capital_per_trade:
+        return RiskDecision(
+            Deny.CAPITAL_PER_TRADE_EXCEEDED,
+            f"order notional {_money(notional)} exceeds capital_per_trade {instance.capital_per_trade}",
+            est,
+        )
+    pending_here = pending_buy_notional(instance_id=instance.pk, market_id=market_id)
+    if position is None and pending_here == 0:
+        open_count = Position.objects.filter(
+            instance_id=instance.pk, is_shadow=False, closed_at__isnull=True
+        ).count()
+        pending_other = (
+            Order.objects.filter(
+                instance_id=instance.pk, is_shadow=False, status=OrderStatus.PENDING, side=OrderSide.BUY
+            )
+            .exclude(
+                market_id__in=Position.objects.filter(
+                    instance_id=instance.pk, is_shadow=False, closed_at__isnull=True
+                ).values("market_id")
+            )
+            .values("market_id")
+            .distinct()
+            .count()
+        )
+        if open_count + pending_other >= instance.max_positions:
+            return RiskDecision(
+                Deny.MAX_POSITIONS_REACHED,
+                f"{open_count + pending_other} of max_positions {instance.max_positions} open",
+                est,
+            )
+    position_size = (position.cost_basis if position else Decimal(0)) + pending_here + notional
+    if position_size > instance.max_position_size:
+        return RiskDecision(
+            Deny.MAX_POSITION_SIZE_EXCEEDED,
+            f"position would be {_money(position_size)}, above max_position_size {instance.max_position_size}",
+            est,
+        )
+    deployed = instance_deployed_capital(instance_id=instance.pk)
+    if deployed + notional > instance.total_capital:
+        return RiskDecision(
+            Deny.INSTANCE_CAPITAL_EXHAUSTED,
+            f"deployed {_money(deployed)} + {_money(notional)} exceeds total_capital {instance.total_capital}",
+            est,
+        )
+    tenant_deployed = tenant_deployed_capital(tenant_id=tenant.pk)
+    if tenant_deployed + notional > tenant.capital_limit:
+        return RiskDecision(
+            Deny.TENANT_CAPITAL_LIMIT_EXCEEDED,
+            f"tenant deployed {_money(tenant_deployed)} + {_money(notional)} exceeds capital_limit {tenant.capital_limit}",
+            est,
+        )
+    fee = broker.fee_for(notional)
+    reserved = pending_buy_notional(account_id=account.pk)
+    reserved += broker.fee_for(reserved)
+    if notional + fee + reserved > account.balance:
+        return RiskDecision(
+            Deny.INSUFFICIENT_BALANCE,
+            f"needs {_money(notional + fee)} (+{_money(reserved)} reserved), balance {_money(account.balance)}",
+            est,
+        )
+    return RiskDecision(None, "", est)
+
+
+def pre_trade_check(*, instance: StrategyInstance, order_request: OrderRequest, quote: Any) -> Deny | None:
+    """The contract's entry point: the first deny code, or None when the order may go to the broker."""
+    return pre_trade_evaluate(instance=instance, order_request=order_request, quote=quote).deny
