@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "stratbox.trading",
     "stratbox.engine",
     "stratbox.backtests",
+    "stratbox.governance",
     "frontend",
 ]
 

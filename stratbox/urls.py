@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("stratbox.trading.urls")),
     path("", include("stratbox.engine.urls")),
     path("", include("stratbox.backtests.urls")),
+    path("", include("stratbox.governance.urls")),
 ]
 
 urlpatterns = [

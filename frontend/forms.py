@@ -1,0 +1,364 @@
+"""Forms of the web UI: strategy upload, instance creation, and the config form generated from a
+version's CONFIG_SCHEMA.
+
+Forms only parse and present; the rules live in the services. Errors the services raise (DRF
+`ValidationError`, the store's `UploadInvalid`, Django's `ValidationError`) are mapped back onto
+the form field the user typed into by `add_service_errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import FileExtensionValidator
+
+CONFIG_PREFIX = "cfg__"
+UPLOAD_KINDS = [
+    ("single", "Single file (.py, tick style)"),
+    ("bundle", "Bundle (entry.py + exit.py + config.json)"),
+]
+SLUG_HELP = "Lower-case letters, digits and dashes; how instances refer to the strategy (e.g. my-sma-cross)."
+
+
+class StrategyUploadForm(forms.Form):
+    """A new strategy (with `key`/`name`) or, with `new_version=True`, the next version of one."""
+
+    kind = forms.ChoiceField(choices=UPLOAD_KINDS, widget=forms.RadioSelect, initial="single", label="Upload")
+    key = forms.SlugField(max_length=64, help_text=SLUG_HELP)
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    # Single file: a .py upload, or the source pasted/edited in the text area (the error view fills it).
+    file = forms.FileField(
+        required=False,
+        label="Strategy file (.py)",
+        validators=[FileExtensionValidator(["py"])],
+        widget=forms.ClearableFileInput(attrs={"accept": ".py,text/x-python"}),
+    )
+    source = forms.CharField(
+        required=False,
+        label="…or paste the source",
+        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}),
+        help_text="Used when no file is chosen.",
+    )
+    entry_file = forms.FileField(
+        required=False,
+        label="entry.py",
+        validators=[FileExtensionValidator(["py"])],
+        widget=forms.ClearableFileInput(attrs={"accept": ".py,text/x-python"}),
+    )
+    exit_file = forms.FileField(
+        required=False,
+        label="exit.py",
+        validators=[FileExtensionValidator(["py"])],
+        widget=forms.ClearableFileInput(attrs={"accept": ".py,text/x-python"}),
+    )
+    config_file = forms.FileField(
+        required=False,
+        label="config.json",
+        validators=[FileExtensionValidator(["json"])],
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    thesis = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Plain English: why does this make money? Required for bundles (or put it in config.json).",
+    )
+    notes = forms.CharField(max_length=200, required=False, label="Version notes")
+
+    def __init__(self, *args: Any, new_version_of: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.definition = new_version_of
+        if new_version_of is not None:
+            # A new version keeps the definition's identity and style.
+            for name in ("key", "name", "description"):
+                del self.fields[name]
+            kind = "bundle" if new_version_of.style == "signal_bundle" else "single"
+            self.fields["kind"].initial = kind
+            self.fields["kind"].widget = forms.HiddenInput()
+            self.fields["thesis"].initial = new_version_of.thesis
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if self.definition is not None:
+            data["kind"] = "bundle" if self.definition.style == "signal_bundle" else "single"
+        kind = data.get("kind")
+        if kind == "single":
+            if not data.get("file") and not (data.get("source") or "").strip():
+                self.add_error("file", "Choose a .py file or paste the source.")
+        elif kind == "bundle":
+            for name in ("entry_file", "exit_file", "config_file"):
+                if not data.get(name):
+                    self.add_error(name, "This file is required for a bundle.")
+        return data
+
+    @property
+    def style(self) -> str:
+        return "signal_bundle" if self.cleaned_data.get("kind") == "bundle" else "tick"
+
+    def source_field(self) -> str:
+        """Which field carried the single-file source (errors are shown there)."""
+        return "file" if self.cleaned_data.get("file") else "source"
+
+    def upload_kwargs(self) -> dict[str, Any]:
+        """The store service's arguments: raw bytes/text per logical file."""
+        data = self.cleaned_data
+        if self.style == "tick":
+            upload = data.get("file")
+            return {"source": upload.read() if upload else data.get("source", "")}
+        return {
+            "source": data["entry_file"].read(),
+            "exit_source": data["exit_file"].read(),
+            "config": data["config_file"].read(),
+        }
+
+
+def _choice_map(choices: Iterable[Any]) -> dict[str, Any]:
+    return {str(c): c for c in choices}
+
+
+def config_fields(
+    schema: Mapping[str, Mapping[str, Any]], values: Mapping[str, Any] | None = None
+) -> dict[str, forms.Field]:
+    """Form fields for a CONFIG_SCHEMA: type, min/max, choices, default and description.
+
+    Field names carry CONFIG_PREFIX so they never collide with the instance's own fields;
+    `values` (an instance's current config) wins over the schema's defaults as initial values.
+    """
+    values = values or {}
+    fields: dict[str, forms.Field] = {}
+    for name, spec in schema.items():
+        ftype = spec.get("type")
+        default = spec.get("default")
+        initial = values.get(name, default)
+        label = spec.get("label") or name.replace("_", " ").capitalize()
+        help_parts = [spec.get("description", "")]
+        common: dict[str, Any] = {"label": label, "initial": initial}
+        field: forms.Field
+        if ftype == "int":
+            field = forms.IntegerField(min_value=spec.get("min"), max_value=spec.get("max"), **common)
+        elif ftype == "float":
+            field = forms.FloatField(
+                min_value=spec.get("min"),
+                max_value=spec.get("max"),
+                widget=forms.NumberInput(attrs={"step": "any"}),
+                **common,
+            )
+        elif ftype == "bool":
+            field = forms.BooleanField(required=False, **common)
+        elif ftype == "choice":
+            mapping = _choice_map(spec.get("choices", []))
+            field = forms.TypedChoiceField(
+                choices=[(k, k) for k in mapping],
+                coerce=lambda v, m=mapping: m[v],
+                **{**common, "initial": str(initial)},
+            )
+        else:
+            field = forms.CharField(max_length=spec.get("max_length", 1000), required=False, **common)
+        bounds = []
+        if spec.get("min") is not None:
+            bounds.append(f"min {spec['min']}")
+        if spec.get("max") is not None:
+            bounds.append(f"max {spec['max']}")
+        if bounds:
+            help_parts.append(", ".join(bounds))
+        help_parts.append(f"default {json.dumps(default)}")
+        if spec.get("live"):
+            help_parts.append("changes apply live, without a reload")
+        field.help_text = " · ".join(p for p in help_parts if p)
+        field.widget.attrs.setdefault("data-config-field", name)
+        fields[CONFIG_PREFIX + name] = field
+    return fields
+
+
+class ConfigFormMixin:
+    """Adds the generated config fields and reads them back as a plain config dict."""
+
+    fields: dict[str, forms.Field]
+    cleaned_data: dict[str, Any]
+
+    def add_config_fields(self, schema: Mapping[str, Any], values: Mapping[str, Any] | None = None) -> None:
+        self.schema = dict(schema or {})
+        self.fields.update(config_fields(self.schema, values))
+
+    def config_field_names(self) -> list[str]:
+        return [n for n in self.fields if n.startswith(CONFIG_PREFIX)]
+
+    def config(self) -> dict[str, Any]:
+        return {
+            n.removeprefix(CONFIG_PREFIX): self.cleaned_data[n]
+            for n in self.config_field_names()
+            if n in self.cleaned_data
+        }
+
+
+class AllocationFields(forms.Form):
+    """Capital allocation and execution frequency (shared by create and the detail page's config form)."""
+
+    total_capital = forms.DecimalField(
+        min_value=Decimal("0"), decimal_places=2, max_digits=18, initial=Decimal("1000")
+    )
+    capital_per_trade = forms.DecimalField(
+        min_value=Decimal("0"), decimal_places=2, max_digits=18, initial=Decimal("100")
+    )
+    max_positions = forms.IntegerField(min_value=1, initial=1)
+    max_position_size = forms.DecimalField(
+        min_value=Decimal("0"), decimal_places=2, max_digits=18, initial=Decimal("500")
+    )
+    max_daily_loss = forms.DecimalField(
+        min_value=Decimal("0"), decimal_places=2, max_digits=18, initial=Decimal("100")
+    )
+    sizing_method = forms.ChoiceField(
+        choices=[
+            ("fixed", "Fixed"),
+            ("kelly", "Kelly (from confidence)"),
+            ("percent_capital", "Percent of capital"),
+        ],
+        initial="fixed",
+    )
+    frequency_seconds = forms.IntegerField(
+        min_value=1,
+        initial=5,
+        label="Run every (seconds)",
+        help_text="How often the strategy runs; at least 1 second.",
+    )
+
+    ALLOCATION = (
+        "total_capital",
+        "capital_per_trade",
+        "max_positions",
+        "max_position_size",
+        "max_daily_loss",
+        "sizing_method",
+        "frequency_seconds",
+    )
+
+    def allocation(self) -> dict[str, Any]:
+        return {n: self.cleaned_data[n] for n in self.ALLOCATION if n in self.cleaned_data}
+
+
+class InstanceCreateForm(ConfigFormMixin, AllocationFields):
+    name = forms.CharField(max_length=120)
+    strategy = forms.ChoiceField(
+        label="Strategy", help_text="Your own strategies and the built-in catalog, by key."
+    )
+    version = forms.TypedChoiceField(
+        coerce=int, label="Version", help_text="Pinned: an instance never changes version."
+    )
+    account = forms.ChoiceField(label="Account")
+    market = forms.ChoiceField(label="Market")
+
+    field_order = ["name", "strategy", "version", "account", "market"]
+
+    def __init__(
+        self,
+        *args: Any,
+        strategies: Iterable[Any] = (),
+        versions: Iterable[Any] = (),
+        accounts: Iterable[Any] = (),
+        markets: Iterable[Any] = (),
+        schema: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["strategy"].choices = [("", "— choose a strategy —")] + [
+            (s.key, f"{s.key} — {s.name}{' (built in)' if s.tenant_id is None else ''}") for s in strategies
+        ]
+        self.fields["version"].choices = [
+            (v.number, f"v{v.number} · {v.created_at:%Y-%m-%d %H:%M}") for v in versions
+        ]
+        self.fields["account"].choices = [(str(a.id), f"{a.name} ({a.kind.upper()})") for a in accounts]
+        self.fields["market"].choices = [(str(m.id), str(m)) for m in markets]
+        self.add_config_fields(schema or {})
+        # Strategy changes re-render the version and config sections through htmx.
+        self.fields["strategy"].widget.attrs.update(
+            {
+                "hx-get": "",
+                "hx-target": "#strategy-dependent",
+                "hx-select": "#strategy-dependent",
+                "hx-swap": "outerHTML",
+                "hx-include": "this",
+                "hx-trigger": "change",
+            }
+        )
+        self.fields["version"].widget.attrs.update(
+            {
+                "hx-get": "",
+                "hx-target": "#strategy-dependent",
+                "hx-select": "#strategy-dependent",
+                "hx-swap": "outerHTML",
+                "hx-include": "[name=strategy],[name=version]",
+                "hx-trigger": "change",
+            }
+        )
+
+
+class InstanceConfigForm(ConfigFormMixin, AllocationFields):
+    """The detail page's editable part: the generated config plus allocation and frequency."""
+
+    name = forms.CharField(max_length=120)
+    field_order = ["name"]
+
+    def __init__(
+        self,
+        *args: Any,
+        schema: Mapping[str, Any] | None = None,
+        values: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_config_fields(schema or {}, values)
+
+
+# --- mapping service errors onto forms --------------------------------------------------------
+
+
+def _messages(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        out: list[str] = []
+        for item in value:
+            out.extend(_messages(item))
+        return out
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
+    return [str(value)]
+
+
+def add_service_errors(form: forms.Form, detail: Any, field_map: Mapping[str, str] | None = None) -> None:
+    """Put a service's errors on the form's fields.
+
+    `detail` is a DRF ValidationError's `.detail`, a Django ValidationError, or a plain dict/list.
+    `config` errors are a nested dict keyed by CONFIG_SCHEMA field and land on the generated
+    fields; unknown keys and `non_field_errors`/`__all__` become form-wide errors.
+    """
+    field_map = dict(field_map or {})
+    if isinstance(detail, DjangoValidationError):
+        detail = detail.message_dict if hasattr(detail, "error_dict") else detail.messages
+    if not isinstance(detail, Mapping):
+        for message in _messages(detail):
+            form.add_error(None, message)
+        return
+    for key, value in detail.items():
+        if key == "config" and isinstance(value, Mapping):
+            for cfg_key, cfg_value in value.items():
+                target = CONFIG_PREFIX + str(cfg_key)
+                for message in _messages(cfg_value):
+                    if target in form.fields:
+                        form.add_error(target, message)
+                    else:
+                        form.add_error(None, f"config field '{cfg_key}': {message}")
+            continue
+        target = field_map.get(key, key)
+        if str(key).startswith("config.") and CONFIG_PREFIX + str(key)[7:] in form.fields:
+            target = CONFIG_PREFIX + str(key)[7:]
+        for message in _messages(value):
+            if target in form.fields and target not in ("non_field_errors", "__all__"):
+                form.add_error(target, message)
+            else:
+                form.add_error(
+                    None, message if key in ("non_field_errors", "__all__") else f"{key}: {message}"
+                )

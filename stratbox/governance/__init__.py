@@ -1,0 +1,1 @@
+"""Governance: paper track record, graduation criteria, staff approval of live trading."""

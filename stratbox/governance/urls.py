@@ -1,0 +1,3 @@
+"""API v1 routes of this app (mounted under /api/v1/)."""
+
+urlpatterns: list = []
