@@ -1,0 +1,407 @@
+"""The trusted side: a pool of sandbox host processes, keyed by tenant, used by engine workers.
+
+One :class:`SandboxClient` per worker process. A host never runs code of two tenants; hosts are
+evicted least-recently-used, killed (whole process group) on timeout or memory exhaustion and
+respawned on demand. The client remembers every loaded instance's source, config and last good
+state, so a respawned or evicted host is re-populated transparently (``init()`` is not re-run).
+Hosts are untrusted: their replies are size-capped strict JSON, and every error they report is
+re-classified through :class:`SandboxError`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import pickle
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import RestrictedPython
+
+from sandbox.errors import ErrorCode, SandboxError
+from sandbox.host import BOOT
+from sandbox.limits import Limits
+from sandbox.protocol import HEADER
+
+__all__ = ["Limits", "SandboxClient"]
+
+_SEARCH_PATH = [str(Path(__file__).resolve().parent.parent), str(Path(RestrictedPython.__file__).resolve().parent.parent)]
+_EMPTY_DIR: str | None = None
+_LIVE_HOSTS: weakref.WeakSet[_Host] = weakref.WeakSet()
+
+
+def _empty_dir() -> str:
+    global _EMPTY_DIR
+    if _EMPTY_DIR is None or not os.path.isdir(_EMPTY_DIR):
+        _EMPTY_DIR = tempfile.mkdtemp(prefix="stratbox-sandbox-")
+        os.chmod(_EMPTY_DIR, 0o555)  # noqa: S103 - readable, writable by no one (hosts run as nobody)
+    return _EMPTY_DIR
+
+
+class _HostGone(Exception):
+    pass
+
+
+class _Host:
+    """One host process and its pipes."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.spawned_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-B", "-c", BOOT, json.dumps(_SEARCH_PATH), json.dumps(limits.to_dict())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            env={}, cwd=_empty_dir(), start_new_session=True, close_fds=True,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.wfd = self.proc.stdin.fileno()
+        self.rfd = self.proc.stdout.fileno()
+        os.set_blocking(self.wfd, False)
+        os.set_blocking(self.rfd, False)
+        self.buf = bytearray()
+        self.info: dict[str, Any] | None = None
+        self.tenant: str | None = None
+        self.loaded: dict[str, str] = {}  # instance_id -> fingerprint
+        self.dead = False
+        _LIVE_HOSTS.add(self)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return not self.dead and self.proc.poll() is None
+
+    def wait_ready(self) -> dict[str, Any]:
+        if self.info is None:
+            try:
+                reply = self._read_reply(time.monotonic() + self.limits.spawn_timeout)
+            except (_HostGone, TimeoutError):
+                self.kill()
+                raise SandboxError(ErrorCode.HOST_CRASHED, "the sandbox host failed to start") from None
+            self.info = reply.get("result") if isinstance(reply.get("result"), dict) else {}
+            self.info["startup_seconds"] = time.monotonic() - self.spawned_at
+        return self.info
+
+    def kill(self) -> None:
+        if not self.dead:
+            self.dead = True
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+            for f in (self.proc.stdin, self.proc.stdout):
+                try:
+                    if f is not None:
+                        f.close()
+                except OSError:
+                    pass
+
+    # ------------------------------------------------------------- I/O with deadlines
+    def _write(self, data: bytes, deadline: float) -> None:
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            _, w, _ = select.select([], [self.wfd], [], remaining)
+            if not w:
+                raise TimeoutError
+            try:
+                n = os.write(self.wfd, view[: 1 << 20])
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, OSError):
+                raise _HostGone from None
+            view = view[n:]
+
+    def _fill(self, need: int, deadline: float) -> None:
+        while len(self.buf) < need:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            r, _, _ = select.select([self.rfd], [], [], remaining)
+            if not r:
+                raise TimeoutError
+            try:
+                chunk = os.read(self.rfd, max(need - len(self.buf), 1 << 16))
+            except BlockingIOError:
+                continue
+            except OSError:
+                raise _HostGone from None
+            if not chunk:
+                raise _HostGone
+            self.buf += chunk
+
+    def _read_reply(self, deadline: float) -> dict[str, Any]:
+        self._fill(HEADER.size, deadline)
+        (length,) = HEADER.unpack(self.buf[: HEADER.size])
+        if length > self.limits.max_message_bytes:
+            raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"host reply of {length} bytes exceeds the limit")
+        self._fill(HEADER.size + length, deadline)
+        data = bytes(self.buf[HEADER.size : HEADER.size + length])
+        del self.buf[: HEADER.size + length]
+        try:
+            reply = json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply") from None
+        if not isinstance(reply, dict):
+            raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply")
+        return reply
+
+    def request(self, msg: dict[str, Any], timeout: float, what: str) -> Any:
+        """Send one request; return its result or raise a classified SandboxError."""
+        self.wait_ready()
+        payload = pickle.dumps(msg, protocol=5)
+        deadline = time.monotonic() + timeout + 0.05 + len(payload) / 200e6
+        try:
+            self._write(HEADER.pack(len(payload)) + payload, deadline)
+            reply = self._read_reply(deadline)
+        except TimeoutError:
+            self.kill()
+            raise SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped") from None
+        except _HostGone:
+            raise self._death_error(what) from None
+        except SandboxError:
+            self.kill()
+            raise
+        if reply.get("fatal"):
+            self.kill()
+        if reply.get("ok") is True:
+            return reply.get("result")
+        raise SandboxError.from_dict(reply.get("error"))
+
+    def _death_error(self, what: str) -> SandboxError:
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        self.kill()
+        if code == -signal.SIGXCPU:
+            return SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded the host's CPU limit")
+        if code == -signal.SIGSYS:
+            return SandboxError(ErrorCode.FORBIDDEN, f"{what} made a forbidden system call; the host was stopped")
+        return SandboxError(ErrorCode.HOST_CRASHED, f"the sandbox host died during {what} (exit status {code})")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclass
+class _Spec:
+    """What the client needs to (re)load an instance on any host."""
+
+    source: str
+    style: str
+    exit_source: str | None
+    config: dict[str, Any]
+    seed: int | None
+    fingerprint: str
+    config_schema: dict[str, Any] | None
+    state: Any = None
+    broker_state: dict[str, Any] | None = None
+    schema: dict[str, Any] = field(default_factory=dict)
+
+
+class SandboxClient:
+    """Pool of tenant-dedicated host processes (LRU, at most ``max_hosts``)."""
+
+    def __init__(self, limits: Limits | None = None, max_hosts: int = 8, prespawn: bool = True) -> None:
+        self.limits = limits or Limits()
+        self.max_hosts = max(1, max_hosts)
+        self.prespawn = prespawn
+        self._pool: OrderedDict[str, _Host] = OrderedDict()
+        self._specs: dict[tuple[str, str], _Spec] = {}
+        self._spare: _Host | None = None
+        self._lock = threading.RLock()
+        self.layers: dict[str, Any] = {}
+        self.hosts_spawned = 0
+
+    # ------------------------------------------------------------- pool
+    def _spawn(self) -> _Host:
+        self.hosts_spawned += 1
+        return _Host(self.limits)
+
+    def _host_for(self, tenant_id: str) -> _Host:
+        host = self._pool.get(tenant_id)
+        if host is not None and host.alive():
+            self._pool.move_to_end(tenant_id)
+            return host
+        if host is not None:
+            self._discard(tenant_id)
+        while len(self._pool) >= self.max_hosts:
+            _tenant, old = self._pool.popitem(last=False)
+            old.kill()
+        host = self._spare if self._spare is not None and self._spare.alive() else self._spawn()
+        self._spare = None
+        host.tenant = tenant_id
+        info = host.wait_ready()
+        self.layers = dict(info.get("layers") or {})
+        self._pool[tenant_id] = host
+        if self.prespawn:
+            self._spare = self._spawn()
+        return host
+
+    def _discard(self, tenant_id: str) -> None:
+        host = self._pool.pop(tenant_id, None)
+        if host is not None:
+            host.kill()
+
+    def _request(self, tenant_id: str, host: _Host, msg: dict[str, Any], timeout: float, what: str) -> Any:
+        try:
+            return host.request(msg, timeout, what)
+        finally:
+            if not host.alive():
+                if self._pool.get(tenant_id) is host:
+                    self._pool.pop(tenant_id, None)
+
+    def _load_on(self, host: _Host, tenant_id: str, instance_id: str, spec: _Spec, state: Any) -> dict[str, Any]:
+        sources = {"strategy.py": spec.source}
+        if spec.style == "signal_bundle":
+            sources = {"entry.py": spec.source, "exit.py": spec.exit_source or ""}
+        msg = {"cmd": "load", "instance_id": instance_id, "style": spec.style, "sources": sources,
+               "config": spec.config, "state": state, "seed": spec.seed, "config_schema": spec.config_schema,
+               "budget": self.limits.load_timeout}
+        result = self._request(tenant_id, host, msg, self.limits.load_timeout, "load")
+        host.loaded[instance_id] = spec.fingerprint
+        return result if isinstance(result, dict) else {}
+
+    def _ready(self, tenant_id: str, instance_id: str) -> tuple[_Host, _Spec]:
+        spec = self._specs.get((tenant_id, instance_id))
+        if spec is None:
+            raise SandboxError(ErrorCode.NOT_LOADED, f"instance {instance_id!r} is not loaded")
+        host = self._host_for(tenant_id)
+        if host.loaded.get(instance_id) != spec.fingerprint:
+            self._load_on(host, tenant_id, instance_id, spec, spec.state)
+        return host, spec
+
+    def _call(self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str) -> tuple[Any, _Spec]:
+        host, spec = self._ready(tenant_id, instance_id)
+        msg["instance_id"] = instance_id
+        msg["budget"] = timeout
+        return self._request(tenant_id, host, msg, timeout, what), spec
+
+    # ------------------------------------------------------------- public API
+    def load(self, tenant_id: str, instance_id: str, *, source: str, style: str = "tick", exit_source: str | None = None,
+             config: dict[str, Any], state: dict[str, Any] | None = None, seed: int | None = None, fingerprint: str = "",
+             config_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Compile and start an instance; returns ``{"config_schema", "state", "logs"}``."""
+        if style not in ("tick", "signal", "signal_bundle"):
+            raise SandboxError(ErrorCode.BAD_REQUEST, f"unknown style {style!r}")
+        if style == "signal_bundle" and exit_source is None:
+            raise SandboxError(ErrorCode.BAD_REQUEST, "a signal_bundle needs exit_source (exit.py)")
+        for text in (source, exit_source or ""):
+            if len(text.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
+                raise SandboxError(ErrorCode.TOO_LARGE, f"source is larger than {self.limits.max_source_bytes // 1024} KiB")
+        with self._lock:
+            self._specs.pop((tenant_id, instance_id), None)
+            spec = _Spec(source, style, exit_source, dict(config), seed, fingerprint or f"anon-{time.monotonic_ns()}",
+                         config_schema)
+            host = self._host_for(tenant_id)
+            host.loaded.pop(instance_id, None)
+            result = self._load_on(host, tenant_id, instance_id, spec, state)
+            spec.state = result.get("state")
+            spec.schema = result.get("config_schema") or {}
+            self._specs[(tenant_id, instance_id)] = spec
+            return {"config_schema": spec.schema, "state": spec.state, "logs": result.get("logs", [])}
+
+    def is_loaded(self, tenant_id: str, instance_id: str, fingerprint: str) -> bool:
+        spec = self._specs.get((tenant_id, instance_id))
+        return spec is not None and spec.fingerprint == fingerprint
+
+    def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            result, spec = self._call(tenant_id, instance_id, {"cmd": "tick", "tick": tick, "snapshot": snapshot},
+                                      self.limits.tick_timeout, "on_tick")
+            spec.state = result["state"]
+            return result  # type: ignore[no-any-return]
+
+    def render(self, tenant_id: str, instance_id: str) -> dict[str, Any]:
+        with self._lock:
+            result, _ = self._call(tenant_id, instance_id, {"cmd": "render"}, self.limits.render_timeout, "render")
+            return result  # type: ignore[no-any-return]
+
+    def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            result, spec = self._call(tenant_id, instance_id, {"cmd": "signal_cycle", "snapshot": snapshot},
+                                      self.limits.tick_timeout, "signal cycle")
+            spec.state = result["state"]
+            return result  # type: ignore[no-any-return]
+
+    def backtest(self, tenant_id: str, instance_id: str, bars: list[dict[str, Any]] | dict[str, list[float]],
+                 broker_params: dict[str, Any], market: str = "BT") -> dict[str, Any]:
+        """Run one chunk of bars inside the host; broker state carries over between chunks."""
+        if isinstance(bars, list):
+            columns: dict[str, list[Any]] = {k: [b.get(k) for b in bars] for k in ("ts", "open", "high", "low", "close", "volume")}
+        else:
+            columns = bars
+        with self._lock:
+            spec = self._specs.get((tenant_id, instance_id))
+            msg = {"cmd": "backtest", "bars": columns, "broker_params": broker_params,
+                   "broker_state": spec.broker_state if spec else None, "market": market}
+            result, spec = self._call(tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk")
+            spec.broker_state = result.get("broker")
+            spec.state = result.get("state", spec.state)
+            return result  # type: ignore[no-any-return]
+
+    def update_config(self, tenant_id: str, instance_id: str, config: dict[str, Any]) -> None:
+        with self._lock:
+            _, spec = self._call(tenant_id, instance_id, {"cmd": "update_config", "config": config},
+                                 self.limits.tick_timeout, "config update")
+            spec.config = {**spec.config, **config}
+
+    def unload(self, tenant_id: str, instance_id: str) -> None:
+        with self._lock:
+            spec = self._specs.pop((tenant_id, instance_id), None)
+            host = self._pool.get(tenant_id)
+            if spec is None or host is None or not host.alive():
+                return
+            host.loaded.pop(instance_id, None)
+            try:
+                self._request(tenant_id, host, {"cmd": "unload", "instance_id": instance_id}, 1.0, "unload")
+            except SandboxError:
+                pass
+
+    def host_info(self, tenant_id: str) -> dict[str, Any]:
+        """Boot report of the tenant's host (pid, layers, startup time); spawns one if needed."""
+        with self._lock:
+            host = self._host_for(tenant_id)
+            return dict(host.wait_ready())
+
+    def close(self) -> None:
+        with self._lock:
+            for host in list(self._pool.values()):
+                host.kill()
+            self._pool.clear()
+            if self._spare is not None:
+                self._spare.kill()
+                self._spare = None
+            self._specs.clear()
+
+    def __enter__(self) -> SandboxClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@atexit.register
+def _kill_all_hosts() -> None:
+    for host in list(_LIVE_HOSTS):
+        host.kill()

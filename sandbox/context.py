@@ -1,0 +1,269 @@
+"""The capability contexts handed to user code (trusted code running inside the host).
+
+A context never performs I/O: reads come from the snapshot the engine sent with the call and
+writes become *intents* returned to the engine, which re-checks them in trusted code. Order
+arguments are checked with exact types and finiteness; receipts say ``submitted`` (active),
+``shadow`` (observe) or ``rejected`` with a reason code. Every context is revoked when its call
+returns, so a context saved in ``render()`` or kept by a finaliser can no longer act.
+
+Internals live in ``_``-prefixed slots, which the policy makes unreachable from user code.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sandbox.limits import Limits
+from sandbox.outputs import copy_json
+from sandbox.sdk import OrderReceipt, Position
+
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+ORDER_SIDES = frozenset({"buy", "sell"})
+ORDER_TYPES = frozenset({"market", "limit"})
+
+
+_QUOTA_RECEIPT = OrderReceipt(None, "rejected", "ORDER_QUOTA_EXCEEDED")  # immutable, safe to share
+
+
+class ContextRevoked(RuntimeError):
+    """Raised when user code uses a context after its call returned."""
+
+
+class CallRecord:
+    """What one call into user code produced: logs, order intents, receipts, overflow flags."""
+
+    __slots__ = ("limits", "logs", "intents", "receipts", "log_overflow", "orders_attempted", "drop_logs", "logs_dropped")
+
+    def __init__(self, limits: Limits, drop_logs: bool = False) -> None:
+        self.limits = limits
+        self.logs: list[dict[str, str]] = []
+        self.intents: list[dict[str, Any]] = []
+        self.receipts: list[dict[str, Any]] = []
+        self.log_overflow = False
+        self.orders_attempted = 0
+        self.drop_logs = drop_logs  # backtests keep the first lines and count the rest
+        self.logs_dropped = 0
+
+    def log(self, level: Any, msg: Any) -> None:
+        if len(self.logs) >= self.limits.max_log_lines:
+            if self.drop_logs:
+                self.logs_dropped += 1
+            else:
+                self.log_overflow = True
+            return
+        level = level if type(level) is str and level in LOG_LEVELS else "info"
+        text = msg if type(msg) is str else str(msg)
+        if len(text) > self.limits.max_log_chars:
+            text = text[: self.limits.max_log_chars] + "…"
+        self.logs.append({"level": level, "msg": text})
+
+
+def order_problem(side: Any, qty: Any, type_: Any, price: Any, tag: Any) -> str | None:
+    """Reason code for refusing order arguments, or None. Exact types only: no lying subclasses."""
+    if type(side) is not str or side not in ORDER_SIDES:
+        return "INVALID_SIDE"
+    if type(qty) not in (int, float) or not math.isfinite(qty) or qty <= 0 or qty > 1e12:
+        return "INVALID_QTY"
+    if type(type_) is not str or type_ not in ORDER_TYPES:
+        return "INVALID_TYPE"
+    if type_ == "limit":
+        if type(price) not in (int, float) or not math.isfinite(price) or price <= 0:
+            return "INVALID_PRICE"
+    elif price is not None and (type(price) not in (int, float) or not math.isfinite(price) or price <= 0):
+        return "INVALID_PRICE"
+    if tag is not None and (type(tag) is not str or len(tag) > 64):
+        return "INVALID_TAG"
+    return None
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value)) if value is not None else Decimal(0)
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+
+
+class TickContext:
+    """``self.context`` during on_tick (mode from the snapshot) and render (read-only)."""
+
+    __slots__ = ("_rec", "_snap", "_revoked", "_readonly", "_seq", "_price")
+
+    def __init__(self, rec: CallRecord, snapshot: dict[str, Any], price: Any = None, readonly: bool = False) -> None:
+        self._rec = rec
+        self._snap = snapshot
+        self._revoked = False
+        self._readonly = readonly
+        self._seq = 0
+        quote = snapshot.get("quote") or {}
+        self._price = price if price is not None else quote.get("price")
+
+    def _check(self) -> None:
+        if self._revoked:
+            raise ContextRevoked("this context is no longer valid: a context only works during the call that received it")
+
+    def _revoke(self) -> None:
+        self._revoked = True
+
+    @property
+    def mode(self) -> str:
+        self._check()
+        return "observe" if self._snap.get("mode") != "active" else "active"
+
+    @property
+    def now(self) -> float | None:
+        self._check()
+        return self._snap.get("now")
+
+    @property
+    def market(self) -> str | None:
+        self._check()
+        return (self._snap.get("quote") or {}).get("market")
+
+    def get_price(self) -> float | None:
+        self._check()
+        return self._price
+
+    def get_quote(self) -> dict[str, Any] | None:
+        self._check()
+        return copy_json(self._snap.get("quote"))
+
+    def get_orders(self) -> list[dict[str, Any]]:
+        self._check()
+        return copy_json(self._snap.get("orders") or [])
+
+    def get_position(self) -> dict[str, Any] | None:
+        self._check()
+        return copy_json(self._snap.get("position"))
+
+    def get_positions(self) -> list[dict[str, Any]]:
+        self._check()
+        return copy_json(self._snap.get("positions") or [])
+
+    def get_balance(self) -> Decimal:
+        self._check()
+        return _decimal(self._snap.get("balance"))
+
+    def log(self, msg: Any, level: Any = "info") -> None:
+        self._check()
+        self._rec.log(level, msg)
+
+    def place_order(self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None) -> OrderReceipt:
+        self._check()
+        rec = self._rec
+        rec.orders_attempted += 1
+        if len(rec.intents) >= rec.limits.max_orders_per_call:  # cheap path for order floods
+            if len(rec.receipts) < rec.limits.max_orders_per_call * 2:
+                rec.receipts.append({"client_order_id": None, "status": "rejected", "reason": "ORDER_QUOTA_EXCEEDED"})
+            return _QUOTA_RECEIPT
+        if self._readonly:
+            return self._reject(None, "READ_ONLY_CALL")
+        reason = order_problem(side, qty, type, price, tag)
+        if reason is not None:
+            return self._reject(None, reason)
+        if len(rec.intents) >= rec.limits.max_orders_per_call:
+            return self._reject(None, "ORDER_QUOTA_EXCEEDED")
+        self._seq += 1
+        prefix = self._snap.get("order_id_prefix") or "order"
+        coid = f"{prefix}-{self._seq}"
+        status = "submitted" if self._snap.get("mode") == "active" else "shadow"
+        rec.intents.append({
+            "kind": "order", "client_order_id": coid, "side": side, "qty": float(qty), "type": type,
+            "price": float(price) if price is not None else None, "tag": tag,
+        })
+        rec.receipts.append({"client_order_id": coid, "status": status, "reason": None})
+        return OrderReceipt(coid, status, None)
+
+    def _reject(self, coid: str | None, reason: str) -> OrderReceipt:
+        if len(self._rec.receipts) < self._rec.limits.max_orders_per_call * 2:
+            self._rec.receipts.append({"client_order_id": coid, "status": "rejected", "reason": reason})
+        return OrderReceipt(coid, "rejected", reason)
+
+
+class SignalContext:
+    """``ctx`` of should_enter/should_exit: market data, config, persistent state, logging."""
+
+    __slots__ = ("_rec", "_snap", "_revoked", "_config", "_state", "_history")
+
+    def __init__(self, rec: CallRecord, snapshot: dict[str, Any], config: Any, state: dict[str, Any], history: tuple[float, ...]) -> None:
+        self._rec = rec
+        self._snap = snapshot
+        self._revoked = False
+        self._config = config
+        self._state = state
+        self._history = history
+
+    def _check(self) -> None:
+        if self._revoked:
+            raise ContextRevoked("this context is no longer valid: a context only works during the call that received it")
+
+    def _revoke(self) -> None:
+        self._revoked = True
+
+    @property
+    def config(self) -> Any:
+        self._check()
+        return self._config
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """Your persistent, JSON-serialisable state (mutate it in place)."""
+        self._check()
+        return self._state
+
+    @property
+    def market(self) -> str | None:
+        self._check()
+        return (self._snap.get("quote") or {}).get("market")
+
+    @property
+    def now(self) -> float | None:
+        self._check()
+        return self._snap.get("now")
+
+    @property
+    def mode(self) -> str:
+        self._check()
+        return "observe" if self._snap.get("mode") != "active" else "active"
+
+    @property
+    def history(self) -> tuple[float, ...]:
+        """Recent prices, oldest first (at most 1000)."""
+        self._check()
+        return self._history
+
+    def get_price(self, market: Any = None) -> float | None:
+        self._check()
+        quote = self._snap.get("quote") or {}
+        if market is None or market == quote.get("market"):
+            return quote.get("price")
+        for q in self._snap.get("quotes") or []:
+            if q.get("market") == market:
+                return q.get("price")
+        return None
+
+    def get_positions(self) -> list[Position]:
+        self._check()
+        return [make_position(p) for p in self._snap.get("positions") or []]
+
+    def get_balance(self) -> Decimal:
+        self._check()
+        return _decimal(self._snap.get("balance"))
+
+    def log(self, msg: Any, level: Any = "info") -> None:
+        self._check()
+        self._rec.log(level, msg)
+
+
+def make_position(p: dict[str, Any]) -> Position:
+    return Position(
+        position_id=str(p.get("position_id", "")),
+        market=p.get("market"),
+        side=p.get("side", "long"),
+        qty=p.get("qty"),
+        entry_price=p.get("entry_price", p.get("avg_price")),
+        current_price=p.get("current_price"),
+        unrealized_pnl=p.get("unrealized_pnl"),
+        opened_at=p.get("opened_at"),
+    )
