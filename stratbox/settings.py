@@ -170,7 +170,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 # "mandatory" in production; "none" on a laptop, where there is no mail server.
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="none")
 ACCOUNT_LOGOUT_ON_GET = False
-ACCOUNT_ADAPTER = "tenants.adapters.TenantAccountAdapter"
+ACCOUNT_ADAPTER = "stratbox.trading.adapters.TradingAccountAdapter"
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="stratbox@localhost")
 
