@@ -76,8 +76,10 @@ class StrategyVersion(models.Model):
         ordering = ["definition", "-number"]
         constraints = [
             models.UniqueConstraint(fields=["definition", "number"], name="uniq_version_number"),
-            models.UniqueConstraint(fields=["definition", "sha256"], name="uniq_version_content"),
         ]
+        # Not unique: re-uploading an *older* version's content (a revert) is a new version; only a
+        # re-upload identical to the latest one is a duplicate (checked in services under a row lock).
+        indexes = [models.Index(fields=["definition", "sha256"], name="strategy_version_content_idx")]
 
     def __str__(self) -> str:
         return f"{self.definition.key} v{self.number}"
