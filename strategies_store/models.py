@@ -65,6 +65,8 @@ class StrategyVersion(models.Model):
     # Over every file of the upload, so an identical re-upload is detected.
     sha256 = models.CharField(max_length=64)
     config_schema = models.JSONField(default=dict, blank=True)
+    # PostgreSQL's jsonb does not keep key order; the author's field order is kept here for forms.
+    config_field_order = models.JSONField(default=list, blank=True)
     validation_report = models.JSONField(default=dict, blank=True)
     notes = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
@@ -83,3 +85,10 @@ class StrategyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition.key} v{self.number}"
+
+    @property
+    def config_schema_ordered(self) -> dict:
+        """The schema in the order its author wrote it (fields missing from the order list come last)."""
+        schema = self.config_schema or {}
+        order = [name for name in self.config_field_order or [] if name in schema]
+        return {name: schema[name] for name in [*order, *(n for n in schema if n not in order)]}

@@ -125,6 +125,7 @@ def _next_version(
         bundle_config=validated.bundle_config,
         sha256=validated.sha256,
         config_schema=validated.config_schema,
+        config_field_order=list(validated.config_schema),
         validation_report=validated.validation_report,
         notes=notes[:200],
         created_by=author if getattr(author, "is_authenticated", False) else None,

@@ -1,24 +1,43 @@
-"""Instance pages: list, create (config form generated from the version's CONFIG_SCHEMA), detail
-(identity read-only, config form with server errors by field, mode controls)."""
+"""Instance pages: list (live status), create (config form generated from the version's
+CONFIG_SCHEMA), detail (identity, config, runtime widgets, controls; tabs Overview, Execution
+history, Live activity), and the control endpoints (mode, pause/resume, test run).
+
+Controls call the same services as the REST API; refusals (an UPPER_SNAKE code) are shown as a
+message, never as a traceback. htmx requests (`HX-Request`) get fragments, others full pages."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
 from frontend.access import tenant_view
 from frontend.forms import InstanceConfigForm, InstanceCreateForm, add_service_errors
-from frontend.selectors import accounts_for_tenant, markets_active
+from frontend.selectors import (
+    accounts_for_tenant,
+    governance_status,
+    instance_actions,
+    instance_performance,
+    instance_rows,
+    instance_runs,
+    instance_runtime,
+    markets_active,
+)
+from stratbox.engine.control import EngineRuleError, PauseReason, instance_pause, instance_resume
+from stratbox.engine.execution import test_run
 from stratbox.instances.selectors import instance_get
-from stratbox.instances.selectors import instance_list as instance_list_query
 from stratbox.instances.services import instance_create as instance_create_service
 from stratbox.instances.services import instance_set_mode, instance_update_config
 from strategies_store.selectors import strategy_get_by_key, strategy_list, version_get, version_list
+
+logger = logging.getLogger(__name__)
 
 MODE_ACTIONS = {
     # target mode -> (button label, message)
@@ -33,8 +52,16 @@ MODE_ACTIONS = {
 
 @tenant_view
 def instance_list(request: HttpRequest) -> HttpResponse:
-    instances = instance_list_query(tenant=request.tenant)  # type: ignore[attr-defined]
-    return render(request, "frontend/instances/list.html", {"instances": instances})
+    rows = instance_rows(tenant=request.tenant)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "frontend/instances/list.html",
+        {
+            "rows": rows,
+            "can_write": request.membership.can_write,  # type: ignore[attr-defined]
+            "pause_reasons": PAUSE_REASONS,
+        },
+    )
 
 
 def _create_choices(request: HttpRequest, key: str, number: Any) -> dict[str, Any]:
@@ -52,7 +79,7 @@ def _create_choices(request: HttpRequest, key: str, number: Any) -> dict[str, An
         "versions": versions,
         "accounts": accounts_for_tenant(tenant=tenant),
         "markets": markets_active(),
-        "schema": (version.config_schema or {}) if version else {},
+        "schema": version.config_schema_ordered if version else {},
         "definition": definition,
         "version": version,
     }
@@ -146,10 +173,31 @@ def _mode_controls(instance: Any, can_write: bool) -> list[dict[str, Any]]:
     return controls
 
 
+TABS = (("overview", "Overview"), ("history", "Execution history"), ("live", "Live activity"))
+
+# How a pause reason reads to a person; the code itself is shown next to it.
+PAUSE_REASONS = {
+    PauseReason.USER: "paused by a user",
+    PauseReason.DAILY_LOSS_LIMIT: "daily loss limit reached",
+    PauseReason.CIRCUIT_BREAKER: "too many consecutive failed runs",
+    PauseReason.KILL_SWITCH: "the tenant's kill switch is on",
+}
+
+
+def _back(request: HttpRequest, instance: Any) -> HttpResponse:
+    """Back to where the control was used (the list posts `next`), else to the detail page."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("frontend:instance_detail", instance_id=instance.id)
+
+
 @tenant_view(write=True)
 def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
     instance = _instance_or_404(request, instance_id)
-    schema = instance.version.config_schema or {}
+    schema = instance.version.config_schema_ordered
     status = 200
     if request.method == "POST":
         form = InstanceConfigForm(
@@ -167,29 +215,57 @@ def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
             except ValidationError as exc:
                 add_service_errors(form, exc.detail)
             else:
-                reloaded = updated.config_revision != instance.config_revision
-                messages.success(
-                    request,
-                    "Saved. The instance reloads with the new config (state reset)."
-                    if reloaded
-                    else "Saved. The change applies on the next run, without a reload.",
-                )
+                if updated.config_revision != instance.config_revision:
+                    note = "Saved. The strategy reloads with the new config (its state resets)."
+                elif updated.config != instance.config:
+                    note = "Saved. Every changed config field is live: applied without a reload, state kept."
+                else:
+                    note = "Saved. The change applies on the next run, without a reload."
+                messages.success(request, note)
                 return redirect("frontend:instance_detail", instance_id=instance.id)
         status = 400
     else:
         form = InstanceConfigForm(schema=schema, values=instance.config, initial=_config_initial(instance))
+    tenant = request.tenant  # type: ignore[attr-defined]
     can_write = request.membership.can_write  # type: ignore[attr-defined]
+    tab = request.GET.get("tab", "overview")
+    if tab not in dict(TABS):
+        tab = "overview"
+    runtime = instance_runtime(instance=instance)
     return render(
         request,
         "frontend/instances/detail.html",
         {
             "instance": instance,
+            "definition": instance.version.definition,
             "form": form,
             "controls": _mode_controls(instance, can_write),
             "can_write": can_write,
+            "runtime": runtime,
+            "pause_label": PAUSE_REASONS.get(runtime.get("pause_reason") or "", ""),
+            "perf": instance_performance(tenant=tenant, instance=instance),
+            "actions": instance_actions(tenant=tenant, instance=instance),
+            "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
+            "governance": governance_status(tenant=tenant, instance=instance),
+            "tabs": TABS,
+            "tab": tab,
+            "live_fields": [n for n, spec in schema.items() if spec.get("live")],
         },
         status=status,
     )
+
+
+@require_GET
+@tenant_view
+def instance_runs_fragment(request: HttpRequest, instance_id: str) -> HttpResponse:
+    """The execution history (filter + page), as the htmx fragment or inside the full page."""
+    instance = _instance_or_404(request, instance_id)
+    if not request.headers.get("HX-Request"):
+        query = request.GET.copy()
+        query["tab"] = "history"
+        return redirect(f"{reverse('frontend:instance_detail', args=[instance.id])}?{query.urlencode()}")
+    runs = instance_runs(tenant=request.tenant, instance=instance, params=request.GET)  # type: ignore[attr-defined]
+    return render(request, "frontend/instances/_runs.html", {"instance": instance, "runs": runs})
 
 
 @require_POST
@@ -206,5 +282,61 @@ def instance_mode(request: HttpRequest, instance_id: str) -> HttpResponse:
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else ""
         messages.error(request, f"{exc.detail}{f' [{code}]' if code else ''}")
     else:
-        messages.success(request, MODE_ACTIONS.get(updated.mode, ("", f"Mode: {updated.mode}"))[1])
-    return redirect("frontend:instance_detail", instance_id=instance.id)
+        messages.success(request, f"{updated.name}: {MODE_ACTIONS.get(updated.mode, ('', updated.mode))[1]}")
+    return _back(request, instance)
+
+
+@require_POST
+@tenant_view(write=True)
+def instance_pause_view(request: HttpRequest, instance_id: str) -> HttpResponse:
+    instance = _instance_or_404(request, instance_id)
+    try:
+        changed = instance_pause(instance=instance, reason=PauseReason.USER, actor=request.user)
+    except EngineRuleError as err:
+        messages.error(request, f"{err.message} [{err.code}]")
+    else:
+        messages.success(
+            request,
+            f"{instance.name} paused: no ticks, no orders, no rendering until resumed; its state is kept."
+            if changed
+            else f"{instance.name} was already paused.",
+        )
+    return _back(request, instance)
+
+
+@require_POST
+@tenant_view(write=True)
+def instance_resume_view(request: HttpRequest, instance_id: str) -> HttpResponse:
+    instance = _instance_or_404(request, instance_id)
+    try:
+        changed = instance_resume(instance=instance, actor=request.user)
+    except EngineRuleError as err:
+        messages.error(request, f"{err.message} [{err.code}]")
+    else:
+        messages.success(
+            request, f"{instance.name} resumed." if changed else f"{instance.name} was not paused."
+        )
+    return _back(request, instance)
+
+
+@require_POST
+@tenant_view(write=True)
+def instance_test_run(request: HttpRequest, instance_id: str) -> HttpResponse:
+    """One dry cycle now (nothing reaches a broker); the result is shown inline through htmx."""
+    instance = _instance_or_404(request, instance_id)
+    try:
+        run, extra = test_run(instance, actor=request.user)
+    except Exception:  # the engine could not even start the run: say so, never a traceback
+        logger.exception("test run of %s failed", instance.pk)
+        context: dict[str, Any] = {"failure": "The test run could not be started. Please retry in a moment."}
+    else:
+        context = {"run": run, **extra}
+    context["instance"] = instance
+    if request.headers.get("HX-Request"):
+        return render(request, "frontend/instances/_test_run.html", context)
+    if "run" in context:
+        status_word = "OK" if context["run"].status == "ok" else context["run"].status.upper()
+        messages.info(request, f"Test run {status_word}: {len(context['run'].actions)} action(s).")
+    else:
+        messages.error(request, context["failure"])
+    return redirect(f"{reverse('frontend:instance_detail', args=[instance.id])}?tab=history")

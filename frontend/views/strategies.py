@@ -220,6 +220,6 @@ def strategy_version(request: HttpRequest, strategy_id: str, number: int) -> Htt
             "definition": definition,
             "version": version,
             "files": [{"name": n, "lines": (t or "").splitlines()} for n, t in files],
-            "schema": version.config_schema or {},
+            "schema": version.config_schema_ordered,
         },
     )

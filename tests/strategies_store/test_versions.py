@@ -180,3 +180,10 @@ def test_diff_against_a_named_version(api_client: Any, tick_strategy: Any, user:
     assert body["from_number"] == 1 and body["files"][0]["changed"] is False
     resp = api_client.get(f"{versions_url(tick_strategy.id)}3/diff/?against=7")
     upload_error(resp, attr="against")
+
+
+def test_config_fields_keep_the_authors_order_through_the_database(tick_version: Any) -> None:
+    # "window" before "side" as written; jsonb alone would return them sorted by key length.
+    reloaded = StrategyVersion.objects.get(pk=tick_version.pk)
+    assert reloaded.config_field_order == ["window", "side"]
+    assert list(reloaded.config_schema_ordered) == ["window", "side"]
