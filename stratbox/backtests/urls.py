@@ -1,5 +1,14 @@
-"""API v1 routes of this app (mounted under /api/v1/)."""
+"""API v1 routes of backtests (mounted under /api/v1/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from stratbox.backtests import apis
+
+urlpatterns = [
+    path("backtests/", apis.BacktestListCreateApi.as_view(), name="backtest-list"),
+    path("backtests/compare/", apis.BacktestCompareApi.as_view(), name="backtest-compare"),
+    path("backtests/<uuid:backtest_id>/", apis.BacktestDetailApi.as_view(), name="backtest-detail"),
+    path("backtests/<uuid:backtest_id>/trades/", apis.BacktestTradesApi.as_view(), name="backtest-trades"),
+    path("backtests/<uuid:backtest_id>/equity/", apis.BacktestEquityApi.as_view(), name="backtest-equity"),
+    path("backtests/<uuid:backtest_id>/cancel/", apis.BacktestCancelApi.as_view(), name="backtest-cancel"),
+]

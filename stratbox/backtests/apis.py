@@ -1,0 +1,207 @@
+"""Backtests REST API (/api/v1/backtests/...): create, list, detail, trades, equity, cancel, compare.
+
+Thin views: parse, scope (selectors take the tenant, so another tenant's id is a 404), call one
+service, shape the answer. Viewers read; writes need owner/member.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
+from stratbox.backtests.models import Backtest, BacktestStatus
+from stratbox.backtests.selectors import (
+    backtest_get,
+    backtest_list,
+    backtest_trade_list,
+    instance_get_for_tenant,
+    market_get,
+    version_get_for_tenant,
+)
+from stratbox.backtests.serializers import BacktestCreateInput, BacktestOutput, BacktestTradeOutput
+from stratbox.backtests.services import (
+    BacktestInvalid,
+    BacktestNotCancellable,
+    BarsSpec,
+    backtest_cancel,
+    backtest_create,
+    csv_sha256,
+)
+from tenants.scoping import TenantScopedApi, not_found
+
+COMPARED_METRICS = (
+    "total_return",
+    "win_rate",
+    "max_drawdown",
+    "sharpe",
+    "sortino",
+    "exposure",
+    "num_trades",
+)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "BACKTEST_FINISHED"
+
+
+def _backtest_or_404(request: Request, backtest_id: Any) -> Backtest:
+    bt = backtest_get(tenant=request.tenant, backtest_id=backtest_id)  # type: ignore[attr-defined]
+    if bt is None:
+        raise not_found("Backtest not found.")
+    return bt
+
+
+def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpec:
+    upload = data.get("csv")
+    if upload is not None:
+        raw = upload.read()
+        try:
+            cols = parse_bars_csv(raw)
+        except CsvInvalid as exc:
+            messages = [str(e) for e in exc.errors]
+            if exc.total > len(exc.errors):
+                messages.append(f"... and {exc.total - len(exc.errors)} more bad rows")
+            raise serializers.ValidationError({"csv": messages}) from exc
+        return BarsSpec(
+            csv_bars=cols,
+            csv_filename=getattr(upload, "name", "") or "upload.csv",
+            csv_sha256=csv_sha256(raw),
+            interval_seconds=data["interval_seconds"],
+            extra={"market_code": instance.market.code if instance is not None else "CSV"},
+        )
+    if "market" in data:
+        market = market_get(market=data["market"])
+        if market is None:
+            raise serializers.ValidationError({"market": "unknown market"})
+    else:
+        market = instance.market
+    return BarsSpec(
+        market=market, start=data["start"], end=data["end"], interval_seconds=data["interval_seconds"]
+    )
+
+
+class BacktestListCreateApi(TenantScopedApi):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get(self, request: Request) -> Response:
+        qs = backtest_list(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            status=request.query_params.get("status") or None,
+        )
+        if request.query_params.get("status") and request.query_params["status"] not in BacktestStatus.values:
+            raise serializers.ValidationError({"status": f"one of {', '.join(BacktestStatus.values)}"})
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(BacktestOutput(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        data_in = BacktestCreateInput(data=request.data)
+        data_in.is_valid(raise_exception=True)
+        data = data_in.validated_data
+        tenant = request.tenant  # type: ignore[attr-defined]
+        version = instance = None
+        if "version" in data:
+            version = version_get_for_tenant(tenant=tenant, version_id=data["version"])
+            if version is None:
+                raise serializers.ValidationError({"version": "unknown strategy version"})
+        else:
+            instance = instance_get_for_tenant(tenant=tenant, instance_id=data["instance"])
+            if instance is None:
+                raise serializers.ValidationError({"instance": "unknown instance"})
+        bars = _bars_spec(request, data, instance)
+        try:
+            bt = backtest_create(
+                tenant=tenant,
+                actor=request.user,
+                bars=bars,
+                version=version,
+                instance=instance,
+                config=data.get("config"),
+                starting_capital=data.get("starting_capital"),
+                slippage_bps=data.get("slippage_bps"),
+                fee_bps=data.get("fee_bps"),
+                chunk_bars=data.get("chunk_bars"),
+                name=data.get("name", ""),
+            )
+        except BacktestInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from exc
+        return Response(BacktestOutput(bt).data, status=status.HTTP_201_CREATED)
+
+
+class BacktestDetailApi(TenantScopedApi):
+    def get(self, request: Request, backtest_id: Any) -> Response:
+        return Response(BacktestOutput(_backtest_or_404(request, backtest_id)).data)
+
+
+class BacktestTradesApi(TenantScopedApi):
+    def get(self, request: Request, backtest_id: Any) -> Response:
+        bt = _backtest_or_404(request, backtest_id)
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(backtest_trade_list(backtest=bt), request, view=self)
+        return paginator.get_paginated_response(BacktestTradeOutput(page, many=True).data)
+
+
+class BacktestEquityApi(TenantScopedApi):
+    """The stored (downsampled) equity curve and the trade markers for the chart."""
+
+    MAX_MARKERS = 2000
+
+    def get(self, request: Request, backtest_id: Any) -> Response:
+        bt = _backtest_or_404(request, backtest_id)
+        markers: list[dict[str, Any]] = []
+        for t in backtest_trade_list(backtest=bt)[: self.MAX_MARKERS // 2]:
+            markers.append(
+                {"ts": t.entry_ts, "price": t.entry_price, "kind": "entry", "side": t.side, "seq": t.seq}
+            )
+            if t.exit_ts is not None:
+                markers.append(
+                    {"ts": t.exit_ts, "price": t.exit_price, "kind": "exit", "side": t.side, "seq": t.seq}
+                )
+        return Response(
+            {
+                "backtest_id": str(bt.pk),
+                "status": bt.status,
+                "starting_capital": str(bt.starting_capital),
+                "points": bt.equity_curve,
+                "markers": markers,
+                "markers_truncated": (bt.num_trades or 0) > self.MAX_MARKERS // 2,
+            }
+        )
+
+
+class BacktestCancelApi(TenantScopedApi):
+    def post(self, request: Request, backtest_id: Any) -> Response:
+        bt = _backtest_or_404(request, backtest_id)
+        try:
+            bt = backtest_cancel(backtest=bt, actor=request.user)
+        except BacktestNotCancellable as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(BacktestOutput(bt).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BacktestCompareApi(TenantScopedApi):
+    """Two backtests side by side, with b - a for every metric both have."""
+
+    def get(self, request: Request) -> Response:
+        ids = {}
+        for key in ("a", "b"):
+            value = request.query_params.get(key)
+            if not value:
+                raise serializers.ValidationError({key: "required: a backtest id"})
+            ids[key] = value
+        a = _backtest_or_404(request, ids["a"])
+        b = _backtest_or_404(request, ids["b"])
+        diff: dict[str, float | None] = {}
+        for name in COMPARED_METRICS:
+            va, vb = getattr(a, name), getattr(b, name)
+            diff[name] = (vb - va) if va is not None and vb is not None else None
+        if a.pnl is not None and b.pnl is not None:
+            diff["pnl"] = float(b.pnl - a.pnl)
+        return Response({"a": BacktestOutput(a).data, "b": BacktestOutput(b).data, "diff": diff})

@@ -1,0 +1,42 @@
+"""The paper broker's fill-model parameters, as handed to the sandbox host for a backtest.
+
+One source of truth with ``stratbox.trading``: ``paper_broker_params`` gives the paper broker's
+slippage/fee (global defaults, or an instance's paper account's own values) — so a backtest "reusing an instance" fills exactly like that
+instance's paper trading does.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from stratbox.instances.models import StrategyInstance
+from stratbox.trading.brokers import paper_broker_params
+
+
+def broker_params_for(
+    *,
+    capital: Decimal,
+    slippage_bps: float | None = None,
+    fee_bps: float | None = None,
+    instance: StrategyInstance | None = None,
+) -> dict[str, Any]:
+    """The JSON-safe broker parameters stored with a backtest (provenance) and sent to the host.
+
+    Explicit ``slippage_bps``/``fee_bps`` (a what-if run) override the paper broker's values.
+    """
+    params: dict[str, Any] = {"starting_balance": float(capital)}
+    params.update(paper_broker_params(instance.account if instance is not None else None))
+    if slippage_bps is not None:
+        params["slippage_bps"] = float(slippage_bps)
+    if fee_bps is not None:
+        params["fee_bps"] = float(fee_bps)
+    if instance is not None:
+        # Signal-style strategies are sized by the engine from the capital allocation.
+        params["sizing"] = {
+            "method": instance.sizing_method,
+            "capital_per_trade": float(instance.capital_per_trade),
+            "max_positions": instance.max_positions,
+            "max_position_size": float(instance.max_position_size),
+        }
+    return params

@@ -1,0 +1,68 @@
+"""Reads for backtests. Every selector takes the tenant: another tenant's backtest is never found."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+
+from stratbox.backtests.models import Backtest, BacktestTrade
+from stratbox.instances.models import StrategyInstance
+from stratbox.markets.models import Market
+from strategies_store.models import StrategyVersion
+from tenants.models import Tenant
+
+
+def backtest_list(
+    *, tenant: Tenant, status: str | None = None, version_id: UUID | None = None
+) -> QuerySet[Backtest]:
+    qs = Backtest.objects.filter(tenant=tenant).defer("equity_curve")
+    if status:
+        qs = qs.filter(status=status)
+    if version_id:
+        qs = qs.filter(version_id=version_id)
+    return qs
+
+
+def backtest_get(*, tenant: Tenant, backtest_id: UUID | str) -> Backtest | None:
+    try:
+        return Backtest.objects.filter(tenant=tenant, pk=backtest_id).first()
+    except (ValueError, TypeError):  # not a UUID: it cannot exist
+        return None
+
+
+def backtest_trade_list(*, backtest: Backtest) -> QuerySet[BacktestTrade]:
+    return BacktestTrade.objects.filter(backtest=backtest).order_by("seq")
+
+
+def version_get_for_tenant(*, tenant: Tenant, version_id: UUID | str) -> StrategyVersion | None:
+    """A version the tenant may run: its own definitions' or the catalog's."""
+    try:
+        return (
+            StrategyVersion.objects.select_related("definition")
+            .filter(Q(definition__tenant=tenant) | Q(definition__tenant__isnull=True), pk=version_id)
+            .first()
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def instance_get_for_tenant(*, tenant: Tenant, instance_id: UUID | str) -> StrategyInstance | None:
+    try:
+        return (
+            StrategyInstance.objects.select_related("version__definition", "market")
+            .filter(tenant=tenant, pk=instance_id)
+            .first()
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def market_get(*, market: int | str) -> Market | None:
+    """A market by id or by code (``SIM:BTC/USDT``). Markets are shared by all tenants."""
+    if isinstance(market, int) or (isinstance(market, str) and market.isdigit()):
+        return Market.objects.filter(pk=int(market)).first()
+    if isinstance(market, str) and ":" in market:
+        venue, symbol = market.split(":", 1)
+        return Market.objects.filter(venue=venue, symbol=symbol).first()
+    return None

@@ -1,0 +1,207 @@
+"""Writes for backtests: create (from a version or an instance's version + config), cancel.
+
+The run itself lives in :mod:`stratbox.backtests.runner` (called by the Celery task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from sandbox.schema import apply_config
+from stratbox.backtests.bars import market_bars_count
+from stratbox.backtests.csvbars import BarColumns
+from stratbox.backtests.fillmodel import broker_params_for
+from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestUpload
+from stratbox.instances.models import StrategyInstance
+from stratbox.markets.models import Market
+from strategies_store.models import StrategyVersion
+from tenants.models import Tenant
+from tenants.services import audit_record
+
+DEFAULT_CHUNK_BARS = 50_000
+MAX_BARS = 5_000_000
+
+
+class BacktestInvalid(Exception):
+    """Bad input; ``errors`` maps a field name to its messages (the API returns them as a 400)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+
+
+@dataclass
+class BarsSpec:
+    """Where the bars come from: a market + [start, end) of stored bars, or parsed CSV columns."""
+
+    market: Market | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    interval_seconds: int = 60
+    csv_bars: BarColumns | None = None
+    csv_filename: str = ""
+    csv_sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _enqueue(backtest_id: str) -> None:
+    from stratbox.backtests.tasks import backtest_run_task
+
+    backtest_run_task.delay(backtest_id)
+
+
+@transaction.atomic
+def backtest_create(
+    *,
+    tenant: Tenant,
+    actor: AbstractBaseUser | None,
+    bars: BarsSpec,
+    version: StrategyVersion | None = None,
+    instance: StrategyInstance | None = None,
+    config: dict[str, Any] | None = None,
+    starting_capital: Decimal | None = None,
+    slippage_bps: float | None = None,
+    fee_bps: float | None = None,
+    chunk_bars: int | None = None,
+    name: str = "",
+) -> Backtest:
+    """Create a queued backtest and enqueue its run after commit.
+
+    With ``instance`` ("reuse instance config") the instance's version, config and capital
+    allocation are snapshotted; an explicit ``config`` is not allowed alongside it.
+    """
+    errors: dict[str, list[str]] = {}
+    if (version is None) == (instance is None):
+        raise BacktestInvalid({"version": ["give exactly one of version or instance"]})
+    if instance is not None:
+        if instance.tenant_id != tenant.pk:  # selectors already scope; this is a second lock on the door
+            raise BacktestInvalid({"instance": ["not found"]})
+        version = instance.version
+        raw_config = dict(instance.config)
+        if starting_capital is None:
+            starting_capital = instance.total_capital
+    else:
+        raw_config = dict(config or {})
+    assert version is not None
+    clean, config_errors = apply_config(version.config_schema or {}, raw_config)
+    for name_, msg in config_errors.items():
+        errors.setdefault(f"config.{name_}" if name_ != "__all__" else "config", []).append(msg)
+    capital = Decimal(starting_capital) if starting_capital is not None else Decimal("10000.00")
+    if capital <= 0:
+        errors.setdefault("starting_capital", []).append("must be > 0")
+    if bars.csv_bars is None:
+        if bars.market is None:
+            errors.setdefault("market", []).append("give a market and a date range, or upload a CSV")
+        elif bars.start is None or bars.end is None or bars.start >= bars.end:
+            errors.setdefault("end", []).append("end must be after start")
+        else:
+            total = market_bars_count(
+                market_id=bars.market.pk,
+                interval_seconds=bars.interval_seconds,
+                start=bars.start,
+                end=bars.end,
+            )
+            if total == 0:
+                errors.setdefault("start", []).append(
+                    f"no stored {bars.interval_seconds}s bars of {bars.market.code} in this range"
+                )
+            elif total > MAX_BARS:
+                errors.setdefault("end", []).append(f"{total} bars is more than {MAX_BARS}")
+    if errors:
+        raise BacktestInvalid(errors)
+    bars_total = len(bars.csv_bars) if bars.csv_bars is not None else total
+    definition = version.definition
+    params = broker_params_for(
+        capital=capital,
+        slippage_bps=slippage_bps,
+        fee_bps=fee_bps,
+        instance=instance,
+    )
+    backtest = Backtest.objects.create(
+        tenant=tenant,
+        name=name or f"{definition.key} v{version.number}",
+        version=version,
+        version_sha256=version.sha256,
+        strategy_key=definition.key,
+        style=definition.style,
+        config=clean,
+        instance=instance,
+        starting_capital=capital,
+        broker_params=params,
+        source=BacktestSource.CSV if bars.csv_bars is not None else BacktestSource.BARS,
+        market=bars.market,
+        market_code=bars.market.code if bars.market else bars.extra.get("market_code", "CSV"),
+        start=bars.start,
+        end=bars.end,
+        interval_seconds=bars.interval_seconds,
+        csv_filename=bars.csv_filename[:200],
+        csv_sha256=bars.csv_sha256,
+        chunk_bars=chunk_bars or DEFAULT_CHUNK_BARS,
+        bars_total=bars_total,
+        created_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    if bars.csv_bars is not None:
+        BacktestUpload.objects.create(backtest=backtest, rows=len(bars.csv_bars), bars=bars.csv_bars.pack())
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="backtest.create",
+        target=backtest,
+        after={
+            "version": str(version.pk),
+            "sha256": version.sha256,
+            "config": clean,
+            "source": backtest.source,
+            "market": backtest.market_code,
+            "bars": bars_total,
+        },
+    )
+    backtest_id = str(backtest.pk)
+    transaction.on_commit(lambda: _enqueue(backtest_id))
+    return backtest
+
+
+def csv_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BacktestNotCancellable(Exception):
+    pass
+
+
+@transaction.atomic
+def backtest_cancel(*, backtest: Backtest, actor: AbstractBaseUser | None) -> Backtest:
+    """Cancel a queued run at once; ask a running one to stop (it does so before its next chunk)."""
+    bt = Backtest.objects.select_for_update().get(pk=backtest.pk)
+    if bt.is_finished:
+        raise BacktestNotCancellable(f"the backtest already {bt.status}")
+    now = timezone.now()
+    before = bt.status
+    bt.cancel_requested_at = bt.cancel_requested_at or now
+    fields = ["cancel_requested_at"]
+    if bt.status == BacktestStatus.QUEUED:
+        bt.status = BacktestStatus.CANCELLED
+        bt.finished_at = now
+        fields += ["status", "finished_at"]
+    bt.save(update_fields=fields)
+    audit_record(
+        tenant=bt.tenant,
+        actor=actor,
+        action="backtest.cancel",
+        target=bt,
+        before={"status": before},
+        after={"status": bt.status},
+    )
+    if bt.status == BacktestStatus.CANCELLED:
+        from stratbox.backtests.events import progress_publish
+
+        transaction.on_commit(lambda: progress_publish(bt))
+    return bt
