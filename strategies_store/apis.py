@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import LimitOffsetPagination
@@ -39,6 +40,7 @@ from strategies_store.serializers import (
     StrategyOutput,
     StrategyUpdateInput,
     UploadDocInput,
+    UploadErrorResponse,
     VersionDiffOutput,
     VersionMetaInput,
     VersionOutput,
@@ -57,6 +59,7 @@ from strategies_store.validation import (
     too_large_issue,
 )
 from tenants.scoping import TenantScopedMixin
+from tenants.throttling import UploadThrottle
 
 # --- errors ----------------------------------------------------------------------------------------
 
@@ -276,8 +279,12 @@ STRATEGY_LIST_PARAMS = [
 ]
 
 
+# Query parameters validated by hand (not through a filterset), so their 400s are declared here.
+@extend_validation_errors(["invalid"], field_name="builtin", methods=["get"])
+@extend_validation_errors(["invalid"], field_name="style", methods=["get"])
 class StrategyListCreateApi(StoreApi):
     serializer_class = StrategyOutput
+    throttle_classes = [UploadThrottle]  # each upload compiles in a sandbox host process
 
     @extend_schema(parameters=STRATEGY_LIST_PARAMS, responses=StrategyOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -293,7 +300,7 @@ class StrategyListCreateApi(StoreApi):
 
     @extend_schema(
         request={"multipart/form-data": UploadDocInput, "application/json": UploadDocInput},
-        responses={201: StrategyOutput, 400: OpenApiResponse(description="validation_error")},
+        responses={201: StrategyOutput, 400: UploadErrorResponse},
     )
     def post(self, request: Request) -> Response:
         meta = StrategyMetaInput(data=request.data)
@@ -359,6 +366,7 @@ class StrategyDetailApi(StoreApi):
 @extend_schema(parameters=[STRATEGY_ID])
 class VersionListCreateApi(StoreApi):
     serializer_class = VersionSummaryOutput
+    throttle_classes = [UploadThrottle]
 
     @extend_schema(responses=VersionSummaryOutput(many=True))
     def get(self, request: Request, strategy_id: str) -> Response:
@@ -370,6 +378,7 @@ class VersionListCreateApi(StoreApi):
         responses={
             201: VersionUploadOutput,
             200: OpenApiResponse(VersionUploadOutput, description="identical to the latest: duplicate=true"),
+            400: UploadErrorResponse,
         },
     )
     def post(self, request: Request, strategy_id: str) -> Response:
@@ -415,6 +424,7 @@ class VersionDetailApi(StoreApi):
 
 
 @extend_schema(parameters=[STRATEGY_ID, VERSION_NUMBER])
+@extend_validation_errors(["invalid"], field_name="against", methods=["get"])
 class VersionDiffApi(StoreApi):
     serializer_class = VersionDiffOutput
 

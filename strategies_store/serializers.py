@@ -58,6 +58,25 @@ class StrategyUpdateInput(serializers.Serializer):
         return attrs
 
 
+class UploadErrorItem(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="e.g. COMPILE_ERROR, FORBIDDEN_IMPORT, TOO_LARGE, BAD_FILE_TYPE, required"
+    )
+    detail = serializers.CharField()
+    attr = serializers.CharField(
+        allow_null=True, help_text="The field the client sent: file, source, entry, ..."
+    )
+    line = serializers.IntegerField(allow_null=True, required=False, help_text="1-based; null when not code")
+    col = serializers.IntegerField(allow_null=True, required=False)
+
+
+class UploadErrorResponse(serializers.Serializer):
+    """The standard validation error body of an upload; code positions add `line` and `col`."""
+
+    type = serializers.ChoiceField(choices=["validation_error", "client_error"])
+    errors = UploadErrorItem(many=True)
+
+
 class UploadDocInput(serializers.Serializer):
     """Documentation-only: every field an upload may carry (tick: `file`/`source`; bundle: the rest)."""
 

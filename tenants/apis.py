@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
 from rest_framework import exceptions, generics, permissions, serializers, status
 from rest_framework.fields import get_error_detail
 from rest_framework.request import Request
@@ -58,6 +59,7 @@ from tenants.services import (
     token_create,
     token_revoke,
 )
+from tenants.throttling import TokenCreateThrottle
 
 
 @contextmanager
@@ -100,7 +102,8 @@ class TenantSwitchApi(TenantScopedApi):
 
     @extend_schema(
         request=TenantSwitchInput,
-        responses=TenantOutput,
+        # 403: a token-authenticated caller (tokens are bound to their tenant).
+        responses={200: TenantOutput, 403: ErrorResponse403Serializer},
         summary="Choose the tenant a browser session acts in",
         description="Session users only; an API token is bound to its tenant. Not a member: 404.",
     )
@@ -127,6 +130,7 @@ class TokenListCreateApi(TenantScopedMixin, generics.ListAPIView):
 
     serializer_class = TokenOutput
     filter_backends: list[Any] = []
+    throttle_classes = [TokenCreateThrottle]
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant

@@ -45,7 +45,7 @@ def instance_list(*, tenant: Tenant, filters: Mapping[str, Any] | None = None) -
         return queryset
     filterset = InstanceFilter(data=filters, queryset=queryset)
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise ValidationError(filterset.errors.as_data())  # as_data keeps each error's code
     return filterset.qs
 
 
