@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import pickle
 import select
@@ -69,6 +70,11 @@ class _Host:
         self.rfd = self.proc.stdout.fileno()
         os.set_blocking(self.wfd, False)
         os.set_blocking(self.rfd, False)
+        # One registered poll object per pipe instead of building select() sets on every wait.
+        self.rpoll = select.poll()
+        self.rpoll.register(self.rfd, select.POLLIN)
+        self.wpoll = select.poll()
+        self.wpoll.register(self.wfd, select.POLLOUT)
         self.buf = bytearray()
         self.info: dict[str, Any] | None = None
         self.tenant: str | None = None
@@ -90,8 +96,10 @@ class _Host:
             except (_HostGone, TimeoutError):
                 self.kill()
                 raise SandboxError(ErrorCode.HOST_CRASHED, "the sandbox host failed to start") from None
-            self.info = reply.get("result") if isinstance(reply.get("result"), dict) else {}
-            self.info["startup_seconds"] = time.monotonic() - self.spawned_at
+            result = reply.get("result")
+            info: dict[str, Any] = dict(result) if isinstance(result, dict) else {}
+            info["startup_seconds"] = time.monotonic() - self.spawned_at
+            self.info = info
         return self.info
 
     def kill(self) -> None:
@@ -113,31 +121,30 @@ class _Host:
                     pass
 
     # ------------------------------------------------------------- I/O with deadlines
+    @staticmethod
+    def _wait(poller: select.poll, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(max(1, math.ceil(remaining * 1000))):
+            raise TimeoutError
+
     def _write(self, data: bytes, deadline: float) -> None:
+        # Write first, wait only when the pipe is full: a small request costs one syscall.
         view = memoryview(data)
         while view:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            _, w, _ = select.select([], [self.wfd], [], remaining)
-            if not w:
-                raise TimeoutError
             try:
                 n = os.write(self.wfd, view[: 1 << 20])
             except BlockingIOError:
+                self._wait(self.wpoll, deadline)
                 continue
             except (BrokenPipeError, OSError):
                 raise _HostGone from None
             view = view[n:]
+            if view and time.monotonic() >= deadline:
+                raise TimeoutError
 
     def _fill(self, need: int, deadline: float) -> None:
         while len(self.buf) < need:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            r, _, _ = select.select([self.rfd], [], [], remaining)
-            if not r:
-                raise TimeoutError
+            self._wait(self.rpoll, deadline)
             try:
                 chunk = os.read(self.rfd, max(need - len(self.buf), 1 << 16))
             except BlockingIOError:
@@ -157,7 +164,7 @@ class _Host:
         data = bytes(self.buf[HEADER.size : HEADER.size + length])
         del self.buf[: HEADER.size + length]
         try:
-            reply = json.loads(data, parse_constant=_refuse_constant)
+            reply = _DECODER.decode(data.decode("utf-8"))
         except (ValueError, RecursionError):
             raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply") from None
         if not isinstance(reply, dict):
@@ -201,6 +208,9 @@ class _Host:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # strict (no NaN/Infinity), built once
 
 
 @dataclass
@@ -265,11 +275,17 @@ class SandboxClient:
 
     def _request(self, tenant_id: str, host: _Host, msg: dict[str, Any], timeout: float, what: str) -> Any:
         try:
-            return host.request(msg, timeout, what)
-        finally:
-            if not host.alive():
-                if self._pool.get(tenant_id) is host:
-                    self._pool.pop(tenant_id, None)
+            result = host.request(msg, timeout, what)
+        except BaseException:
+            self._drop_if_dead(tenant_id, host)
+            raise
+        if host.dead:  # a fatal reply: the host was killed after answering
+            self._drop_if_dead(tenant_id, host)
+        return result
+
+    def _drop_if_dead(self, tenant_id: str, host: _Host) -> None:
+        if not host.alive() and self._pool.get(tenant_id) is host:
+            self._pool.pop(tenant_id, None)
 
     def _load_on(self, host: _Host, tenant_id: str, instance_id: str, spec: _Spec, state: Any) -> dict[str, Any]:
         sources = {"strategy.py": spec.source}
@@ -296,6 +312,14 @@ class SandboxClient:
         msg["instance_id"] = instance_id
         msg["budget"] = timeout
         return self._request(tenant_id, host, msg, timeout, what), spec
+
+    def _call_dict(self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str
+                   ) -> tuple[dict[str, Any], _Spec]:
+        """A call whose result must be an object (hosts are untrusted: anything else is a crash)."""
+        result, spec = self._call(tenant_id, instance_id, msg, timeout, what)
+        if not isinstance(result, dict):
+            raise SandboxError(ErrorCode.HOST_CRASHED, f"the host sent a malformed {what} result")
+        return result, spec
 
     # ------------------------------------------------------------- public API
     def load(self, tenant_id: str, instance_id: str, *, source: str, style: str = "tick", exit_source: str | None = None,
@@ -327,22 +351,22 @@ class SandboxClient:
 
     def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            result, spec = self._call(tenant_id, instance_id, {"cmd": "tick", "tick": tick, "snapshot": snapshot},
+            result, spec = self._call_dict(tenant_id, instance_id, {"cmd": "tick", "tick": tick, "snapshot": snapshot},
                                       self.limits.tick_timeout, "on_tick")
             spec.state = result["state"]
-            return result  # type: ignore[no-any-return]
+            return result
 
     def render(self, tenant_id: str, instance_id: str) -> dict[str, Any]:
         with self._lock:
-            result, _ = self._call(tenant_id, instance_id, {"cmd": "render"}, self.limits.render_timeout, "render")
-            return result  # type: ignore[no-any-return]
+            result, _ = self._call_dict(tenant_id, instance_id, {"cmd": "render"}, self.limits.render_timeout, "render")
+            return result
 
     def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            result, spec = self._call(tenant_id, instance_id, {"cmd": "signal_cycle", "snapshot": snapshot},
+            result, spec = self._call_dict(tenant_id, instance_id, {"cmd": "signal_cycle", "snapshot": snapshot},
                                       self.limits.tick_timeout, "signal cycle")
             spec.state = result["state"]
-            return result  # type: ignore[no-any-return]
+            return result
 
     def backtest(self, tenant_id: str, instance_id: str, bars: list[dict[str, Any]] | dict[str, list[float]],
                  broker_params: dict[str, Any], market: str = "BT") -> dict[str, Any]:
@@ -355,10 +379,10 @@ class SandboxClient:
             spec = self._specs.get((tenant_id, instance_id))
             msg = {"cmd": "backtest", "bars": columns, "broker_params": broker_params,
                    "broker_state": spec.broker_state if spec else None, "market": market}
-            result, spec = self._call(tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk")
+            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk")
             spec.broker_state = result.get("broker")
             spec.state = result.get("state", spec.state)
-            return result  # type: ignore[no-any-return]
+            return result
 
     def update_config(self, tenant_id: str, instance_id: str, config: dict[str, Any]) -> None:
         with self._lock:

@@ -57,14 +57,14 @@ DENIED_SYSCALLS = {
 }
 
 
-def _libc() -> Any:
+def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
 def set_pdeathsig() -> bool:
     import signal
 
-    ok = _libc().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    ok = int(_libc().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)) == 0
     if os.getppid() == 1:  # the client died before we armed it
         os._exit(0)
     return ok
@@ -73,7 +73,7 @@ def set_pdeathsig() -> bool:
 def unshare_network() -> bool:
     if os.geteuid() != 0:
         return False
-    return _libc().unshare(CLONE_NEWNET) == 0
+    return int(_libc().unshare(CLONE_NEWNET)) == 0
 
 
 def apply_rlimits(memory_bytes: int, open_files: int, cpu_seconds: int) -> dict[str, bool]:
@@ -115,11 +115,11 @@ def drop_privileges() -> bool:
 
 
 def set_nondumpable() -> bool:
-    return _libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    return int(_libc().prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
 
 
 def set_no_new_privs() -> bool:
-    return _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+    return int(_libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) == 0
 
 
 class _SockFilter(ctypes.Structure):
@@ -150,8 +150,8 @@ def install_seccomp() -> bool:
     filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
     fprog = _SockFprog(len(prog), filters)
     libc = _libc()
-    libc.prctl.argtypes = None
-    return libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
+    libc.prctl.argtypes = None  # type: ignore[assignment]  # None = no prototype (valid; the stub omits it)
+    return int(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)) == 0
 
 
 def confine(memory_bytes: int, open_files: int, cpu_seconds: int) -> dict[str, Any]:

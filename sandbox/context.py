@@ -78,6 +78,25 @@ def order_problem(side: Any, qty: Any, type_: Any, price: Any, tag: Any) -> str 
     return None
 
 
+def _copy_dict(value: Any) -> dict[str, Any] | None:
+    """A fresh copy of a snapshot object (None when absent or not an object)."""
+    return {k: copy_json(v) for k, v in value.items()} if type(value) is dict else None
+
+
+def _copy_list(value: Any) -> list[dict[str, Any]]:
+    """A fresh copy of a snapshot list of objects (entries that are not objects are dropped)."""
+    if type(value) is not list and type(value) is not tuple:
+        return []
+    return [{k: copy_json(v) for k, v in item.items()} for item in value if type(item) is dict]
+
+
+def _price(value: Any) -> float | None:
+    """A snapshot price: a finite number or None."""
+    if (type(value) is int or type(value) is float) and math.isfinite(value):
+        return value
+    return None
+
+
 def _decimal(value: Any) -> Decimal:
     try:
         return Decimal(str(value)) if value is not None else Decimal(0)
@@ -127,19 +146,19 @@ class TickContext:
 
     def get_quote(self) -> dict[str, Any] | None:
         self._check()
-        return copy_json(self._snap.get("quote"))
+        return _copy_dict(self._snap.get("quote"))
 
     def get_orders(self) -> list[dict[str, Any]]:
         self._check()
-        return copy_json(self._snap.get("orders") or [])
+        return _copy_list(self._snap.get("orders"))
 
     def get_position(self) -> dict[str, Any] | None:
         self._check()
-        return copy_json(self._snap.get("position"))
+        return _copy_dict(self._snap.get("position"))
 
     def get_positions(self) -> list[dict[str, Any]]:
         self._check()
-        return copy_json(self._snap.get("positions") or [])
+        return _copy_list(self._snap.get("positions"))
 
     def get_balance(self) -> Decimal:
         self._check()
@@ -237,10 +256,10 @@ class SignalContext:
         self._check()
         quote = self._snap.get("quote") or {}
         if market is None or market == quote.get("market"):
-            return quote.get("price")
+            return _price(quote.get("price"))
         for q in self._snap.get("quotes") or []:
-            if q.get("market") == market:
-                return q.get("price")
+            if type(q) is dict and q.get("market") == market:
+                return _price(q.get("price"))
         return None
 
     def get_positions(self) -> list[Position]:

@@ -65,7 +65,7 @@ class SandboxError(Exception):
         message = data.get("message")
         line = data.get("line")
         tb = data.get("traceback")
-        if code not in ErrorCode.__members__ or not isinstance(message, str):
+        if not isinstance(code, str) or code not in ErrorCode.__members__ or not isinstance(message, str):
             return cls(ErrorCode.HOST_CRASHED, "host sent a malformed error")
         return cls(
             ErrorCode(code),

@@ -21,7 +21,7 @@ BOOT = "import sys,json;sys.path[:0]=json.loads(sys.argv[1]);from sandbox.host i
 
 def _preload() -> None:
     """Import lazily-imported modules now: after seccomp no file can be opened."""
-    import _strptime  # noqa: F401 - datetime.strptime
+    import _strptime  # type: ignore[import-not-found]  # noqa: F401 - datetime.strptime (CPython-private, no stub)
     import encodings.ascii  # noqa: F401
     import encodings.latin_1  # noqa: F401
     import encodings.utf_8  # noqa: F401
@@ -57,14 +57,33 @@ class Host:
         self.load_args: dict[str, dict[str, Any]] = {}
         self.dirty: set[str] = set()
         self.cpu_hard = 24 * 3600
+        # Last arming of RLIMIT_CPU: (budget, CPU seconds used then, monotonic time then, soft limit).
+        self._armed: tuple[float, float, float, int] | None = None
 
     def _arm_cpu(self, budget: float) -> None:
+        """Keep the soft CPU limit between ``used + budget + 1`` and ``used + budget + 2`` seconds.
+
+        Re-arming costs two syscalls (getrusage + prlimit); on the tick path they are skipped while
+        the previous arming still guarantees that window. The host is single-threaded, so its CPU
+        time grows no faster than the monotonic clock: ``used_then + (now - then)`` bounds the CPU
+        used now from above, which keeps the lower edge; the soft limit never moves up without a
+        fresh measurement, which keeps the upper edge.
+        """
+        now = time.monotonic()
+        armed = self._armed
+        if armed is not None:
+            a_budget, a_used, a_at, a_soft = armed
+            if a_budget == budget and a_used + (now - a_at) + budget + 1 <= a_soft:
+                return
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        soft = int(usage.ru_utime + usage.ru_stime + budget) + 2
+        used = usage.ru_utime + usage.ru_stime
+        soft = min(int(used + budget) + 2, self.cpu_hard)
         try:
-            resource.setrlimit(resource.RLIMIT_CPU, (min(soft, self.cpu_hard), self.cpu_hard))
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, self.cpu_hard))
         except (ValueError, OSError):
-            pass
+            self._armed = None
+            return
+        self._armed = (budget, used, now, soft)
 
     def _instance(self, instance_id: str) -> Any:
         from sandbox.errors import ErrorCode, SandboxError
@@ -78,6 +97,9 @@ class Host:
             args["state"] = json.loads(inst.good_state_json)
             args["config"] = dict(inst.config)
             broker = inst.backtest
+            del inst
+            self.instances.pop(instance_id, None)
+            _collect()  # the failed incarnation's cycles go now, inside this call's budget
             inst = self._build(instance_id, args)
             inst.backtest = broker
             self.instances[instance_id] = inst
@@ -107,7 +129,8 @@ class Host:
             return analyze(msg["source"], msg.get("style", "tick"), msg.get("filename", "strategy.py"), self.limits)
         if cmd == "load":
             args = {k: msg.get(k) for k in ("style", "sources", "config", "state", "seed", "config_schema")}
-            self.instances.pop(iid, None)
+            if self.instances.pop(iid, None) is not None:
+                _collect()
             self.dirty.discard(iid)
             inst = self._build(iid, args)
             self.instances[iid] = inst
@@ -117,15 +140,16 @@ class Host:
             self.instances.pop(iid, None)
             self.load_args.pop(iid, None)
             self.dirty.discard(iid)
+            _collect()
             return None
         inst = self._instance(iid)
         try:
             if cmd == "tick":
-                return inst.tick(msg["tick"], msg["snapshot"])
+                return inst.tick(msg["tick"], msg["snapshot"], raw_state=True)
             if cmd == "render":
                 return inst.render()
             if cmd == "signal_cycle":
-                return inst.signal_cycle(msg["snapshot"])
+                return inst.signal_cycle(msg["snapshot"], raw_state=True)
             if cmd == "update_config":
                 inst.update_config(msg["config"])
                 self.load_args[iid]["config"] = dict(inst.config)
@@ -140,11 +164,12 @@ class Host:
 
     def serve(self, rfd: int, wfd: int) -> None:
         from sandbox.errors import ErrorCode, SandboxError
-        from sandbox.protocol import read_frame, write_frame
+        from sandbox.protocol import FrameReader, write_frame
 
+        reader = FrameReader(rfd)
         while True:
             try:
-                raw = read_frame(rfd, 1 << 31)
+                raw = reader.read(1 << 31)
             except EOFError:
                 return
             fatal = False
@@ -164,7 +189,7 @@ class Host:
                 reply = {"ok": False, "error": SandboxError(ErrorCode.HOST_CRASHED, f"host error: {type(exc).__name__}: {exc}"[:500]).to_dict()}
             reply["fatal"] = fatal
             try:
-                data = json.dumps(reply, allow_nan=False, separators=(",", ":")).encode()
+                data = _encode_reply(reply)
             except (ValueError, TypeError, RecursionError) as exc:
                 data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
                     ErrorCode.BAD_OUTPUT, f"result is not JSON: {exc}"[:300]).to_dict()}).encode()
@@ -177,6 +202,35 @@ class Host:
             write_frame(wfd, data)
             if fatal:
                 os._exit(3)
+
+
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # built once, not per reply
+
+
+def _encode_reply(reply: dict[str, Any]) -> bytes:
+    """Strict JSON of a reply; a state already checked by ``check_json`` is spliced in as text."""
+    from sandbox.runtime import RawJSON
+
+    result = reply.get("result")
+    if type(result) is dict and type(result.get("state")) is RawJSON:
+        rest = dict(result)
+        state: str = rest.pop("state")
+        # Put "result" last so the text ends with the two closing braces of result and reply.
+        head = _ENCODER.encode({"ok": reply["ok"], "fatal": reply["fatal"], "result": rest})
+        sep = "," if rest else ""
+        return (head[:-2] + sep + '"state":' + state + "}}").encode()
+    return _ENCODER.encode(reply).encode()
+
+
+def _collect() -> None:
+    """Collect an unloaded instance's cyclic garbage now, inside the request's budget.
+
+    User code cannot run in finalisers (the policy refuses ``__del__`` and yields inside
+    ``try``/``with``), so this frees memory; it does not run anything of the user's.
+    """
+    import gc
+
+    gc.collect()
 
 
 def main() -> None:

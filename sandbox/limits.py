@@ -27,6 +27,7 @@ class Limits:
     max_state_bytes: int = 256 * 1024
     max_render_bytes: int = 512 * 1024
     max_json_depth: int = 32
+    max_history: int = 1000  # signal-style ctx.history length (persisted with the state)
     max_message_bytes: int = 64 * 1024 * 1024  # a host reply larger than this is refused
 
     def to_dict(self) -> dict[str, Any]:

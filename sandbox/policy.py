@@ -182,6 +182,8 @@ class StratboxPolicy(RestrictingNodeTransformer):
         super().__init__(errors, warnings, used_names)
         self.issues: list[CompileIssue] = []
         self.imports: list[str] = []
+        # Per function scope: how many try/with blocks enclose the node being visited.
+        self._cleanup_depth: list[int] = [0]
 
     # errors carry line/col so uploads can point at them
     def error(self, node: ast.AST, info: str) -> None:
@@ -242,6 +244,47 @@ class StratboxPolicy(RestrictingNodeTransformer):
             and not value.keywords
         )
 
+    # Finalisers: a suspended generator is closed when it is garbage-collected, which runs the
+    # ``finally``/``except`` clauses and ``__exit__`` around its ``yield`` -- user code at an
+    # arbitrary later moment, outside any call's budget and inside another call. So a ``yield``
+    # may not sit inside ``try``/``with`` (and ``__del__`` may not be defined): closing a user
+    # generator then executes nothing of the user's.
+    def _enter_scope(self, visit: Callable[[Any], Any], node: ast.AST) -> Any:
+        self._cleanup_depth.append(0)
+        try:
+            return visit(node)
+        finally:
+            self._cleanup_depth.pop()
+
+    def _enter_cleanup(self, visit: Callable[[Any], Any], node: ast.AST) -> Any:
+        self._cleanup_depth[-1] += 1
+        try:
+            return visit(node)
+        finally:
+            self._cleanup_depth[-1] -= 1
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+        return self._enter_scope(super().visit_FunctionDef, node)
+
+    def visit_Lambda(self, node: ast.Lambda) -> Any:
+        return self._enter_scope(super().visit_Lambda, node)
+
+    def visit_Try(self, node: ast.Try) -> Any:
+        return self._enter_cleanup(super().visit_Try, node)
+
+    def _check_yield(self, node: ast.Yield | ast.YieldFrom) -> None:
+        if self._cleanup_depth[-1]:
+            self.error(node, "yield inside try/with is not allowed: its cleanup would run when the generator "
+                             "is garbage-collected, outside any call")
+
+    def visit_Yield(self, node: ast.Yield) -> Any:
+        self._check_yield(node)
+        return super().visit_Yield(node)
+
+    def visit_YieldFrom(self, node: ast.YieldFrom) -> Any:
+        self._check_yield(node)
+        return super().visit_YieldFrom(node)
+
     # No guard is needed for these (see the module docstring); keep the plain bytecode.
     def visit_Subscript(self, node: ast.Subscript) -> Any:
         return self.node_contents_visit(node)
@@ -256,7 +299,7 @@ class StratboxPolicy(RestrictingNodeTransformer):
         return self.node_contents_visit(node)
 
     def visit_With(self, node: ast.With) -> Any:
-        return self.node_contents_visit(node)
+        return self._enter_cleanup(self.node_contents_visit, node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> Any:
         # ``self.n += 1`` becomes ``_write_(self).n += 1`` (the target visit adds the guard).
@@ -373,6 +416,8 @@ def compile_source(source: str, filename: str, max_bytes: int = 256 * 1024, max_
 
 class ModuleProxy:
     """A read-only, per-instance stand-in for an allowed module: only the curated names exist."""
+
+    _sb_name: str  # set with object.__setattr__ ("_" names are unreachable from user code)
 
     def __init__(self, name: str, names: dict[str, Any]) -> None:
         self.__dict__.update(names)

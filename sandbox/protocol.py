@@ -36,3 +36,31 @@ def read_frame(fd: int, max_bytes: int) -> bytes:
     if length > max_bytes:
         raise ValueError(f"frame of {length} bytes exceeds {max_bytes}")
     return read_exact(fd, length)
+
+
+class FrameReader:
+    """Blocking frame reader with a buffer: a small request costs one ``read`` syscall, not two."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = bytearray()
+
+    def _fill(self, need: int) -> None:
+        while len(self.buf) < need:
+            chunk = os.read(self.fd, max(need - len(self.buf), self.CHUNK))
+            if not chunk:
+                raise EOFError("pipe closed")
+            self.buf += chunk
+
+    def read(self, max_bytes: int) -> bytes:
+        self._fill(HEADER.size)
+        (length,) = HEADER.unpack_from(self.buf)
+        if length > max_bytes:
+            raise ValueError(f"frame of {length} bytes exceeds {max_bytes}")
+        end = HEADER.size + length
+        self._fill(end)
+        data = bytes(self.buf[HEADER.size : end])
+        del self.buf[:end]
+        return data

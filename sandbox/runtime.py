@@ -24,9 +24,19 @@ from sandbox.outputs import check_json, check_widgets
 from sandbox.policy import CompileIssue, PolicyViolation, Runtime, compile_source, make_globals
 from sandbox.schema import apply_config, live_fields, validate_config_schema
 
+# Signal-style ``ctx.history`` travels inside the persisted state under this reserved key, so a
+# worker that reloads an instance with its saved state keeps the history. User code never sees it.
+HISTORY_KEY = "_sb_history"
+
 TICK_STYLES = frozenset({"tick"})
 SIGNAL_STYLES = frozenset({"signal", "signal_bundle"})
 STYLES = TICK_STYLES | SIGNAL_STYLES
+
+
+class RawJSON(str):
+    """JSON text already checked by :func:`check_json`; the host splices it into its reply as is."""
+
+    __slots__ = ()
 
 
 def issue_error(issue: CompileIssue) -> SandboxError:
@@ -51,7 +61,7 @@ class Instance:
         self.rec = CallRecord(limits)
         self.rt.log = self._log
         self.user_files = frozenset(sources)
-        self.history: deque[float] = deque(maxlen=1000)
+        self.history: deque[float] = deque(maxlen=max(0, limits.max_history))
         self.last_snapshot: dict[str, Any] = {}
         self.backtest: Any = None
         self.obj: Any = None
@@ -76,6 +86,7 @@ class Instance:
         if state is None:
             state = self._initial_state()
         else:
+            state = self._take_history(state)
             self._check_state(state)
             state = json.loads(json.dumps(state))
         self._set_state(state)
@@ -83,7 +94,7 @@ class Instance:
         if self.obj is not None and hasattr(type(self.obj), "on_load"):
             self._user_call(self.obj.on_load)
         self.load_logs = load_rec.logs
-        self.good_state_json = self._check_state(self._get_state())
+        self.good_state_json = self._finish(load_rec)
 
     # ----------------------------------------------------------------- loading
     def _exec_file(self, filename: str, source: str) -> dict[str, Any]:
@@ -98,8 +109,8 @@ class Instance:
         self._user_call(lambda: exec(code, g))  # noqa: S102 - the point of the sandbox
         return g
 
-    def _classes(self, base: type) -> list[type]:
-        found: list[type] = []
+    def _classes(self, base: type) -> list[type[Any]]:
+        found: list[type[Any]] = []
         for g in self.globals.values():
             for value in g.values():
                 if (isinstance(value, type) and issubclass(value, base) and value is not base
@@ -117,7 +128,9 @@ class Instance:
             if len(classes) > 1:
                 names = ", ".join(sorted(c.__name__ for c in classes))
                 raise SandboxError(ErrorCode.AMBIGUOUS_STRATEGY_CLASS, f"more than one strategy class: {names}")
-            cls = classes[0]
+            # An arbitrary user class (its __new__ comes from its bases; user code cannot define one):
+            # allocate without running user __init__.
+            cls: Any = classes[0]
             self.obj = cls.__new__(cls)
             raw_schema = cls.__dict__.get("CONFIG_SCHEMA", getattr(cls, "CONFIG_SCHEMA", {}))
             if self.style == "signal":
@@ -140,6 +153,8 @@ class Instance:
         except SandboxError as exc:
             raise SandboxError(ErrorCode.BAD_SCHEMA, exc.message) from None
         schema = json.loads(json.dumps(raw_schema))
+        if type(schema) is not dict:
+            raise SandboxError(ErrorCode.BAD_SCHEMA, "CONFIG_SCHEMA must be a dict literal")
         errors = validate_config_schema(schema)
         if errors:
             field, msg = sorted(errors.items())[0]
@@ -165,9 +180,23 @@ class Instance:
         else:
             self.state = state
 
+    def _take_history(self, state: Any) -> Any:
+        """Signal styles: move a persisted history out of the state (bounded; bad entries dropped)."""
+        if self.style not in SIGNAL_STYLES or type(state) is not dict or HISTORY_KEY not in state:
+            return state
+        state = dict(state)
+        saved = state.pop(HISTORY_KEY)
+        if type(saved) is list:
+            self.history.clear()
+            self.history.extend(float(p) for p in saved[-(self.history.maxlen or 0):]
+                                if (type(p) is int or type(p) is float) and math.isfinite(p))
+        return state
+
     def _check_state(self, state: Any) -> str:
         if type(state) is not dict:
             raise SandboxError(ErrorCode.BAD_STATE, f"state must be a dict, not {type(state).__name__}")
+        if self.style in SIGNAL_STYLES and HISTORY_KEY in state:
+            raise SandboxError(ErrorCode.BAD_STATE, f"the state key {HISTORY_KEY!r} is reserved")
         return check_json(state, what="state", code=ErrorCode.BAD_STATE,
                           max_depth=self.limits.max_json_depth, max_bytes=self.limits.max_state_bytes)
 
@@ -223,12 +252,20 @@ class Instance:
         return last, "Traceback (most recent call last):\n" + "\n".join(lines[-40:]) + "\n" + _describe_exception(exc)
 
     def _finish(self, rec: CallRecord) -> str:
-        """After a call: validate state, remember it as the last good one."""
+        """After a call: validate state, remember it as the last good one (signal styles: + history)."""
         text = self._check_state(self._get_state())
+        if self.style in SIGNAL_STYLES and self.history:
+            # Trusted, finite floats only (see signal_cycle); bounded by limits.max_history.
+            history = json.dumps(list(self.history), separators=(",", ":"))
+            sep = "" if text == "{}" else ","
+            text = text[:-1] + sep + json.dumps(HISTORY_KEY) + ":" + history + "}"
         self.good_state_json = text
         return text
 
-    def tick(self, tick: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    def _state_out(self, text: str, raw: bool) -> Any:
+        return RawJSON(text) if raw else json.loads(text)
+
+    def tick(self, tick: dict[str, Any], snapshot: dict[str, Any], *, raw_state: bool = False) -> dict[str, Any]:
         if self.obj is None or self.style != "tick":
             raise SandboxError(ErrorCode.BAD_REQUEST, "tick() needs a tick-style strategy")
         t = make_tick(tick)
@@ -241,7 +278,7 @@ class Instance:
         finally:
             self._revoke_obj_context()
         text = self._finish(rec)
-        return {"intents": rec.intents, "state": json.loads(text), "logs": rec.logs, "receipts": rec.receipts}
+        return {"intents": rec.intents, "state": self._state_out(text, raw_state), "logs": rec.logs, "receipts": rec.receipts}
 
     def render(self) -> dict[str, Any]:
         rec = self.rec = CallRecord(self.limits)
@@ -255,16 +292,17 @@ class Instance:
             finally:
                 self._revoke_obj_context()
         out = check_widgets(payload, max_depth=self.limits.max_json_depth, max_bytes=self.limits.max_render_bytes)
-        return json.loads(json.dumps(out))
+        widgets: dict[str, Any] = json.loads(json.dumps(out))  # a fresh copy: nothing shared with user objects
+        return widgets
 
-    def signal_cycle(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+    def signal_cycle(self, snapshot: dict[str, Any], *, raw_state: bool = False) -> dict[str, Any]:
         if self.style not in SIGNAL_STYLES or self.entry is None or self.exit is None:
             raise SandboxError(ErrorCode.BAD_REQUEST, "signal_cycle() needs a signal-style strategy")
         rec = self.rec = CallRecord(self.limits)
         self.last_snapshot = snapshot
         quote = snapshot.get("quote") or {}
         price = quote.get("price")
-        if type(price) in (int, float) and math.isfinite(price):
+        if (type(price) is int or type(price) is float) and math.isfinite(price):
             self.history.append(float(price))
         state = self._get_state()
         ctx = SignalContext(rec, snapshot, self.config, state, tuple(self.history))
@@ -280,7 +318,7 @@ class Instance:
         finally:
             ctx._revoke()
         text = self._finish(rec)
-        return {"entries": entries, "exits": exits, "logs": rec.logs, "state": json.loads(text)}
+        return {"entries": entries, "exits": exits, "logs": rec.logs, "state": self._state_out(text, raw_state)}
 
     def update_config(self, config: dict[str, Any]) -> None:
         if type(config) is not dict:

@@ -35,44 +35,48 @@ class ConfigErrors(ValueError):
 
 
 def _is_number(value: object) -> bool:
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
 def _check_value(spec: dict[str, Any], value: object) -> tuple[object, str | None]:
     """Check one value against one (already valid) field spec; return (clean value, error)."""
     ftype = spec["type"]
-    if ftype == "int":
-        if type(value) is not int:
-            return value, f"must be an integer, got {_type_name(value)}"
-    elif ftype == "float":
-        if type(value) not in (int, float):
-            return value, f"must be a number, got {_type_name(value)}"
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            return value, "must be a finite number"
-        value = float(value)  # type: ignore[arg-type]
-    elif ftype == "str":
+    if ftype == "str":
         if type(value) is not str:
             return value, f"must be a string, got {_type_name(value)}"
         limit = spec.get("max_length", MAX_STR_LENGTH)
         if len(value) > limit:
             return value, f"must be at most {limit} characters"
         return value, None
-    elif ftype == "bool":
+    if ftype == "bool":
         if type(value) is not bool:
             return value, f"must be true or false, got {_type_name(value)}"
         return value, None
-    elif ftype == "choice":
+    if ftype == "choice":
         choices = spec["choices"]
         if type(value) not in (str, int, float) or value not in choices:
             return value, f"must be one of {', '.join(repr(c) for c in choices)}"
         return value, None
+    # int / float: exact types (a bool is not an int), floats finite; ints are accepted as floats
+    number: int | float
+    if type(value) is int:
+        number = value
+    elif type(value) is float and ftype == "float":
+        number = value
+    else:
+        expected = "an integer" if ftype == "int" else "a number"
+        return value, f"must be {expected}, got {_type_name(value)}"
+    if ftype == "float":
+        if not math.isfinite(number):
+            return value, "must be a finite number"
+        number = float(number)
     lo = spec.get("min")
     hi = spec.get("max")
-    if lo is not None and value < lo:  # type: ignore[operator]
-        return value, f"must be >= {lo}"
-    if hi is not None and value > hi:  # type: ignore[operator]
-        return value, f"must be <= {hi}"
-    return value, None
+    if lo is not None and number < lo:
+        return number, f"must be >= {lo}"
+    if hi is not None and number > hi:
+        return number, f"must be <= {hi}"
+    return number, None
 
 
 def _type_name(value: object) -> str:

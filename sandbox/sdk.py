@@ -19,7 +19,11 @@ from __future__ import annotations
 
 import math
 from collections import namedtuple
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandbox.context import TickContext
 
 
 class SealedMeta(type):
@@ -54,6 +58,10 @@ def _readonly_setattr(self: object, name: str, value: object) -> None:
     raise AttributeError(f"{type(self).__name__} is read-only")
 
 
+def _readonly_delattr(self: object, name: str) -> None:
+    raise AttributeError(f"{type(self).__name__} is read-only")
+
+
 class EntrySignal(metaclass=SealedMeta):
     """A request to open a position; the engine sizes it from the instance's capital allocation."""
 
@@ -71,7 +79,7 @@ class EntrySignal(metaclass=SealedMeta):
         object.__setattr__(self, "confidence", confidence)
 
     __setattr__ = _readonly_setattr
-    __delattr__ = _readonly_setattr  # type: ignore[assignment]
+    __delattr__ = _readonly_delattr
 
     def __repr__(self) -> str:
         return f"EntrySignal({self.market!r}, {self.side!r}, {self.reason!r}, {self.confidence!r})"
@@ -90,7 +98,7 @@ class ExitSignal(metaclass=SealedMeta):
         object.__setattr__(self, "reason", reason)
 
     __setattr__ = _readonly_setattr
-    __delattr__ = _readonly_setattr  # type: ignore[assignment]
+    __delattr__ = _readonly_delattr
 
     def __repr__(self) -> str:
         return f"ExitSignal({self.position_id!r}, {self.reason!r})"
@@ -124,7 +132,7 @@ class Position(metaclass=SealedMeta):
             object.__setattr__(self, name, fields.get(name))
 
     __setattr__ = _readonly_setattr
-    __delattr__ = _readonly_setattr  # type: ignore[assignment]
+    __delattr__ = _readonly_delattr
 
     def __repr__(self) -> str:
         return f"Position({self.position_id!r}, {self.market!r}, {self.side!r}, qty={self.qty!r})"
@@ -145,7 +153,7 @@ class OrderReceipt(metaclass=SealedMeta):
         object.__setattr__(self, "reason", reason)
 
     __setattr__ = _readonly_setattr
-    __delattr__ = _readonly_setattr  # type: ignore[assignment]
+    __delattr__ = _readonly_delattr
 
     @property
     def ok(self) -> bool:
@@ -161,16 +169,19 @@ class Strategy(metaclass=SealedMeta):
     _sdk_sealed = True
     CONFIG_SCHEMA: dict[str, Any] = {}
     state: Any
+    # Set by the runtime with object.__setattr__ (unreachable from user code: "_" names).
+    _sb_config: Mapping[str, Any]
+    _sb_context: TickContext | None
 
     @property
-    def config(self) -> Any:
+    def config(self) -> Mapping[str, Any]:
         """The instance's validated config (a read-only mapping)."""
-        return self._sb_config  # type: ignore[attr-defined]
+        return self._sb_config
 
     @property
-    def context(self) -> Any:
+    def context(self) -> TickContext | None:
         """The capability context of the current call (revoked when the call returns)."""
-        return self._sb_context  # type: ignore[attr-defined]
+        return self._sb_context
 
     def init(self) -> dict[str, Any]:
         return {}
@@ -193,10 +204,11 @@ class SignalStrategy(metaclass=SealedMeta):
     CONFIG_SCHEMA: dict[str, Any] = {}
     THESIS: str = ""
     state: Any
+    _sb_config: Mapping[str, Any]
 
     @property
-    def config(self) -> Any:
-        return self._sb_config  # type: ignore[attr-defined]
+    def config(self) -> Mapping[str, Any]:
+        return self._sb_config
 
     def init(self) -> dict[str, Any]:
         return {}
@@ -246,7 +258,7 @@ def log_widget(lines: list[str]) -> dict[str, Any]:
 
 def is_finite_number(value: object) -> bool:
     """True for an exact int/float that is finite (bool excluded)."""
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    return (type(value) is int or type(value) is float) and math.isfinite(value)
 
 
 SDK_EXPORTS: dict[str, Any] = {

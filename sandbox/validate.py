@@ -97,7 +97,9 @@ def validate_source(source: str, *, style: str = "tick", filename: str = "strate
     if not isinstance(raw, dict):
         return ValidationReport(False, [Issue("HOST_CRASHED", "malformed report from the validation host")])
     errors = [_issue(i) for i in raw.get("errors") or []][:200]
-    schema = raw.get("config_schema") if isinstance(raw.get("config_schema"), dict) else {}
-    class_name = raw.get("class_name") if isinstance(raw.get("class_name"), str) else None
+    raw_schema = raw.get("config_schema")
+    schema: dict[str, Any] = raw_schema if isinstance(raw_schema, dict) else {}
+    raw_class = raw.get("class_name")
+    class_name = raw_class if isinstance(raw_class, str) else None
     imports = [str(i) for i in raw.get("imports") or [] if isinstance(i, str)]
     return ValidationReport(not errors and raw.get("ok") is True, errors, schema, class_name, imports)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sbx_support import runner_fixture, snapshot, strategy
 
+from sandbox import SandboxError
+
 runner = runner_fixture("t-hostobj")
 
 FORBIDDEN = [
@@ -54,6 +56,22 @@ def test_context_saved_in_init_is_revoked(runner) -> None:
     runner.expect(src, "RUNTIME_ERROR", "context is no longer valid")
 
 
+def test_signal_context_saved_between_cycles_is_revoked(client) -> None:
+    """A signal ctx kept in a module global acts no more after its cycle (even to log or read state)."""
+    entry = ("SAVED = []\n"
+             "def should_enter(ctx):\n"
+             "    if SAVED:\n"
+             "        SAVED[0].log('from an old cycle')\n"
+             "    SAVED.append(ctx)\n"
+             "    return []\n")
+    exit_ = "def should_exit(ctx, position):\n    return None\n"
+    client.load("t-host-sig", "sig", source=entry, exit_source=exit_, style="signal_bundle", config={})
+    assert client.signal_cycle("t-host-sig", "sig", snapshot())["logs"] == []
+    with pytest.raises(SandboxError) as err:
+        client.signal_cycle("t-host-sig", "sig", snapshot())
+    assert err.value.code == "RUNTIME_ERROR" and "context is no longer valid" in err.value.message
+
+
 def test_tracebacks_show_only_user_frames(runner) -> None:
     err = runner.expect(strategy("def helper(x):\n    return 1 / x\nhelper(0)"), "RUNTIME_ERROR", "ZeroDivisionError: division by zero")
     assert err.traceback is not None
@@ -75,6 +93,10 @@ REJECTED = [
     ("str-qty", "r = self.context.place_order('buy', '1')", "INVALID_QTY"),
     ("lying-float", "class Q(float):\n    def __gt__(self, o):\n        return True\nr = self.context.place_order('buy', Q(-5))", "INVALID_QTY"),
     ("lying-side", "class S(str):\n    def __eq__(self, o):\n        return True\n    def __hash__(self):\n        return hash('buy')\nr = self.context.place_order(S('steal'), 1)", "INVALID_SIDE"),
+    ("lying-int", "class I(int):\n    def __le__(self, o):\n        return False\n    def __gt__(self, o):\n        return False\nr = self.context.place_order('buy', I(-5))", "INVALID_QTY"),
+    ("str-subclass-type", "class T(str):\n    pass\nr = self.context.place_order('buy', 1, type=T('market'))", "INVALID_TYPE"),
+    ("str-subclass-tag", "class T(str):\n    pass\nr = self.context.place_order('buy', 1, tag=T('x'))", "INVALID_TAG"),
+    ("float-subclass-price", "class P(float):\n    pass\nr = self.context.place_order('buy', 1, type='limit', price=P(1.0))", "INVALID_PRICE"),
     ("bad-side", "r = self.context.place_order('short', 1)", "INVALID_SIDE"),
     ("bad-type", "r = self.context.place_order('buy', 1, type='stop')", "INVALID_TYPE"),
     ("limit-no-price", "r = self.context.place_order('buy', 1, type='limit')", "INVALID_PRICE"),
