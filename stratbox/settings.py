@@ -191,7 +191,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_RATES": {"anon": "60/min", "user": "1200/min"},
+    # Scoped throttles (per user): an upload compiles in a fresh sandbox host process and a token is a
+    # credential, so both are rate-limited; 429 answers the standard error body.
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "60/min",
+        "user": "1200/min",
+        "uploads": env("STRATBOX_THROTTLE_UPLOADS", default="30/min"),
+        "token_create": env("STRATBOX_THROTTLE_TOKEN_CREATE", default="10/min"),
+    },
 }
 DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
 SPECTACULAR_SETTINGS = {
@@ -215,8 +222,22 @@ SPECTACULAR_SETTINGS = {
         "ErrorCode415Enum": "drf_standardized_errors.openapi_serializers.ErrorCode415Enum.choices",
         "ErrorCode429Enum": "drf_standardized_errors.openapi_serializers.ErrorCode429Enum.choices",
         "ErrorCode500Enum": "drf_standardized_errors.openapi_serializers.ErrorCode500Enum.choices",
+        # Stable, collision-free names for the finished apps' choice sets ("status", "kind", "mode",
+        # "side" recur across apps; without these a generated client gets hash-suffixed names).
+        "AccountKindEnum": "stratbox.trading.models.AccountKind",
+        "OrderSideEnum": "stratbox.trading.models.OrderSide",
+        "OrderTypeEnum": "stratbox.trading.models.OrderType",
+        "OrderStatusEnum": "stratbox.trading.models.OrderStatus",
+        "InstanceModeEnum": "stratbox.instances.models.Mode",
+        "SizingMethodEnum": "stratbox.instances.models.SizingMethod",
+        "StrategyStyleEnum": "strategies_store.models.StrategyStyle",
+        "MembershipRoleEnum": "tenants.models.Role",
+        "MarketFeedEnum": "stratbox.markets.models.FeedSource",
     },
-    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+        "tenants.schema.relax_validation_error_items",
+    ],
 }
 
 # --- static, i18n -------------------------------------------------------------------------

@@ -26,8 +26,20 @@ class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "tenant", "kind", "currency", "starting_balance", "balance", "created_at"]
     list_filter = ["kind", "currency"]
     search_fields = ["name", "tenant__name"]
-    # Cash moves only through fills; staff can tune the fill model, not the balance.
-    readonly_fields = ["balance", "created_at"]
+    # Cash moves only through fills; staff can tune the fill model, not the balance. Credentials
+    # are write-only: the admin shows whether there are some and the masked hint, never the ciphertext.
+    readonly_fields = [
+        "balance",
+        "has_credentials",
+        "credentials_hint",
+        "credentials_updated_at",
+        "created_at",
+    ]
+    exclude = ["credentials_ciphertext"]
+
+    @admin.display(boolean=True, description="has credentials")
+    def has_credentials(self, obj: Account) -> bool:
+        return obj.has_credentials
 
 
 @admin.register(Order)

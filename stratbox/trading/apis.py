@@ -1,4 +1,8 @@
-"""Tenant-scoped trading API: paper accounts (list/create/detail), orders, fills, positions (read-only)."""
+"""Tenant-scoped trading API: accounts, orders, fills, positions (read-only).
+
+Paper accounts are listed/created at `accounts/`; live accounts are created by owners only at
+`live-accounts/` (credentials write-only, encrypted at rest).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,43 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError
-from rest_framework import exceptions, generics
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, generics, permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from stratbox.markets.quotes import quotes_get_many
 from stratbox.trading import selectors
+from stratbox.trading.credentials import CredentialsUnavailable
 from stratbox.trading.filters import FillFilter, OrderFilter, PositionFilter
-from stratbox.trading.serializers import AccountInput, AccountOutput, FillOutput, OrderOutput, PositionOutput
+from stratbox.trading.models import Account, AccountKind, Fill, Order, Position
+from stratbox.trading.serializers import (
+    AccountInput,
+    AccountOutput,
+    FillOutput,
+    LiveAccountInput,
+    OrderOutput,
+    PositionOutput,
+)
 from stratbox.trading.services import account_create
-from tenants.scoping import TenantScopedMixin
+from tenants.scoping import IsTenantOwner, TenantScopedApi, TenantScopedMixin
 
 
+@extend_schema_view(
+    get=extend_schema(tags=["accounts"], summary="List the tenant's accounts"),
+    post=extend_schema(
+        tags=["accounts"],
+        summary="Create a paper account",
+        request=AccountInput,
+        responses={201: AccountOutput},
+    ),
+)
 class AccountListCreateApi(TenantScopedMixin, generics.ListAPIView):
     serializer_class = AccountOutput
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return Account.objects.none()
         return selectors.account_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
     def post(self, request: Request) -> Response:
@@ -33,6 +58,39 @@ class AccountListCreateApi(TenantScopedMixin, generics.ListAPIView):
             account = account_create(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
         except IntegrityError as exc:  # a concurrent create with the same name
             raise exceptions.ValidationError({"name": ["An account with this name already exists."]}) from exc
+        return Response(AccountOutput(account).data, status=201)
+
+
+class LiveAccountCreateApi(TenantScopedApi):
+    """Owners create live accounts; the credentials are encrypted and never returned."""
+
+    permission_classes = [permissions.IsAuthenticated, IsTenantOwner]
+
+    @extend_schema(
+        tags=["accounts"],
+        summary="Create a live account (owners only)",
+        request=LiveAccountInput,
+        responses={201: AccountOutput},
+    )
+    def post(self, request: Request) -> Response:
+        data = LiveAccountInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if selectors.account_list(tenant=request.tenant).filter(name=values["name"]).exists():  # type: ignore[attr-defined]
+            raise exceptions.ValidationError({"name": ["An account with this name already exists."]})
+        try:
+            account = account_create(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                actor=request.user,
+                kind=AccountKind.LIVE,
+                **values,
+            )
+        except IntegrityError as exc:
+            raise exceptions.ValidationError({"name": ["An account with this name already exists."]}) from exc
+        except CredentialsUnavailable as exc:  # no encryption key: never store them in plaintext
+            raise exceptions.ValidationError({"credentials": [str(exc)]}) from exc
+        except ValueError as exc:
+            raise exceptions.ValidationError({"credentials": [str(exc)]}) from exc
         return Response(AccountOutput(account).data, status=201)
 
 
@@ -52,6 +110,8 @@ class OrderListApi(TenantScopedMixin, generics.ListAPIView):
     ordering_fields = ["created_at", "filled_at"]
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return Order.objects.none()
         return selectors.order_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
 
@@ -71,6 +131,8 @@ class FillListApi(TenantScopedMixin, generics.ListAPIView):
     ordering_fields = ["ts"]
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return Fill.objects.none()
         return selectors.fill_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
 
@@ -82,6 +144,8 @@ class PositionListApi(TenantScopedMixin, generics.ListAPIView):
     ordering_fields = ["opened_at", "closed_at"]
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return Position.objects.none()
         return selectors.position_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
     def get_serializer_context(self) -> dict[str, Any]:

@@ -47,6 +47,12 @@ class Account(models.Model):
     # Paper fill model; NULL = the global default (settings.STRATBOX_PAPER_SLIPPAGE_BPS / _FEE_BPS).
     slippage_bps = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
     fee_bps = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    # Live accounts: which exchange/broker adapter (e.g. "ccxt:binance") and its credentials,
+    # Fernet-encrypted (see `credentials.py`). Write-only: the API shows `has_credentials` and the hint.
+    broker = models.CharField(max_length=40, blank=True)
+    credentials_ciphertext = models.TextField(blank=True, editable=False)
+    credentials_hint = models.CharField(max_length=200, blank=True, editable=False)
+    credentials_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -55,6 +61,10 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_ciphertext)
 
 
 class OrderSide(models.TextChoices):

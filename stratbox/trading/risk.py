@@ -7,7 +7,8 @@ checks on trusted data that `order_place` has locked (tenant row, then account r
 order — the first failing check wins:
 
   KILL_SWITCH, MODE_OFF / MODE_OBSERVE (the DB's mode, whatever the host claimed), NOT_APPROVED
-  (live accounts until governance approves), NO_QUOTE, ORDER_RATE_LIMIT; then
+  (a live account without a current governance approval, see `set_live_approval_checker`),
+  NO_QUOTE, BROKER_UNAVAILABLE (the account's adapter cannot take orders), ORDER_RATE_LIMIT; then
   sells (long-only v1: a sell may only reduce/close the position): INSUFFICIENT_POSITION;
   buys: DAILY_LOSS_LIMIT, CAPITAL_PER_TRADE_EXCEEDED, MAX_POSITIONS_REACHED,
   MAX_POSITION_SIZE_EXCEEDED, INSTANCE_CAPITAL_EXHAUSTED, TENANT_CAPITAL_LIMIT_EXCEEDED,
@@ -20,8 +21,10 @@ order's notional is qty * the worst price it can fill at (limit price, or quote 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -52,6 +55,7 @@ MAX_PRICE = Decimal("1e12")
 MAX_NOTIONAL = Decimal("1e15")
 DEFAULT_MAX_ORDERS_PER_MINUTE = 60
 _SUFFIX = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
+logger = logging.getLogger(__name__)
 
 
 class Deny(StrEnum):
@@ -69,6 +73,7 @@ class Deny(StrEnum):
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
     NO_QUOTE = "NO_QUOTE"
+    BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # an approved live account whose adapter cannot trade
     KILL_SWITCH = "KILL_SWITCH"
     PAUSED = "PAUSED"  # decided by the engine (runtime state); listed so every code lives here
 
@@ -99,12 +104,37 @@ class RiskDecision:
     est_price: Decimal | None = None
 
 
+LiveApprovalChecker = Callable[[StrategyInstance], bool]
+
+
+def _no_approval(instance: StrategyInstance) -> bool:
+    return False
+
+
+_live_approval_checker: LiveApprovalChecker = _no_approval
+
+
+def set_live_approval_checker(checker: LiveApprovalChecker | None) -> None:
+    """Install the function that decides whether a live instance is approved (None: deny all).
+
+    Dependency inversion: governance sits above trading in the layering, so trading cannot ask it
+    directly; `GovernanceConfig.ready()` registers its checker here instead. Until then (and in
+    any process where governance is not installed) every live order is denied NOT_APPROVED.
+    """
+    global _live_approval_checker
+    _live_approval_checker = checker or _no_approval
+
+
 def instance_live_approval_is_current(instance: StrategyInstance) -> bool:
     """Whether a staff approval to trade live covers the instance's current version and config.
 
-    Governance (issue 5) fills this in; until then live trading is always denied.
+    Fails closed: a checker that raises counts as "not approved" (and is logged), never as a pass.
     """
-    return False
+    try:
+        return _live_approval_checker(instance) is True
+    except Exception:
+        logger.exception("live approval checker failed for instance %s: denying", instance.pk)
+        return False
 
 
 def max_orders_per_minute() -> int:
@@ -195,7 +225,7 @@ def pre_trade_evaluate(
     try:
         broker = broker_for_account(account)
     except BrokerUnavailable as exc:
-        return RiskDecision(Deny.NOT_APPROVED, str(exc))
+        return RiskDecision(Deny.BROKER_UNAVAILABLE, str(exc))
     est = broker.estimate_price(side=req.side, type=req.type, limit_price=req.limit_price, quote=quote)
     notional = q8(req.qty * est)
     if notional > MAX_NOTIONAL:

@@ -1,4 +1,8 @@
-"""API shapes for accounts, orders, fills and positions (output) and account creation (input)."""
+"""API shapes for accounts, orders, fills and positions (output) and account creation (input).
+
+Account credentials are write-only: `AccountOutput` has `has_credentials` and a masked hint, never
+the ciphertext or the secrets.
+"""
 
 from __future__ import annotations
 
@@ -21,12 +25,19 @@ class AccountOutput(serializers.ModelSerializer):
             "balance",
             "slippage_bps",
             "fee_bps",
+            "broker",
+            "has_credentials",
+            "credentials_hint",
             "created_at",
         ]
         read_only_fields = fields
 
+    has_credentials = serializers.BooleanField(read_only=True)
+
 
 class AccountInput(serializers.Serializer):
+    """Create a paper account (the kind is not client-settable here: live accounts have their own endpoint)."""
+
     name = serializers.CharField(max_length=80, trim_whitespace=True)
     starting_balance = serializers.DecimalField(
         max_digits=18, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal("1000000000000")
@@ -47,6 +58,30 @@ class AccountInput(serializers.Serializer):
         max_value=Decimal("1000"),
         required=False,
         allow_null=True,
+    )
+
+
+class LiveAccountInput(serializers.Serializer):
+    """Create a live account. `credentials` is write-only: encrypted at rest, never returned."""
+
+    name = serializers.CharField(max_length=80, trim_whitespace=True)
+    starting_balance = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1000000000000"),
+        help_text="the cash the platform may treat as available (a real adapter syncs it)",
+    )
+    currency = serializers.RegexField(r"^[A-Z]{3,8}$", default="USD")
+    broker = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_.:-]{0,39}$", help_text="the exchange/broker adapter, e.g. ccxt:binance"
+    )
+    credentials = serializers.DictField(
+        child=serializers.CharField(max_length=1024, trim_whitespace=False),
+        required=False,
+        allow_empty=False,
+        write_only=True,
+        help_text="exchange API key fields (name -> secret); encrypted at rest, never returned",
     )
 
 

@@ -28,6 +28,12 @@ from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import FillSpec, PaperBroker, broker_for_account
 from stratbox.trading.brokers.base import q8
+from stratbox.trading.credentials import (
+    credentials_encrypt,
+    credentials_hint,
+    credentials_rotate,
+    credentials_validate,
+)
 from stratbox.trading.models import (
     Account,
     AccountKind,
@@ -534,17 +540,38 @@ def account_create(
     currency: str = "USD",
     slippage_bps: Decimal | None = None,
     fee_bps: Decimal | None = None,
+    kind: str = AccountKind.PAPER,
+    broker: str = "",
+    credentials: dict[str, str] | None = None,
 ) -> Account:
-    """A paper account whose cash starts at `starting_balance` (live accounts come with governance)."""
+    """Create an account whose cash starts at `starting_balance`.
+
+    `paper` (default): the simulated broker. `live`: an exchange/broker adapter named by `broker`,
+    with optional `credentials` that are encrypted before they touch the database (refused with
+    `CredentialsUnavailable` when no key is configured). A live account trades only for instances
+    with a current staff approval (governance); the audit log never sees the credentials.
+    """
+    if kind not in AccountKind.values:
+        raise ValueError(f"unknown account kind {kind!r}")
+    if kind == AccountKind.PAPER and (credentials or broker):
+        raise ValueError("paper accounts take no broker or credentials")
+    ciphertext = hint = ""
+    if credentials:
+        clean = credentials_validate(credentials)
+        ciphertext, hint = credentials_encrypt(clean), credentials_hint(clean)
     account = Account.objects.create(
         tenant=tenant,
         name=name,
-        kind=AccountKind.PAPER,
+        kind=kind,
         currency=currency,
         starting_balance=starting_balance,
         balance=starting_balance,
         slippage_bps=slippage_bps,
         fee_bps=fee_bps,
+        broker=broker,
+        credentials_ciphertext=ciphertext,
+        credentials_hint=hint,
+        credentials_updated_at=timezone.now() if ciphertext else None,
     )
     audit_record(
         tenant=tenant,
@@ -553,9 +580,21 @@ def account_create(
         target=account,
         after={
             "name": name,
-            "kind": "paper",
+            "kind": kind,
             "starting_balance": str(starting_balance),
             "currency": currency,
+            **({"broker": broker, "has_credentials": bool(ciphertext)} if kind == AccountKind.LIVE else {}),
         },
     )
     return account
+
+
+def account_credentials_rotate() -> int:
+    """Re-encrypt every stored credential under the newest key (key rotation); returns the count."""
+    rotated = 0
+    for account in Account.objects.exclude(credentials_ciphertext="").only("pk", "credentials_ciphertext"):
+        new = credentials_rotate(account.credentials_ciphertext)
+        if new != account.credentials_ciphertext:
+            Account.objects.filter(pk=account.pk).update(credentials_ciphertext=new)
+            rotated += 1
+    return rotated

@@ -7,6 +7,7 @@ from stratbox.trading import apis
 urlpatterns = [
     path("accounts/", apis.AccountListCreateApi.as_view(), name="account-list"),
     path("accounts/<str:account_id>/", apis.AccountDetailApi.as_view(), name="account-detail"),
+    path("live-accounts/", apis.LiveAccountCreateApi.as_view(), name="live-account-create"),
     path("orders/", apis.OrderListApi.as_view(), name="order-list"),
     path("orders/<str:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
     path("fills/", apis.FillListApi.as_view(), name="fill-list"),

@@ -49,8 +49,11 @@ class Broker(Protocol):
 
 
 def broker_for_account(account: Account) -> Broker:
+    from stratbox.trading.brokers.live import LiveBroker
     from stratbox.trading.brokers.paper import PaperBroker
 
     if account.kind == "paper":
         return PaperBroker.for_account(account)
-    raise BrokerUnavailable(f"no live adapter for account {account.pk} yet")
+    if account.kind == "live":
+        return LiveBroker.for_account(account)
+    raise BrokerUnavailable(f"unknown account kind {account.kind!r} for account {account.pk}")

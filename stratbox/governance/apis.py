@@ -1,0 +1,228 @@
+"""REST API v1 for governance: the tenant's live-trading requests and the staff approval queue.
+
+Tenant endpoints are scoped (another tenant's instance or request is a 404; viewers get 403 on
+writes). Staff endpoints (`staff/...`) require `is_staff` and refuse every tenant user with 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from stratbox.governance import selectors, services
+from stratbox.governance.models import LiveApprovalRequest
+from stratbox.governance.serializers import (
+    DecisionInput,
+    LiveRequestInput,
+    LiveRequestOutput,
+    StaffLiveRequestDetailOutput,
+    StaffLiveRequestOutput,
+)
+from tenants.scoping import TenantScopedApi, TenantScopedMixin
+
+TAG = ["governance"]
+STAFF_TAG = ["staff"]
+INSTANCE_ID = OpenApiParameter("instance_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+REQUEST_ID = OpenApiParameter("request_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+STATUS = OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "approved", "rejected", "revoked"])
+
+
+def _instance_or_404(request: Request, instance_id: str) -> Any:
+    instance = selectors.instance_get(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
+    if instance is None:
+        raise NotFound("Instance not found.")
+    return instance
+
+
+class InstanceLiveRequestApi(TenantScopedApi):
+    @extend_schema(
+        tags=TAG,
+        summary="Request live trading for a paper instance",
+        description="Refused with 400 listing every unmet graduation criterion (attr `criteria`, one "
+        "error per criterion with its code) or naming `instance` / `live_account`; 409 REQUEST_PENDING "
+        "while a request for the instance is waiting. Otherwise the request enters the staff queue.",
+        parameters=[INSTANCE_ID],
+        request=LiveRequestInput,
+        responses={201: LiveRequestOutput},
+    )
+    def post(self, request: Request, instance_id: str) -> Response:
+        instance = _instance_or_404(request, instance_id)
+        data = LiveRequestInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.live_request_create(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=request.user,
+            instance=instance,
+            live_account_id=data.validated_data["live_account"],
+            note=data.validated_data["note"],
+        )
+        created = selectors.live_request_get(tenant=request.tenant, request_id=created.pk)  # type: ignore[attr-defined]
+        return Response(LiveRequestOutput(created).data, status=status.HTTP_201_CREATED)
+
+
+class InstanceGovernanceApi(TenantScopedApi):
+    @extend_schema(
+        tags=TAG,
+        summary="Track record, graduation criteria and live-approval status of an instance",
+        description="`record` is scored from the instance's real ledger (paper or live, per its "
+        "account), `shadow_record` from its observe-mode shadow ledger; they are never mixed.",
+        parameters=[INSTANCE_ID],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, instance_id: str) -> Response:
+        instance = _instance_or_404(request, instance_id)
+        data = services.instance_graduation(instance)
+        approval = selectors.live_approval_for(instance)
+        data["live_approval"] = {
+            "required": instance.account.kind == "live",
+            "current": selectors.live_approval_is_current(instance),
+            "request_id": str(approval.pk) if approval else None,
+            "status": approval.status if approval else None,
+        }
+        pending = selectors.live_request_list(
+            tenant=request.tenant, filters={"instance": instance.pk}
+        ).first()  # type: ignore[attr-defined]
+        data["latest_request"] = LiveRequestOutput(pending).data if pending else None
+        return Response(data)
+
+
+class LiveRequestListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = LiveRequestOutput
+
+    @extend_schema(
+        tags=TAG, summary="The tenant's live-trading requests and their status", parameters=[STATUS]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return LiveApprovalRequest.objects.none()
+        return selectors.live_request_list(tenant=self.request.tenant, filters=self.request.query_params)  # type: ignore[attr-defined]
+
+
+class LiveRequestDetailApi(TenantScopedApi):
+    @extend_schema(
+        tags=TAG, summary="One live-trading request", parameters=[REQUEST_ID], responses=LiveRequestOutput
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        found = selectors.live_request_get(tenant=request.tenant, request_id=request_id)  # type: ignore[attr-defined]
+        if found is None:
+            raise NotFound("Request not found.")
+        return Response(LiveRequestOutput(found).data)
+
+
+# --- staff ------------------------------------------------------------------------------------
+
+
+class _StaffOnly:
+    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser]
+
+
+def _staff_request_or_404(request_id: str) -> LiveApprovalRequest:
+    found = selectors.staff_live_request_get(request_id=request_id)
+    if found is None:
+        raise NotFound("Request not found.")
+    return found
+
+
+class StaffLiveRequestListApi(_StaffOnly, generics.ListAPIView):
+    serializer_class = StaffLiveRequestOutput
+
+    @extend_schema(
+        tags=STAFF_TAG, summary="The approval queue (all tenants; staff only)", parameters=[STATUS]
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return LiveApprovalRequest.objects.none()
+        return selectors.staff_live_request_list(status=self.request.query_params.get("status"))
+
+
+class StaffLiveRequestDetailApi(_StaffOnly, APIView):
+    @extend_schema(
+        tags=STAFF_TAG,
+        summary="A request with its code version, config, track record and backtests (staff only)",
+        parameters=[REQUEST_ID],
+        responses=StaffLiveRequestDetailOutput,
+    )
+    def get(self, request: Request, request_id: str) -> Response:
+        return Response(StaffLiveRequestDetailOutput(_staff_request_or_404(request_id)).data)
+
+
+class _StaffDecisionApi(_StaffOnly, APIView):
+    def _decide(self, request: Request, request_id: str) -> Any:
+        raise NotImplementedError
+
+    def post(self, request: Request, request_id: str) -> Response:
+        result = self._decide(request, request_id)
+        found = selectors.staff_live_request_get(request_id=result.pk)
+        return Response(StaffLiveRequestOutput(found).data)
+
+    def _reason(self, request: Request) -> str:
+        data = DecisionInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        return data.validated_data["reason"]
+
+
+class StaffApproveApi(_StaffDecisionApi):
+    @extend_schema(
+        tags=STAFF_TAG,
+        summary="Approve: creates the live instance (observe) bound to the version + config",
+        parameters=[REQUEST_ID],
+        request=DecisionInput,
+        responses=StaffLiveRequestOutput,
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        return super().post(request, request_id)
+
+    def _decide(self, request: Request, request_id: str) -> Any:
+        reason = self._reason(request)
+        return services.live_request_approve(
+            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
+        )
+
+
+class StaffRejectApi(_StaffDecisionApi):
+    @extend_schema(
+        tags=STAFF_TAG,
+        summary="Reject a pending request (reason required)",
+        parameters=[REQUEST_ID],
+        request=DecisionInput,
+        responses=StaffLiveRequestOutput,
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        return super().post(request, request_id)
+
+    def _decide(self, request: Request, request_id: str) -> Any:
+        reason = self._reason(request)
+        return services.live_request_reject(
+            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
+        )
+
+
+class StaffRevokeApi(_StaffDecisionApi):
+    @extend_schema(
+        tags=STAFF_TAG,
+        summary="Revoke an approval (reason required); the live instance is paused at once",
+        parameters=[REQUEST_ID],
+        request=DecisionInput,
+        responses=StaffLiveRequestOutput,
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        return super().post(request, request_id)
+
+    def _decide(self, request: Request, request_id: str) -> Any:
+        reason = self._reason(request)
+        return services.live_request_revoke(
+            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
+        ).request
