@@ -1,24 +1,36 @@
 """Reads the web UI needs that no lower app offers (yet), each scoped to the tenant it serves.
 
-Delegates to the owning app's selector when it exists; the local queries are the fallback until
-`stratbox.trading.selectors.account_list` and `stratbox.markets.selectors.market_list` land.
+Delegates to the owning app's selectors and services (engine runtime status, trading stats, the
+store's versions); what is composed here is presentation-shaped: one row per instance for the
+list, the performance block and equity curve of the detail page, a page of runs, a version diff.
+Runtime status lives in Redis: when Redis is unreachable the pages still render, with the status
+shown as unknown, rather than failing with a traceback.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
+
+from django.core.paginator import Page, Paginator
 
 from tenants.models import Tenant
 
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal("0")
+RUNS_PER_PAGE = 20
+
 
 def accounts_for_tenant(*, tenant: Tenant) -> list[Any]:
-    try:
-        from stratbox.trading.selectors import account_list
-    except ImportError:
-        from stratbox.trading.models import Account
+    from stratbox.trading.selectors import account_list
 
-        return list(Account.objects.filter(tenant=tenant).order_by("kind", "name"))
-    return list(account_list(tenant=tenant))
+    return list(account_list(tenant=tenant).order_by("kind", "name"))
 
 
 def markets_active() -> list[Any]:
@@ -29,3 +41,265 @@ def markets_active() -> list[Any]:
 
         return list(Market.objects.filter(active=True).order_by("venue", "symbol"))
     return list(market_list())
+
+
+# --- instances ------------------------------------------------------------------------------
+
+
+def instance_runtime(*, instance: Any) -> dict[str, Any]:
+    """The engine's runtime status, or an "unknown" status when Redis cannot be reached."""
+    from stratbox.engine.selectors import runtime_status
+
+    try:
+        return runtime_status(instance=instance)
+    except Exception:  # Redis down: the page must still render and say so
+        logger.warning("runtime status of %s unavailable", instance.pk, exc_info=True)
+        return {
+            "instance_id": str(instance.pk),
+            "mode": instance.mode,
+            "loaded": False,
+            "paused": False,
+            "pause_reason": None,
+            "unknown": True,
+            "last_error": None,
+            "next_due_at": None,
+            "frequency_seconds": instance.frequency_seconds,
+            "stats": {"runs": 0, "ok": 0, "failed": 0},
+        }
+
+
+def _pnl(instance: Any) -> dict[str, Any]:
+    """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so."""
+    from stratbox.trading.services import instance_stats
+
+    real = instance_stats(instance=instance, shadow=False)
+    shadow = real["orders"] == 0
+    stats = instance_stats(instance=instance, shadow=True) if shadow else real
+    total = Decimal(stats["realized_pnl"]) + Decimal(stats["unrealized_pnl"])
+    return {"total": total, "shadow": shadow, "stats": stats}
+
+
+def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
+    """One row per instance for the list page: identity, mode, runtime status, run counters, P&L."""
+    from stratbox.instances.selectors import instance_list
+
+    rows = []
+    for instance in instance_list(tenant=tenant).order_by("-created_at"):
+        rows.append(
+            {
+                "instance": instance,
+                "runtime": instance_runtime(instance=instance),
+                "pnl": _pnl(instance),
+            }
+        )
+    return rows
+
+
+def _max_drawdown(equity: list[Decimal]) -> Decimal | None:
+    """The largest peak-to-trough fall of the equity curve, as a fraction of the peak."""
+    peak: Decimal | None = None
+    worst = ZERO
+    for value in equity:
+        peak = value if peak is None or value > peak else peak
+        if peak and peak > 0:
+            worst = max(worst, (peak - value) / peak)
+    return worst if equity else None
+
+
+@dataclass
+class Performance:
+    shadow: bool
+    stats: dict[str, Any]
+    pnl: Decimal
+    drawdown: Decimal | None
+    equity: list[dict[str, Any]]  # [{"time": unix seconds, "value": float}]
+    markers: list[dict[str, Any]]  # lightweight-charts markers, one per fill
+
+
+def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
+    """P&L, win rate, drawdown, trade count and the equity curve (capital + realized P&L per fill)."""
+    from stratbox.trading.selectors import fill_list
+
+    pnl = _pnl(instance)
+    fills = list(
+        fill_list(tenant=tenant)
+        .filter(instance=instance, is_shadow=pnl["shadow"])
+        .order_by("ts", "id")
+        .values("ts", "side", "qty", "price", "realized_pnl")[:2000]
+    )
+    capital = Decimal(instance.total_capital)
+    equity_values = [capital]
+    points: list[dict[str, Any]] = []
+    markers: list[dict[str, Any]] = []
+    last_time = 0
+    value = capital
+    for fill in fills:
+        value += fill["realized_pnl"]
+        equity_values.append(value)
+        # lightweight-charts needs strictly increasing times: fills within one second share a point.
+        t = max(int(fill["ts"].timestamp()), last_time)
+        if points and points[-1]["time"] == t:
+            points[-1]["value"] = float(value)
+        else:
+            points.append({"time": t, "value": float(value)})
+        last_time = t
+        buy = fill["side"] == "buy"
+        markers.append(
+            {
+                "time": t,
+                "position": "belowBar" if buy else "aboveBar",
+                "shape": "arrowUp" if buy else "arrowDown",
+                "color": "#1d7a3a" if buy else "#b42318",
+                "text": f"{'B' if buy else 'S'} {fill['qty'].normalize()} @ {fill['price'].normalize()}",
+            }
+        )
+    return Performance(
+        shadow=pnl["shadow"],
+        stats=pnl["stats"],
+        pnl=pnl["total"],
+        drawdown=_max_drawdown(equity_values) if fills else None,
+        equity=points,
+        markers=markers,
+    )
+
+
+def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[dict[str, Any]]:
+    """The most recent orders of the instance (real, shadow and denied), newest first, shaped like
+    the engine's `action` events so the page renders server rows and pushed rows the same way."""
+    from stratbox.trading.selectors import order_list
+
+    rows = []
+    for order in order_list(tenant=tenant).filter(instance=instance).order_by("-created_at")[:limit]:
+        if order.is_shadow:
+            kind = "shadow"
+        elif order.status == "rejected":
+            kind = "denied"
+        else:
+            kind = "order"
+        rows.append(
+            {
+                "kind": kind,
+                "side": order.side,
+                "qty": order.qty.normalize(),
+                "type": order.type,
+                "price": order.fill_price or order.limit_price,
+                "status": order.status,
+                "deny_code": order.deny_code if kind == "denied" else "",
+                "message": order.deny_reason if kind == "denied" else "",
+                "client_order_id": order.client_order_id,
+                "at": order.created_at,
+            }
+        )
+    return rows
+
+
+@dataclass
+class RunsPage:
+    page: Page
+    status: str
+    trigger: str
+    error: str
+    status_choices: list[tuple[str, str]]
+    trigger_choices: list[tuple[str, str]]
+
+
+def instance_runs(
+    *, tenant: Tenant, instance: Any, params: Mapping[str, Any], per_page: int = RUNS_PER_PAGE
+) -> RunsPage:
+    """A page of the instance's execution history, filtered by status/trigger (bad values ignored,
+    with a message, rather than a 400: this is a page, not the API)."""
+    from rest_framework.exceptions import ValidationError
+
+    from stratbox.engine.models import RunStatus, RunTrigger
+    from stratbox.engine.selectors import run_list
+
+    status = str(params.get("status") or "")
+    trigger = str(params.get("trigger") or "")
+    filters = {"instance": str(instance.pk)}
+    if status:
+        filters["status"] = status
+    if trigger:
+        filters["trigger"] = trigger
+    error = ""
+    try:
+        queryset = run_list(tenant=tenant, filters=filters)
+    except ValidationError:
+        error = "Unknown filter value; showing all runs."
+        status = trigger = ""
+        queryset = run_list(tenant=tenant, filters={"instance": str(instance.pk)})
+    paginator = Paginator(queryset.order_by("-started_at", "-id"), per_page)
+    page = paginator.get_page(params.get("page") or 1)
+    return RunsPage(
+        page=page,
+        status=status,
+        trigger=trigger,
+        error=error,
+        status_choices=list(RunStatus.choices),
+        trigger_choices=list(RunTrigger.choices),
+    )
+
+
+def governance_status(*, tenant: Tenant, instance: Any) -> Any:
+    """The instance's live-trading approval request, when the governance app offers a selector."""
+    try:
+        from stratbox.governance import selectors as governance
+    except ImportError:
+        return None
+    getter = getattr(governance, "live_request_latest", None) or getattr(governance, "live_request_get", None)
+    if getter is None:
+        return None
+    try:
+        return getter(tenant=tenant, instance=instance)
+    except Exception:  # governance is optional on this page: never break the instance detail
+        logger.warning("governance status of %s unavailable", instance.pk, exc_info=True)
+        return None
+
+
+# --- strategies -----------------------------------------------------------------------------
+
+
+def version_diff(*, version: Any) -> dict[str, Any]:
+    """Unified diff of each file of `version` against the previous version (as the store's diff API)."""
+    from strategies_store.selectors import version_previous
+    from strategies_store.serializers import version_files
+
+    base = version_previous(version)
+    old_files = version_files(base) if base else {}
+    files = []
+    for name, new in version_files(version).items():
+        old = old_files.get(name, "")
+        lines = list(
+            difflib.unified_diff(
+                old.splitlines(),
+                new.splitlines(),
+                fromfile=f"v{base.number}/{name}" if base else "/dev/null",
+                tofile=f"v{version.number}/{name}",
+                lineterm="",
+            )
+        )
+        files.append(
+            {
+                "name": name,
+                "changed": old != new,
+                "lines": [
+                    {
+                        "text": line,
+                        "kind": "meta"
+                        if line.startswith(("---", "+++", "@@"))
+                        else ("add" if line.startswith("+") else ("del" if line.startswith("-") else "ctx")),
+                    }
+                    for line in lines
+                ],
+            }
+        )
+    return {"base": base, "files": files}
+
+
+def iso_to_datetime(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

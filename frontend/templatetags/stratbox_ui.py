@@ -60,3 +60,79 @@ def form_field(bound_field: Any, help_html: str = "") -> dict[str, Any]:
 def get_field(form: Any, name: str) -> Any:
     """`form|get_field:name` — a bound field by name (for generated fields)."""
     return form[name]
+
+
+@register.inclusion_tag("frontend/partials/status.html")
+def run_status(runtime: dict[str, Any], mode: str) -> dict[str, Any]:
+    """Running / paused (+ reason) / error / off — one pill, updated live by the page's JS."""
+    from frontend.views.instances import PAUSE_REASONS
+
+    if runtime.get("unknown"):
+        state = "unknown"
+    elif mode == "off":
+        state = "off"
+    elif runtime.get("paused"):
+        state = "paused"
+    elif runtime.get("last_error") and runtime.get("consecutive_failures"):
+        state = "error"
+    elif runtime.get("loaded"):
+        state = "running"
+    else:
+        state = "starting"
+    reason = runtime.get("pause_reason") or ""
+    return {
+        "state": state,
+        "reason": reason,
+        "reason_label": PAUSE_REASONS.get(reason, ""),
+        "error": runtime.get("last_error") or {},
+    }
+
+
+@register.inclusion_tag("frontend/partials/mode_banner.html")
+def mode_banner(mode: str, account_kind: str) -> dict[str, Any]:
+    """The unmistakable statement of what an instance may do: off, observe, or active on paper/live."""
+    if mode == "off":
+        text = "Off — not loaded: no ticks, no orders."
+    elif mode == "observe":
+        text = "Observe — the strategy thinks; orders are recorded as shadow orders and never sent."
+    elif account_kind == "live":
+        text = "Active on a LIVE account — orders reach the exchange with real money (after risk checks)."
+    else:
+        text = "Active on a paper account — orders reach the simulated broker (after risk checks)."
+    return {"mode": mode, "kind": account_kind, "text": text}
+
+
+@register.filter
+def signed(value: Any, places: int = 2) -> str:
+    """A money amount with an explicit sign: +12.30 / -4.00 / 0.00."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return "—"
+    text = f"{abs(number):,.{int(places)}f}"
+    if number > 0:
+        return f"+{text}"
+    if number < 0:
+        return f"−{text}"
+    return text
+
+
+@register.filter
+def percent(value: Any, places: int = 1) -> str:
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{float(value) * 100:.{int(places)}f} %"
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def sign_class(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return "pos" if number > 0 else ("neg" if number < 0 else "")

@@ -1,12 +1,42 @@
-"""Home and tenant settings."""
+"""Home and tenant settings: members and roles, API tokens (shown once), the kill switch.
+
+The rules (last owner, who may see which token, what the kill switch pauses) live in the
+`tenants` and `engine` services; these views check the role the way the REST API does (owners
+manage members and the kill switch; members and owners create tokens; everyone may revoke a
+token they can see) and show refusals as messages.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from typing import Any
 
-from frontend.access import tenant_view
-from tenants.selectors import membership_list, token_list
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from frontend.access import forbidden, tenant_view
+from stratbox.engine.control import tenant_kill_switch
+from tenants.models import Role
+from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
+from tenants.services import (
+    membership_create,
+    membership_delete,
+    membership_set_role,
+    token_create,
+    token_revoke,
+)
+
+
+class MemberAddForm(forms.Form):
+    email = forms.EmailField(label="Email of an existing user")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Role")
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Token name", help_text="What uses it, e.g. “CI bot”.")
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -16,15 +46,154 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("account_login")
 
 
-@tenant_view
-def tenant_settings(request: HttpRequest) -> HttpResponse:
-    tenant = request.tenant  # type: ignore[attr-defined]
+def _settings_page(
+    request: HttpRequest,
+    *,
+    member_form: MemberAddForm | None = None,
+    token_form: TokenCreateForm | None = None,
+    new_token: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    membership = request.membership  # type: ignore[attr-defined]
+    tenant = membership.tenant
     return render(
         request,
         "frontend/settings.html",
         {
             "tenant": tenant,
-            "members": membership_list(tenant=tenant),
-            "tokens": token_list(tenant=tenant).filter(revoked_at__isnull=True),
+            "is_owner": membership.role == Role.OWNER,
+            "members": membership_list(tenant=tenant).order_by("user__email"),
+            "roles": Role.choices,
+            "tokens": token_list_visible(membership=membership).filter(revoked_at__isnull=True),
+            "member_form": member_form or MemberAddForm(prefix="member"),
+            "token_form": token_form or TokenCreateForm(prefix="token"),
+            "new_token": new_token,
         },
+        status=status,
     )
+
+
+@tenant_view
+def tenant_settings(request: HttpRequest) -> HttpResponse:
+    return _settings_page(request)
+
+
+def _owner_only(request: HttpRequest) -> HttpResponse | None:
+    if request.membership.role != Role.OWNER:  # type: ignore[attr-defined]
+        return forbidden(request, "Only owners of the tenant can do this.")
+    return None
+
+
+def _rule_message(exc: DjangoValidationError) -> str:
+    code = getattr(exc, "reason", None) or exc.code or ""
+    return f"{' '.join(exc.messages)}{f' [{code}]' if code else ''}"
+
+
+@require_POST
+@tenant_view(write=True)
+def member_add(request: HttpRequest) -> HttpResponse:
+    if (refused := _owner_only(request)) is not None:
+        return refused
+    form = MemberAddForm(request.POST, prefix="member")
+    if form.is_valid():
+        try:
+            membership = membership_create(
+                tenant=request.tenant,  # type: ignore[attr-defined]
+                actor=request.user,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+            )
+        except DjangoValidationError as exc:
+            form.add_error("email", _rule_message(exc))
+        else:
+            messages.success(request, f"Added {membership.user.email} as {membership.role}.")
+            return redirect("frontend:settings")
+    return _settings_page(request, member_form=form, status=400)
+
+
+def _member_or_404(request: HttpRequest, membership_id: int) -> Any:
+    member = membership_get_in_tenant(tenant=request.tenant, membership_id=membership_id)  # type: ignore[attr-defined]
+    if member is None:
+        raise Http404("No such member.")
+    return member
+
+
+@require_POST
+@tenant_view(write=True)
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    if (refused := _owner_only(request)) is not None:
+        return refused
+    member = _member_or_404(request, membership_id)
+    role = request.POST.get("role", "")
+    if role not in Role.values:
+        messages.error(request, f"Unknown role {role!r}: choose one of {', '.join(Role.values)}.")
+        return redirect("frontend:settings")
+    try:
+        membership_set_role(membership=member, actor=request.user, role=role)
+    except DjangoValidationError as exc:
+        messages.error(request, _rule_message(exc))
+    else:
+        messages.success(request, f"{member.user.email} is now {role}.")
+    return redirect("frontend:settings")
+
+
+@require_POST
+@tenant_view(write=True)
+def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
+    if (refused := _owner_only(request)) is not None:
+        return refused
+    member = _member_or_404(request, membership_id)
+    try:
+        membership_delete(membership=member, actor=request.user)
+    except DjangoValidationError as exc:
+        messages.error(request, _rule_message(exc))
+    else:
+        messages.success(
+            request, f"Removed {member.user.email}; their API tokens for this tenant are revoked."
+        )
+    return redirect("frontend:settings")
+
+
+@require_POST
+@tenant_view(write=True)
+def token_add(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST, prefix="token")
+    if not form.is_valid():
+        return _settings_page(request, token_form=form, status=400)
+    issued = token_create(
+        tenant=request.tenant,  # type: ignore[attr-defined]
+        user=request.user,
+        name=form.cleaned_data["name"],
+    )
+    # Rendered, not redirected: the plaintext exists only in this response, never in a session.
+    response = _settings_page(request, new_token=issued.plaintext)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_POST
+@tenant_view
+def token_remove(request: HttpRequest, token_id: str) -> HttpResponse:
+    token = token_get_visible(membership=request.membership, token_id=token_id)  # type: ignore[attr-defined]
+    if token is None:
+        raise Http404("No such token.")
+    token_revoke(token=token, actor=request.user)
+    messages.success(request, f"Revoked the token “{token.name}” (sbx_{token.prefix}_…).")
+    return redirect("frontend:settings")
+
+
+@require_POST
+@tenant_view(write=True)
+def kill_switch(request: HttpRequest) -> HttpResponse:
+    if (refused := _owner_only(request)) is not None:
+        return refused
+    on = request.POST.get("on") == "1"
+    tenant_kill_switch(tenant=request.tenant, on=on, actor=request.user)  # type: ignore[attr-defined]
+    if on:
+        messages.warning(request, "Kill switch ON: every instance of the tenant is paused; nothing trades.")
+    else:
+        messages.success(
+            request,
+            "Kill switch off: instances it paused resume; instances paused for another reason stay paused.",
+        )
+    return redirect("frontend:settings")

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 
 from frontend.access import tenant_view
 from frontend.forms import StrategyUploadForm
+from frontend.selectors import version_diff
 from strategies_store.selectors import (
     strategy_get,
     version_get,
@@ -221,5 +222,6 @@ def strategy_version(request: HttpRequest, strategy_id: str, number: int) -> Htt
             "version": version,
             "files": [{"name": n, "lines": (t or "").splitlines()} for n, t in files],
             "schema": version.config_schema_ordered,
+            "diff": version_diff(version=version),
         },
     )

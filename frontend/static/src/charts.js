@@ -32,17 +32,21 @@ function lineChart(element, { points = [], height = 260 } = {}) {
   };
 }
 
-/** A compact multi-series plot (uPlot) for metrics: data = [xs, ys1, ys2, ...]. */
-function metricPlot(element, { labels = ["value"], data = [[]], height = 160 } = {}) {
-  const palette = [css("--accent", "#1f5fbf"), css("--ok", "#1d7a3a"), css("--danger", "#b42318")];
+/** A compact multi-series plot (uPlot) for metrics: data = [xs, ys1, ys2, ...].
+ * `timeX`: the x values are unix seconds (else plain numbers, e.g. a bar index). */
+function metricPlot(element, { labels = ["value"], data = [[]], height = 160, timeX = true } = {}) {
+  const palette = [css("--accent", "#1f5fbf"), css("--ok", "#1d7a3a"), css("--danger", "#b42318"), "#8a5a00", "#5b3aa3"];
   const opts = {
     width: element.clientWidth || 600,
     height,
-    series: [{}, ...labels.map((label, i) => ({ label, stroke: palette[i % palette.length], width: 1.5 }))],
+    scales: { x: { time: timeX } },
+    series: [{}, ...labels.map((label, i) => ({ label, stroke: palette[i % palette.length], width: 1.5, spanGaps: true }))],
     axes: [{}, {}],
   };
   const plot = new uPlot(opts, data, element);
-  new ResizeObserver(() => plot.setSize({ width: element.clientWidth, height })).observe(element);
+  new ResizeObserver(() => {
+    if (element.clientWidth) plot.setSize({ width: element.clientWidth, height });
+  }).observe(element);
   return plot;
 }
 

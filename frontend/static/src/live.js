@@ -1,0 +1,548 @@
+// Live dashboard: the websocket client of the instance list (ws/tenant/) and of the instance
+// detail page (ws/instances/<id>/), the detail page's tabs, widgets, terminal log, actions feed,
+// next-execution countdown and equity chart. Bundled by esbuild into static/build/live.js.
+//
+// Frames (see frontend/consumers.py): {"kind": "hello", "heartbeat_s"}, {"kind": "pong"},
+// engine events {"kind": "status"|"log"|"action"|"run"|"widgets", "instance_id", "data", "seq", "ts"},
+// {"kind": "log_dropped", "count"}, {"kind": "events_dropped", "count"}.
+// The client sends {"type": "heartbeat"} every few seconds: it keeps the instance "watched", so the
+// engine renders its widgets only while someone looks.
+
+const PAUSE_REASONS = {
+  USER: "paused by a user",
+  DAILY_LOSS_LIMIT: "daily loss limit reached",
+  CIRCUIT_BREAKER: "too many consecutive failed runs",
+  KILL_SWITCH: "the tenant's kill switch is on",
+};
+const MODE_LABELS = { off: "Off", observe: "Observe", active: "Active" };
+const MAX_LOG_LINES = 500;
+const MAX_ACTIONS = 100;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fmt(value) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) return String(value);
+    return Math.abs(value) >= 1000 || Number.isInteger(value)
+      ? value.toLocaleString(undefined, { maximumFractionDigits: 2 })
+      : value.toLocaleString(undefined, { maximumSignificantDigits: 6 });
+  }
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+function timeOf(ts) {
+  const d = ts ? new Date(ts * 1000) : new Date();
+  return d.toLocaleTimeString(undefined, { hour12: false });
+}
+
+// --- the socket ------------------------------------------------------------------------------
+
+/** A websocket that reconnects with backoff and sends heartbeats; calls onEvent(frame) per frame. */
+function liveSocket(path, { onEvent, onState }) {
+  let socket = null;
+  let heartbeat = null;
+  let attempt = 0;
+  let closedForGood = false;
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
+
+  const connect = () => {
+    onState("connecting");
+    socket = new WebSocket(url);
+    socket.addEventListener("open", () => {
+      attempt = 0;
+      onState("live");
+    });
+    socket.addEventListener("message", (message) => {
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (frame.kind === "hello") {
+        clearInterval(heartbeat);
+        const every = Math.max(1, Number(frame.heartbeat_s) || 5) * 1000;
+        heartbeat = setInterval(() => {
+          if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "heartbeat" }));
+        }, every);
+        return;
+      }
+      if (frame.kind === "pong") return;
+      onEvent(frame);
+    });
+    socket.addEventListener("close", (event) => {
+      clearInterval(heartbeat);
+      // 44xx: refused (not logged in, not ours): retrying would not help.
+      if (event.code >= 4400 && event.code < 4500) {
+        closedForGood = true;
+        onState(event.code === 4401 ? "signed-out" : "refused");
+        return;
+      }
+      if (closedForGood) return;
+      onState("reconnecting");
+      attempt += 1;
+      setTimeout(connect, Math.min(30000, 500 * 2 ** Math.min(attempt, 6)));
+    });
+  };
+  connect();
+  window.addEventListener("pagehide", () => {
+    closedForGood = true;
+    if (socket) socket.close();
+  });
+}
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  "signed-out": "Disconnected — please log in again",
+  refused: "Live updates unavailable",
+};
+
+function setIndicators(root, state) {
+  root.querySelectorAll("[data-live-indicator]").forEach((node) => {
+    node.textContent = STATE_TEXT[state] || state;
+    node.dataset.state = state;
+  });
+  root.querySelectorAll("[data-live-dot]").forEach((node) => {
+    node.dataset.state = state;
+  });
+}
+
+// --- status pill (mirrors templates/frontend/partials/status.html) --------------------------
+
+function statusPill(status) {
+  const { mode, paused, pause_reason: reason, error, loaded } = status;
+  let state = "starting";
+  if (mode === "off") state = "off";
+  else if (paused) state = "paused";
+  else if (error) state = "error";
+  else if (loaded) state = "running";
+  const pill = el("span", { class: `status status-${state}`, "data-status": state });
+  if (state === "running") pill.append(el("span", { class: "dot", "aria-hidden": "true" }), "Running");
+  else if (state === "paused") {
+    pill.append(el("span", { "aria-hidden": "true", text: "⏸ " }), "Paused");
+    if (reason) {
+      pill.dataset.pauseReason = reason;
+      pill.append(
+        " ",
+        el("span", { class: "reason" }, `— ${PAUSE_REASONS[reason] || reason} `, el("span", { class: "code", text: reason })),
+      );
+    }
+  } else if (state === "error") {
+    pill.append(el("span", { "aria-hidden": "true", text: "⚠ " }), "Error");
+    if (error && error.code) pill.append(" ", el("span", { class: "code", text: error.code }));
+  } else if (state === "off") pill.append("Off");
+  else pill.append("Starting…");
+  return pill;
+}
+
+function statusFromDom(container, mode) {
+  const pill = container ? container.querySelector("[data-status]") : null;
+  const state = pill ? pill.dataset.status : "starting";
+  return {
+    mode,
+    loaded: state === "running" || state === "paused" || state === "error",
+    paused: state === "paused",
+    pause_reason: pill ? pill.dataset.pauseReason || null : null,
+    error: state === "error" ? { code: (pill.querySelector(".code") || {}).textContent } : null,
+  };
+}
+
+function mergeStatus(current, data) {
+  const next = { ...current };
+  for (const key of ["mode", "loaded", "paused", "pause_reason"]) if (key in data) next[key] = data[key];
+  if ("error" in data) next.error = data.error;
+  if (data.loaded === true && !("error" in data)) next.error = null;
+  if (data.mode === "off") Object.assign(next, { loaded: false, paused: false, pause_reason: null });
+  return next;
+}
+
+function bumpCounters(root, data) {
+  const inc = (name) => {
+    root.querySelectorAll(`[data-stat="${name}"]`).forEach((node) => {
+      node.textContent = String((parseInt(node.textContent, 10) || 0) + 1);
+    });
+  };
+  if (data.trigger === "dry_run") return; // test runs are not scheduled runs
+  inc("runs");
+  if (data.status === "ok") inc("ok");
+  else if (data.status === "error" || data.status === "timeout") inc("failed");
+}
+
+function modeBadge(mode) {
+  return el("span", { class: `badge mode-${mode}`, title: `Mode: ${MODE_LABELS[mode] || mode}`, "data-mode": mode }, MODE_LABELS[mode] || mode);
+}
+
+// --- instance list ---------------------------------------------------------------------------
+
+function initTenantList(root) {
+  const statuses = new Map();
+  root.querySelectorAll("tr[data-instance-id]").forEach((row) => {
+    statuses.set(row.dataset.instanceId, statusFromDom(row.querySelector('[data-cell="status"]'), row.dataset.mode));
+  });
+  liveSocket(root.dataset.liveSocket, {
+    onState: (state) => setIndicators(document, state),
+    onEvent: (frame) => {
+      const row = root.querySelector(`tr[data-instance-id="${frame.instance_id}"]`);
+      if (!row) return;
+      const data = frame.data || {};
+      if (frame.kind === "status") {
+        const status = mergeStatus(statuses.get(frame.instance_id) || { mode: row.dataset.mode }, data);
+        statuses.set(frame.instance_id, status);
+        if (data.mode && data.mode !== row.dataset.mode) {
+          row.dataset.mode = data.mode;
+          const badge = row.querySelector("td [data-mode]");
+          if (badge) badge.replaceWith(modeBadge(data.mode));
+        }
+        row.querySelector('[data-cell="status"]').replaceChildren(statusPill(status));
+      } else if (frame.kind === "run") {
+        bumpCounters(row, data);
+        const status = statuses.get(frame.instance_id);
+        if (status && data.trigger !== "dry_run") {
+          status.error = data.error || null;
+          status.loaded = true;
+          row.querySelector('[data-cell="status"]').replaceChildren(statusPill(status));
+        }
+      }
+    },
+  });
+}
+
+// --- instance detail: widgets -------------------------------------------------------------------
+
+function alignSeries(series) {
+  // uPlot wants one shared x array: the union of every series' x, with gaps as null.
+  const xs = [...new Set(series.flatMap((s) => (s.points || []).map((p) => p[0])))].sort((a, b) => a - b);
+  const index = new Map(xs.map((x, i) => [x, i]));
+  const ys = series.map((s) => {
+    const column = new Array(xs.length).fill(null);
+    for (const [x, y] of s.points || []) column[index.get(x)] = y;
+    return column;
+  });
+  return [xs, ...ys];
+}
+
+function renderWidget(widget, slot) {
+  const type = widget.type;
+  if (slot.dataset.type === type && slot._update) {
+    slot._update(widget);
+    return;
+  }
+  slot.replaceChildren();
+  slot.dataset.type = type;
+  slot._update = null;
+  if (type === "metric") {
+    const label = el("span", { class: "label" });
+    const value = el("span", { class: "value" });
+    slot.className = "widget metric";
+    slot.append(label, value);
+    slot._update = (w) => {
+      label.textContent = w.label || "";
+      value.textContent = fmt(w.value) + (w.unit ? ` ${w.unit}` : "");
+    };
+  } else if (type === "line_chart") {
+    slot.className = "widget chart-widget";
+    const title = el("h3", { class: "widget-title" });
+    const area = el("div", { class: "plot", role: "img" });
+    slot.append(title, area);
+    let plot = null;
+    let names = "";
+    slot._update = (w) => {
+      title.textContent = w.title || "Chart";
+      area.setAttribute("aria-label", `${w.title || "Chart"}: line chart of ${(w.series || []).map((s) => s.name).join(", ")}`);
+      const series = w.series || [];
+      const data = alignSeries(series);
+      const key = series.map((s) => s.name).join("\u0000");
+      const timeX = data[0].length > 0 && data[0][0] > 1e9;
+      if (!plot || key !== names || !window.StratboxCharts) {
+        area.replaceChildren();
+        names = key;
+        plot = window.StratboxCharts
+          ? window.StratboxCharts.metricPlot(area, { labels: series.map((s) => s.name), data, height: 180, timeX })
+          : null;
+      } else {
+        plot.setData(data);
+      }
+    };
+  } else if (type === "table") {
+    slot.className = "widget table-widget";
+    slot._update = (w) => {
+      const table = el("table", { class: "data compact" });
+      if (w.title) table.append(el("caption", { text: w.title }));
+      table.append(el("thead", {}, el("tr", {}, ...(w.columns || []).map((c) => el("th", { scope: "col", text: c })))));
+      table.append(el("tbody", {}, ...(w.rows || []).map((r) => el("tr", {}, ...r.map((c) => el("td", { text: fmt(c) }))))));
+      slot.replaceChildren(table);
+    };
+  } else if (type === "log") {
+    slot.className = "widget log-widget";
+    const pre = el("pre", { class: "terminal small" });
+    slot.append(pre);
+    slot._update = (w) => {
+      pre.textContent = (w.lines || []).join("\n");
+    };
+  } else {
+    slot.className = "widget text-widget";
+    const p = el("p");
+    slot.append(p);
+    slot._update = (w) => {
+      p.textContent = type === "text" ? w.text || "" : `Unsupported widget "${type}"`;
+    };
+  }
+  slot._update(widget);
+}
+
+function renderWidgets(container, widgets) {
+  const empty = container.querySelector("[data-widgets-empty]");
+  if (!Array.isArray(widgets)) return;
+  if (widgets.length === 0) {
+    if (empty) empty.textContent = "The strategy's render() returned no widgets.";
+    return;
+  }
+  if (empty) empty.remove();
+  let slots = [...container.querySelectorAll(":scope > .widget")];
+  while (slots.length > widgets.length) slots.pop().remove();
+  while (slots.length < widgets.length) {
+    const slot = el("div", { class: "widget", "data-widget-index": slots.length });
+    container.append(slot);
+    slots = [...slots, slot];
+  }
+  widgets.forEach((widget, i) => {
+    if (widget && typeof widget === "object") renderWidget(widget, slots[i]);
+  });
+  container.dataset.updatedAt = String(Date.now());
+}
+
+// --- instance detail: logs, actions, countdown ---------------------------------------------------
+
+function appendLog(terminal, level, msg, ts) {
+  // The placeholder goes with the template's whitespace (the terminal keeps white-space: pre-wrap).
+  if (terminal.querySelector("[data-log-empty]")) terminal.replaceChildren();
+  const stick = terminal.scrollTop + terminal.clientHeight >= terminal.scrollHeight - 8;
+  terminal.append(
+    el("div", { class: `log-line lvl-${level}`, "data-log-level": level }, el("span", { class: "ts", text: timeOf(ts) }), ` [${level}] `, msg),
+  );
+  while (terminal.childElementCount > MAX_LOG_LINES) terminal.firstElementChild.remove();
+  if (stick) terminal.scrollTop = terminal.scrollHeight;
+}
+
+function actionItem(a, ts) {
+  const kind = a.kind === "shadow" || a.kind === "denied" ? a.kind : a.kind === "skipped" ? "denied" : "order";
+  const li = el("li", { class: `action action-${kind} fresh`, "data-action-kind": kind });
+  li.append(el("span", { class: `badge kind-${kind}`, text: kind }), " ");
+  if (a.side) li.append(el("strong", { text: String(a.side).toUpperCase() }), ` ${fmt(a.qty)}`);
+  if (a.price) li.append(` @ ${fmt(a.price)}`);
+  li.append(" ", el("span", { class: "muted small", text: [a.type, a.status].filter(Boolean).join(" · ") }));
+  if (a.deny_code) {
+    li.append(" ", el("span", { class: "code deny-code", title: a.message || "", text: a.deny_code }));
+    if (a.message) li.append(" ", el("span", { class: "small", text: a.message }));
+  }
+  li.append(" ", el("time", { class: "muted small", datetime: new Date((ts || Date.now() / 1000) * 1000).toISOString(), text: timeOf(ts) }));
+  return li;
+}
+
+function initCountdown(root) {
+  const freq = Number(root.dataset.frequency) || 0;
+  let next = root.dataset.nextDue ? Date.parse(root.dataset.nextDue) : null;
+  let running = root.dataset.mode !== "off";
+  const nodes = root.querySelectorAll("[data-countdown]");
+  const paint = () => {
+    let text;
+    if (!running || next === null || Number.isNaN(next)) text = running ? "waiting for the first run…" : "not scheduled";
+    else {
+      const left = Math.round((next - Date.now()) / 1000);
+      text = left > 0 ? `in ${left} s` : "due now…";
+    }
+    nodes.forEach((node) => {
+      if (node.textContent !== text) node.textContent = text;
+    });
+  };
+  setInterval(paint, 250);
+  paint();
+  return {
+    ran: (finishedAt) => {
+      if (freq) next = ((finishedAt || Date.now() / 1000) + freq) * 1000;
+    },
+    setRunning: (value) => {
+      running = value;
+      if (!value) next = null;
+    },
+  };
+}
+
+function initInstanceDetail(root) {
+  const terminal = root.querySelector("#live-log");
+  const feed = root.querySelector("#actions-feed");
+  const widgets = root.querySelector("[data-widgets]");
+  const statusBox = root.querySelector("[data-live-status]");
+  const countdown = initCountdown(root);
+  let status = statusFromDom(statusBox, root.dataset.mode);
+  const iid = root.dataset.instanceId;
+
+  liveSocket(root.dataset.liveSocket, {
+    onState: (state) => setIndicators(document, state),
+    onEvent: (frame) => {
+      if (frame.instance_id && frame.instance_id !== iid) return;
+      const data = frame.data || {};
+      switch (frame.kind) {
+        case "widgets":
+          renderWidgets(widgets, data.widgets);
+          break;
+        case "log":
+          appendLog(terminal, data.level || "info", data.msg || "", frame.ts);
+          break;
+        case "log_dropped":
+          appendLog(terminal, "warn", `… ${frame.count} log line(s) dropped (too many to stream)`, Date.now() / 1000);
+          break;
+        case "events_dropped":
+          appendLog(terminal, "warn", `… ${frame.count} event(s) dropped; reload for the full picture`, Date.now() / 1000);
+          break;
+        case "action": {
+          const empty = feed.querySelector("[data-actions-empty]");
+          if (empty) empty.remove();
+          feed.prepend(actionItem(data, frame.ts));
+          while (feed.childElementCount > MAX_ACTIONS) feed.lastElementChild.remove();
+          break;
+        }
+        case "run":
+          if (data.trigger !== "dry_run") {
+            bumpCounters(root, data);
+            countdown.ran(data.finished_at);
+            status = { ...status, loaded: true, error: data.error || null };
+            statusBox.replaceChildren(statusPill(status));
+            if (data.error) appendLog(terminal, "error", `run failed: ${data.error.code} ${data.error.message || ""}`, frame.ts);
+          }
+          break;
+        case "status":
+          status = mergeStatus(status, data);
+          statusBox.replaceChildren(statusPill(status));
+          countdown.setRunning(status.mode !== "off" && !status.paused && status.loaded !== false);
+          if (data.mode && data.mode !== root.dataset.mode) {
+            const notices = document.getElementById("live-notices");
+            if (notices) {
+              notices.replaceChildren(
+                `The mode changed to ${MODE_LABELS[data.mode] || data.mode} elsewhere. `,
+                el("a", { href: location.pathname, text: "Reload the page" }),
+                " to update the controls.",
+              );
+              notices.hidden = false;
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    },
+  });
+}
+
+// --- tabs (WAI-ARIA tabs; links still work without JavaScript) ----------------------------------
+
+function initTabs(root) {
+  root.querySelectorAll("[data-tabs]").forEach((box) => {
+    const tabs = [...box.querySelectorAll('[role="tab"]')];
+    const select = (tab, focus) => {
+      tabs.forEach((t) => {
+        const on = t === tab;
+        t.setAttribute("aria-selected", on ? "true" : "false");
+        t.tabIndex = on ? 0 : -1;
+        const panel = document.getElementById(t.getAttribute("aria-controls"));
+        if (panel) panel.hidden = !on;
+      });
+      if (focus) tab.focus();
+      const url = new URL(location.href);
+      url.searchParams.set("tab", tab.dataset.tab);
+      history.replaceState(null, "", url);
+      window.dispatchEvent(new Event("resize")); // charts in a newly shown panel size themselves
+    };
+    tabs.forEach((tab, i) => {
+      tab.addEventListener("click", (event) => {
+        event.preventDefault();
+        select(tab, false);
+      });
+      tab.addEventListener("keydown", (event) => {
+        let target = null;
+        if (event.key === "ArrowRight") target = tabs[(i + 1) % tabs.length];
+        else if (event.key === "ArrowLeft") target = tabs[(i - 1 + tabs.length) % tabs.length];
+        else if (event.key === "Home") target = tabs[0];
+        else if (event.key === "End") target = tabs[tabs.length - 1];
+        else if (event.key === " " || event.key === "Enter") target = tab;
+        if (target) {
+          event.preventDefault();
+          select(target, true);
+        }
+      });
+    });
+  });
+}
+
+// --- equity chart with trade markers (lightweight-charts, through window.StratboxCharts) -----------
+
+function initEquity(root) {
+  root.querySelectorAll("[data-equity-chart]:not([data-chart-ready])").forEach((node) => {
+    if (!window.StratboxCharts) return;
+    node.dataset.chartReady = "1";
+    const read = (id) => {
+      const script = document.getElementById(id);
+      return script ? JSON.parse(script.textContent) : [];
+    };
+    const chart = window.StratboxCharts.lineChart(node, { points: read(node.dataset.equityChart), height: 240 });
+    const markers = read(node.dataset.equityMarkers);
+    if (markers.length) chart.setMarkers(markers);
+    chart.chart.timeScale().fitContent();
+  });
+}
+
+// --- backtest progress (ws/backtests/<id>/) --------------------------------------------------------
+
+function initBacktest(root) {
+  const bar = root.querySelector("#bt-progress");
+  const text = root.querySelector("#bt-progress-text");
+  const status = document.getElementById("bt-status");
+  liveSocket(root.dataset.liveSocket, {
+    onState: (state) => setIndicators(root, state),
+    onEvent: (frame) => {
+      if (frame.kind !== "backtest_progress") return;
+      if (frame.total) bar.max = frame.total;
+      bar.value = frame.done || 0;
+      const rate = frame.bars_per_s ? ` · ${Math.round(frame.bars_per_s).toLocaleString()} bars/s` : "";
+      const eta = frame.eta_s ? ` · about ${Math.ceil(frame.eta_s)} s left` : "";
+      text.textContent = `${(frame.done || 0).toLocaleString()} / ${(frame.total || 0).toLocaleString()} bars${rate}${eta}`;
+      if (status && frame.status) status.textContent = frame.status;
+      if (["succeeded", "failed", "cancelled"].includes(frame.status)) {
+        text.textContent += " — finished, loading the results…";
+        setTimeout(() => location.reload(), 500);
+      }
+    },
+  });
+}
+
+function init() {
+  const backtest = document.querySelector('[data-live-scope="backtest"]');
+  if (backtest) initBacktest(backtest);
+  initTabs(document);
+  initEquity(document);
+  const detail = document.querySelector('[data-live-scope="instance"]');
+  if (detail) initInstanceDetail(detail);
+  const list = document.querySelector('[data-live-scope="tenant"]');
+  if (list) initTenantList(list);
+  document.querySelectorAll("[data-live-indicator]").forEach((node) => {
+    if (!detail && !list && !backtest) node.textContent = "";
+  });
+}
+
+document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,252 @@
+"""Backtest pages: the form (a version or an instance's config; stored bars or a CSV), the list,
+a result page with live progress (`ws/backtests/<uuid>/`), metrics, the equity curve with a marker
+per trade and the trade table, and two results side by side.
+
+The rules live in `stratbox.backtests.services.backtest_create`; its `BacktestInvalid` errors and
+the CSV parser's row errors land on the form field they are about.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from frontend.access import tenant_view
+from frontend.selectors import markets_active
+from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
+from stratbox.backtests.selectors import (
+    backtest_get,
+    backtest_list,
+    backtest_trade_list,
+    instance_get_for_tenant,
+    market_get,
+    version_get_for_tenant,
+)
+from stratbox.backtests.services import (
+    BacktestInvalid,
+    BacktestNotCancellable,
+    BarsSpec,
+    backtest_cancel,
+    backtest_create,
+    csv_sha256,
+)
+from stratbox.instances.selectors import instance_list
+from strategies_store.selectors import strategy_list, version_list
+
+# The service names logical inputs; the form has one field per thing the user touched.
+FIELD_MAP = {"config": "version", "csv": "csv_file"}
+
+
+class BacktestForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False, label="Name (optional)")
+    instance = forms.ChoiceField(
+        required=False, label="Reuse an instance's config", help_text="Its version, config and capital."
+    )
+    version = forms.ChoiceField(required=False, label="…or a strategy version (default config)")
+    market = forms.ChoiceField(required=False, label="Market (stored bars)")
+    start = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From"
+    )
+    end = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="To"
+    )
+    interval_seconds = forms.IntegerField(min_value=1, initial=60, label="Bar interval (seconds)")
+    csv_file = forms.FileField(
+        required=False,
+        label="…or upload bars (CSV)",
+        help_text="Columns ts, open, high, low, close, volume; a bad row is reported with its line.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    starting_capital = forms.DecimalField(min_value=1, decimal_places=2, max_digits=18, required=False)
+    fee_bps = forms.FloatField(min_value=0, required=False, label="Fee (bps)")
+    slippage_bps = forms.FloatField(min_value=0, required=False, label="Slippage (bps)")
+
+    def __init__(self, *args: Any, tenant: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["instance"].choices = [("", "—")] + [
+            (str(i.id), f"{i.name} ({i.strategy.key} v{i.version.number})")
+            for i in instance_list(tenant=tenant)
+        ]
+        versions = [("", "—")]
+        for definition in strategy_list(tenant=tenant):
+            versions += [
+                (str(v.id), f"{definition.key} v{v.number}") for v in version_list(definition=definition)
+            ]
+        self.fields["version"].choices = versions
+        self.fields["market"].choices = [("", "—")] + [(str(m.id), str(m)) for m in markets_active()]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if bool(data.get("instance")) == bool(data.get("version")):
+            self.add_error("version", "Choose an instance or a strategy version (one of the two).")
+        if not data.get("csv_file") and not data.get("market") and not data.get("instance"):
+            self.add_error("market", "Choose a market and a date range, or upload a CSV of bars.")
+        return data
+
+
+def _add_errors(form: forms.Form, errors: dict[str, Any]) -> None:
+    for key, value in errors.items():
+        field = FIELD_MAP.get(key, key)
+        if key.startswith("config."):
+            field = "version"
+        values = value if isinstance(value, list) else [value]
+        for message in values:
+            text = str(message) if field == key else f"{key}: {message}"
+            form.add_error(field if field in form.fields else None, text)
+
+
+@tenant_view(write=True)
+def backtest_new(request: HttpRequest) -> HttpResponse:
+    tenant = request.tenant  # type: ignore[attr-defined]
+    if request.method != "POST":
+        initial = {"instance": request.GET.get("instance", ""), "version": request.GET.get("version", "")}
+        return render(
+            request, "frontend/backtests/new.html", {"form": BacktestForm(initial=initial, tenant=tenant)}
+        )
+    form = BacktestForm(request.POST, request.FILES, tenant=tenant)
+    if form.is_valid():
+        data = form.cleaned_data
+        instance = (
+            instance_get_for_tenant(tenant=tenant, instance_id=data["instance"]) if data["instance"] else None
+        )
+        version = (
+            version_get_for_tenant(tenant=tenant, version_id=data["version"]) if data["version"] else None
+        )
+        try:
+            bars = _bars(form, data, instance)
+            if bars is not None:
+                backtest = backtest_create(
+                    tenant=tenant,
+                    actor=request.user,
+                    bars=bars,
+                    version=version,
+                    instance=instance,
+                    starting_capital=data.get("starting_capital"),
+                    slippage_bps=data.get("slippage_bps"),
+                    fee_bps=data.get("fee_bps"),
+                    name=data.get("name") or "",
+                )
+                messages.success(request, "Backtest queued: progress updates live below.")
+                return redirect("frontend:backtest_detail", backtest_id=backtest.id)
+        except BacktestInvalid as exc:
+            _add_errors(form, exc.errors)
+    return render(request, "frontend/backtests/new.html", {"form": form}, status=400)
+
+
+def _bars(form: BacktestForm, data: dict[str, Any], instance: Any) -> BarsSpec | None:
+    upload = data.get("csv_file")
+    if upload is not None:
+        raw = upload.read()
+        try:
+            columns = parse_bars_csv(raw)
+        except CsvInvalid as exc:
+            for error in exc.errors:
+                form.add_error("csv_file", str(error))
+            if exc.total > len(exc.errors):
+                form.add_error("csv_file", f"… and {exc.total - len(exc.errors)} more bad rows")
+            return None
+        return BarsSpec(
+            csv_bars=columns,
+            csv_filename=upload.name or "upload.csv",
+            csv_sha256=csv_sha256(raw),
+            interval_seconds=data["interval_seconds"],
+            extra={"market_code": instance.market.code if instance is not None else "CSV"},
+        )
+    market = (
+        market_get(market=data["market"]) if data.get("market") else (instance.market if instance else None)
+    )
+    return BarsSpec(
+        market=market, start=data.get("start"), end=data.get("end"), interval_seconds=data["interval_seconds"]
+    )
+
+
+@tenant_view
+def backtest_index(request: HttpRequest) -> HttpResponse:
+    backtests = backtest_list(tenant=request.tenant).select_related("version").order_by("-created_at")[:100]  # type: ignore[attr-defined]
+    return render(request, "frontend/backtests/list.html", {"backtests": backtests})
+
+
+def _backtest_or_404(request: HttpRequest, backtest_id: Any) -> Any:
+    backtest = backtest_get(tenant=request.tenant, backtest_id=backtest_id)  # type: ignore[attr-defined]
+    if backtest is None:
+        raise Http404("No such backtest.")
+    return backtest
+
+
+def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
+    """Equity points and one marker per trade entry/exit, in lightweight-charts' shapes."""
+    points: list[dict[str, Any]] = []
+    for ts, equity in backtest.equity_curve or []:
+        t = int(ts)
+        if points and points[-1]["time"] >= t:
+            continue  # strictly increasing times
+        points.append({"time": t, "value": float(equity)})
+    markers: list[dict[str, Any]] = []
+    for trade in trades[:500]:
+        markers.append(
+            {
+                "time": int(trade.entry_ts),
+                "position": "belowBar",
+                "shape": "arrowUp",
+                "color": "#1d7a3a",
+                "text": "B",
+            }
+        )
+        if trade.exit_ts:
+            markers.append(
+                {
+                    "time": int(trade.exit_ts),
+                    "position": "aboveBar",
+                    "shape": "arrowDown",
+                    "color": "#b42318",
+                    "text": "S",
+                }
+            )
+    markers.sort(key=lambda m: m["time"])
+    return {"points": points, "markers": markers}
+
+
+@tenant_view
+def backtest_detail(request: HttpRequest, backtest_id: str) -> HttpResponse:
+    backtest = _backtest_or_404(request, backtest_id)
+    trades = list(backtest_trade_list(backtest=backtest)[:1000])
+    chart = _chart(backtest, trades)
+    others = (
+        backtest_list(tenant=request.tenant, status="succeeded")
+        .exclude(pk=backtest.pk)
+        .order_by("-created_at")[:50]
+    )  # type: ignore[attr-defined]
+    return render(
+        request,
+        "frontend/backtests/detail.html",
+        {"bt": backtest, "trades": trades, "chart": chart, "others": others},
+    )
+
+
+@require_POST
+@tenant_view(write=True)
+def backtest_cancel_view(request: HttpRequest, backtest_id: str) -> HttpResponse:
+    backtest = _backtest_or_404(request, backtest_id)
+    try:
+        backtest_cancel(backtest=backtest, actor=request.user)
+    except BacktestNotCancellable as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Cancellation requested.")
+    return redirect("frontend:backtest_detail", backtest_id=backtest.id)
+
+
+@tenant_view
+def backtest_compare(request: HttpRequest) -> HttpResponse:
+    a = _backtest_or_404(request, request.GET.get("a"))
+    b = _backtest_or_404(request, request.GET.get("b"))
+    sides = []
+    for bt in (a, b):
+        trades = list(backtest_trade_list(backtest=bt)[:500])
+        sides.append({"bt": bt, "chart": _chart(bt, trades), "trades": trades[:50]})
+    return render(request, "frontend/backtests/compare.html", {"sides": sides})
