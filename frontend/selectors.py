@@ -239,20 +239,19 @@ def instance_runs(
     )
 
 
-def governance_status(*, tenant: Tenant, instance: Any) -> Any:
-    """The instance's live-trading approval request, when the governance app offers a selector."""
-    try:
-        from stratbox.governance import selectors as governance
-    except ImportError:
+def governance_status(*, tenant: Any, instance: Any) -> dict[str, Any] | None:
+    """The instance's latest live-trading request, shaped for the detail page's notice."""
+    from stratbox.governance.selectors import live_request_latest
+
+    request = live_request_latest(tenant=tenant, instance=instance)
+    if request is None:
         return None
-    getter = getattr(governance, "live_request_latest", None) or getattr(governance, "live_request_get", None)
-    if getter is None:
-        return None
-    try:
-        return getter(tenant=tenant, instance=instance)
-    except Exception:  # governance is optional on this page: never break the instance detail
-        logger.warning("governance status of %s unavailable", instance.pk, exc_info=True)
-        return None
+    revoked = request.revoked_at is not None
+    return {
+        "status": "revoked" if revoked else request.status,
+        "decided_at": request.revoked_at if revoked else request.decided_at,
+        "reason": request.revoke_reason if revoked else request.decision_reason,
+    }
 
 
 # --- strategies -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from stratbox.governance.models import (
     DEFAULT_MAX_DRAWDOWN,
@@ -133,6 +133,17 @@ def live_request_list(
     if instance_id is not None:
         qs = qs.filter(instance_id=instance_id)
     return qs
+
+
+def live_request_latest(*, tenant: Tenant, instance: StrategyInstance) -> LiveApprovalRequest | None:
+    """The newest request the instance took part in: as the paper instance, or as the live one it created."""
+    return (
+        _requests()
+        .filter(tenant=tenant)
+        .filter(Q(instance_id=instance.pk) | Q(live_instance_id=instance.pk))
+        .order_by("-requested_at")
+        .first()
+    )
 
 
 def live_request_get(*, tenant: Tenant, request_id: Any) -> LiveApprovalRequest | None:

@@ -182,3 +182,23 @@ def test_revoke_when_not_running_moves_active_to_observe(
         f"/api/v1/staff/live-requests/{pending}/revoke/", {"reason": "x"}, format="json"
     )
     assert again.status_code == 409 and again.json()["errors"][0]["code"] == "REQUEST_NOT_APPROVED"
+
+
+def test_instance_page_shows_the_request_status_to_its_tenant_only(
+    pending, paper_instance, user, other_user, other_tenant, staff_client
+) -> None:
+    from django.test import Client
+
+    page = f"/instances/{paper_instance.pk}/"
+    owner = Client()
+    owner.force_login(user)
+    assert 'data-governance="pending"' in owner.get(page).content.decode()
+
+    r = staff_client.post(f"/api/v1/staff/live-requests/{pending}/reject/", {"reason": "too short a record"})
+    assert r.status_code == 200, r.content
+    html = owner.get(page).content.decode()
+    assert 'data-governance="rejected"' in html and "too short a record" in html
+
+    stranger = Client()
+    stranger.force_login(other_user)
+    assert stranger.get(page).status_code == 404
