@@ -91,6 +91,9 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the layer hiccupped: keep the subscription, retry shortly
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():  # shutting down, not a hiccup
+                    raise
                 logger.warning("fan-out receive failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue

@@ -51,7 +51,7 @@ def main() -> int:
     _manage("collectstatic", "--noinput", "-v", "0")
     _manage("bootstrap_demo")
 
-    procs["web"] = f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off"
+    procs["web"] = f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
     procs["worker"] = f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 2 -n worker@%h"
     procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
