@@ -8,8 +8,12 @@ client can restore it on a respawned host).
 
 from __future__ import annotations
 
+import base64
 import math
+import time
+from array import array
 from decimal import Decimal
+from itertools import chain, islice, repeat
 from typing import Any
 
 from sandbox import sdk
@@ -100,26 +104,30 @@ class PaperBroker:
                 self.fill("sell", order["qty"], order["price"], ts, order["tag"])
             else:
                 keep.append(order)
-        self.pending = keep
+        # In place: the bar loop holds this very list to skip the broker on bars without orders.
+        self.pending[:] = keep
 
     def equity(self, close: float) -> float:
         return self.cash + self.qty * close
 
 
 class BacktestContext:
-    """``self.context`` during a backtest: the paper broker is the market."""
+    """``self.context`` during a backtest: the paper broker is the market.
 
-    __slots__ = ("_broker", "_rec", "_revoked", "_price", "_ts", "_high", "_low", "_market", "_bar", "_quota_bar", "_quota")
+    The bar loop tells the context which bar is current with ONE slot write per bar (``_tick``,
+    the immutable Tick handed to ``on_tick``): price, time and the per-bar order quota all derive
+    from it, so the loop does not pay three writes per bar.
+    """
+
+    __slots__ = ("_broker", "_rec", "_revoked", "_tick", "_market", "_quota_tick", "_quota")
 
     def __init__(self, broker: PaperBroker, rec: CallRecord, market: str) -> None:
         self._broker = broker
         self._rec = rec
         self._revoked = False
-        self._price = 0.0
-        self._ts = 0.0
+        self._tick: tuple[Any, ...] = (market, 0.0, 0.0)
         self._market = market
-        self._bar = 0
-        self._quota_bar = -1
+        self._quota_tick: object = None
         self._quota = 0
 
     def _check(self) -> None:
@@ -135,7 +143,8 @@ class BacktestContext:
 
     @property
     def now(self) -> float:
-        return self._ts
+        ts: float = self._tick[1]
+        return ts
 
     @property
     def market(self) -> str:
@@ -143,7 +152,8 @@ class BacktestContext:
 
     def get_price(self) -> float:
         self._check()
-        return self._price
+        price: float = self._tick[2]
+        return price
 
     def get_orders(self) -> list[dict[str, Any]]:
         self._check()
@@ -155,7 +165,7 @@ class BacktestContext:
         if b.qty == 0:
             return None
         return {"market": self._market, "qty": b.qty, "avg_price": b.avg_price,
-                "unrealized_pnl": (self._price - b.avg_price) * b.qty, "realized_pnl": b.realized}
+                "unrealized_pnl": (self._tick[2] - b.avg_price) * b.qty, "realized_pnl": b.realized}
 
     def get_positions(self) -> list[dict[str, Any]]:
         pos = self.get_position()
@@ -173,8 +183,9 @@ class BacktestContext:
         self._check()
         reason = order_problem(side, qty, type, price, tag)
         if reason is None:
-            if self._quota_bar != self._bar:
-                self._quota_bar = self._bar
+            tick = self._tick
+            if self._quota_tick is not tick:  # first order on this bar: a fresh quota
+                self._quota_tick = tick
                 self._quota = 0
             if self._quota >= self._rec.limits.max_orders_per_call:
                 reason = "ORDER_QUOTA_EXCEEDED"
@@ -185,36 +196,69 @@ class BacktestContext:
         b.seq += 1
         b.orders_total += 1
         coid = f"bt-{b.seq}"
+        tick = self._tick
         if type == "market":
-            b.market(side, float(qty), self._price, self._ts, tag)
+            b.market(side, float(qty), tick[2], tick[1], tag)
         else:
             b.pending.append({"client_order_id": coid, "side": side, "qty": float(qty), "price": float(price), "tag": tag})
         return sdk.OrderReceipt(coid, "submitted", None)
 
 
+def _float_column(raw: Any, what: str) -> list[Any]:
+    """A column as a list: packed native float64 bytes (what the client sends: no per-value
+    pickling, and every value is a float by construction) or a list (direct, trusted callers)."""
+    if type(raw) is bytes or type(raw) is bytearray:
+        if len(raw) % 8:
+            raise SandboxError(ErrorCode.BAD_REQUEST, f"bar column {what} is not packed float64")
+        arr = array("d")
+        arr.frombytes(raw)
+        return arr.tolist()
+    if type(raw) is not list and type(raw) is not tuple:
+        raise SandboxError(ErrorCode.BAD_REQUEST, f"bar column {what} must be a list of numbers")
+    return list(raw)
+
+
+_NUM_TYPES = frozenset({int, float})
+
+
 def _columns(bars: Any) -> dict[str, list[float]]:
-    """Accept list-of-dicts or column dicts; validate numbers (trusted input, but be strict)."""
+    """Accept column dicts (packed float64 bytes or lists) or a list of bar dicts; validate."""
     if type(bars) is dict:
-        cols = {k: list(bars[k]) for k in BAR_FIELDS if k in bars}
+        raw = {k: bars[k] for k in BAR_FIELDS if k in bars}
     elif type(bars) is list:
-        cols = {k: [b.get(k) for b in bars] for k in BAR_FIELDS}
+        raw = {k: [b.get(k) if type(b) is dict else None for b in bars] for k in BAR_FIELDS}
     else:
         raise SandboxError(ErrorCode.BAD_REQUEST, "bars must be a list of bar dicts")
-    n = len(cols.get("close", []))
-    close = cols.get("close") or []
-    for k in BAR_FIELDS:
-        col = cols.get(k)
-        if col is None or len(col) != n or any(v is None for v in col):
-            cols[k] = list(close) if k in ("open", "high", "low") else ([0.0] * n if k == "volume" else col or [])
+    # A column with gaps counts as missing (open/high/low fall back to the close, volume to 0).
+    raw = {k: v for k, v in raw.items() if v is not None and (type(v) not in (list, tuple) or None not in v)}
+    if "close" not in raw or "ts" not in raw:
+        raise SandboxError(ErrorCode.BAD_REQUEST, "every bar needs ts and close")
+    cols = {k: _float_column(v, k) for k, v in raw.items()}
+    close = cols["close"]
+    n = len(close)
     if len(cols["ts"]) != n:
         raise SandboxError(ErrorCode.BAD_REQUEST, "every bar needs ts and close")
-    if not all(type(v) in (int, float) and math.isfinite(v) for v in close):
+    if not set(map(type, close)) <= _NUM_TYPES or not all(map(math.isfinite, close)):
         raise SandboxError(ErrorCode.BAD_REQUEST, "bar close prices must be finite numbers")
+    for k in ("open", "high", "low"):  # missing or ragged columns: the close stands in
+        if len(cols.get(k, ())) != n:
+            cols[k] = close
+    if len(cols.get("volume", ())) != n:
+        cols["volume"] = [0.0] * n
     return cols
 
 
-def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broker_state: dict[str, Any] | None, market: str = "BT") -> dict[str, Any]:
-    """Run one chunk of bars through ``inst``; return trades, equity points and progress counters."""
+def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broker_state: dict[str, Any] | None,
+                 market: str = "BT", packed: bool = False) -> dict[str, Any]:
+    """Run one chunk of bars through ``inst``; return trades, equity points and progress counters.
+
+    ``packed``: fills and trades as base64 float64 arrays (``fills_packed``: ts, signed qty,
+    price, fee per fill; ``trades_packed``: entry_ts, exit_ts, direction +1/-1, qty, entry_price,
+    exit_price, pnl per trade, with ``trade_reasons`` alongside) and no sampled equity list: the
+    reply stays strict JSON, but the tens of thousands of numbers in it are not each printed by
+    ``repr`` here and parsed again by the client.
+    """
+    t0 = time.perf_counter()
     cols = _columns(bars)
     if inst.backtest is None:
         inst.backtest = PaperBroker(broker_params, broker_state)
@@ -223,6 +267,7 @@ def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broke
     broker.fills = []
     rec = inst.rec = CallRecord(inst.limits, drop_logs=True)
     ts_c, o_c, h_c, l_c, c_c, v_c = (cols[k] for k in BAR_FIELDS)
+    t1 = time.perf_counter()
     n = len(c_c)
     step = max(1, n // 500)
     equity: list[list[float]] = []
@@ -230,14 +275,27 @@ def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broke
         _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity)
     else:
         _signal_loop(inst, broker, rec, market, ts_c, h_c, l_c, c_c, step, equity, broker_params)
+    t2 = time.perf_counter()
     broker.bars_total += n
     text = inst._finish(rec)
     del text
     eq = broker.equity(c_c[-1]) if n else broker.cash
+    out: dict[str, Any]
+    if packed:
+        trades = broker.trades
+        out = {
+            "fills_packed": _b64(chain.from_iterable(broker.fills)),
+            "trades_packed": _b64(chain.from_iterable(
+                (t["entry_ts"], t["exit_ts"], 1.0 if t["side"] == "long" else -1.0, t["qty"], t["entry_price"],
+                 t["exit_price"], t["pnl"]) for t in trades)),
+            "trade_reasons": [t["reason"] for t in trades],
+        }
+    else:
+        out = {"trades": broker.trades, "fills": broker.fills, "equity": equity}
     return {
-        "trades": broker.trades,
-        "fills": broker.fills,
-        "equity": equity,
+        **out,
+        # Informational (reported by the host, so never trusted for anything but display).
+        "timings": {"columns_s": t1 - t0, "loop_s": t2 - t1, "pack_s": time.perf_counter() - t2},
         "logs": rec.logs,
         "logs_dropped": rec.logs_dropped,
         "progress": {"bars": n, "bars_total": broker.bars_total, "orders_total": broker.orders_total,
@@ -246,6 +304,11 @@ def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broke
                     "fees": broker.fees, "max_drawdown": broker.max_drawdown},
         "broker": broker.to_state(),
     }
+
+
+def _b64(values: Any) -> str:
+    """Floats packed as native float64 and base64-encoded (JSON-safe, no per-number text)."""
+    return base64.b64encode(array("d", values).tobytes()).decode("ascii")
 
 
 def _mark(broker: PaperBroker, equity: list[list[float]], ts: float, close: float) -> None:
@@ -261,33 +324,36 @@ def _mark(broker: PaperBroker, equity: list[list[float]], ts: float, close: floa
 
 def _tick_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str, ts_c: list[float], o_c: list[float],
                h_c: list[float], l_c: list[float], c_c: list[float], v_c: list[float], step: int, equity: list[list[float]]) -> None:
+    """The per-bar loop: what runs a million times, so every line here is counted.
+
+    Ticks are built by ``map`` in C (``tuple.__new__(Tick, row)`` over zipped columns): each bar
+    gets its own immutable Tick, so a strategy that keeps a reference sees that bar forever. The
+    broker is only entered on bars with resting orders (``pending`` is the broker's own list,
+    updated in place); equity is sampled once per block of ``step`` bars, not tested per bar.
+    """
     obj = inst.obj
     ctx = BacktestContext(broker, rec, market)
     object.__setattr__(obj, "_sb_context", ctx)
     on_tick = obj.on_tick
-    new = tuple.__new__
-    tick_cls = sdk.Tick
+    pending = broker.pending
+    on_bar = broker.on_bar
     n = len(c_c)
+    ticks = map(tuple.__new__, repeat(sdk.Tick), zip(repeat(market), ts_c, c_c, c_c, c_c, v_c, o_c, h_c, l_c, c_c))
 
     def loop() -> None:
-        for i in range(n):
-            c = c_c[i]
-            ts = ts_c[i]
-            if broker.pending:
-                broker.on_bar(ts, h_c[i], l_c[i])
-            ctx._price = c
-            ctx._ts = ts
-            ctx._bar = i
-            on_tick(new(tick_cls, (market, ts, c, c, c, v_c[i], o_c[i], h_c[i], l_c[i], c)))
-            if i % step == 0:
-                _mark(broker, equity, ts, c)
+        for _block in range(0, n, step):
+            tick: Any = None
+            for tick in islice(ticks, step):
+                if pending:
+                    on_bar(tick[1], tick[7], tick[8])
+                ctx._tick = tick
+                on_tick(tick)
+            _mark(broker, equity, tick[1], tick[9])
 
     try:
         inst._user_call(loop)
     finally:
         inst._revoke_obj_context()
-    if n:
-        _mark(broker, equity, ts_c[-1], c_c[-1])
 
 
 def _signal_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str, ts_c: list[float], h_c: list[float],

@@ -156,7 +156,7 @@ class Host:
                 return None
             if cmd == "backtest":
                 return run_backtest(inst, msg["bars"], msg.get("broker_params") or {}, msg.get("broker_state"),
-                                    msg.get("market") or "BT")
+                                    msg.get("market") or "BT", packed=msg.get("packed") is True)
         except BaseException:
             self.dirty.add(iid)
             raise

@@ -4,7 +4,20 @@ End to end = ``backtest_create`` (commit, enqueue) -> a real Celery worker claim
 bars are read from PostgreSQL -> streamed in chunks to the tenant's sandbox host, which runs the
 whole bar loop with the paper fill model -> per-bar equity is rebuilt from the fills, metrics are
 computed over every bar, trades and the curve are stored -> status ``succeeded``. The clock stops
-when the row says so. The plain loop is the same strategy and fill model as an in-process function.
+when the row says so.
+
+Baselines, both in this process, over the same closes:
+
+* **plain (the target's baseline)**: the SAME strategy source (``SMA_SOURCE``, an ordinary tick
+  style ``Strategy``) compiled by ordinary Python -- no RestrictedPython, no host, no pipes -- and
+  driven by the SAME bar loop and paper broker (:func:`sandbox.backtest.run_backtest`), in chunks
+  of the same size. This is "the same strategy as a plain in-process Python loop".
+* **hand-tight loop (for reference only)**: the same rules hand-specialised into one function
+  with local variables (:func:`plain_sma`); no Strategy object, no Tick, no broker. It shows what
+  the arithmetic alone costs; it is not what the <= 2x target is measured against.
+
+The end-to-end run is repeated (``--runs``, default 3) and the best and the median are printed
+with the load average (the development box has 2 cores shared with other jobs).
 
 Run with ``make bench-backtest`` (uses TEST_DATABASE_URL / TEST_REDIS_URL); ``--bars N`` to change
 the size. The bench creates its own tenant, market (``BENCH:SMA``) and bars, and reuses them.
@@ -18,12 +31,14 @@ import math
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -76,8 +91,48 @@ class SmaCross(Strategy):
 """
 
 
+def plain_strategy(
+    closes: list[float], broker_params: dict[str, float], chunk: int
+) -> tuple[float, int, float, dict[str, float]]:
+    """SMA_SOURCE run in-process by ordinary Python through the platform's own bar loop and paper
+    broker: (seconds, fills, final equity, the loop's own timings)."""
+    from sandbox import Limits
+    from sandbox.backtest import run_backtest
+    from sandbox.runtime import Instance
+
+    n = len(closes)
+    ts = [START.timestamp() + INTERVAL * i for i in range(n)]
+    opens = [closes[0], *closes[:-1]]
+    highs = [max(o, c) for o, c in zip(opens, closes, strict=True)]
+    lows = [min(o, c) for o, c in zip(opens, closes, strict=True)]
+    ones = [1.0] * n
+    parts = [
+        {"ts": ts[i : i + chunk], "open": opens[i : i + chunk], "high": highs[i : i + chunk],
+         "low": lows[i : i + chunk], "close": closes[i : i + chunk], "volume": ones[i : i + chunk]}
+        for i in range(0, n, chunk)
+    ]  # fmt: skip
+    inst = Instance(
+        "plain",
+        style="tick",
+        sources={"strategy.py": SMA_SOURCE},
+        config={},
+        state=None,
+        seed=0,
+        limits=Limits(backtest_timeout=600.0),
+        restricted=False,
+    )
+    fills, timings = 0, {"columns_s": 0.0, "loop_s": 0.0}
+    t = time.perf_counter()
+    for part in parts:
+        res = run_backtest(inst, part, broker_params, None, "BENCH:SMA", packed=True)
+        fills = res["progress"]["fills_total"]
+        for k in timings:
+            timings[k] += res["timings"][k]
+    return time.perf_counter() - t, fills, res["summary"]["equity"], timings
+
+
 def plain_sma(closes: list[float], slippage_bps: float, fee_bps: float, capital: float) -> tuple[int, float]:
-    """The same strategy and fill model as a plain in-process loop: (fills, final equity)."""
+    """The same rules hand-specialised into one tight loop (reference only): (fills, final equity)."""
     ring: list[float] = []
     fsum = ssum = 0.0
     long = False
@@ -185,6 +240,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=50_000)
+    parser.add_argument("--runs", type=int, default=3, help="end-to-end runs (best and median are printed)")
     args = parser.parse_args()
 
     import django
@@ -243,39 +299,104 @@ def main() -> None:
             ),
         )
         _wait(Backtest, warm.pk)
-        t0 = time.perf_counter()
-        bt = backtest_create(tenant=tenant, actor=None, version=version, bars=spec, chunk_bars=args.chunk)
-        bt = _wait(Backtest, bt.pk)
-        e2e = time.perf_counter() - t0
+        runs: list[tuple[float, Any, tuple[float, ...]]] = []
+        for _ in range(max(1, args.runs)):
+            load_before = os.getloadavg()
+            t0 = time.perf_counter()
+            bt = backtest_create(tenant=tenant, actor=None, version=version, bars=spec, chunk_bars=args.chunk)
+            bt = _wait(Backtest, bt.pk)
+            runs.append((time.perf_counter() - t0, bt, load_before))
+            if bt.status != "succeeded":
+                raise SystemExit(f"backtest {bt.status}: {bt.error_code} {bt.error_message}")
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
-    if bt.status != "succeeded":
-        raise SystemExit(f"backtest {bt.status}: {bt.error_code} {bt.error_message}")
 
     params = broker_params_for(capital=bt.starting_capital)
-    t1 = time.perf_counter()
-    fills, final = plain_sma(closes, params["slippage_bps"], params["fee_bps"], float(bt.starting_capital))
-    plain = time.perf_counter() - t1
-    same = (
-        math.isclose(final, float(bt.metrics["final_equity"]), rel_tol=1e-9) and fills == bt.metrics["fills"]
-    )
+    capital = float(bt.starting_capital)
+    plains = [plain_strategy(closes, params, args.chunk) for _ in range(max(1, args.runs))]
+    tights = []
+    for _ in range(max(1, args.runs)):
+        t1 = time.perf_counter()
+        tight_fills, tight_final = plain_sma(closes, params["slippage_bps"], params["fee_bps"], capital)
+        tights.append(time.perf_counter() - t1)
 
-    e2e_rate, plain_rate = args.bars / e2e, args.bars / plain
-    print(f"SMA({FAST}/{SLOW}) crossover over {args.bars:,} bars, chunks of {args.chunk:,}")
-    print(f"  end to end (task, sandbox host, chunks, stored): {e2e:7.2f} s  {e2e_rate:>11,.0f} bars/s")
-    print(f"  plain in-process Python loop:                    {plain:7.2f} s  {plain_rate:>11,.0f} bars/s")
-    print(f"  ratio end-to-end / plain: {e2e / plain:.2f}x   (target: >= 300,000 bars/s and <= 2x)")
-    tm = bt.metrics.get("timings", {})
-    run_s, wait_s = tm.get("run_s", 0.0), tm.get("bars_wait_s", 0.0)
+    n = args.bars
+    e2e_times = sorted(r[0] for r in runs)
+    e2e_best, e2e_med = e2e_times[0], statistics.median(e2e_times)
+    plain_times = sorted(p[0] for p in plains)
+    plain_best, plain_med = plain_times[0], statistics.median(plain_times)
+    tight_best, tight_med = min(tights), statistics.median(tights)
+    _, plain_fills, plain_final, plain_tm = min(plains, key=lambda p: p[0])
+
+    print(f"SMA({FAST}/{SLOW}) crossover over {n:,} bars, chunks of {args.chunk:,}; {len(runs)} run(s) each")
     print(
-        f"  where the time went: chunk loop {run_s:.2f} s (sandbox host + IPC, bars read from PostgreSQL "
-        f"alongside; {wait_s:.2f} s spent waiting for bars), queue + metrics + storing {e2e - run_s:.2f} s"
+        f"  load average now {_load(os.getloadavg())} on {os.cpu_count()} CPUs; per end-to-end run, at its start:"
+    )
+    for i, (sec, _bt, load) in enumerate(runs, 1):
+        print(f"    run {i}: {sec:6.2f} s {n / sec:>11,.0f} bars/s   load {_load(load)}")
+    print("                                                         best                   median")
+    _row("end to end (task, sandbox host, chunks, stored)", n, e2e_best, e2e_med)
+    _row("plain: same strategy + broker loop, in-process", n, plain_best, plain_med)
+    _row("hand-tight loop (reference only, not the target)", n, tight_best, tight_med)
+    print(
+        f"  ratio end to end / plain (same strategy + broker): best {e2e_best / plain_best:.2f}x, "
+        f"median {e2e_med / plain_med:.2f}x   (target: >= 300,000 bars/s and <= 2x)"
+    )
+    print(
+        f"  ratio end to end / hand-tight loop (reference):     best {e2e_best / tight_best:.2f}x, "
+        f"median {e2e_med / tight_med:.2f}x"
+    )
+    print(
+        f"  plain run's own split: columns {plain_tm['columns_s']:.2f} s, bar loop (strategy + broker) "
+        f"{plain_tm['loop_s']:.2f} s"
+    )
+    best_bt = min(runs, key=lambda r: r[0])
+    _where(best_bt[0], best_bt[1].metrics.get("timings", {}))
+    bt = best_bt[1]
+    same = all(
+        math.isclose(final, float(bt.metrics["final_equity"]), rel_tol=1e-9) and fills == bt.metrics["fills"]
+        for fills, final in ((plain_fills, plain_final), (tight_fills, tight_final))
     )
     print(
         f"  trades {bt.num_trades:,}, fills {bt.metrics['fills']:,}, final equity {bt.final_equity}, "
-        f"same result as the plain loop: {same}"
+        f"same fills and final equity in all three: {same}"
     )
+
+
+def _load(load: tuple[float, ...]) -> str:
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
+def _row(label: str, n: int, best: float, median: float) -> None:
+    print(f"  {label:<50} {best:6.2f} s {n / best:>11,.0f}/s  {median:6.2f} s {n / median:>11,.0f}/s")
+
+
+def _where(total: float, tm: dict[str, float]) -> None:
+    """The best run's time split (the worker's own clocks; host_* are the host's report)."""
+    run = tm.get("run_s", 0.0)
+    calls = tm.get("chunk_calls_s", 0.0)
+    host_loop = tm.get("host_loop_s", 0.0)
+    host_cols = tm.get("host_columns_s", 0.0)
+    host_pack = tm.get("host_pack_s", 0.0)
+    ipc = calls - host_loop - host_cols - host_pack
+    after = tm.get("metrics_s", 0.0) + tm.get("store_s", 0.0)
+    load = tm.get("load_s", 0.0)
+    print(f"  where the time went (best run, {total:.2f} s):")
+    rows = [
+        ("queue: commit -> worker claims it; finish -> seen", total - run - after),
+        ("loading the strategy into the host", load),
+        ("chunk loop", run - load),
+        ("  waiting for bars (PostgreSQL COPY, prefetched)", tm.get("bars_wait_s", 0.0)),
+        ("  host: bar loop (strategy + broker)", host_loop),
+        ("  host: unpack columns + pack results", host_cols + host_pack),
+        ("  pipe + framing + JSON + checks of replies", ipc),
+        ("  worker: cancel check, progress, column packing", tm.get("bookkeeping_s", 0.0)),
+        ("ledger + metrics over every bar", tm.get("metrics_s", 0.0)),
+        ("storing: trades (COPY), curve, status", tm.get("store_s", 0.0)),
+    ]
+    for label, sec in rows:
+        print(f"    {label:<52} {sec:6.2f} s")
 
 
 def _wait(model, pk, timeout: float = 600.0):  # type: ignore[no-untyped-def]

@@ -148,7 +148,7 @@ def ledger_from_fills(
     ts: np.ndarray,
     close: np.ndarray,
     starting_capital: float,
-    fills: Sequence[tuple[float, float, float, float]],
+    fills: Sequence[tuple[float, float, float, float]] | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-bar equity and position from the fills (ts, signed qty, price, fee) of a run.
 
@@ -161,7 +161,7 @@ def ledger_from_fills(
     dq = np.zeros(n, dtype=np.float64)
     dcash = np.zeros(n, dtype=np.float64)
     dcash[0] = float(starting_capital) if n else 0.0
-    if fills:
+    if len(fills):
         arr = np.asarray(fills, dtype=np.float64).reshape(-1, 4)
         idx = np.searchsorted(ts, arr[:, 0])
         if (idx >= n).any() or not np.array_equal(ts[np.minimum(idx, n - 1)], arr[:, 0]):

@@ -7,9 +7,12 @@ hostile strategy cannot plant odd values in our tables or metrics.
 
 from __future__ import annotations
 
+import base64
 import math
 import threading
 from typing import Any
+
+import numpy as np
 
 from sandbox import ErrorCode, SandboxClient, SandboxError
 from stratbox.backtests.models import Backtest
@@ -50,10 +53,11 @@ def backtest_unload(*, tenant_id: str, key: str) -> None:
 
 
 def backtest_chunk(
-    *, tenant_id: str, key: str, bars: dict[str, list[float]], broker_params: dict[str, Any], market: str
+    *, tenant_id: str, key: str, bars: dict[str, bytes], broker_params: dict[str, Any], market: str
 ) -> dict[str, Any]:
-    """Run one chunk of bars (columns ts/open/high/low/close/volume) through the loaded strategy."""
-    raw = client().backtest(tenant_id, key, bars, broker_params, market=market)
+    """Run one chunk of bars (columns ts/open/high/low/close/volume, packed float64) through the
+    loaded strategy; the host answers with packed fills and trades (see :func:`normalize_chunk`)."""
+    raw = client().backtest(tenant_id, key, bars, broker_params, market=market, packed=True)
     return normalize_chunk(raw)
 
 
@@ -69,44 +73,53 @@ def _num(value: object, what: str, *, allow_none: bool = False) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
+def _unpack(value: object, width: int, what: str) -> np.ndarray:
+    """A base64 float64 array from the host as a checked ``(rows, width)`` matrix of finite values."""
+    if not isinstance(value, str):
+        raise _bad(what)
+    try:
+        data = base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise _bad(what) from None
+    if len(data) % (8 * width):
+        raise _bad(what)
+    arr = np.frombuffer(data, dtype=np.float64).reshape(-1, width)
+    if not np.isfinite(arr).all():
+        raise _bad(what)
+    return arr
+
+
 def normalize_chunk(raw: object) -> dict[str, Any]:
-    """Checked chunk result: ``fills`` ([ts, signed qty, price, fee] each), ``trades`` (closed round
-    trips), ``position`` (the broker's open position after the chunk) and ``equity`` (its own
-    end-of-chunk figure, used as a cross-check)."""
+    """Checked chunk result: ``fills`` (an ``(n, 4)`` array of ts, signed qty, price, fee),
+    ``trades`` (closed round trips), ``position`` (the broker's open position after the chunk)
+    and ``equity`` (its own end-of-chunk figure, used as a cross-check).
+
+    Fills and trades arrive packed (base64 float64): they are checked as whole arrays — finite,
+    positive prices and quantities, non-negative fees, a known side — instead of value by value.
+    """
     if not isinstance(raw, dict):
         raise _bad("not an object")
-    fills_raw = raw.get("fills")
-    if not isinstance(fills_raw, list):
-        raise _bad("fills")
-    fills: list[tuple[float, float, float, float]] = []
-    for f in fills_raw:
-        if not isinstance(f, list) or len(f) != 4:
-            raise _bad("fill")
-        ts, signed, price, fee = (_num(v, "fill value") for v in f)
-        if price <= 0 or fee < 0 or signed == 0:  # type: ignore[operator]
-            raise _bad("fill value")
-        fills.append((ts, signed, price, fee))  # type: ignore[arg-type]
-    trades_raw = raw.get("trades", [])
-    if not isinstance(trades_raw, list):
-        raise _bad("trades")
-    trades = []
-    for t in trades_raw:
-        if not isinstance(t, dict) or t.get("side") not in ("long", "short"):
-            raise _bad("trade")
-        qty = _num(t.get("qty"), "trade qty")
-        if qty <= 0:  # type: ignore[operator]
-            raise _bad("trade qty")
-        trades.append(
-            {
-                "side": t["side"],
-                "qty": qty,
-                "entry_ts": _num(t.get("entry_ts"), "trade entry_ts"),
-                "entry_price": _num(t.get("entry_price"), "trade entry_price"),
-                "exit_ts": _num(t.get("exit_ts"), "trade exit_ts"),
-                "exit_price": _num(t.get("exit_price"), "trade exit_price"),
-                "reason": str(t.get("reason") or "")[:200],
-            }
-        )
+    fills = _unpack(raw.get("fills_packed"), 4, "fills")
+    if fills.size and ((fills[:, 2] <= 0).any() or (fills[:, 3] < 0).any() or (fills[:, 1] == 0).any()):
+        raise _bad("fill value")
+    packed = _unpack(raw.get("trades_packed"), 7, "trades")
+    reasons = raw.get("trade_reasons")
+    if not isinstance(reasons, list) or len(reasons) != len(packed):
+        raise _bad("trade reasons")
+    if packed.size and ((packed[:, 3] <= 0).any() or not np.isin(packed[:, 2], (1.0, -1.0)).all()):
+        raise _bad("trade")
+    trades = [
+        {
+            "side": "long" if row[2] > 0 else "short",
+            "qty": row[3],
+            "entry_ts": row[0],
+            "entry_price": row[4],
+            "exit_ts": row[1],
+            "exit_price": row[5],
+            "reason": str(reason or "")[:200],
+        }
+        for row, reason in zip(packed.tolist(), reasons, strict=True)
+    ]
     broker = raw.get("broker")
     if not isinstance(broker, dict):
         raise _bad("broker state")
@@ -117,4 +130,19 @@ def normalize_chunk(raw: object) -> dict[str, Any]:
     }
     summary = raw.get("summary")
     equity = _num(summary.get("equity") if isinstance(summary, dict) else None, "summary equity")
-    return {"fills": fills, "trades": trades, "position": position, "equity": equity}
+    timings = raw.get("timings")
+    host_timings = (
+        {k: float(v) for k, v in timings.items() if k in _TIMINGS and type(v) is float and math.isfinite(v)}
+        if isinstance(timings, dict)
+        else {}
+    )
+    return {
+        "fills": fills,
+        "trades": trades,
+        "position": position,
+        "equity": equity,
+        "host_timings": host_timings,
+    }
+
+
+_TIMINGS = frozenset({"columns_s", "loop_s", "pack_s"})
