@@ -44,3 +44,19 @@ def tenant_view(view: View | None = None, *, write: bool = False) -> Any:
         return wrapper
 
     return decorate(view) if view is not None else decorate
+
+
+def staff_view(func: View) -> View:
+    """Require a login (anonymous -> the login page) and `is_staff` (anyone else -> 403).
+
+    Staff pages are cross-tenant by design and never look at a membership: a staff user acts as
+    staff, not as a member of a tenant."""
+
+    @login_required
+    @wraps(func)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            return forbidden(request, "This page is for Stratbox staff only.")
+        return func(request, *args, **kwargs)
+
+    return wrapper

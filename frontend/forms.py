@@ -362,3 +362,21 @@ def add_service_errors(form: forms.Form, detail: Any, field_map: Mapping[str, st
                 form.add_error(
                     None, message if key in ("non_field_errors", "__all__") else f"{key}: {message}"
                 )
+
+
+class LiveRequestForm(forms.Form):
+    """Request live trading for a paper instance: which of the tenant's live accounts, and a note."""
+
+    live_account = forms.ChoiceField(
+        label="Live account", help_text="The approved copy of this instance will trade on this account."
+    )
+    note = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Note to the reviewer (optional)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+    def __init__(self, *args: Any, live_accounts: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["live_account"].choices = [(str(a.id), a.name) for a in live_accounts]

@@ -247,10 +247,119 @@ def governance_status(*, tenant: Any, instance: Any) -> dict[str, Any] | None:
     if request is None:
         return None
     revoked = request.revoked_at is not None
+    live = request.live_instance
     return {
         "status": "revoked" if revoked else request.status,
         "decided_at": request.revoked_at if revoked else request.decided_at,
         "reason": request.revoke_reason if revoked else request.decision_reason,
+        "requested_at": request.requested_at,
+        # The paper page links to the live instance an approval created (the live page is it).
+        "live_instance": live if live is not None and live.pk != instance.pk else None,
+    }
+
+
+# --- governance: graduation panel and the staff queue ---------------------------------------
+
+# What each graduation criterion measures, for the panel's first column (the code stays visible).
+CRITERION_LABELS = {
+    "TOO_FEW_TRADES": "Closed paper trades",
+    "WIN_RATE_TOO_LOW": "Win rate (%)",
+    "PNL_NOT_POSITIVE": "P&L",
+    "PNL_TOO_LOW": "P&L",
+    "DRAWDOWN_TOO_HIGH": "Max drawdown (%)",
+}
+
+
+def _record_view(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A track-record JSON (governance's shape) with `since`/`last_trade_at` as datetimes."""
+    if record is None:
+        return None
+    return {
+        **record,
+        "since": iso_to_datetime(record.get("since")),
+        "last_trade_at": iso_to_datetime(record.get("last_trade_at")),
+    }
+
+
+def _criteria_view(results: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{**c, "label": CRITERION_LABELS.get(str(c.get("code")), str(c.get("code")))} for c in results]
+
+
+def graduation_panel(*, tenant: Tenant, instance: Any) -> dict[str, Any] | None:
+    """The paper instance's track record (paper, and shadow marked as such) against the tenant's
+    graduation policy, each criterion met/unmet with its value, and the tenant's live accounts for
+    the request form. None for an instance on a live account (it has no graduation to earn)."""
+    if instance.account.kind != "paper":
+        return None
+    from stratbox.governance.services import instance_graduation
+
+    data = instance_graduation(instance)
+    return {
+        "record": _record_view(data["record"]),
+        "shadow": _record_view(data["shadow_record"]),
+        "policy": data["policy"],
+        "criteria": _criteria_view(data["criteria"]),
+        "eligible": data["eligible"],
+        "live_accounts": [a for a in accounts_for_tenant(tenant=tenant) if a.kind == "live"],
+    }
+
+
+@dataclass
+class StaffRequestRow:
+    request: Any
+    paper: dict[str, Any] | None  # the paper record snapshotted at request time
+    criteria: list[dict[str, Any]]
+    criteria_met: bool
+    backtests: list[Any]
+
+
+def _staff_row(request: Any, backtests: list[Any]) -> StaffRequestRow:
+    snapshot = request.track_record or {}
+    criteria = _criteria_view((request.criteria or {}).get("results", []))
+    return StaffRequestRow(
+        request=request,
+        paper=_record_view(snapshot.get("paper")),
+        criteria=criteria,
+        criteria_met=bool(criteria) and all(c.get("met") for c in criteria),
+        backtests=backtests,
+    )
+
+
+def staff_queue(*, status: str | None = None, limit: int = 200) -> list[StaffRequestRow]:
+    """Every tenant's live-trading requests, pending first, each with its evidence (staff only:
+    the caller checks `is_staff`)."""
+    from stratbox.governance.selectors import backtests_for, staff_live_request_queue
+
+    return [
+        _staff_row(request, backtests_for(request, limit=5))
+        for request in staff_live_request_queue(status=status)[:limit]
+    ]
+
+
+def staff_request_detail(*, request_id: Any) -> dict[str, Any] | None:
+    """One request for the reviewer: its snapshots, the code, today's graduation, the backtests."""
+    from stratbox.governance.selectors import backtests_for, live_approval_is_current, staff_live_request_get
+    from stratbox.governance.services import instance_graduation
+
+    request = staff_live_request_get(request_id=request_id)
+    if request is None:
+        return None
+    current = instance_graduation(request.instance) if request.instance is not None else None
+    snapshot = request.track_record or {}
+    return {
+        "row": _staff_row(request, backtests_for(request)),
+        "shadow": _record_view(snapshot.get("shadow")),
+        "policy": (request.criteria or {}).get("policy", {}),
+        "current": {
+            "record": _record_view(current["record"]),
+            "criteria": _criteria_view(current["criteria"]),
+            "eligible": current["eligible"],
+        }
+        if current
+        else None,
+        "approval_current": request.status == "approved"
+        and request.live_instance is not None
+        and live_approval_is_current(request.live_instance),
     }
 
 

@@ -23,6 +23,11 @@ urlpatterns = [
     path("instances/<uuid:instance_id>/resume/", views.instance_resume, name="instance_resume"),
     path("instances/<uuid:instance_id>/test-run/", views.instance_test_run, name="instance_test_run"),
     path("instances/<uuid:instance_id>/runs/", views.instance_runs, name="instance_runs"),
+    path(
+        "instances/<uuid:instance_id>/live-request/",
+        views.instance_live_request,
+        name="instance_live_request",
+    ),
     path("backtests/", views.backtest_index, name="backtest_list"),
     path("backtests/new/", views.backtest_new, name="backtest_new"),
     path("backtests/compare/", views.backtest_compare, name="backtest_compare"),
@@ -35,4 +40,15 @@ urlpatterns = [
     path("settings/tokens/", views.token_add, name="token_add"),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
+    path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),
+    path(
+        "staff/live-requests/<uuid:request_id>/",
+        views.staff_live_request_detail,
+        name="staff_live_request_detail",
+    ),
+    path(
+        "staff/live-requests/<uuid:request_id>/<str:action>/",
+        views.staff_live_request_decide,
+        name="staff_live_request_decide",
+    ),
 ]

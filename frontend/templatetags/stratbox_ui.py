@@ -136,3 +136,11 @@ def sign_class(value: Any) -> str:
     except (TypeError, ValueError):
         return ""
     return "pos" if number > 0 else ("neg" if number < 0 else "")
+
+
+@register.filter
+def to_json(value: Any) -> str:
+    """Compact, key-sorted JSON for showing a config snapshot as text (auto-escaped by the template)."""
+    import json
+
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)

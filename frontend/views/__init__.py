@@ -7,6 +7,12 @@ from frontend.views.backtests import (
     backtest_index,
     backtest_new,
 )
+from frontend.views.governance import (
+    instance_live_request,
+    staff_live_request_decide,
+    staff_live_request_detail,
+    staff_live_requests,
+)
 from frontend.views.instances import (
     instance_create,
     instance_detail,
@@ -51,11 +57,15 @@ __all__ = [
     "instance_create",
     "instance_detail",
     "instance_list",
+    "instance_live_request",
     "instance_mode",
     "instance_pause",
     "instance_resume",
     "instance_runs",
     "instance_test_run",
+    "staff_live_request_decide",
+    "staff_live_request_detail",
+    "staff_live_requests",
     "strategy_detail",
     "strategy_list",
     "strategy_upload",

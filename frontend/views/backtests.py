@@ -62,6 +62,13 @@ class BacktestForm(forms.Form):
         help_text="Columns ts, open, high, low, close, volume; a bad row is reported with its line.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
+    chunk_bars = forms.IntegerField(
+        min_value=10,
+        max_value=200_000,
+        required=False,
+        label="Bars per chunk (advanced)",
+        help_text="Bars streamed to the sandbox per step; progress is reported after each chunk. Default 50,000.",
+    )
     starting_capital = forms.DecimalField(min_value=1, decimal_places=2, max_digits=18, required=False)
     fee_bps = forms.FloatField(min_value=0, required=False, label="Fee (bps)")
     slippage_bps = forms.FloatField(min_value=0, required=False, label="Slippage (bps)")
@@ -130,6 +137,7 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
                     slippage_bps=data.get("slippage_bps"),
                     fee_bps=data.get("fee_bps"),
                     name=data.get("name") or "",
+                    chunk_bars=data.get("chunk_bars"),
                 )
                 messages.success(request, "Backtest queued: progress updates live below.")
                 return redirect("frontend:backtest_detail", backtest_id=backtest.id)
@@ -224,7 +232,15 @@ def backtest_detail(request: HttpRequest, backtest_id: str) -> HttpResponse:
     return render(
         request,
         "frontend/backtests/detail.html",
-        {"bt": backtest, "trades": trades, "chart": chart, "others": others},
+        {
+            "bt": backtest,
+            "trades": trades,
+            "chart": chart,
+            "others": others,
+            "progress_percent": min(100, backtest.bars_done * 100 // backtest.bars_total)
+            if backtest.bars_total
+            else 0,
+        },
     )
 
 

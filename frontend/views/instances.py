@@ -19,10 +19,11 @@ from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import APIException, ValidationError
 
 from frontend.access import tenant_view
-from frontend.forms import InstanceConfigForm, InstanceCreateForm, add_service_errors
+from frontend.forms import InstanceConfigForm, InstanceCreateForm, LiveRequestForm, add_service_errors
 from frontend.selectors import (
     accounts_for_tenant,
     governance_status,
+    graduation_panel,
     instance_actions,
     instance_performance,
     instance_rows,
@@ -226,33 +227,44 @@ def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
         status = 400
     else:
         form = InstanceConfigForm(schema=schema, values=instance.config, initial=_config_initial(instance))
+    return render(
+        request, "frontend/instances/detail.html", detail_context(request, instance, form), status=status
+    )
+
+
+def detail_context(request: HttpRequest, instance: Any, form: Any = None, **extra: Any) -> dict[str, Any]:
+    """Everything the detail page shows; other views that answer with the page (the live-trading
+    request form's refusals) pass their own form state in `extra`."""
+    schema = instance.version.config_schema_ordered
+    if form is None:
+        form = InstanceConfigForm(schema=schema, values=instance.config, initial=_config_initial(instance))
     tenant = request.tenant  # type: ignore[attr-defined]
     can_write = request.membership.can_write  # type: ignore[attr-defined]
     tab = request.GET.get("tab", "overview")
     if tab not in dict(TABS):
         tab = "overview"
     runtime = instance_runtime(instance=instance)
-    return render(
-        request,
-        "frontend/instances/detail.html",
-        {
-            "instance": instance,
-            "definition": instance.version.definition,
-            "form": form,
-            "controls": _mode_controls(instance, can_write),
-            "can_write": can_write,
-            "runtime": runtime,
-            "pause_label": PAUSE_REASONS.get(runtime.get("pause_reason") or "", ""),
-            "perf": instance_performance(tenant=tenant, instance=instance),
-            "actions": instance_actions(tenant=tenant, instance=instance),
-            "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
-            "governance": governance_status(tenant=tenant, instance=instance),
-            "tabs": TABS,
-            "tab": tab,
-            "live_fields": [n for n, spec in schema.items() if spec.get("live")],
-        },
-        status=status,
-    )
+    graduation = graduation_panel(tenant=tenant, instance=instance)
+    if graduation is not None and "live_request_form" not in extra:
+        extra["live_request_form"] = LiveRequestForm(live_accounts=graduation["live_accounts"])
+    return {
+        "instance": instance,
+        "definition": instance.version.definition,
+        "form": form,
+        "controls": _mode_controls(instance, can_write),
+        "can_write": can_write,
+        "runtime": runtime,
+        "pause_label": PAUSE_REASONS.get(runtime.get("pause_reason") or "", ""),
+        "perf": instance_performance(tenant=tenant, instance=instance),
+        "actions": instance_actions(tenant=tenant, instance=instance),
+        "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
+        "governance": governance_status(tenant=tenant, instance=instance),
+        "graduation": graduation,
+        "tabs": TABS,
+        "tab": tab,
+        "live_fields": [n for n, spec in schema.items() if spec.get("live")],
+        **extra,
+    }
 
 
 @require_GET

@@ -14,7 +14,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 
 from stratbox.governance.models import (
     DEFAULT_MAX_DRAWDOWN,
@@ -185,4 +185,17 @@ def backtests_for(request: LiveApprovalRequest, limit: int = 20) -> list[Any]:
         Backtest.objects.filter(tenant_id=request.tenant_id, version_id=request.version_id).order_by(
             "-created_at"
         )[:limit]
+    )
+
+
+def staff_live_request_queue(*, status: str | None = None) -> QuerySet[LiveApprovalRequest]:
+    """The staff page's queue: pending requests first (oldest first: first come, first reviewed),
+    then every decided one, newest first."""
+    pending_first = Case(When(status=RequestStatus.PENDING, then=Value(0)), default=Value(1))
+    return (
+        staff_live_request_list(status=status)
+        .annotate(queue_rank=pending_first)
+        .order_by(
+            "queue_rank", Case(When(status=RequestStatus.PENDING, then="requested_at")), "-requested_at"
+        )
     )

@@ -384,6 +384,26 @@ function initCountdown(root) {
   };
 }
 
+// A staff decision (or the tenant's own request) on this instance's live-trading request: the
+// notice above the panels follows it without a reload; a reload shows the same from the server.
+function showGovernance(request, iid) {
+  const notice = document.getElementById("governance-status");
+  if (!notice) return;
+  const label = notice.querySelector("[data-governance-label]");
+  const reason = notice.querySelector("[data-governance-reason]");
+  notice.dataset.governance = request.status || "";
+  notice.classList.toggle("warn", request.status === "rejected" || request.status === "revoked");
+  if (label) label.textContent = request.status || "";
+  if (reason) reason.textContent = request.reason ? ` — ${request.reason}` : "";
+  const liveId = request.live_instance_id;
+  let link = notice.querySelector("#live-instance-link");
+  if (liveId && liveId !== iid && !link) {
+    link = el("a", { id: "live-instance-link", href: `/instances/${liveId}/`, text: "open the live instance" });
+    notice.append(" · ", link);
+  }
+  notice.hidden = false;
+}
+
 function initInstanceDetail(root) {
   const terminal = root.querySelector("#live-log");
   const feed = root.querySelector("#actions-feed");
@@ -428,6 +448,7 @@ function initInstanceDetail(root) {
           }
           break;
         case "status":
+          if (data.live_request) showGovernance(data.live_request, iid);
           status = mergeStatus(status, data);
           statusBox.replaceChildren(statusPill(status));
           countdown.setRunning(status.mode !== "off" && !status.paused && status.loaded !== false);
@@ -513,12 +534,17 @@ function initBacktest(root) {
   const bar = root.querySelector("#bt-progress");
   const text = root.querySelector("#bt-progress-text");
   const status = document.getElementById("bt-status");
+  const percent = root.querySelector("#bt-progress-percent");
   liveSocket(root.dataset.liveSocket, {
     onState: (state) => setIndicators(root, state),
     onEvent: (frame) => {
       if (frame.kind !== "backtest_progress") return;
       if (frame.total) bar.max = frame.total;
       bar.value = frame.done || 0;
+      const pct = frame.total ? Math.min(100, Math.floor(((frame.done || 0) * 100) / frame.total)) : 0;
+      bar.dataset.percent = String(pct);
+      bar.setAttribute("aria-valuetext", `${pct} %`);
+      if (percent) percent.textContent = `${pct} %`;
       const rate = frame.bars_per_s ? ` · ${Math.round(frame.bars_per_s).toLocaleString()} bars/s` : "";
       const eta = frame.eta_s ? ` · about ${Math.ceil(frame.eta_s)} s left` : "";
       text.textContent = `${(frame.done || 0).toLocaleString()} / ${(frame.total || 0).toLocaleString()} bars${rate}${eta}`;
