@@ -14,7 +14,6 @@ Screenshots land in test-artifacts/; the instance detail one is copied to docs/ 
 from __future__ import annotations
 
 import os
-
 import re
 import shutil
 import threading

@@ -9,7 +9,6 @@ round trips through `order_place` on a zero-cost paper broker); everything after
 from __future__ import annotations
 
 import os
-
 import shutil
 from decimal import Decimal
 from typing import Any
