@@ -1,7 +1,35 @@
+from __future__ import annotations
+
+import uuid
+
 from django.apps import AppConfig
+
+# Beat entries (installed into django-celery-beat's DatabaseScheduler at beat start-up).
+BEAT_SCHEDULE = {
+    "engine.dispatch": {"task": "engine.dispatch", "schedule": 1.0, "options": {"expires": 5}},
+    "engine.reconcile": {"task": "engine.reconcile", "schedule": 30.0, "options": {"expires": 60}},
+    "engine.snapshot_flush": {"task": "engine.snapshot_flush", "schedule": 5.0, "options": {"expires": 30}},
+    "engine.runs_prune": {"task": "engine.runs_prune", "schedule": 3600.0, "options": {"expires": 600}},
+}
+
+
+def reconcile_soon(instance_id: uuid.UUID) -> None:
+    """Called by the instances app after a committed change: reconcile that instance on a worker."""
+    from stratbox.engine.tasks import reconcile_task
+
+    reconcile_task.delay([str(instance_id)])
 
 
 class EngineConfig(AppConfig):
     name = "stratbox.engine"
     label = "engine"
     verbose_name = "Engine"
+
+    def ready(self) -> None:
+        from celery import current_app
+
+        from stratbox.engine import tasks  # noqa: F401 - connects the worker signals
+        from stratbox.instances.events import subscribe_instance_changed
+
+        subscribe_instance_changed(reconcile_soon)
+        current_app.conf.beat_schedule = {**(current_app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

@@ -6,14 +6,16 @@ Idempotent: running it again changes nothing that is already there.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from stratbox.markets.models import Market
 from stratbox.trading.models import Account, AccountKind
+from strategies_store.models import StrategyDefinition
 from strategies_store.services import catalog_install
-from tenants.models import Membership
+from tenants.models import Membership, Tenant
 from tenants.services import tenant_create
 
 DEMO_EMAIL = "demo@stratbox.local"
@@ -66,7 +68,7 @@ def demo_bootstrap() -> list[str]:
     demo = _user(DEMO_EMAIL, DEMO_PASSWORD)
     membership = Membership.objects.filter(user=demo).select_related("tenant").first()
     tenant = membership.tenant if membership else tenant_create(name="Demo", owner=demo)
-    Account.objects.get_or_create(
+    account, _ = Account.objects.get_or_create(
         tenant=tenant,
         name="Paper",
         defaults={
@@ -75,7 +77,44 @@ def demo_bootstrap() -> list[str]:
             "balance": Decimal("100000"),
         },
     )
+    lines.append(demo_instance_install(tenant=tenant, owner=demo, account=account))
     lines.append(
         f"demo tenant: {tenant.name} ({DEMO_EMAIL} / {DEMO_PASSWORD}); staff: {ADMIN_EMAIL} / {ADMIN_PASSWORD}"
     )
     return lines
+
+
+DEMO_INSTANCE_NAME = "Demo SMA crossover"
+
+
+def demo_instance_install(*, tenant: Tenant, owner: Any, account: Account) -> str:
+    """The catalog SMA crossover, observing SIM:BTC/USDT every second (shadow orders, no risk).
+
+    Created once; a demo instance the user later changed or switched off is left alone.
+    """
+    from stratbox.instances.models import StrategyInstance
+    from stratbox.instances.services import instance_create
+
+    existing = StrategyInstance.objects.filter(tenant=tenant, name=DEMO_INSTANCE_NAME).first()
+    if existing is not None:
+        return f"demo instance: {existing.name} ({existing.mode})"
+    market = Market.objects.filter(venue="SIM", symbol="BTC/USDT").first()
+    if (
+        market is None
+        or not StrategyDefinition.objects.filter(tenant__isnull=True, key="sma_crossover").exists()
+    ):
+        return "demo instance: skipped (no SIM:BTC/USDT market or no sma_crossover in the catalog)"
+    instance = instance_create(
+        tenant=tenant,
+        actor=owner,
+        name=DEMO_INSTANCE_NAME,
+        strategy_key="sma_crossover",
+        account_id=account.pk,
+        market_id=market.pk,
+        # Short windows so crosses (and shadow orders) show up within a minute of `make run`;
+        # 0.001 BTC keeps an order (~60 USD) inside the default capital per trade.
+        config={"fast": 5, "slow": 12, "qty": 0.001},
+        frequency_seconds=1,
+        mode="observe",
+    )
+    return f"demo instance: {instance.name} (observe, SIM:BTC/USDT, every second)"

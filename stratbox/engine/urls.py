@@ -1,5 +1,17 @@
-"""API v1 routes of this app (mounted under /api/v1/)."""
+"""API v1 routes of the engine (mounted under /api/v1/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from stratbox.engine import apis
+
+urlpatterns = [
+    path("instances/<str:instance_id>/runtime/", apis.InstanceRuntimeApi.as_view(), name="instance-runtime"),
+    path("instances/<str:instance_id>/pause/", apis.InstancePauseApi.as_view(), name="instance-pause"),
+    path("instances/<str:instance_id>/resume/", apis.InstanceResumeApi.as_view(), name="instance-resume"),
+    path(
+        "instances/<str:instance_id>/test-run/", apis.InstanceTestRunApi.as_view(), name="instance-test-run"
+    ),
+    path("runs/", apis.RunListApi.as_view(), name="run-list"),
+    path("runs/<str:run_id>/", apis.RunDetailApi.as_view(), name="run-detail"),
+    path("tenant/kill-switch/", apis.KillSwitchApi.as_view(), name="tenant-kill-switch"),
+]

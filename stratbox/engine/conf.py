@@ -1,0 +1,62 @@
+"""Engine tunables: a Django setting wins, then an environment variable of the same name, then the default.
+
+The environment fallback exists because worker processes started by tests and benchmarks inherit
+the environment but not the test process's in-memory settings overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Consecutive failed ticks that trip the circuit breaker (the instance is paused).
+    "ENGINE_CIRCUIT_BREAKER_FAILURES": 5,
+    # Per-instance tick lock TTL (seconds). A worker that dies holding it blocks the instance this long.
+    "ENGINE_LOCK_TTL": 10.0,
+    # A queued slot not started this long after it fell due is considered lost (its worker died);
+    # the dispatcher queues the instance again.
+    "ENGINE_QUEUED_STALE_SECONDS": 15.0,
+    # A queued slot not started this long after it fell due means the cluster is behind: further
+    # slots of that instance are coalesced instead of queued.
+    "ENGINE_QUEUE_GRACE": 1.0,
+    # The dispatcher (beat, every second) enqueues slots due within this many seconds, with a
+    # Celery ETA at the slot, so a tick starts on time instead of up to a beat period late.
+    "ENGINE_DISPATCH_LOOKAHEAD": 1.5,
+    # A tick that starts later than this (or two periods, if longer) after its slot is shed as late
+    # (counted as coalesced): under overload the engine keeps latency bounded instead of queueing.
+    "ENGINE_MAX_LATENESS": 5.0,
+    # Instances per run_ticks task.
+    "ENGINE_TICK_BATCH": 25,
+    # Keep 1 in N quiet runs (no actions, no error) as Run rows; all are counted in InstanceStats.
+    "ENGINE_RUN_SAMPLE_EVERY": 60,
+    # Retention (days) of quiet sampled runs and of runs with actions/errors.
+    "ENGINE_RUN_RETENTION_QUIET_DAYS": 7,
+    "ENGINE_RUN_RETENTION_DAYS": 90,
+    # Per-instance cap on stored runs (oldest beyond it are pruned).
+    "ENGINE_RUN_MAX_PER_INSTANCE": 5000,
+    # Log lines and characters kept per Run.
+    "ENGINE_RUN_MAX_LOG_LINES": 50,
+    "ENGINE_RUN_MAX_LOG_CHARS": 500,
+    # A claimed tick's idempotency key lives this long (seconds).
+    "ENGINE_CLAIM_TTL": 6 * 3600,
+    # Fault injection for tests only: sleep this long after placing orders, before persisting state.
+    "ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS": 0.0,
+    # Benchmarks only: 1 = record per-tick and per-order timings in Redis lists (see bench/engine).
+    "ENGINE_METRICS": 0,
+    # Wall-clock budget of one strategy tick (seconds); passed to the sandbox limits.
+    "ENGINE_TICK_TIMEOUT": 0.25,
+}
+
+
+def get(name: str) -> Any:
+    default = DEFAULTS[name]
+    value = getattr(settings, name, None)
+    if value is None:
+        raw = os.environ.get(name)
+        if raw is None:
+            return default
+        value = raw
+    return type(default)(value)

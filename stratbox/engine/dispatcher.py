@@ -1,0 +1,78 @@
+"""The dispatcher: turns due slots into tick batches on the Celery queue.
+
+Beat fires `engine.dispatch` every second. Each run takes the slots falling due within the next
+`ENGINE_DISPATCH_LOOKAHEAD` seconds and enqueues them as `engine.run_ticks` batches with a Celery
+ETA at their slot, so a tick starts on time (not up to a beat period late) without a worker child
+spinning in a polling loop. Slots are whole epoch seconds, so one batch shares one ETA. The due set
+and the "queued" marks live in Redis: which worker dispatches does not matter, and two dispatchers
+running at once cannot queue a slot twice (the Lua step is atomic and a tick claims its slot).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from stratbox.engine import conf, runtime
+
+Enqueue = Callable[[list[list[object]], float | None], None]
+
+
+def _celery_enqueue(batch: list[list[object]], eta: float | None) -> None:
+    from stratbox.engine.tasks import run_ticks_task
+
+    if eta is None:
+        run_ticks_task.apply_async(args=[batch])
+    else:
+        run_ticks_task.apply_async(args=[batch], eta=datetime.fromtimestamp(eta, tz=UTC))
+
+
+def dispatch_once(
+    now: float | None = None, enqueue: Enqueue | None = None, lookahead: float | None = None
+) -> int:
+    """Enqueue every due (or soon due) slot once; returns how many ticks were enqueued."""
+    now = time.time() if now is None else now
+    lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead
+    items = runtime.due_take(now, lookahead=lookahead)
+    if not items:
+        return 0
+    by_slot: dict[int, list[str]] = defaultdict(list)
+    for iid, slot in items:
+        by_slot[slot].append(iid)
+    batch_size = max(conf.get("ENGINE_TICK_BATCH"), 1)
+    send = enqueue or _celery_enqueue
+    for slot, iids in sorted(by_slot.items()):
+        eta = float(slot) if slot > now + 0.005 else None
+        for start in range(0, len(iids), batch_size):
+            send([[iid, slot] for iid in iids[start : start + batch_size]], eta)
+    return len(items)
+
+
+MTM_KEY = runtime.PREFIX + "mtm:{}"
+
+
+def markets_mark_to_market(now: float | None = None) -> int:
+    """Fill resting paper limit orders the latest quote crossed, once per fresh quote per market.
+
+    Markets cannot import trading (layering), so the engine drives it from the dispatcher cycle.
+    A quote is processed once cluster-wide (a Redis marker per market and quote timestamp).
+    """
+    from django.utils import timezone
+
+    from stratbox.markets.models import Market
+    from stratbox.markets.quotes import quotes_get_many
+    from stratbox.trading.services import orders_mark_to_market
+
+    ids = list(Market.objects.filter(active=True).values_list("pk", flat=True))
+    quotes = quotes_get_many(ids)
+    r = runtime.r()
+    done = 0
+    for market_id, quote in quotes.items():
+        marker = str(quote.get("ts"))
+        if r.set(MTM_KEY.format(market_id), marker, ex=60, get=True) == marker:
+            continue  # this quote was already marked by some dispatcher
+        orders_mark_to_market(market_id=market_id, quote=quote, now=timezone.now())
+        done += 1
+    return done

@@ -1,0 +1,912 @@
+"""Tick execution: one scheduled slot of one instance, run exactly once, in any worker.
+
+    claim (instance, slot) ─ a replayed task is a no-op
+    lock  (instance)       ─ ticks never overlap; a busy instance's tick is coalesced and counted
+    recover in-flight      ─ a tick whose worker died is replayed first, with the same tick input
+                             and tick_seq, from the last persisted state (orders are idempotent
+                             on client_order_id, so nothing is lost or placed twice)
+    read instance + quote → trusted snapshot → strategy in the tenant's sandbox host
+    → each intent through `trading.services.order_place` (observe: shadow; active: risk gate + broker)
+    → persist state (Redis) → record the run → publish events after commit
+
+No database row lock is held while user code runs: `order_place` owns its short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback as tb_module
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from stratbox.engine import conf, events, runtime, sandboxes
+from stratbox.engine.control import PauseReason, pause_runtime
+from stratbox.engine.models import Run, RunStatus, RunTrigger
+from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
+from tenants.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TickOutcome:
+    status: str  # ok | error | timeout | skipped | duplicate | coalesced | not_loaded | paused | off
+    run_id: int | None = None
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None
+    recovered: bool = False
+
+
+def _instances_qs() -> Any:
+    # The version's source is only needed when a host must (re)load the instance: fetched lazily then.
+    return StrategyInstance.objects.select_related(
+        "version__definition", "tenant", "market", "account"
+    ).defer("version__source", "version__exit_source", "version__validation_report")
+
+
+def _instance(iid: str) -> StrategyInstance | None:
+    return _instances_qs().filter(pk=iid).first()
+
+
+@dataclass
+class Prefetched:
+    """Rows and quotes read once for a whole batch of ticks (one query, one Redis round trip)."""
+
+    instances: dict[str, StrategyInstance]
+    quotes: dict[int, dict[str, Any]]
+
+
+def prefetch(instance_ids: list[str]) -> Prefetched:
+    from stratbox.markets.quotes import quotes_get_many
+
+    instances = {str(i.pk): i for i in _instances_qs().filter(pk__in=instance_ids)}
+    quotes = quotes_get_many({i.market_id for i in instances.values()})
+    return Prefetched(instances=instances, quotes=quotes)
+
+
+def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
+    """Run several scheduled ticks; instance rows and quotes are read once for the batch."""
+    pre = prefetch([str(iid) for iid, _ in items])
+    outcomes = []
+    for iid, slot in items:
+        try:
+            outcomes.append(tick_run(iid, slot, prefetched=pre))
+        except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
+            logger.exception("tick of %s at %s failed", iid, slot)
+            outcomes.append(TickOutcome(status="engine_error"))
+    return outcomes
+
+
+def _tick_from_quote(quote: dict[str, Any], market_code: str) -> dict[str, Any]:
+    tick = {
+        "market": quote.get("market") or market_code,
+        "ts": float(quote.get("ts") or time.time()),
+        "price": float(quote["price"]),
+        "bid": float(quote["bid"]),
+        "ask": float(quote["ask"]),
+        "volume": float(quote.get("volume") or 0.0),
+    }
+    for name in ("open", "high", "low", "close"):
+        if name in quote:
+            tick[name] = float(quote[name])
+    return tick
+
+
+def _quote_now(instance: StrategyInstance) -> dict[str, Any] | None:
+    from stratbox.markets.quotes import quote_get
+
+    return quote_get(instance.market_id)
+
+
+def _snapshot(instance: StrategyInstance, quote: dict[str, Any], mode: str, prefix: str) -> dict[str, Any]:
+    from stratbox.trading.services import instance_snapshot
+
+    trusted = instance_snapshot(instance=instance, quote=quote)
+    price = quote.get("price")
+    # The SDK's Position view (signal style): id, market, side, unsigned qty, entry and current price.
+    trusted["positions"] = [
+        _sdk_position(p, instance.market.code, price) for p in trusted.get("positions") or []
+    ]
+    if trusted.get("position"):
+        trusted["position"] = _sdk_position(trusted["position"], instance.market.code, price)
+    return {
+        **trusted,
+        "mode": mode,
+        "now": time.time(),
+        "quote": {k: quote.get(k) for k in ("market", "price", "bid", "ask", "ts")},
+        "order_id_prefix": prefix,
+    }
+
+
+def _sdk_position(p: dict[str, Any], market_code: str, price: Any) -> dict[str, Any]:
+    qty = float(p.get("qty") or 0)
+    return {
+        **p,
+        "position_id": str(p.get("id")),
+        "market": market_code,
+        "side": "short" if qty < 0 else "long",
+        "qty": abs(qty),
+        "signed_qty": qty,
+        "entry_price": p.get("avg_price"),
+        "current_price": price,
+    }
+
+
+# --- signal style: the cycle and sizing (seed 002) -----------------------------------------------
+
+
+def _lot_floor(qty: Decimal, lot: Decimal) -> Decimal:
+    if lot <= 0:
+        return qty
+    return (qty / lot).to_integral_value(rounding=ROUND_DOWN) * lot
+
+
+def entry_notional(instance: StrategyInstance, confidence: float, config: dict[str, Any]) -> Decimal:
+    """Capital for one entry by the instance's sizing method, never above capital_per_trade.
+
+    fixed: capital_per_trade. kelly: the Kelly fraction of an even-odds bet won with probability
+    `confidence`, f = 2p - 1 (0 when p <= 0.5), of total capital. percent_capital: the config's
+    `percent_capital` (default 10) percent of total capital.
+    """
+    per_trade = Decimal(instance.capital_per_trade)
+    total = Decimal(instance.total_capital)
+    if instance.sizing_method == SizingMethod.KELLY:
+        p = min(max(float(confidence), 0.0), 1.0) if math.isfinite(float(confidence)) else 0.0
+        notional = total * max(Decimal(0), 2 * Decimal(str(p)) - 1)
+    elif instance.sizing_method == SizingMethod.PERCENT_CAPITAL:
+        raw = config.get("percent_capital", 10)
+        pct = (
+            Decimal(str(raw)) if type(raw) in (int, float) and math.isfinite(raw) and raw > 0 else Decimal(10)
+        )
+        notional = total * min(pct, Decimal(100)) / Decimal(100)
+    else:
+        notional = per_trade
+    return min(notional, per_trade).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
+def signal_intents(
+    instance: StrategyInstance, result: dict[str, Any], snapshot: dict[str, Any], quote: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Exits first (close the named open positions), then sized entries within max_positions.
+
+    Returns (intents, skipped-actions). Everything here is trusted code over untrusted signals.
+    """
+    prefix = snapshot["order_id_prefix"]
+    intents: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    positions = {str(p.get("position_id")): p for p in snapshot.get("positions") or [] if isinstance(p, dict)}
+    n = 0
+    closed: set[str] = set()
+    for sig in result.get("exits") or []:
+        pid = str(sig.get("position_id")) if isinstance(sig, dict) else ""
+        pos = positions.get(pid)
+        if pos is None or pid in closed:
+            skipped.append(
+                {"kind": "skipped", "signal": "exit", "position_id": pid, "deny_code": "UNKNOWN_POSITION"}
+            )
+            continue
+        qty = float(pos.get("signed_qty") or 0)
+        if qty == 0:
+            continue
+        closed.add(pid)
+        n += 1
+        intents.append(
+            {
+                "kind": "order",
+                "client_order_id": f"{prefix}-{n}",
+                "side": "sell" if qty > 0 else "buy",
+                "qty": abs(qty),
+                "type": "market",
+                "price": None,
+                "tag": ("exit:" + str(sig.get("reason") or ""))[:64],
+            }
+        )
+    open_after = len([p for p in positions if p not in closed])
+    slots = max(int(instance.max_positions) - open_after, 0)
+    price = Decimal(str(quote["ask"]))
+    lot = Decimal(instance.market.lot_size)
+    for sig in result.get("entries") or []:
+        if not isinstance(sig, dict):
+            continue
+        if slots <= 0:
+            skipped.append({"kind": "skipped", "signal": "entry", "deny_code": "MAX_POSITIONS_REACHED"})
+            continue
+        confidence = sig.get("confidence", 1.0)
+        if type(confidence) not in (int, float):
+            confidence = 0.0
+        try:
+            qty = _lot_floor(entry_notional(instance, confidence, instance.config or {}) / price, lot)
+        except (InvalidOperation, ZeroDivisionError):
+            qty = Decimal(0)
+        if qty <= 0:
+            skipped.append(
+                {"kind": "skipped", "signal": "entry", "deny_code": "SIZE_ZERO", "confidence": confidence}
+            )
+            continue
+        slots -= 1
+        n += 1
+        intents.append(
+            {
+                "kind": "order",
+                "client_order_id": f"{prefix}-{n}",
+                "side": "sell" if sig.get("side") == "short" else "buy",
+                "qty": float(qty),
+                "type": "market",
+                "price": None,
+                "tag": ("entry:" + str(sig.get("reason") or ""))[:64],
+            }
+        )
+    return intents, skipped
+
+
+# --- the tick --------------------------------------------------------------------------------------
+
+
+def _call_strategy(
+    instance: StrategyInstance, rt: dict[str, Any], tick: dict[str, Any], snapshot: dict[str, Any], key: str
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run the user's code once; returns (raw result, intents, skipped actions)."""
+    tenant_id = str(instance.tenant_id)
+    sandboxes.ensure_loaded(
+        tenant_id=tenant_id,
+        key=key,
+        version=instance.version,
+        config=rt.get("config") or instance.config or {},
+        fingerprint=rt["fingerprint"],
+        load_id=rt.get("load_id") or "",
+        state=rt.get("state"),
+        state_rev=rt["state_rev"],
+    )
+    client = sandboxes.client()
+    if sandboxes.style_of(instance.version) == "signal_bundle":
+        result = client.signal_cycle(tenant_id, key, snapshot)
+        intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
+        return result, intents, skipped
+    result = client.tick(tenant_id, key, tick, snapshot)
+    intents = [i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"]
+    return result, intents, []
+
+
+def _action(intent: dict[str, Any], result: Any) -> dict[str, Any]:
+    order = getattr(result, "order", None)
+    return {
+        "kind": "shadow"
+        if getattr(result, "status", "") == "shadow"
+        else ("denied" if getattr(result, "deny_code", None) else "order"),
+        "client_order_id": intent.get("client_order_id"),
+        "side": intent.get("side"),
+        "qty": intent.get("qty")
+        if type(intent.get("qty")) in (int, float) and math.isfinite(intent["qty"])
+        else None,
+        "type": intent.get("type"),
+        "price": intent.get("price")
+        if type(intent.get("price")) in (int, float) and math.isfinite(intent["price"])
+        else None,
+        "status": getattr(result, "status", None),
+        "deny_code": getattr(result, "deny_code", None),
+        "message": getattr(result, "message", "") or "",
+        "order_id": str(order.pk) if order is not None else None,
+    }
+
+
+def _cap_logs(logs: list[Any]) -> tuple[list[dict[str, Any]], int]:
+    max_lines = conf.get("ENGINE_RUN_MAX_LOG_LINES")
+    max_chars = conf.get("ENGINE_RUN_MAX_LOG_CHARS")
+    clean = [
+        {"level": str(line.get("level", "info"))[:10], "msg": str(line.get("msg", ""))[:max_chars]}
+        for line in logs
+        if isinstance(line, dict)
+    ]
+    return clean[:max_lines], max(len(clean) - max_lines, 0)
+
+
+def _keep_run(trigger: str, actions: list[Any], error: Any, slot: int, freq: int, first: bool) -> bool:
+    if trigger != RunTrigger.SCHEDULED or actions or error or first:
+        return True
+    return (slot // max(freq, 1)) % max(conf.get("ENGINE_RUN_SAMPLE_EVERY"), 1) == 0
+
+
+def _record_run(
+    *,
+    instance: StrategyInstance,
+    trigger: str,
+    status: str,
+    seq: int | None,
+    due_at: float | None,
+    started: float,
+    finished: float,
+    config: dict[str, Any],
+    mode: str,
+    logs: list[Any],
+    actions: list[dict[str, Any]],
+    error: dict[str, Any] | None,
+) -> Run:
+    kept_logs, dropped = _cap_logs(logs)
+    run = Run(
+        tenant_id=instance.tenant_id,
+        instance_id=instance.pk,
+        trigger=trigger,
+        status=status,
+        tick_seq=seq,
+        due_at=datetime.fromtimestamp(due_at, tz=UTC) if due_at else None,
+        started_at=datetime.fromtimestamp(started, tz=UTC),
+        finished_at=datetime.fromtimestamp(finished, tz=UTC),
+        duration_ms=round((finished - started) * 1000, 3),
+        version_id=instance.version_id,
+        config_revision=instance.config_revision,
+        config_snapshot=config,
+        mode=mode,
+        logs=kept_logs,
+        logs_dropped=dropped,
+        actions=actions,
+        error_code=(error or {}).get("code") or "",
+        error_message=((error or {}).get("message") or "")[:4000],
+        traceback=((error or {}).get("traceback") or "")[:20000],
+        worker=runtime.worker_id(),
+    )
+    if trigger == RunTrigger.SCHEDULED:
+        try:
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            # A replayed slot (crash recovery) whose first attempt already recorded its run.
+            run = Run.objects.filter(instance_id=instance.pk, tick_seq=seq, trigger=trigger).first() or run
+    else:
+        run.save()
+    return run
+
+
+def _error_dict(exc: BaseException) -> dict[str, Any]:
+    from sandbox import SandboxError
+
+    if isinstance(exc, SandboxError):
+        return {"code": str(exc.code), "message": exc.message, "line": exc.line, "traceback": exc.traceback}
+    return {
+        "code": "ENGINE_ERROR",
+        "message": f"{type(exc).__name__}: {exc}"[:1000],
+        "line": None,
+        "traceback": None,
+        "engine_traceback": tb_module.format_exc()[-4000:],
+    }
+
+
+MAX_REPLAYS = 3
+
+
+def _count_coalesced(iid: str) -> None:
+    pipe = runtime.r().pipeline()
+    pipe.hincrby(runtime.rt_key(iid), "coalesced_ticks", 1)
+    runtime.stats_incr(pipe, iid, coalesced=1)
+    pipe.execute()
+
+
+def tick_run(
+    instance_id: Any, due_at: float, trigger: str = RunTrigger.SCHEDULED, prefetched: Prefetched | None = None
+) -> TickOutcome:
+    """Run one scheduled slot of one instance (idempotent; safe to call from any worker, any number of times)."""
+    iid = str(instance_id)
+    slot = int(due_at)
+    r = runtime.r()
+    status, token, rt = runtime.tick_begin(iid, slot)
+    if status == "duplicate":
+        return TickOutcome(status="duplicate")
+    if token is None:
+        _count_coalesced(iid)
+        return TickOutcome(status="coalesced")
+    try:
+        if rt is None or not rt["loaded"]:
+            return TickOutcome(status="not_loaded")
+        max_late = max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
+        if trigger == RunTrigger.SCHEDULED and time.time() - slot > max_late and not rt.get("inflight"):
+            # Behind schedule (overload) or a message redelivered long after its slot: the schedule has
+            # moved on, so shed this tick (counted) instead of acting on an old price.
+            _count_coalesced(iid)
+            return TickOutcome(status="late")
+        recovered = False
+        inflight = rt.get("inflight")
+        if inflight and int(inflight.get("attempts") or 0) >= MAX_REPLAYS:
+            # A tick that keeps failing in trusted code must not block the instance forever.
+            logger.error(
+                "abandoning in-flight tick %s of %s after %s replays", inflight.get("seq"), iid, MAX_REPLAYS
+            )
+            r.hdel(runtime.rt_key(iid), "inflight")
+            rt["inflight"] = None
+        elif inflight:
+            inflight["attempts"] = int(inflight.get("attempts") or 0) + 1
+            r.hset(runtime.rt_key(iid), "inflight", runtime.dumps(inflight))
+        if rt.get("inflight"):
+            _execute(
+                iid,
+                rt,
+                slot=int(rt["inflight"]["slot"]),
+                trigger=rt["inflight"].get("trigger") or trigger,
+                inflight=rt["inflight"],
+            )
+            recovered = True
+            rt = runtime.rt_get(iid)
+            if rt is None or not rt["loaded"]:
+                return TickOutcome(status="not_loaded", recovered=True)
+        if rt["paused"]:
+            runtime.stats_incr(r, iid, skipped=1)
+            return TickOutcome(status="paused", recovered=recovered)
+        if trigger == RunTrigger.SCHEDULED and slot <= rt["tick_seq"]:
+            return TickOutcome(status="late", recovered=recovered)  # never run a slot older than the last one
+        outcome = _execute(iid, rt, slot=slot, trigger=trigger, prefetched=prefetched)
+        outcome.recovered = recovered
+        return outcome
+    finally:
+        runtime.lock_release(iid, token)
+
+
+def _execute(
+    iid: str,
+    rt: dict[str, Any],
+    *,
+    slot: int,
+    trigger: str,
+    inflight: dict[str, Any] | None = None,
+    prefetched: Prefetched | None = None,
+) -> TickOutcome:
+    from stratbox.engine.reconciler import instance_unload, reconcile_one
+
+    r = runtime.r()
+    # Prefetched rows were read for this batch a moment ago; a recovery always re-reads.
+    instance = prefetched.instances.get(iid) if prefetched and inflight is None else _instance(iid)
+    if instance is None or instance.mode == Mode.OFF:
+        instance_unload(iid, locked=True)
+        return TickOutcome(status="off")
+    if instance.tenant.killed_at is not None:
+        r.hdel(runtime.rt_key(iid), "inflight")
+        pause_runtime(instance, PauseReason.KILL_SWITCH)
+        return TickOutcome(status="paused")
+    if inflight is None and (
+        rt["fingerprint"] != f"{instance.version_id}:{instance.config_revision}"
+        or (rt.get("config") or {}) != (instance.config or {})
+    ):
+        # The desired state changed and its on-commit reconcile has not reached us yet: apply it now.
+        rt = reconcile_one(instance, locked=True) or rt
+        if not rt.get("loaded") or rt.get("paused"):
+            return TickOutcome(status="not_loaded")
+    mode = instance.mode
+    if inflight is not None:
+        seq = int(inflight["seq"])
+        tick = inflight["tick"]
+        quote = inflight["quote"]
+        due_at = float(inflight.get("due_at") or slot)
+    else:
+        seq = slot
+        due_at = float(slot)
+        quote = prefetched.quotes.get(instance.market_id) if prefetched else _quote_now(instance)
+        if not quote:
+            now = time.time()
+            pipe = r.pipeline()
+            runtime.stats_incr(pipe, iid, runs=1, skipped=1)
+            pipe.hset(runtime.rt_key(iid), mapping={"last_tick_at": now, "worker": runtime.worker_id()})
+            pipe.execute()
+            return TickOutcome(
+                status="skipped", error={"code": "NO_QUOTE", "message": "no quote for the market"}
+            )
+        tick = _tick_from_quote(quote, instance.market.code)
+    prefix = f"{iid}-{seq}"
+    started = time.time()
+    r.hset(
+        runtime.rt_key(iid),
+        "inflight",
+        runtime.dumps(
+            {
+                "attempts": int((inflight or {}).get("attempts") or 0),
+                "slot": slot,
+                "seq": seq,
+                "tick": tick,
+                "quote": quote,
+                "trigger": trigger,
+                "due_at": due_at,
+                "started": started,
+                "worker": runtime.worker_id(),
+            }
+        ),
+    )
+    config = rt.get("config") or {}
+    actions: list[dict[str, Any]] = []
+    try:
+        t_snap = time.perf_counter()
+        snapshot = _snapshot(instance, quote, mode, prefix)
+        t_user = time.perf_counter()
+        result, intents, skipped = _call_strategy(instance, rt, tick, snapshot, iid)
+        phases = (t_user - t_snap, time.perf_counter() - t_user)
+    except Exception as exc:
+        return _fail(
+            instance,
+            rt,
+            exc,
+            slot=slot,
+            seq=seq,
+            due_at=due_at,
+            started=started,
+            trigger=trigger,
+            mode=mode,
+            config=config,
+        )
+    now_dt = timezone.now()
+    from stratbox.trading.services import order_place
+
+    order_ms: list[float] = []
+    for intent in intents:
+        cid = intent.get("client_order_id")
+        if not isinstance(cid, str) or not cid.startswith(prefix + "-"):
+            actions.append(
+                _action(intent, None)
+                | {
+                    "kind": "denied",
+                    "deny_code": "INVALID_ORDER",
+                    "message": "client_order_id does not match this tick",
+                }
+            )
+            continue
+        try:
+            t_order = time.perf_counter()
+            placed = order_place(instance=instance, intent=intent, quote=quote, mode=mode, now=now_dt)
+            order_ms.append((time.perf_counter() - t_order) * 1000)
+        except Exception as exc:
+            logger.exception("order_place failed for %s", cid)
+            actions.append(
+                _action(intent, None)
+                | {"kind": "denied", "deny_code": "ENGINE_ERROR", "message": str(exc)[:200]}
+            )
+            continue
+        actions.append(_action(intent, placed))
+    actions.extend(skipped)
+    failpoint = conf.get("ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS")
+    if failpoint and intents:
+        time.sleep(failpoint)
+    paused_reason = _daily_loss_check(instance, mode, actions, snapshot)
+    finished = time.time()
+    new_state = result.get("state") if isinstance(result.get("state"), dict) else rt.get("state") or {}
+    logs = list(result.get("logs") or [])
+    placed_orders = sum(1 for a in actions if a["kind"] in ("order", "shadow"))
+    keep = _keep_run(trigger, actions, None, slot, int(rt.get("freq") or 1), rt["state_rev"] == 0)
+    run = None
+    if keep:
+        run = _record_run(
+            instance=instance,
+            trigger=trigger,
+            status=RunStatus.OK,
+            seq=seq,
+            due_at=due_at,
+            started=started,
+            finished=finished,
+            config=config,
+            mode=mode,
+            logs=logs,
+            actions=actions,
+            error=None,
+        )
+    new_rev = rt["state_rev"] + 1
+    pipe = r.pipeline()
+    key = runtime.rt_key(iid)
+    pipe.hset(
+        key,
+        mapping={
+            "state": runtime.dumps(new_state),
+            "state_rev": new_rev,
+            "last_tick_at": finished,
+            "last_due_at": due_at,
+            "last_duration_ms": round((finished - started) * 1000, 3),
+            "consecutive_failures": 0,
+            "last_error": "",
+            "worker": runtime.worker_id(),
+            "tick_seq": seq,
+        },
+    )
+    pipe.hdel(key, "inflight")
+    pipe.sadd(runtime.DIRTY_KEY, iid)
+    runtime.stats_incr(pipe, iid, runs=1, ok=1, orders=placed_orders)
+    pipe.hset(runtime.stats_key(iid), "last_run_at", finished)
+    if conf.get("ENGINE_METRICS"):
+        pipe.rpush(
+            runtime.METRICS_TICK_KEY,
+            f"{due_at},{started},{time.time()},{phases[0]},{phases[1]},{sum(order_ms) / 1000}",
+        )
+        if order_ms:
+            pipe.rpush(runtime.METRICS_ORDER_KEY, *[f"{ms:.3f}" for ms in order_ms])
+    pipe.execute()
+    sandboxes.advanced(iid, rt.get("load_id") or "", config, new_rev)
+    _publish_tick(instance, seq, finished, logs, actions, run, "ok", started)
+    if paused_reason:
+        _auto_pause(instance, paused_reason, {"tick_seq": seq})
+    return TickOutcome(
+        status="ok",
+        run_id=run.pk if run else None,
+        actions=actions,
+        logs=logs,
+        state=new_state,
+        recovered=inflight is not None,
+    )
+
+
+def _fail(
+    instance: StrategyInstance,
+    rt: dict[str, Any],
+    exc: BaseException,
+    *,
+    slot: int,
+    seq: int,
+    due_at: float,
+    started: float,
+    trigger: str,
+    mode: str,
+    config: dict[str, Any],
+) -> TickOutcome:
+    """A failed tick: record it, keep the last good state, count towards the circuit breaker."""
+    iid = str(instance.pk)
+    sandboxes.forget(iid)  # the host may hold a half-mutated state; reload from Redis next time
+    error = _error_dict(exc)
+    status = RunStatus.TIMEOUT if error["code"] == "TIMEOUT" else RunStatus.ERROR
+    finished = time.time()
+    run = _record_run(
+        instance=instance,
+        trigger=trigger,
+        status=status,
+        seq=seq,
+        due_at=due_at,
+        started=started,
+        finished=finished,
+        config=config,
+        mode=mode,
+        logs=[],
+        actions=[],
+        error=error,
+    )
+    r = runtime.r()
+    key = runtime.rt_key(iid)
+    pipe = r.pipeline()
+    # Only the strategy's own failures count towards its circuit breaker: a platform fault (database
+    # down, ...) is recorded but must not pause every instance of every tenant.
+    pipe.hincrby(key, "consecutive_failures", 0 if error["code"] == "ENGINE_ERROR" else 1)
+    pipe.hset(
+        key,
+        mapping={
+            "last_error": runtime.dumps(
+                {
+                    "code": error["code"],
+                    "message": error["message"],
+                    "line": error.get("line"),
+                    "at": finished,
+                    "run_id": run.pk,
+                }
+            ),
+            "last_tick_at": finished,
+            "worker": runtime.worker_id(),
+            "tick_seq": seq,
+        },
+    )
+    pipe.hdel(key, "inflight")
+    pipe.sadd(runtime.DIRTY_KEY, iid)
+    runtime.stats_incr(pipe, iid, runs=1, failed=1)
+    pipe.hset(runtime.stats_key(iid), "last_run_at", finished)
+    failures = pipe.execute()[0]
+    _publish_tick(instance, seq, finished, [], [], run, status, started, error=error)
+    if failures >= conf.get("ENGINE_CIRCUIT_BREAKER_FAILURES"):
+        _auto_pause(
+            instance,
+            PauseReason.CIRCUIT_BREAKER,
+            {"consecutive_failures": failures, "last_error": error["code"]},
+        )
+    if error["code"] == "ENGINE_ERROR":
+        logger.error("engine error on %s: %s", iid, error.get("engine_traceback"))
+    return TickOutcome(status=status, run_id=run.pk, error=error)
+
+
+def _daily_loss_check(
+    instance: StrategyInstance, mode: str, actions: list[dict[str, Any]], snapshot: dict[str, Any]
+) -> str | None:
+    if any(a.get("deny_code") == "DAILY_LOSS_LIMIT" for a in actions):
+        return PauseReason.DAILY_LOSS_LIMIT
+    if mode != Mode.ACTIVE:
+        return None
+    from stratbox.trading.services import instance_daily_pnl
+
+    if any(a["kind"] == "order" for a in actions):
+        pnl: Any = instance_daily_pnl(instance=instance, day=timezone.now().date())
+    else:  # nothing filled since the trusted snapshot was taken at this tick's quote
+        pnl = (snapshot.get("pnl") or {}).get("today")
+    if pnl is not None and Decimal(pnl) <= -Decimal(instance.max_daily_loss):
+        return PauseReason.DAILY_LOSS_LIMIT
+    return None
+
+
+def _auto_pause(instance: StrategyInstance, reason: str, details: dict[str, Any]) -> None:
+    with transaction.atomic():
+        if pause_runtime(instance, reason):
+            audit_record(
+                tenant=instance.tenant,
+                actor=None,
+                actor_label="engine",
+                action="instance.auto_pause",
+                target=instance,
+                after={"paused": True, "reason": reason, **details},
+            )
+
+
+def _publish_tick(
+    instance: StrategyInstance,
+    seq: int,
+    finished: float,
+    logs: list[Any],
+    actions: list[dict[str, Any]],
+    run: Run | None,
+    status: str,
+    started: float,
+    error: dict[str, Any] | None = None,
+) -> None:
+    batch: list[tuple[str, dict[str, Any]]] = []
+    for line in logs[:20]:
+        if isinstance(line, dict):
+            batch.append(
+                (
+                    "log",
+                    {
+                        "level": line.get("level", "info"),
+                        "msg": str(line.get("msg", ""))[:500],
+                        "tick_seq": seq,
+                    },
+                )
+            )
+    for action in actions:
+        batch.append(("action", action | {"tick_seq": seq}))
+    batch.append(
+        (
+            "run",
+            {
+                "run_id": run.pk if run else None,
+                "tick_seq": seq,
+                "status": status,
+                "duration_ms": round((finished - started) * 1000, 3),
+                "finished_at": finished,
+                "actions": len(actions),
+                "error": {"code": error["code"], "message": error["message"], "line": error.get("line")}
+                if error
+                else None,
+            },
+        )
+    )
+    events.publish_many(tenant_id=instance.tenant_id, instance_id=instance.pk, events=batch)
+
+
+# --- test run ---------------------------------------------------------------------------------------
+
+
+def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[str, Any]]:
+    """One cycle now, with the current config, in a sandbox; nothing reaches a broker or the runtime.
+
+    It starts from the instance's current runtime state when it is loaded at the current
+    fingerprint (what the next tick would see), otherwise from a fresh `init()`. Intents become
+    would-be actions, checked against the risk gate read-only. Returns the recorded run and
+    `{"state": ..., "intents": [...], "quote": ...}`.
+    """
+    iid = str(instance.pk)
+    key = f"dry:{iid}"
+    tenant_id = str(instance.tenant_id)
+    config = instance.config or {}
+    mode = instance.mode if instance.mode != Mode.OFF else Mode.OBSERVE
+    quote = _quote_now(instance)
+    quote_source = "feed"
+    if not quote:
+        price = float(instance.market.sim_start_price)
+        spread = float(instance.market.tick_size)
+        quote = {
+            "market": instance.market.code,
+            "price": price,
+            "bid": price - spread,
+            "ask": price + spread,
+            "volume": 0.0,
+            "ts": time.time(),
+        }
+        quote_source = "synthetic"
+    tick = _tick_from_quote(quote, instance.market.code)
+    rt = runtime.rt_get(iid)
+    fp = f"{instance.version_id}:{instance.config_revision}"
+    state = None
+    if rt and rt["loaded"] and rt["fingerprint"] == fp and (rt.get("config") or {}) == config:
+        state = rt.get("state")
+    prefix = f"{iid}-dry{int(time.time() * 1000)}"
+    started = time.time()
+    actions: list[dict[str, Any]] = []
+    error = None
+    result: dict[str, Any] = {}
+    try:
+        sandboxes.load(
+            tenant_id=tenant_id,
+            key=key,
+            version=instance.version,
+            config=config,
+            fingerprint=fp,
+            load_id="dry",
+            state=state,
+            state_rev=0,
+            seed=None,
+        )
+        snapshot = _snapshot(instance, quote, mode, prefix)
+        client = sandboxes.client()
+        if sandboxes.style_of(instance.version) == "signal_bundle":
+            result = client.signal_cycle(tenant_id, key, snapshot)
+            intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
+        else:
+            result = client.tick(tenant_id, key, tick, snapshot)
+            intents = [
+                i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"
+            ]
+            skipped = []
+        for intent in intents:
+            actions.append(_would_be(instance, intent, quote, mode))
+        actions.extend(skipped)
+    except Exception as exc:
+        error = _error_dict(exc)
+    finally:
+        sandboxes.unload(tenant_id, key)
+    finished = time.time()
+    status = (
+        RunStatus.OK
+        if error is None
+        else (RunStatus.TIMEOUT if error["code"] == "TIMEOUT" else RunStatus.ERROR)
+    )
+    run = _record_run(
+        instance=instance,
+        trigger=RunTrigger.DRY_RUN,
+        status=status,
+        seq=None,
+        due_at=None,
+        started=started,
+        finished=finished,
+        config=config,
+        mode=mode,
+        logs=list(result.get("logs") or []),
+        actions=actions,
+        error=error,
+    )
+    events.publish(
+        tenant_id=instance.tenant_id,
+        instance_id=iid,
+        kind="run",
+        data={
+            "run_id": run.pk,
+            "trigger": RunTrigger.DRY_RUN,
+            "status": status,
+            "duration_ms": run.duration_ms,
+            "actions": len(actions),
+        },
+    )
+    state_out = result.get("state") if isinstance(result.get("state"), dict) else None
+    return run, {"state": state_out, "quote": quote, "quote_source": quote_source, "mode": mode}
+
+
+def _would_be(
+    instance: StrategyInstance, intent: dict[str, Any], quote: dict[str, Any], mode: str
+) -> dict[str, Any]:
+    """What a real tick would do with this intent, checked read-only (the real gate runs locked)."""
+    from stratbox.trading.risk import InvalidOrder, pre_trade_evaluate, validate_intent
+
+    action = _action(intent, None) | {"kind": "would_place", "status": "dry_run"}
+    try:
+        req = validate_intent(instance=instance, intent=intent)
+    except InvalidOrder as exc:
+        return action | {
+            "kind": "would_deny",
+            "deny_code": "INVALID_ORDER",
+            "message": f"{exc.field}: {exc.message}",
+        }
+    if mode != Mode.ACTIVE:
+        return action | {"kind": "would_shadow", "status": "dry_run"}
+    decision = pre_trade_evaluate(instance=instance, order_request=req, quote=quote)
+    if decision.deny is not None:
+        return action | {"kind": "would_deny", "deny_code": str(decision.deny), "message": decision.message}
+    return action

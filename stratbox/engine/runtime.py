@@ -1,0 +1,250 @@
+"""Runtime state of loaded instances, in Redis — never in one process's memory.
+
+Keys (prefix `sbx:eng:`):
+
+- `rt:<iid>` hash — `loaded`, `tenant`, `fingerprint`, `config` (JSON), `mode`, `freq`, `paused`,
+  `pause_reason`, `state` (JSON), `state_rev`, `last_tick_at`, `last_error` (JSON), `next_due_at`,
+  `worker`, `consecutive_failures`, `coalesced_ticks`, `queued_slot`, `inflight` (JSON), `tick_seq`.
+- `due` sorted set — loaded, unpaused instances scored by their next due slot (epoch seconds).
+- `lock:<iid>` — the per-instance tick lock (token, TTL): ticks of one instance never overlap.
+- `claim:<iid>:<slot>` — a tick slot is executed at most once; a replayed task is a no-op.
+- `stats:<iid>` hash — counter deltas (runs/ok/failed/...) rolled up into PostgreSQL periodically.
+- `dirty` set — instances whose runtime changed since the last PostgreSQL snapshot.
+
+Every worker on every machine sees the same keys, so any worker can continue any instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import uuid
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from stratbox.engine import conf
+
+PREFIX = "sbx:eng:"
+DUE_KEY = PREFIX + "due"
+DIRTY_KEY = PREFIX + "dirty"
+METRICS_TICK_KEY = PREFIX + "metrics:tick"  # "due,started,finished" per tick (ENGINE_METRICS=1 only)
+METRICS_ORDER_KEY = PREFIX + "metrics:order"  # order_place milliseconds (ENGINE_METRICS=1 only)
+
+_local = threading.local()
+
+
+def r() -> redis.Redis:
+    """A process-wide Redis client (redis-py's pool notices forks and reconnects by itself)."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True, health_check_interval=30)
+        _local.client = client
+    return client
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def rt_key(iid: str) -> str:
+    return f"{PREFIX}rt:{iid}"
+
+
+def lock_key(iid: str) -> str:
+    return f"{PREFIX}lock:{iid}"
+
+
+def claim_key(iid: str, slot: int) -> str:
+    return f"{PREFIX}claim:{iid}:{slot}"
+
+
+def stats_key(iid: str) -> str:
+    return f"{PREFIX}stats:{iid}"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+JSON_FIELDS = ("state", "config", "last_error", "inflight")
+INT_FIELDS = ("state_rev", "consecutive_failures", "coalesced_ticks", "freq", "tick_seq")
+FLOAT_FIELDS = ("last_tick_at", "next_due_at", "queued_slot")
+
+
+def decode(raw: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(raw)
+    for name in JSON_FIELDS:
+        out[name] = json.loads(raw[name]) if raw.get(name) else None
+    for name in INT_FIELDS:
+        out[name] = int(raw.get(name) or 0)
+    for name in FLOAT_FIELDS:
+        out[name] = float(raw[name]) if raw.get(name) else None
+    out["loaded"] = raw.get("loaded") == "1"
+    out["paused"] = raw.get("paused") == "1"
+    out["pause_reason"] = raw.get("pause_reason") or None
+    return out
+
+
+def rt_get(iid: str) -> dict[str, Any] | None:
+    raw = r().hgetall(rt_key(iid))
+    return decode(raw) if raw else None
+
+
+def rt_get_many(iids: list[str]) -> dict[str, dict[str, Any]]:
+    pipe = r().pipeline(transaction=False)
+    for iid in iids:
+        pipe.hgetall(rt_key(iid))
+    return {iid: decode(raw) for iid, raw in zip(iids, pipe.execute(), strict=True) if raw}
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+# --- the schedule -------------------------------------------------------------------------------
+
+
+def first_due(iid: str, freq: int, now: float) -> int:
+    """The first slot: the next whole second, spread over the period so instances don't all tick at once."""
+    spread = uuid.UUID(iid).int % max(freq, 1)
+    return int(now) + 1 + spread
+
+
+def schedule(iid: str, due: float) -> None:
+    pipe = r().pipeline()
+    pipe.zadd(DUE_KEY, {iid: due})
+    pipe.hset(rt_key(iid), "next_due_at", due)
+    pipe.execute()
+
+
+def unschedule(iid: str) -> None:
+    pipe = r().pipeline()
+    pipe.zrem(DUE_KEY, iid)
+    pipe.hdel(rt_key(iid), "next_due_at", "queued_slot")
+    pipe.execute()
+
+
+# Picks instances due up to `now + lookahead`, advances each to its next slot and marks the slot
+# queued. If the previously queued slot is overdue by more than `grace` and still not started, the
+# cluster is behind: the new slot is coalesced and counted instead of queued, so a slow cluster never
+# builds an unbounded backlog. A queued slot older than `stale` is presumed lost (its worker died)
+# and the instance is queued again.
+_DISPATCH_LUA = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local stale = tonumber(ARGV[3])
+local prefix = ARGV[4]
+local lookahead = tonumber(ARGV[5])
+local grace = tonumber(ARGV[6])
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + lookahead, 'WITHSCORES', 'LIMIT', 0, limit)
+local out = {}
+for i = 1, #items, 2 do
+  local iid = items[i]
+  local due = tonumber(items[i + 1])
+  local rt = prefix .. 'rt:' .. iid
+  if redis.call('HGET', rt, 'loaded') ~= '1' or redis.call('HGET', rt, 'paused') == '1' then
+    redis.call('ZREM', KEYS[1], iid)
+  else
+    local freq = tonumber(redis.call('HGET', rt, 'freq') or '1') or 1
+    if freq < 1 then freq = 1 end
+    local k = 0
+    if due < now then k = math.floor((now - due) / freq) end
+    local slot = due + k * freq
+    local nxt = slot + freq
+    redis.call('ZADD', KEYS[1], nxt, iid)
+    redis.call('HSET', rt, 'next_due_at', tostring(nxt))
+    local missed = k
+    local qslot = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
+    if qslot and (now - qslot) >= grace and (now - qslot) < stale then
+      missed = missed + 1
+    else
+      redis.call('HSET', rt, 'queued_slot', tostring(slot))
+      table.insert(out, iid)
+      table.insert(out, tostring(slot))
+    end
+    if missed > 0 then
+      redis.call('HINCRBY', rt, 'coalesced_ticks', missed)
+      redis.call('HINCRBY', prefix .. 'stats:' .. iid, 'coalesced', missed)
+    end
+  end
+end
+return out
+"""
+
+
+def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tuple[str, int]]:
+    """Claim the due (or, with `lookahead`, soon due) slots for enqueueing: `[(instance_id, slot)]`."""
+    script = r().register_script(_DISPATCH_LUA)
+    flat = script(
+        keys=[DUE_KEY],
+        args=[
+            repr(now),
+            limit,
+            conf.get("ENGINE_QUEUED_STALE_SECONDS"),
+            PREFIX,
+            repr(lookahead),
+            conf.get("ENGINE_QUEUE_GRACE"),
+        ],
+    )
+    return [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+
+# --- tick lock and claims ------------------------------------------------------------------------
+
+_RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def lock_acquire(iid: str) -> str | None:
+    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+    ttl_ms = int(conf.get("ENGINE_LOCK_TTL") * 1000)
+    return token if r().set(lock_key(iid), token, nx=True, px=ttl_ms) else None
+
+
+def lock_release(iid: str, token: str) -> None:
+    r().register_script(_RELEASE_LUA)(keys=[lock_key(iid)], args=[token])
+
+
+def claim(iid: str, slot: int) -> bool:
+    """True the first time a slot is claimed; a replay of the same slot gets False."""
+    return bool(r().set(claim_key(iid, slot), worker_id(), nx=True, ex=int(conf.get("ENGINE_CLAIM_TTL"))))
+
+
+# One round trip to start a tick: claim the slot (a replay is a no-op), clear its "queued" mark,
+# take the instance lock, and read the runtime hash.
+_BEGIN_LUA = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
+if redis.call('HGET', KEYS[3], 'queued_slot') == ARGV[5] then redis.call('HDEL', KEYS[3], 'queued_slot') end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) == false then return {'busy'} end
+return {'ok', redis.call('HGETALL', KEYS[3])}
+"""
+
+
+def tick_begin(iid: str, slot: int) -> tuple[str, str | None, dict[str, Any] | None]:
+    """(status, lock token, runtime): status is ok | duplicate (slot already claimed) | busy (locked)."""
+    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
+    res = r().register_script(_BEGIN_LUA)(
+        keys=[claim_key(iid, slot), lock_key(iid), rt_key(iid)],
+        args=[
+            worker_id(),
+            int(conf.get("ENGINE_CLAIM_TTL")),
+            token,
+            int(conf.get("ENGINE_LOCK_TTL") * 1000),
+            str(slot),
+        ],
+    )
+    if res[0] != "ok":
+        return res[0], None, None
+    flat = res[1]
+    raw = dict(zip(flat[::2], flat[1::2], strict=True))
+    return "ok", token, (decode(raw) if raw else None)
+
+
+def stats_incr(pipe: Any, iid: str, **counts: int) -> None:
+    for name, value in counts.items():
+        if value:
+            pipe.hincrby(stats_key(iid), name, value)

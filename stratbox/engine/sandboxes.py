@@ -1,0 +1,142 @@
+"""The worker process's `SandboxClient` and what its hosts currently hold.
+
+One client per process (rebuilt after a fork). Which instance a host holds, at which fingerprint
+and state revision, is only a *cache*: before every tick it is checked against the runtime state
+in Redis, and any mismatch (another worker ticked the instance since, the config changed, the host
+was respawned) loads the instance again with the persisted state — no `init()` — so any worker can
+continue any instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from typing import Any
+
+from stratbox.engine import conf
+
+_lock = threading.Lock()
+_client: Any = None
+_client_pid: int | None = None
+# sandbox instance key -> the host key (fingerprint|config hash|state_rev) it holds
+_held: dict[str, str] = {}
+
+
+def client() -> Any:
+    global _client, _client_pid
+    with _lock:
+        if _client is None or _client_pid != os.getpid():
+            from sandbox import Limits, SandboxClient
+
+            _held.clear()
+            limits = Limits(tick_timeout=conf.get("ENGINE_TICK_TIMEOUT"))
+            try:
+                _client = SandboxClient(limits=limits)
+            except TypeError:  # an interface without a limits argument
+                _client = SandboxClient()
+            _client_pid = os.getpid()
+        return _client
+
+
+def close() -> None:
+    global _client
+    with _lock:
+        if _client is not None and _client_pid == os.getpid():
+            try:
+                _client.close()
+            finally:
+                _client = None
+                _held.clear()
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode(), usedforsecurity=False).hexdigest()[:12]
+
+
+def host_key(load_id: str, config: dict[str, Any], state_rev: int) -> str:
+    return f"{load_id}|{config_hash(config)}|{state_rev}"
+
+
+def style_of(version: Any) -> str:
+    return "signal_bundle" if version.definition.style == "signal_bundle" else "tick"
+
+
+def load(
+    *,
+    tenant_id: str,
+    key: str,
+    version: Any,
+    config: dict[str, Any],
+    fingerprint: str,
+    load_id: str,
+    state: dict[str, Any] | None,
+    state_rev: int,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """Load into this process's host; `state=None` runs `init()`, otherwise the state is restored."""
+    sb = client()
+    result = sb.load(
+        tenant_id,
+        key,
+        source=version.source,
+        style=style_of(version),
+        exit_source=version.exit_source or None,
+        config=config,
+        state=state,
+        seed=seed,
+        fingerprint=fingerprint,
+        config_schema=version.config_schema or None,
+    )
+    _held[key] = host_key(load_id, config, state_rev)
+    return result
+
+
+def ensure_loaded(
+    *,
+    tenant_id: str,
+    key: str,
+    version: Any,
+    config: dict[str, Any],
+    fingerprint: str,
+    load_id: str,
+    state: dict[str, Any] | None,
+    state_rev: int,
+) -> bool:
+    """Make the local host hold exactly this load/config/state revision; True when it had to load."""
+    wanted = host_key(load_id, config, state_rev)
+    sb = client()
+    if _held.get(key) == wanted and sb.is_loaded(tenant_id, key, fingerprint):
+        return False
+    load(
+        tenant_id=tenant_id,
+        key=key,
+        version=version,
+        config=config,
+        fingerprint=fingerprint,
+        load_id=load_id,
+        state=state if state is not None else {},
+        state_rev=state_rev,
+    )
+    return True
+
+
+def advanced(key: str, load_id: str, config: dict[str, Any], state_rev: int) -> None:
+    """After a persisted tick the host's state *is* revision `state_rev`."""
+    _held[key] = host_key(load_id, config, state_rev)
+
+
+def forget(key: str) -> None:
+    """The host's copy can no longer be trusted (a failed tick may have half-mutated it)."""
+    _held.pop(key, None)
+
+
+def unload(tenant_id: str, key: str) -> None:
+    _held.pop(key, None)
+    if _client is None or _client_pid != os.getpid():
+        return
+    try:
+        _client.unload(tenant_id, key)
+    except Exception:  # noqa: S110 - not loaded here, or the host is gone: either way it is unloaded
+        pass

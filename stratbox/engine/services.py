@@ -1,0 +1,31 @@
+"""The engine's public services (the contract names); the work lives in the modules they come from.
+
+- `reconcile(instance_ids=None)` — make the runtime match the database (reconciler).
+- `instance_pause` / `instance_resume` / `tenant_kill_switch` — runtime-only pausing (control).
+- `tick_run(instance_id, due_at, trigger)` — one idempotent tick (execution).
+- `test_run(instance)` — one dry cycle; nothing reaches a broker (execution).
+"""
+
+from __future__ import annotations
+
+from stratbox.engine.control import (
+    EngineRuleError,
+    PauseReason,
+    instance_pause,
+    instance_resume,
+    tenant_kill_switch,
+)
+from stratbox.engine.execution import test_run, tick_run
+from stratbox.engine.reconciler import instance_unload, reconcile
+
+__all__ = [
+    "EngineRuleError",
+    "PauseReason",
+    "instance_pause",
+    "instance_resume",
+    "instance_unload",
+    "reconcile",
+    "tenant_kill_switch",
+    "test_run",
+    "tick_run",
+]

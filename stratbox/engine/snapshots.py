@@ -1,0 +1,129 @@
+"""Periodic PostgreSQL snapshots of the Redis runtime, and the roll-up of run counters.
+
+Ticks write only to Redis (fast, shared by every worker). Every few seconds the dirty instances'
+runtime is copied into `InstanceRuntime`, and counter deltas are moved into `InstanceStats` with
+`F()` increments — so PostgreSQL sees O(instances) writes per flush, not one per tick.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+
+from stratbox.engine import runtime
+from stratbox.engine.models import InstanceRuntime, InstanceStats
+from stratbox.instances.models import StrategyInstance
+
+STAT_FIELDS = ("runs", "ok", "failed", "skipped", "coalesced", "orders")
+
+# Read and reset a counter hash atomically, so no increment between the read and the reset is lost.
+_TAKE_LUA = """
+local v = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[1])
+return v
+"""
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, tz=UTC) if ts else None
+
+
+def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> int:
+    """Copy the runtime of the given (or all dirty) instances into PostgreSQL; returns rows written."""
+    r = runtime.r()
+    if instance_ids is None:
+        instance_ids = list(r.spop(runtime.DIRTY_KEY, batch) or [])
+    else:
+        r.srem(runtime.DIRTY_KEY, *instance_ids) if instance_ids else None
+    if not instance_ids:
+        return 0
+    rts = runtime.rt_get_many(instance_ids)
+    existing = set(
+        str(pk) for pk in StrategyInstance.objects.filter(pk__in=list(rts)).values_list("pk", flat=True)
+    )
+    rows = [
+        InstanceRuntime(
+            instance_id=iid,
+            fingerprint=rt.get("fingerprint") or "",
+            config=rt.get("config") or {},
+            state=rt.get("state"),
+            state_rev=rt.get("state_rev") or 0,
+            tick_seq=rt.get("tick_seq") or 0,
+            paused=bool(rt.get("paused")),
+            pause_reason=rt.get("pause_reason") or "",
+            last_tick_at=_dt(rt.get("last_tick_at")),
+            last_error=rt.get("last_error"),
+            consecutive_failures=rt.get("consecutive_failures") or 0,
+        )
+        for iid, rt in rts.items()
+        if iid in existing and rt.get("loaded")
+    ]
+    if rows:
+        InstanceRuntime.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["instance"],
+            update_fields=[
+                "fingerprint",
+                "config",
+                "state",
+                "state_rev",
+                "tick_seq",
+                "paused",
+                "pause_reason",
+                "last_tick_at",
+                "last_error",
+                "consecutive_failures",
+                "updated_at",
+            ],
+        )
+    return len(rows)
+
+
+def stats_rollup(limit: int = 5000) -> int:
+    """Move Redis counter deltas into `InstanceStats`; returns the number of instances updated."""
+    r = runtime.r()
+    keys = []
+    for key in r.scan_iter(match=runtime.PREFIX + "stats:*", count=1000):
+        keys.append(key)
+        if len(keys) >= limit:
+            break
+    if not keys:
+        return 0
+    take = r.register_script(_TAKE_LUA)
+    pipe = r.pipeline(transaction=False)
+    for key in keys:
+        take(keys=[key], client=pipe)
+    deltas: dict[str, dict[str, Any]] = {}
+    for key, flat in zip(keys, pipe.execute(), strict=True):
+        values = dict(zip(flat[::2], flat[1::2], strict=True))
+        if values:
+            deltas[key.rsplit(":", 1)[1]] = values
+    existing = set(
+        str(pk) for pk in StrategyInstance.objects.filter(pk__in=list(deltas)).values_list("pk", flat=True)
+    )
+    with transaction.atomic():
+        InstanceStats.objects.bulk_create(
+            [InstanceStats(instance_id=iid) for iid in existing], ignore_conflicts=True
+        )
+        for iid in sorted(existing):  # a stable order: concurrent roll-ups never deadlock
+            values = deltas[iid]
+            update: dict[str, Any] = {
+                name: F(name) + int(values[name]) for name in STAT_FIELDS if int(values.get(name) or 0)
+            }
+            if values.get("last_run_at"):
+                last = _dt(float(values["last_run_at"]))
+                update["last_run_at"] = Greatest(F("last_run_at"), last) if last else F("last_run_at")
+            if update:
+                InstanceStats.objects.filter(instance_id=iid).update(**update)
+    return len(existing)
+
+
+def stats_live(iid: str) -> dict[str, int]:
+    """Counter deltas not yet rolled up (added to the stored counters by the runtime selector)."""
+    raw = runtime.r().hgetall(runtime.stats_key(iid))
+    return {name: int(raw.get(name) or 0) for name in STAT_FIELDS}

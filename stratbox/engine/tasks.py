@@ -1,0 +1,82 @@
+"""Celery tasks of the engine: ids and primitives in, the services do the work, all idempotent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="engine.run_ticks", acks_late=True, ignore_result=True)
+def run_ticks_task(items: list[list[Any]]) -> None:
+    """Run a batch of `[instance_id, due_slot]` ticks; each is claimed, so a redelivery is a no-op."""
+    from stratbox.engine.execution import tick_run_batch
+
+    tick_run_batch([(str(iid), float(slot)) for iid, slot in items])
+
+
+@shared_task(name="engine.dispatch", ignore_result=True)
+def dispatch_task() -> int:
+    from stratbox.engine.dispatcher import dispatch_once, markets_mark_to_market
+
+    enqueued = dispatch_once()
+    try:
+        markets_mark_to_market()
+    except Exception:  # resting-order fills must never stop the schedule
+        logger.exception("mark to market failed")
+    return enqueued
+
+
+@shared_task(name="engine.reconcile", acks_late=True, ignore_result=True)
+def reconcile_task(instance_ids: list[str] | None = None) -> dict[str, Any]:
+    from stratbox.engine.reconciler import reconcile
+
+    report = reconcile(instance_ids)
+    return {
+        "loaded": report.loaded,
+        "reloaded": report.reloaded,
+        "unloaded": report.unloaded,
+        "updated_live": report.updated_live,
+        "failed": report.failed,
+    }
+
+
+@shared_task(name="engine.snapshot_flush", ignore_result=True)
+def snapshot_flush_task() -> int:
+    from stratbox.engine.snapshots import snapshot_flush, stats_rollup
+
+    written = 0
+    for _ in range(50):  # bounded: instances ticking while we flush are simply flushed next time
+        n = snapshot_flush()
+        written += n
+        if n == 0:
+            break
+    stats_rollup()
+    return written
+
+
+@shared_task(name="engine.runs_prune", ignore_result=True)
+def runs_prune_task() -> int:
+    from stratbox.engine.history import runs_prune
+
+    return runs_prune()
+
+
+@worker_ready.connect
+def _reconcile_at_startup(sender: Any = None, **kwargs: Any) -> None:
+    """A (re)started worker reconciles once: the desired state may have changed while nothing ran."""
+    try:
+        reconcile_task.delay(None)
+    except Exception:
+        logger.warning("could not enqueue the start-up reconcile", exc_info=True)
+
+
+@worker_shutdown.connect
+def _close_sandbox(sender: Any = None, **kwargs: Any) -> None:
+    from stratbox.engine import sandboxes
+
+    sandboxes.close()

@@ -1,0 +1,295 @@
+"""Tick execution in-process: idempotency, coalescing, modes, failures, automatic pauses, kill switch."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from stratbox.engine import runtime
+from stratbox.engine.control import EngineRuleError, instance_pause, instance_resume, tenant_kill_switch
+from stratbox.engine.execution import tick_run
+from stratbox.engine.models import Run
+from stratbox.engine.reconciler import reconcile
+from stratbox.trading.models import Order
+from tenants.models import AuditEvent
+from tests.engine.conftest import set_quote
+
+
+def _rt(inst):
+    return runtime.rt_get(str(inst.pk))
+
+
+def _next(inst, k=0):
+    return _rt(inst)["next_due_at"] + k
+
+
+def test_same_tick_twice_places_one_order(instance_factory, quote):
+    inst = instance_factory(mode="observe")
+    reconcile()
+    slot = _next(inst)
+    first = tick_run(inst.pk, slot)
+    second = tick_run(inst.pk, slot)
+    assert first.status == "ok" and second.status == "duplicate"
+    assert Order.objects.filter(instance=inst).count() == 1
+    order = Order.objects.get(instance=inst)
+    assert order.client_order_id == f"{inst.pk}-{int(slot)}-1" and order.is_shadow
+    assert _rt(inst)["state"]["n"] == 1
+    assert Run.objects.filter(instance=inst, trigger="scheduled").count() == 1
+
+
+def test_late_or_old_slots_are_not_run(instance_factory, quote):
+    inst = instance_factory(mode="observe")
+    reconcile()
+    slot = _next(inst)
+    assert tick_run(inst.pk, slot - 3600).status == "late"  # a message redelivered an hour later
+    assert tick_run(inst.pk, slot + 1).status == "ok"
+    assert tick_run(inst.pk, slot).status == "late"  # older than the last slot run
+    assert _rt(inst)["state"]["n"] == 1 and Order.objects.filter(instance=inst).count() == 1
+
+
+def test_tick_interrupted_after_ordering_is_replayed_without_a_second_order(instance_factory, quote):
+    """The crash window: orders placed, state not yet persisted. The next tick replays the slot first."""
+    inst = instance_factory(mode="observe")
+    reconcile()
+    slot = int(_next(inst))
+    persisted = _rt(inst)
+    assert tick_run(inst.pk, slot).status == "ok"
+    # Rewind Redis to what it held while that tick was in flight (as if its worker died then).
+    inflight = {
+        "slot": slot,
+        "seq": slot,
+        "tick": {
+            "market": "SIM:BTC/USDT",
+            "ts": 1.0,
+            "price": 100.0,
+            "bid": 99.99,
+            "ask": 100.01,
+            "volume": 1.0,
+        },
+        "quote": quote,
+        "trigger": "scheduled",
+        "due_at": float(slot),
+        "started": 0,
+        "worker": "dead:1",
+    }
+    runtime.r().hset(
+        runtime.rt_key(str(inst.pk)),
+        mapping={
+            "state": json.dumps(persisted["state"]),
+            "state_rev": persisted["state_rev"],
+            "inflight": json.dumps(inflight),
+        },
+    )
+    outcome = tick_run(inst.pk, slot + 1)
+    assert outcome.status == "ok" and outcome.recovered
+    seqs = sorted(Order.objects.filter(instance=inst).values_list("client_order_id", flat=True))
+    assert seqs == [f"{inst.pk}-{slot}-1", f"{inst.pk}-{slot + 1}-1"]  # nothing lost, nothing twice
+    rt = _rt(inst)
+    assert rt["state"]["n"] == 2 and rt["inflight"] is None
+
+
+def test_busy_instance_tick_is_coalesced_and_counted(instance_factory, quote):
+    inst = instance_factory(mode="observe")
+    reconcile()
+    token = runtime.lock_acquire(str(inst.pk))  # another tick of this instance is running
+    try:
+        outcome = tick_run(inst.pk, _next(inst))
+    finally:
+        runtime.lock_release(str(inst.pk), token)
+    assert outcome.status == "coalesced"
+    assert _rt(inst)["coalesced_ticks"] == 1 and _rt(inst)["state"]["n"] == 0
+    assert not Order.objects.filter(instance=inst).exists()
+
+
+def test_dispatcher_never_queues_a_second_tick_while_one_is_queued(instance_factory, quote):
+    inst = instance_factory(mode="observe")
+    reconcile()
+    due = _next(inst)
+    assert runtime.due_take(due + 0.1) == [(str(inst.pk), int(due))]
+    assert _rt(inst)["next_due_at"] == due + 1
+    # not started yet: the next two slots are coalesced, not queued
+    assert runtime.due_take(due + 1.1) == []
+    assert runtime.due_take(due + 2.1) == []
+    assert _rt(inst)["coalesced_ticks"] == 2
+    tick_run(inst.pk, due)  # the queued tick starts: the instance may be queued again
+    assert runtime.due_take(due + 3.1) == [(str(inst.pk), int(due) + 3)]
+
+
+def test_observe_and_active_run_identical_logic(instance_factory, quote, big_limits):
+    observe = instance_factory(mode="observe")
+    active = instance_factory(mode="active")
+    reconcile()
+    out_o = tick_run(observe.pk, _next(observe))
+    out_a = tick_run(active.pk, _next(active))
+    assert out_o.state == out_a.state == {"n": 1, "inits": 1}
+    assert [a["kind"] for a in out_o.actions] == ["shadow"]
+    assert [a["kind"] for a in out_a.actions] == ["order"]
+    shadow = Order.objects.get(instance=observe)
+    real = Order.objects.get(instance=active)
+    assert shadow.is_shadow and shadow.status == "shadow"
+    assert not real.is_shadow and real.status == "filled"
+    assert shadow.qty == real.qty == Decimal("0.01")
+    active.account.refresh_from_db()
+    assert active.account.balance < Decimal("100000")
+
+
+def test_crashing_strategy_records_failed_run_and_keeps_last_good_state(instance_factory, quote):
+    inst = instance_factory(mode="observe", config={"crash_at": 3})
+    reconcile()
+    assert tick_run(inst.pk, _next(inst)).status == "ok"
+    assert tick_run(inst.pk, _next(inst, 1)).status == "ok"
+    failed = tick_run(inst.pk, _next(inst, 2))
+    assert failed.status == "error"
+    run = Run.objects.get(pk=failed.run_id)
+    assert run.status == "error" and run.error_code == "RUNTIME_ERROR"
+    assert "boom at 3" in run.error_message and "strategy.py" in run.traceback
+    assert run.version_id == inst.version_id and run.config_snapshot["crash_at"] == 3
+    rt = _rt(inst)
+    assert rt["state"]["n"] == 2  # the half-run tick's mutation is not kept
+    assert rt["consecutive_failures"] == 1 and rt["last_error"]["code"] == "RUNTIME_ERROR"
+    assert Order.objects.filter(instance=inst).count() == 2
+
+
+def test_circuit_breaker_pauses_after_n_failures(instance_factory, quote, settings):
+    settings.ENGINE_CIRCUIT_BREAKER_FAILURES = 3
+    inst = instance_factory(mode="observe", config={"crash_at": 1})
+    reconcile()
+    base = _next(inst)
+    for k in range(3):
+        assert tick_run(inst.pk, base + k).status == "error"
+    rt = _rt(inst)
+    assert rt["paused"] and rt["pause_reason"] == "CIRCUIT_BREAKER"
+    assert runtime.r().zscore(runtime.DUE_KEY, str(inst.pk)) is None
+    assert (
+        AuditEvent.objects.filter(
+            action="instance.auto_pause", target_id=str(inst.pk), after__reason="CIRCUIT_BREAKER"
+        ).count()
+        == 1
+    )
+    assert tick_run(inst.pk, rt["last_tick_at"] + 100).status == "paused"
+    assert Run.objects.filter(instance=inst).count() == 3
+
+
+def test_daily_loss_breach_pauses_the_instance(instance_factory, market, big_limits):
+    set_quote(market, price=100.0)
+    inst = instance_factory(mode="active", config={"qty": 0.5}, max_daily_loss=Decimal("10"))
+    reconcile()
+    base = _next(inst)
+    assert tick_run(inst.pk, base).status == "ok"
+    assert Order.objects.get(instance=inst).status == "filled"
+    set_quote(market, price=70.0)  # the open position now loses ~15
+    tick_run(inst.pk, base + 1)
+    rt = _rt(inst)
+    assert rt["paused"] and rt["pause_reason"] == "DAILY_LOSS_LIMIT"
+    assert AuditEvent.objects.filter(action="instance.auto_pause", after__reason="DAILY_LOSS_LIMIT").exists()
+    orders = Order.objects.filter(instance=inst).count()
+    assert tick_run(inst.pk, base + 5).status == "paused"
+    assert Order.objects.filter(instance=inst).count() == orders
+
+
+def test_kill_switch_pauses_every_instance_and_lifting_resumes_only_its_own(
+    instance_factory, quote, tenant, user
+):
+    a = instance_factory(mode="observe")
+    b = instance_factory(mode="observe")
+    c = instance_factory(mode="observe")
+    reconcile()
+    base = _next(a)
+    instance_pause(instance=c, actor=user)
+    tenant_kill_switch(tenant=tenant, on=True, actor=user)
+    for inst in (a, b):
+        assert _rt(inst)["pause_reason"] == "KILL_SWITCH"
+        assert runtime.r().zscore(runtime.DUE_KEY, str(inst.pk)) is None
+    assert tick_run(a.pk, base).status == "paused"
+    with pytest.raises(EngineRuleError) as exc:
+        instance_resume(instance=a, actor=user)
+    assert exc.value.code == "KILL_SWITCH"
+    assert not Order.objects.filter(instance__tenant=tenant).exists()
+    assert AuditEvent.objects.filter(action="tenant.kill_switch.on").count() == 1
+    tenant_kill_switch(tenant=tenant, on=False, actor=user)
+    assert not _rt(a)["paused"] and not _rt(b)["paused"]
+    assert _rt(c)["paused"] and _rt(c)["pause_reason"] == "USER"
+    assert tick_run(a.pk, _next(a) + 1).status == "ok"
+
+
+def test_kill_switch_set_directly_is_enforced_by_the_tick(instance_factory, quote, tenant):
+    """Even if only the database row says killed (e.g. set by staff), the next tick pauses instead of acting."""
+    inst = instance_factory(mode="active")
+    reconcile()
+    from django.utils import timezone
+
+    tenant.killed_at = timezone.now()
+    tenant.save(update_fields=["killed_at"])
+    assert tick_run(inst.pk, _next(inst)).status == "paused"
+    assert _rt(inst)["pause_reason"] == "KILL_SWITCH"
+    assert not Order.objects.filter(instance=inst).exists()
+
+
+def test_quiet_runs_are_sampled_but_all_counted(tenant, paper_account, market, quote, settings):
+    from stratbox.engine.selectors import instance_stats
+    from stratbox.engine.snapshots import stats_rollup
+    from tests.engine.conftest import QUIET, make_instance, make_version
+
+    settings.ENGINE_RUN_SAMPLE_EVERY = 4
+    inst = make_instance(make_version(tenant, QUIET), paper_account, market)
+    reconcile()
+    base = int(_next(inst))
+    for k in range(8):
+        assert tick_run(inst.pk, base + k).status == "ok"
+    runs = Run.objects.filter(instance=inst)
+    # the first run after a load, and the slots on the 1-in-4 sample
+    expected = {base} | {s for s in range(base, base + 8) if s % 4 == 0}
+    assert set(runs.values_list("tick_seq", flat=True)) == expected
+    assert instance_stats(instance=inst)["runs"] == 8
+    stats_rollup()
+    assert instance_stats(instance=inst)["runs"] == 8 and instance_stats(instance=inst)["ok"] == 8
+
+
+def test_dispatch_groups_slots_with_an_eta(instance_factory, quote):
+    from stratbox.engine.dispatcher import dispatch_once
+
+    a = instance_factory(mode="observe")
+    b = instance_factory(mode="observe")
+    reconcile()
+    sent = []
+    now = min(_next(a), _next(b)) - 0.5
+    n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
+    assert n == 2
+    for batch, eta in sent:
+        assert eta == float(batch[0][1]) and all(item[1] == batch[0][1] for item in batch)
+    # dispatching again never queues the same slot twice: only the following slots come out
+    dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
+    pairs = [tuple(item) for batch, _ in sent for item in batch]
+    assert len(pairs) == len(set(pairs)) == 4
+
+
+def test_dispatcher_fills_resting_limit_orders_once_per_quote(instance_factory, market, big_limits):
+    from django.utils import timezone
+
+    from stratbox.engine.dispatcher import markets_mark_to_market
+    from stratbox.trading.services import order_place
+
+    set_quote(market, price=100.0)
+    inst = instance_factory(mode="active")
+    reconcile()
+    intent = {
+        "kind": "order",
+        "client_order_id": f"{inst.pk}-1-1",
+        "side": "buy",
+        "qty": 0.01,
+        "type": "limit",
+        "price": 95.0,
+        "tag": None,
+    }
+    placed = order_place(
+        instance=inst, intent=intent, quote=set_quote(market, price=100.0), mode="active", now=timezone.now()
+    )
+    assert placed.order.status == "pending"
+    assert markets_mark_to_market() == 1
+    set_quote(market, price=94.0)
+    assert markets_mark_to_market() == 1
+    assert markets_mark_to_market() == 0  # the same quote is not processed twice
+    placed.order.refresh_from_db()
+    assert placed.order.status == "filled"
