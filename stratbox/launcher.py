@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,10 +95,17 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     print("\n".join(banner), flush=True)
     honcho = shutil.which("honcho", path=str(Path(py).parent)) or "honcho"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    try:
-        return subprocess.call([honcho, "-f", str(procfile), "-d", str(BASE_DIR), "start"], env=env)
-    except KeyboardInterrupt:
-        return 0
+    runner = subprocess.Popen([honcho, "-f", str(procfile), "-d", str(BASE_DIR), "start"], env=env)
+
+    def stop(signum: int, frame: object) -> None:
+        # Ctrl-C reaches honcho through the terminal's process group; a SIGTERM sent to this
+        # process alone (a service manager, `kill`) must stop everything just the same.
+        if runner.poll() is None:
+            runner.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return runner.wait()
 
 
 if __name__ == "__main__":
