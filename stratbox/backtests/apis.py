@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -24,7 +25,14 @@ from stratbox.backtests.selectors import (
     market_get,
     version_get_for_tenant,
 )
-from stratbox.backtests.serializers import BacktestCreateInput, BacktestOutput, BacktestTradeOutput
+from stratbox.backtests.serializers import (
+    BacktestCompareOutput,
+    BacktestCreateInput,
+    BacktestEquityOutput,
+    BacktestOutput,
+    BacktestTradeOutput,
+    paginated,
+)
 from stratbox.backtests.services import (
     BacktestInvalid,
     BacktestNotCancellable,
@@ -90,6 +98,15 @@ def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpe
 class BacktestListCreateApi(TenantScopedApi):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
+    @extend_schema(
+        operation_id="v1_backtests_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=BacktestStatus.values),
+            OpenApiParameter("limit", int, description="page size"),
+            OpenApiParameter("offset", int, description="first row"),
+        ],
+        responses=paginated(BacktestOutput),
+    )
     def get(self, request: Request) -> Response:
         qs = backtest_list(
             tenant=request.tenant,  # type: ignore[attr-defined]
@@ -101,6 +118,7 @@ class BacktestListCreateApi(TenantScopedApi):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(BacktestOutput(page, many=True).data)
 
+    @extend_schema(request=BacktestCreateInput, responses={201: BacktestOutput})
     def post(self, request: Request) -> Response:
         data_in = BacktestCreateInput(data=request.data)
         data_in.is_valid(raise_exception=True)
@@ -136,11 +154,19 @@ class BacktestListCreateApi(TenantScopedApi):
 
 
 class BacktestDetailApi(TenantScopedApi):
+    @extend_schema(responses=BacktestOutput)
     def get(self, request: Request, backtest_id: Any) -> Response:
         return Response(BacktestOutput(_backtest_or_404(request, backtest_id)).data)
 
 
 class BacktestTradesApi(TenantScopedApi):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="page size"),
+            OpenApiParameter("offset", int, description="first row"),
+        ],
+        responses=paginated(BacktestTradeOutput),
+    )
     def get(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
         paginator = LimitOffsetPagination()
@@ -153,6 +179,7 @@ class BacktestEquityApi(TenantScopedApi):
 
     MAX_MARKERS = 2000
 
+    @extend_schema(responses=BacktestEquityOutput)
     def get(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
         markers: list[dict[str, Any]] = []
@@ -177,6 +204,7 @@ class BacktestEquityApi(TenantScopedApi):
 
 
 class BacktestCancelApi(TenantScopedApi):
+    @extend_schema(request=None, responses={202: BacktestOutput})
     def post(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
         try:
@@ -189,6 +217,10 @@ class BacktestCancelApi(TenantScopedApi):
 class BacktestCompareApi(TenantScopedApi):
     """Two backtests side by side, with b - a for every metric both have."""
 
+    @extend_schema(
+        parameters=[OpenApiParameter("a", str, required=True), OpenApiParameter("b", str, required=True)],
+        responses=BacktestCompareOutput,
+    )
     def get(self, request: Request) -> Response:
         ids = {}
         for key in ("a", "b"):

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from stratbox.backtests.models import Backtest, BacktestTrade
@@ -13,7 +14,8 @@ from stratbox.backtests.models import Backtest, BacktestTrade
 MAX_CSV_BYTES = 100 * 1024 * 1024
 
 
-class JsonObjectField(serializers.Field):
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JsonObjectField(serializers.Field):  # type: ignore[type-arg]
     """A JSON object, given as an object (JSON body) or as a JSON string (multipart form)."""
 
     default_error_messages = {"invalid": "must be a JSON object"}
@@ -173,3 +175,45 @@ class BacktestTradeOutput(serializers.ModelSerializer):
             "reason",
             "exit_reason",
         ]
+
+
+class BacktestEquityPointOutput(serializers.Serializer):
+    ts = serializers.FloatField()
+    equity = serializers.FloatField()
+
+
+class BacktestMarkerOutput(serializers.Serializer):
+    ts = serializers.FloatField()
+    price = serializers.DecimalField(max_digits=24, decimal_places=8)
+    kind = serializers.ChoiceField(choices=["entry", "exit"])
+    side = serializers.CharField()
+    seq = serializers.IntegerField()
+
+
+class BacktestEquityOutput(serializers.Serializer):
+    backtest_id = serializers.UUIDField()
+    status = serializers.CharField()
+    starting_capital = serializers.DecimalField(max_digits=18, decimal_places=2)
+    points = serializers.JSONField(help_text="[[ts, equity], ...], downsampled for charts")
+    markers = BacktestMarkerOutput(many=True)
+    markers_truncated = serializers.BooleanField()
+
+
+class BacktestCompareOutput(serializers.Serializer):
+    a = BacktestOutput()
+    b = BacktestOutput()
+    diff = serializers.DictField(child=serializers.FloatField(allow_null=True), help_text="b - a per metric")
+
+
+def paginated(serializer: type[serializers.BaseSerializer]) -> serializers.Serializer:  # type: ignore[type-arg]
+    """The OpenAPI shape of a LimitOffsetPagination page of `serializer` (for hand-paginated views)."""
+    name = serializer.__name__.removesuffix("Output")
+    return inline_serializer(
+        name=f"Paginated{name}List",
+        fields={
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer(many=True),
+        },
+    )

@@ -24,6 +24,9 @@ FINISHED_URLCONFS = (
     "stratbox.markets.urls",
     "stratbox.instances.urls",
     "stratbox.trading.urls",
+    "stratbox.engine.urls",
+    "stratbox.backtests.urls",
+    "stratbox.governance.urls",
 )
 
 
