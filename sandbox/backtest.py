@@ -1,7 +1,11 @@
 """Backtests inside the host: the whole bar loop and a paper broker, one IPC round trip per chunk.
 
-Fill model: market orders fill at the bar's close plus/minus ``slippage_bps``; limit orders rest
-and fill at their limit price on a later bar whose low (buy) / high (sell) crosses it; every fill
+Fill model — the paper broker's (``stratbox.trading.brokers.paper``) with a bar as the quote
+price = bid = ask = close, as the replay feed publishes it: market orders fill at the bar's close
+plus/minus ``slippage_bps``; a limit order marketable on arrival (buy: close <= limit, sell:
+close >= limit) fills at once like a market order but never beyond its limit; otherwise it rests
+and fills at exactly its limit price on a later bar whose close crosses it (checked before that
+bar's ``on_tick``, as the engine marks resting orders to market on each new quote); every fill
 pays ``fee_bps`` of its notional. Broker state survives between chunks (and is returned so the
 client can restore it on a respawned host).
 """
@@ -52,11 +56,20 @@ class PaperBroker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "cash": self.cash, "starting_balance": self.starting_balance, "qty": self.qty,
-            "avg_price": self.avg_price, "realized": self.realized, "fees": self.fees,
-            "entry_ts": self.entry_ts, "pending": self.pending, "bars_total": self.bars_total,
-            "orders_total": self.orders_total, "fills_total": self.fills_total,
-            "peak_equity": self.peak_equity, "max_drawdown": self.max_drawdown, "seq": self.seq,
+            "cash": self.cash,
+            "starting_balance": self.starting_balance,
+            "qty": self.qty,
+            "avg_price": self.avg_price,
+            "realized": self.realized,
+            "fees": self.fees,
+            "entry_ts": self.entry_ts,
+            "pending": self.pending,
+            "bars_total": self.bars_total,
+            "orders_total": self.orders_total,
+            "fills_total": self.fills_total,
+            "peak_equity": self.peak_equity,
+            "max_drawdown": self.max_drawdown,
+            "seq": self.seq,
         }
 
     def fill(self, side: str, qty: float, price: float, ts: float, reason: str | None) -> None:
@@ -78,10 +91,19 @@ class PaperBroker:
         direction = 1.0 if old > 0 else -1.0
         pnl = (price - self.avg_price) * closed * direction - fee
         self.realized += pnl
-        self.trades.append({
-            "entry_ts": self.entry_ts, "exit_ts": ts, "side": "long" if old > 0 else "short", "qty": closed,
-            "entry_price": self.avg_price, "exit_price": price, "price": price, "pnl": pnl, "reason": reason or "exit",
-        })
+        self.trades.append(
+            {
+                "entry_ts": self.entry_ts,
+                "exit_ts": ts,
+                "side": "long" if old > 0 else "short",
+                "qty": closed,
+                "entry_price": self.avg_price,
+                "exit_price": price,
+                "price": price,
+                "pnl": pnl,
+                "reason": reason or "exit",
+            }
+        )
         self.qty = old + signed
         if abs(self.qty) < 1e-12:
             self.qty = 0.0
@@ -95,12 +117,22 @@ class PaperBroker:
         price = close * (1 + self.slippage) if side == "buy" else close * (1 - self.slippage)
         self.fill(side, qty, price, ts, tag)
 
-    def on_bar(self, ts: float, high: float, low: float) -> None:
+    def limit(self, order: dict[str, Any], close: float, ts: float) -> None:
+        """A new limit order: filled now when marketable (never beyond its limit), else resting."""
+        side, limit_price = order["side"], order["price"]
+        if side == "buy" and close <= limit_price:
+            self.fill("buy", order["qty"], min(close * (1 + self.slippage), limit_price), ts, order["tag"])
+        elif side == "sell" and close >= limit_price:
+            self.fill("sell", order["qty"], max(close * (1 - self.slippage), limit_price), ts, order["tag"])
+        else:
+            self.pending.append(order)
+
+    def on_bar(self, ts: float, close: float) -> None:
         keep = []
         for order in self.pending:
-            if order["side"] == "buy" and low <= order["price"]:
+            if order["side"] == "buy" and close <= order["price"]:
                 self.fill("buy", order["qty"], order["price"], ts, order["tag"])
-            elif order["side"] == "sell" and high >= order["price"]:
+            elif order["side"] == "sell" and close >= order["price"]:
                 self.fill("sell", order["qty"], order["price"], ts, order["tag"])
             else:
                 keep.append(order)
@@ -132,7 +164,9 @@ class BacktestContext:
 
     def _check(self) -> None:
         if self._revoked:
-            raise ContextRevoked("this context is no longer valid: a context only works during the call that received it")
+            raise ContextRevoked(
+                "this context is no longer valid: a context only works during the call that received it"
+            )
 
     def _revoke(self) -> None:
         self._revoked = True
@@ -164,8 +198,13 @@ class BacktestContext:
         b = self._broker
         if b.qty == 0:
             return None
-        return {"market": self._market, "qty": b.qty, "avg_price": b.avg_price,
-                "unrealized_pnl": (self._tick[2] - b.avg_price) * b.qty, "realized_pnl": b.realized}
+        return {
+            "market": self._market,
+            "qty": b.qty,
+            "avg_price": b.avg_price,
+            "unrealized_pnl": (self._tick[2] - b.avg_price) * b.qty,
+            "realized_pnl": b.realized,
+        }
 
     def get_positions(self) -> list[dict[str, Any]]:
         pos = self.get_position()
@@ -179,7 +218,9 @@ class BacktestContext:
         self._check()
         self._rec.log(level, msg)
 
-    def place_order(self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None) -> sdk.OrderReceipt:
+    def place_order(
+        self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None
+    ) -> sdk.OrderReceipt:
         self._check()
         reason = order_problem(side, qty, type, price, tag)
         if reason is None:
@@ -200,7 +241,11 @@ class BacktestContext:
         if type == "market":
             b.market(side, float(qty), tick[2], tick[1], tag)
         else:
-            b.pending.append({"client_order_id": coid, "side": side, "qty": float(qty), "price": float(price), "tag": tag})
+            b.limit(
+                {"client_order_id": coid, "side": side, "qty": float(qty), "price": float(price), "tag": tag},
+                tick[2],
+                tick[1],
+            )
         return sdk.OrderReceipt(coid, "submitted", None)
 
 
@@ -248,8 +293,14 @@ def _columns(bars: Any) -> dict[str, list[float]]:
     return cols
 
 
-def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broker_state: dict[str, Any] | None,
-                 market: str = "BT", packed: bool = False) -> dict[str, Any]:
+def run_backtest(
+    inst: Instance,
+    bars: Any,
+    broker_params: dict[str, Any],
+    broker_state: dict[str, Any] | None,
+    market: str = "BT",
+    packed: bool = False,
+) -> dict[str, Any]:
     """Run one chunk of bars through ``inst``; return trades, equity points and progress counters.
 
     ``packed``: fills and trades as base64 float64 arrays (``fills_packed``: ts, signed qty,
@@ -285,9 +336,20 @@ def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broke
         trades = broker.trades
         out = {
             "fills_packed": _b64(chain.from_iterable(broker.fills)),
-            "trades_packed": _b64(chain.from_iterable(
-                (t["entry_ts"], t["exit_ts"], 1.0 if t["side"] == "long" else -1.0, t["qty"], t["entry_price"],
-                 t["exit_price"], t["pnl"]) for t in trades)),
+            "trades_packed": _b64(
+                chain.from_iterable(
+                    (
+                        t["entry_ts"],
+                        t["exit_ts"],
+                        1.0 if t["side"] == "long" else -1.0,
+                        t["qty"],
+                        t["entry_price"],
+                        t["exit_price"],
+                        t["pnl"],
+                    )
+                    for t in trades
+                )
+            ),
             "trade_reasons": [t["reason"] for t in trades],
         }
     else:
@@ -298,10 +360,20 @@ def run_backtest(inst: Instance, bars: Any, broker_params: dict[str, Any], broke
         "timings": {"columns_s": t1 - t0, "loop_s": t2 - t1, "pack_s": time.perf_counter() - t2},
         "logs": rec.logs,
         "logs_dropped": rec.logs_dropped,
-        "progress": {"bars": n, "bars_total": broker.bars_total, "orders_total": broker.orders_total,
-                     "fills_total": broker.fills_total},
-        "summary": {"equity": eq, "cash": broker.cash, "position_qty": broker.qty, "realized_pnl": broker.realized,
-                    "fees": broker.fees, "max_drawdown": broker.max_drawdown},
+        "progress": {
+            "bars": n,
+            "bars_total": broker.bars_total,
+            "orders_total": broker.orders_total,
+            "fills_total": broker.fills_total,
+        },
+        "summary": {
+            "equity": eq,
+            "cash": broker.cash,
+            "position_qty": broker.qty,
+            "realized_pnl": broker.realized,
+            "fees": broker.fees,
+            "max_drawdown": broker.max_drawdown,
+        },
         "broker": broker.to_state(),
     }
 
@@ -322,8 +394,20 @@ def _mark(broker: PaperBroker, equity: list[list[float]], ts: float, close: floa
     equity.append([ts, eq])
 
 
-def _tick_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str, ts_c: list[float], o_c: list[float],
-               h_c: list[float], l_c: list[float], c_c: list[float], v_c: list[float], step: int, equity: list[list[float]]) -> None:
+def _tick_loop(
+    inst: Instance,
+    broker: PaperBroker,
+    rec: CallRecord,
+    market: str,
+    ts_c: list[float],
+    o_c: list[float],
+    h_c: list[float],
+    l_c: list[float],
+    c_c: list[float],
+    v_c: list[float],
+    step: int,
+    equity: list[list[float]],
+) -> None:
     """The per-bar loop: what runs a million times, so every line here is counted.
 
     Ticks are built by ``map`` in C (``tuple.__new__(Tick, row)`` over zipped columns): each bar
@@ -338,14 +422,16 @@ def _tick_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str
     pending = broker.pending
     on_bar = broker.on_bar
     n = len(c_c)
-    ticks = map(tuple.__new__, repeat(sdk.Tick), zip(repeat(market), ts_c, c_c, c_c, c_c, v_c, o_c, h_c, l_c, c_c))
+    ticks = map(
+        tuple.__new__, repeat(sdk.Tick), zip(repeat(market), ts_c, c_c, c_c, c_c, v_c, o_c, h_c, l_c, c_c)
+    )
 
     def loop() -> None:
         for _block in range(0, n, step):
             tick: Any = None
             for tick in islice(ticks, step):
                 if pending:
-                    on_bar(tick[1], tick[7], tick[8])
+                    on_bar(tick[1], tick[9])
                 ctx._tick = tick
                 on_tick(tick)
             _mark(broker, equity, tick[1], tick[9])
@@ -356,8 +442,19 @@ def _tick_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str
         inst._revoke_obj_context()
 
 
-def _signal_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: str, ts_c: list[float], h_c: list[float],
-                 l_c: list[float], c_c: list[float], step: int, equity: list[list[float]], params: dict[str, Any]) -> None:
+def _signal_loop(
+    inst: Instance,
+    broker: PaperBroker,
+    rec: CallRecord,
+    market: str,
+    ts_c: list[float],
+    h_c: list[float],
+    l_c: list[float],
+    c_c: list[float],
+    step: int,
+    equity: list[list[float]],
+    params: dict[str, Any],
+) -> None:
     from sandbox.context import SignalContext
 
     qty = float(params.get("qty", 1.0))
@@ -369,19 +466,31 @@ def _signal_loop(inst: Instance, broker: PaperBroker, rec: CallRecord, market: s
         ts = ts_c[i]
         inst.history.append(c)
         if broker.pending:
-            broker.on_bar(ts, h_c[i], l_c[i])
-        snapshot = {"mode": "active", "now": ts, "quote": {"market": market, "price": c, "bid": c, "ask": c, "ts": ts},
-                    "balance": repr(broker.cash)}
+            broker.on_bar(ts, c)
+        snapshot = {
+            "mode": "active",
+            "now": ts,
+            "quote": {"market": market, "price": c, "bid": c, "ask": c, "ts": ts},
+            "balance": repr(broker.cash),
+        }
         ctx = SignalContext(rec, snapshot, inst.config, state, tuple(inst.history))
         try:
             if broker.qty != 0:
-                pos = sdk.Position(position_id=f"bt-pos-{broker.seq}", market=market,
-                                   side="long" if broker.qty > 0 else "short", qty=abs(broker.qty),
-                                   entry_price=broker.avg_price, current_price=c,
-                                   unrealized_pnl=(c - broker.avg_price) * broker.qty, opened_at=broker.entry_ts)
+                pos = sdk.Position(
+                    position_id=f"bt-pos-{broker.seq}",
+                    market=market,
+                    side="long" if broker.qty > 0 else "short",
+                    qty=abs(broker.qty),
+                    entry_price=broker.avg_price,
+                    current_price=c,
+                    unrealized_pnl=(c - broker.avg_price) * broker.qty,
+                    opened_at=broker.entry_ts,
+                )
                 sig = check_exit(inst._user_call(exit_, ctx, pos), pos)
                 if sig is not None:
-                    broker.market("sell" if broker.qty > 0 else "buy", abs(broker.qty), c, ts, sig["reason"] or "exit")
+                    broker.market(
+                        "sell" if broker.qty > 0 else "buy", abs(broker.qty), c, ts, sig["reason"] or "exit"
+                    )
             if broker.qty == 0:
                 entries = check_entries(inst._user_call(entry, ctx), inst.limits.max_signals_per_call)
                 if entries:  # single-market backtest: the first entry signal opens the position

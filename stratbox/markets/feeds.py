@@ -9,6 +9,11 @@ hash with SHA-512, independent of PYTHONHASHSEED), so the same seed and market g
 path on every machine. After a restart the walk continues from the last price stored in Redis.
 The replay cursor lives in Redis too (`feed:replay:<market_id>`), so a restarted feed resumes
 where it stopped; at the end of the stored bars the replay starts again from the first bar.
+
+A replayed bar becomes the quote a backtest sees for that bar (the live-vs-backtest parity
+convention, tests/backtests/test_live_vs_backtest.py): price = bid = ask = close, plus the bar's
+open/high/low/close/volume and `bar_ts`. A bar carries no spread, so none is invented: the paper
+broker then fills a market order at close x (1 +/- slippage_bps), exactly like the backtest.
 """
 
 from __future__ import annotations
@@ -68,13 +73,11 @@ class SimulatedFeed:
 
 
 class ReplayFeed:
-    """Replays stored bars in order, one bar per step; each quote is the bar's close ± one tick."""
+    """Replays stored bars in order, one bar per step; each quote is the bar's close (bid = ask = close)."""
 
     def __init__(self, market: Market, bars: list[Bar] | list[dict[str, Any]], *, position: int = 0) -> None:
         self.market_id = market.pk
         self.code = market.code
-        self.tick = float(market.tick_size)
-        self.decimals = _tick_decimals(market.tick_size)
         self.bars = [self._as_dict(b) for b in bars]
         self.position = position
 
@@ -97,13 +100,13 @@ class ReplayFeed:
         bar = self.bars[self.position % len(self.bars)]
         self.position += 1
         close = float(bar["close"])
-        bid = max(round(close - self.tick, self.decimals), self.tick)
+        # No invented spread (a bar has none): a backtest fills this bar at its close, so must we.
         return {
             "market": self.code,
             "market_id": self.market_id,
             "price": close,
-            "bid": min(bid, close),
-            "ask": round(close + self.tick, self.decimals),
+            "bid": close,
+            "ask": close,
             "volume": float(bar["volume"]),
             "ts": float(ts),
             "bar_ts": float(bar["ts"]),

@@ -68,10 +68,15 @@ def test_paper_broker_fill_model() -> None:
     b.market("buy", 1, 100.0, 1.0, "in")
     assert b.qty == 1 and b.avg_price == pytest.approx(100.1)
     b.pending.append({"client_order_id": "x", "side": "sell", "qty": 1.0, "price": 110.0, "tag": "tp"})
-    b.on_bar(2.0, high=109.0, low=100.0)
-    assert b.pending  # not crossed
-    b.on_bar(3.0, high=111.0, low=105.0)
+    b.on_bar(2.0, close=109.0)
+    assert b.pending  # not crossed: like the paper broker, a resting limit is checked against the close
+    b.on_bar(3.0, close=110.5)
     assert b.qty == 0 and len(b.trades) == 1
     trade = b.trades[0]
     assert trade["exit_price"] == 110.0 and trade["reason"] == "tp"
     assert trade["pnl"] == pytest.approx(110.0 - 100.1 - 0.11)
+    # Marketable on arrival: fills at once at the close plus slippage, never beyond the limit.
+    b.limit({"client_order_id": "y", "side": "buy", "qty": 1.0, "price": 120.0, "tag": None}, 100.0, 4.0)
+    assert b.qty == 1 and b.avg_price == pytest.approx(100.1) and not b.pending
+    b.limit({"client_order_id": "z", "side": "sell", "qty": 1.0, "price": 99.95, "tag": None}, 100.0, 5.0)
+    assert b.qty == 0 and b.trades[-1]["exit_price"] == 99.95  # close - 10 bp = 99.9 is below the limit
