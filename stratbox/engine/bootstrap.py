@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from stratbox.markets.models import Market
+from stratbox.markets.services import bars_simulate
 from stratbox.trading.models import Account, AccountKind
 from strategies_store.models import StrategyDefinition
 from strategies_store.services import catalog_install
@@ -62,6 +63,9 @@ def demo_bootstrap() -> list[str]:
     lines = []
     markets = markets_install()
     lines.append(f"markets: {', '.join(m.code for m in markets)}")
+    # Two weeks of one-minute history per simulated market, for backtests from the first minute.
+    stored = sum(bars_simulate(market=m, count=DEMO_HISTORY_BARS, interval_seconds=60) for m in markets)
+    lines.append(f"history: {stored} one-minute bars stored" if stored else "history: already stored")
     installed = catalog_install()
     lines.append(f"catalog: {', '.join(d.key for d in installed)}")
     _user(ADMIN_EMAIL, ADMIN_PASSWORD, staff=True)
@@ -85,6 +89,7 @@ def demo_bootstrap() -> list[str]:
 
 
 DEMO_INSTANCE_NAME = "Demo SMA crossover"
+DEMO_HISTORY_BARS = 20_000
 
 
 def demo_instance_install(*, tenant: Tenant, owner: Any, account: Account) -> str:

@@ -158,3 +158,50 @@ def bars_import(
 
 def bars_import_text(*, market: Market, text: str, **kwargs: object) -> BarImportResult:
     return bars_import(market=market, stream=io.StringIO(text), **kwargs)  # type: ignore[arg-type]
+
+
+def bars_simulate(
+    *, market: Market, count: int, interval_seconds: int = 60, end: datetime | None = None, seed: int = 0
+) -> int:
+    """Store `count` bars of a seeded random walk ending at `end`, so a new platform can backtest at once.
+
+    Idempotent: a market that already has bars of this interval is left alone (returns 0).
+    Each bar's close follows the market's simulated volatility; open is the previous close and
+    high/low wrap both with a small random excursion, so every bar is a valid OHLC bar.
+    """
+    import random
+
+    if Bar.objects.filter(market=market, interval_seconds=interval_seconds).exists():
+        return 0
+    rng = random.Random(f"{seed}:{market.code}:{interval_seconds}")
+    end_ts = math.floor((end or datetime.now(tz=UTC)).timestamp() / interval_seconds) * interval_seconds
+    sigma = float(market.sim_volatility) * math.sqrt(max(interval_seconds, 1))
+    tick = market.tick_size if market.tick_size > 0 else Decimal("0.01")
+    close = float(market.sim_start_price)
+    bars: list[Bar] = []
+    for i in range(count):
+        ts = end_ts - (count - 1 - i) * interval_seconds
+        open_ = close
+        close = open_ * math.exp(rng.gauss(0.0, sigma))
+        high = max(open_, close) * (1 + abs(rng.gauss(0.0, sigma / 2)))
+        low = min(open_, close) * (1 - abs(rng.gauss(0.0, sigma / 2)))
+
+        def q(x: float) -> Decimal:
+            return (Decimal(repr(x)) / tick).to_integral_value() * tick
+
+        o, h, lo, c = q(open_), q(high), q(low), q(close)
+        bars.append(
+            Bar(
+                market=market,
+                ts=datetime.fromtimestamp(ts, tz=UTC),
+                interval_seconds=interval_seconds,
+                open=o,
+                high=max(h, o, c),
+                low=min(lo, o, c),
+                close=c,
+                volume=Decimal(rng.randint(1, 1000)),
+            )
+        )
+    with transaction.atomic():
+        Bar.objects.bulk_create(bars, batch_size=5000)
+    return len(bars)

@@ -3,7 +3,7 @@
 from django.core.management import call_command
 
 from stratbox.instances.models import StrategyInstance
-from stratbox.markets.models import Market
+from stratbox.markets.models import Bar, Market
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition, StrategyVersion
 from tenants.models import AuditEvent, Membership
@@ -18,7 +18,10 @@ def test_bootstrap_installs_everything_once_and_the_demo_trades_on_paper(db: Non
         Account.objects.count(),
         StrategyInstance.objects.count(),
         AuditEvent.objects.count(),
+        Bar.objects.count(),
     )
+    # history to backtest against from the first minute
+    assert Bar.objects.filter(market__symbol="BTC/USDT", interval_seconds=60).count() == 20_000
     assert {"sma_crossover", "mean_reversion", "breakout", "momentum_signals"} <= set(
         StrategyDefinition.objects.filter(tenant__isnull=True).values_list("key", flat=True)
     )
@@ -36,4 +39,5 @@ def test_bootstrap_installs_everything_once_and_the_demo_trades_on_paper(db: Non
         Account.objects.count(),
         StrategyInstance.objects.count(),
         AuditEvent.objects.count(),
+        Bar.objects.count(),
     )
