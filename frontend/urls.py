@@ -38,6 +38,7 @@ urlpatterns = [
     path("settings/members/<int:membership_id>/role/", views.member_role, name="member_role"),
     path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/tokens/", views.token_add, name="token_add"),
+    path("settings/live-accounts/", views.live_account_add, name="live_account_add"),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
     path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),

@@ -26,6 +26,7 @@ from frontend.views.instances import instance_runs_fragment as instance_runs
 from frontend.views.pages import (
     home,
     kill_switch,
+    live_account_add,
     member_add,
     member_remove,
     member_role,
@@ -49,6 +50,7 @@ __all__ = [
     "backtest_new",
     "home",
     "kill_switch",
+    "live_account_add",
     "member_add",
     "member_remove",
     "member_role",

@@ -19,6 +19,10 @@ from django.views.decorators.http import require_POST
 
 from frontend.access import forbidden, tenant_view
 from stratbox.engine.control import tenant_kill_switch
+from stratbox.trading.credentials import CredentialsUnavailable
+from stratbox.trading.models import AccountKind
+from stratbox.trading.selectors import account_list
+from stratbox.trading.services import account_create
 from tenants.models import Role
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
@@ -33,6 +37,24 @@ from tenants.services import (
 class MemberAddForm(forms.Form):
     email = forms.EmailField(label="Email of an existing user")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Role")
+
+
+class LiveAccountForm(forms.Form):
+    name = forms.CharField(max_length=80, label="Account name")
+    broker = forms.CharField(
+        max_length=40, label="Broker adapter", help_text="e.g. “ccxt:binance”; live orders need an adapter."
+    )
+    starting_balance = forms.DecimalField(
+        max_digits=18, decimal_places=2, min_value=0, initial=0, label="Starting balance"
+    )
+    api_key = forms.CharField(max_length=500, required=False, label="API key")
+    api_secret = forms.CharField(
+        max_length=500, required=False, label="API secret", widget=forms.PasswordInput(render_value=False)
+    )
+
+    def credentials(self) -> dict[str, str] | None:
+        pairs = {"api_key": self.cleaned_data["api_key"], "api_secret": self.cleaned_data["api_secret"]}
+        return {k: v for k, v in pairs.items() if v} or None
 
 
 class TokenCreateForm(forms.Form):
@@ -51,6 +73,7 @@ def _settings_page(
     *,
     member_form: MemberAddForm | None = None,
     token_form: TokenCreateForm | None = None,
+    account_form: LiveAccountForm | None = None,
     new_token: str | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -67,6 +90,8 @@ def _settings_page(
             "tokens": token_list_visible(membership=membership).filter(revoked_at__isnull=True),
             "member_form": member_form or MemberAddForm(prefix="member"),
             "token_form": token_form or TokenCreateForm(prefix="token"),
+            "accounts": account_list(tenant=tenant).order_by("kind", "name"),
+            "account_form": account_form or LiveAccountForm(prefix="account"),
             "new_token": new_token,
         },
         status=status,
@@ -152,6 +177,38 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
             request, f"Removed {member.user.email}; their API tokens for this tenant are revoked."
         )
     return redirect("frontend:settings")
+
+
+@require_POST
+@tenant_view(write=True)
+def live_account_add(request: HttpRequest) -> HttpResponse:
+    """Owners add a live account; credentials are encrypted at rest and never shown again."""
+    if (refused := _owner_only(request)) is not None:
+        return refused
+    form = LiveAccountForm(request.POST, prefix="account")
+    if form.is_valid():
+        tenant = request.tenant  # type: ignore[attr-defined]
+        if account_list(tenant=tenant).filter(name=form.cleaned_data["name"]).exists():
+            form.add_error("name", "An account with this name already exists.")
+        else:
+            try:
+                account = account_create(
+                    tenant=tenant,
+                    actor=request.user,
+                    kind=AccountKind.LIVE,
+                    name=form.cleaned_data["name"],
+                    broker=form.cleaned_data["broker"],
+                    starting_balance=form.cleaned_data["starting_balance"],
+                    credentials=form.credentials(),
+                )
+            except (CredentialsUnavailable, ValueError) as exc:
+                form.add_error("api_key", str(exc))
+            else:
+                messages.success(
+                    request, f"Live account “{account.name}” added. It trades only with a staff approval."
+                )
+                return redirect("frontend:settings")
+    return _settings_page(request, account_form=form, status=400)
 
 
 @require_POST

@@ -450,3 +450,67 @@ def test_other_tenants_backtest_is_404(web: Client, other_tenant: Any, tenant: A
     assert web.get(reverse("frontend:backtest_compare"), {"a": mine.id, "b": theirs.id}).status_code == 404
     assert web.post(reverse("frontend:backtest_cancel", args=[theirs.id])).status_code == 404
     assert "Their run" not in web.get(reverse("frontend:backtest_list")).content.decode()
+
+
+# --- live accounts ----------------------------------------------------------------------------
+
+
+def test_owner_adds_a_live_account_with_encrypted_credentials(
+    web: Client, tenant: Any, settings: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from stratbox.trading.models import Account
+
+    settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
+    response = web.post(
+        reverse("frontend:live_account_add"),
+        {
+            "account-name": "Binance",
+            "account-broker": "ccxt:binance",
+            "account-starting_balance": "0",
+            "account-api_key": "AKIA-very-secret-key",
+            "account-api_secret": "s3cr3t-value",
+        },
+    )
+    assert response.status_code == 302
+    account = Account.objects.get(tenant=tenant, name="Binance")
+    assert (account.kind, account.broker, account.has_credentials) == ("live", "ccxt:binance", True)
+    assert "s3cr3t-value" not in account.credentials_ciphertext
+    html = web.get(reverse("frontend:settings")).content.decode()
+    assert "Binance" in html and "s3cr3t-value" not in html and "AKIA-very-secret-key" not in html
+
+
+def test_live_account_without_a_key_configured_is_refused_on_the_field(
+    web: Client, tenant: Any, settings: Any
+) -> None:
+    from stratbox.trading.models import Account
+
+    settings.STRATBOX_CREDENTIALS_KEYS = []
+    response = web.post(
+        reverse("frontend:live_account_add"),
+        {
+            "account-name": "Kraken",
+            "account-broker": "ccxt:kraken",
+            "account-starting_balance": "0",
+            "account-api_key": "k",
+            "account-api_secret": "s",
+        },
+    )
+    assert response.status_code == 400
+    assert "STRATBOX_CREDENTIALS_KEYS" in response.content.decode()
+    assert not Account.objects.filter(tenant=tenant, name="Kraken").exists()
+
+
+def test_members_cannot_add_live_accounts(tenant: Any) -> None:
+    from stratbox.trading.models import Account
+    from tests.factories import add_member
+
+    client = Client()
+    client.force_login(add_member(tenant, role="member"))
+    response = client.post(
+        reverse("frontend:live_account_add"),
+        {"account-name": "X", "account-broker": "ccxt:x", "account-starting_balance": "0"},
+    )
+    assert response.status_code == 403
+    assert not Account.objects.filter(tenant=tenant, kind="live").exists()
