@@ -55,7 +55,8 @@ class StrategyDefinitionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None or not obj.is_builtin
+        # Django's model permission first: a staff user without `delete_strategydefinition` may not.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.is_builtin)
 
     def save_model(
         self, request: HttpRequest, obj: StrategyDefinition, form: ModelForm, change: bool

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -41,6 +42,7 @@ from stratbox.backtests.services import (
     backtest_create,
     csv_sha256,
 )
+from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import TenantScopedApi, not_found
 
 COMPARED_METRICS = (
@@ -95,6 +97,8 @@ def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpe
     )
 
 
+# Query parameters validated by hand (not by a serializer), so their 400s are declared here.
+@extend_validation_errors(["invalid"], field_name="status", methods=["get"])
 class BacktestListCreateApi(TenantScopedApi):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
@@ -204,7 +208,13 @@ class BacktestEquityApi(TenantScopedApi):
 
 
 class BacktestCancelApi(TenantScopedApi):
-    @extend_schema(request=None, responses={202: BacktestOutput})
+    @extend_schema(
+        request=None,
+        responses={
+            202: BacktestOutput,
+            409: OpenApiResponse(ConflictErrorResponse, description="BACKTEST_FINISHED: nothing to cancel"),
+        },
+    )
     def post(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
         try:
@@ -214,6 +224,8 @@ class BacktestCancelApi(TenantScopedApi):
         return Response(BacktestOutput(bt).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_validation_errors(["invalid"], field_name="a", methods=["get"])
+@extend_validation_errors(["invalid"], field_name="b", methods=["get"])
 class BacktestCompareApi(TenantScopedApi):
     """Two backtests side by side, with b - a for every metric both have."""
 

@@ -24,11 +24,17 @@ def backtest_list(
     return qs
 
 
-def backtest_get(*, tenant: Tenant, backtest_id: UUID | str) -> Backtest | None:
+def _uuid(value: object) -> UUID | None:
+    """The UUID `value` names, or None: a malformed id cannot exist (a 404, never a 500)."""
     try:
-        return Backtest.objects.filter(tenant=tenant, pk=backtest_id).first()
-    except (ValueError, TypeError):  # not a UUID: it cannot exist
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
         return None
+
+
+def backtest_get(*, tenant: Tenant, backtest_id: UUID | str) -> Backtest | None:
+    pk = _uuid(backtest_id)
+    return Backtest.objects.filter(tenant=tenant, pk=pk).first() if pk else None
 
 
 def backtest_trade_list(*, backtest: Backtest) -> QuerySet[BacktestTrade]:
@@ -37,25 +43,25 @@ def backtest_trade_list(*, backtest: Backtest) -> QuerySet[BacktestTrade]:
 
 def version_get_for_tenant(*, tenant: Tenant, version_id: UUID | str) -> StrategyVersion | None:
     """A version the tenant may run: its own definitions' or the catalog's."""
-    try:
-        return (
-            StrategyVersion.objects.select_related("definition")
-            .filter(Q(definition__tenant=tenant) | Q(definition__tenant__isnull=True), pk=version_id)
-            .first()
-        )
-    except (ValueError, TypeError):
+    pk = _uuid(version_id)
+    if pk is None:
         return None
+    return (
+        StrategyVersion.objects.select_related("definition")
+        .filter(Q(definition__tenant=tenant) | Q(definition__tenant__isnull=True), pk=pk)
+        .first()
+    )
 
 
 def instance_get_for_tenant(*, tenant: Tenant, instance_id: UUID | str) -> StrategyInstance | None:
-    try:
-        return (
-            StrategyInstance.objects.select_related("version__definition", "market")
-            .filter(tenant=tenant, pk=instance_id)
-            .first()
-        )
-    except (ValueError, TypeError):
+    pk = _uuid(instance_id)
+    if pk is None:
         return None
+    return (
+        StrategyInstance.objects.select_related("version__definition", "market")
+        .filter(tenant=tenant, pk=pk)
+        .first()
+    )
 
 
 def market_get(*, market: int | str) -> Market | None:

