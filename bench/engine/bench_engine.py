@@ -132,6 +132,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--tenants", type=int, default=4)
     parser.add_argument("--order-every", type=int, default=10)
+    parser.add_argument(
+        "--worker-loglevel", default="WARNING", help="INFO logs every task and its duration (diagnosis)"
+    )
     args = parser.parse_args()
 
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
@@ -314,7 +317,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
             "--without-gossip",
             "--without-mingle",
             "--loglevel",
-            "WARNING",
+            args.worker_loglevel,
         ],
         env,
     )

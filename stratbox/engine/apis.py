@@ -11,7 +11,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from stratbox.engine import control
+from sandbox import SandboxError
+from stratbox.engine import control, rendering
 from stratbox.engine.control import EngineRuleError
 from stratbox.engine.execution import test_run
 from stratbox.engine.selectors import instance_get, run_get, run_list, runtime_status
@@ -108,6 +109,28 @@ class InstanceTestRunApi(_InstanceApi):
         instance = self.instance(request, instance_id)
         run, extra = test_run(instance, actor=request.user)
         return Response({"run": RunDetailOutput(run).data, **extra})
+
+
+class InstanceRenderApi(_InstanceApi):
+    @extend_schema(
+        responses=inline_serializer(
+            name="InstanceWidgets",
+            fields={
+                "widgets": serializers.ListField(child=serializers.DictField()),
+                "rendered_at": serializers.FloatField(),
+                "cached": serializers.BooleanField(),
+            },
+        ),
+        summary="Render the instance's widgets now (rate limited per instance; else the cached render)",
+    )
+    def get(self, request: Request, instance_id: str) -> Response:
+        instance = self.instance(request, instance_id)
+        try:
+            return Response(rendering.render_for_api(instance))
+        except rendering.RenderRefused as err:
+            raise Conflict(detail=err.message, code=err.code) from err
+        except SandboxError as err:  # the user's render() failed: their error, not ours
+            raise Conflict(detail=f"render() failed: {err.message}"[:1000], code=str(err.code)) from err
 
 
 class RunListApi(TenantScopedMixin, ListAPIView):

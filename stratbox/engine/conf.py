@@ -28,8 +28,10 @@ DEFAULTS: dict[str, Any] = {
     # A tick that starts later than this (or two periods, if longer) after its slot is shed as late
     # (counted as coalesced): under overload the engine keeps latency bounded instead of queueing.
     "ENGINE_MAX_LATENESS": 5.0,
-    # Instances per run_ticks task.
+    # Instances per run_ticks task, and the longest stretch of due times (seconds) one batch may
+    # span: a batch starts at its latest member's due time.
     "ENGINE_TICK_BATCH": 25,
+    "ENGINE_BATCH_SPAN": 0.05,
     # Keep 1 in N quiet runs (no actions, no error) as Run rows; all are counted in InstanceStats.
     "ENGINE_RUN_SAMPLE_EVERY": 60,
     # Retention (days) of quiet sampled runs and of runs with actions/errors.
@@ -48,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "ENGINE_METRICS": 0,
     # Wall-clock budget of one strategy tick (seconds); passed to the sandbox limits.
     "ENGINE_TICK_TIMEOUT": 0.25,
+    # On-demand rendering: at most one render() per instance per this many seconds (ticks of watched
+    # instances and API calls together, cluster-wide); API calls inside it get the cached widgets,
+    # which live this long.
+    "ENGINE_RENDER_MIN_INTERVAL": 0.25,
+    "ENGINE_RENDER_CACHE_TTL": 2.0,
 }
 
 

@@ -2,8 +2,9 @@
 
 Beat fires `engine.dispatch` every second. Each run takes the slots falling due within the next
 `ENGINE_DISPATCH_LOOKAHEAD` seconds and enqueues them as `engine.run_ticks` batches with a Celery
-ETA at their slot, so a tick starts on time (not up to a beat period late) without a worker child
-spinning in a polling loop. Slots are whole epoch seconds, so one batch shares one ETA. The due set
+ETA at their due time, so a tick starts on time (not up to a beat period late) without a worker
+child spinning in a polling loop. Slots are whole epoch seconds; each instance runs at a fixed phase
+inside its second (`runtime.phase`), and a batch is a run of instances in due order. The due set
 and the "queued" marks live in Redis: which worker dispatches does not matter, and two dispatchers
 running at once cannot queue a slot twice (the Lua step is atomic and a tick claims its slot).
 """
@@ -11,7 +12,6 @@ running at once cannot queue a slot twice (the Lua step is atomic and a tick cla
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,22 +32,37 @@ def _celery_enqueue(batch: list[list[object]], eta: float | None) -> None:
 def dispatch_once(
     now: float | None = None, enqueue: Enqueue | None = None, lookahead: float | None = None
 ) -> int:
-    """Enqueue every due (or soon due) slot once; returns how many ticks were enqueued."""
+    """Enqueue every due (or soon due) slot once; returns how many ticks were enqueued.
+
+    Items are `[instance_id, due]` (`int(due)` is the slot). Batches take instances in due order,
+    so one batch spans a short stretch of the second (at most `ENGINE_BATCH_SPAN`); its ETA is its
+    latest due time, so no tick starts before it is due.
+    """
     now = time.time() if now is None else now
     lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead
     items = runtime.due_take(now, lookahead=lookahead)
     if not items:
         return 0
-    by_slot: dict[int, list[str]] = defaultdict(list)
-    for iid, slot in items:
-        by_slot[slot].append(iid)
+    items.sort(key=lambda item: item[1])
     batch_size = max(conf.get("ENGINE_TICK_BATCH"), 1)
+    span = conf.get("ENGINE_BATCH_SPAN")
     send = enqueue or _celery_enqueue
-    for slot, iids in sorted(by_slot.items()):
-        eta = float(slot) if slot > now + 0.005 else None
-        for start in range(0, len(iids), batch_size):
-            send([[iid, slot] for iid in iids[start : start + batch_size]], eta)
+    chunk: list[tuple[str, float]] = []
+    for item in items:
+        # A batch waits for its latest member: cap its stretch of the second, so that with few
+        # instances the first of a batch does not wait a quarter of a second for the last.
+        if chunk and (len(chunk) >= batch_size or item[1] - chunk[0][1] > span):
+            _send_chunk(send, chunk, now)
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        _send_chunk(send, chunk, now)
     return len(items)
+
+
+def _send_chunk(send: Enqueue, chunk: list[tuple[str, float]], now: float) -> None:
+    latest = chunk[-1][1]
+    send([[iid, due] for iid, due in chunk], latest if latest > now + 0.005 else None)
 
 
 MTM_KEY = runtime.PREFIX + "mtm:{}"

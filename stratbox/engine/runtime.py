@@ -106,10 +106,21 @@ def dumps(value: Any) -> str:
 # --- the schedule -------------------------------------------------------------------------------
 
 
-def first_due(iid: str, freq: int, now: float) -> int:
-    """The first slot: the next whole second, spread over the period so instances don't all tick at once."""
+def phase(iid: str) -> float:
+    """The instance's fixed offset inside its second, [0, 0.999] in milliseconds, from its id.
+
+    A tick's identity is its whole-second slot (`tick_seq`, part of every client_order_id); *when*
+    it runs is that second plus this phase. Without it every 1-second instance falls due at the
+    same instant and the last of 1,000 waits for the 999 before it; with it the load (and the
+    dispatcher's batches) spread evenly over the second.
+    """
+    return ((uuid.UUID(iid).int >> 64) % 1000) / 1000.0
+
+
+def first_due(iid: str, freq: int, now: float) -> float:
+    """The first due time: a whole second spread over the period by id, plus the instance's phase."""
     spread = uuid.UUID(iid).int % max(freq, 1)
-    return int(now) + 1 + spread
+    return int(now) + 1 + spread + phase(iid)
 
 
 def schedule(iid: str, due: float) -> None:
@@ -174,9 +185,11 @@ return out
 """
 
 
-def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tuple[str, int]]:
-    """Claim the due (or, with `lookahead`, soon due) slots for enqueueing: `[(instance_id, slot)]`."""
-    script = r().register_script(_DISPATCH_LUA)
+def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tuple[str, float]]:
+    """Claim the due (or, with `lookahead`, soon due) slots for enqueueing: `[(instance_id, due)]`.
+
+    `due` is the slot's second plus the instance's phase; `int(due)` is the slot (tick_seq)."""
+    script = _script("dispatch", _DISPATCH_LUA)
     flat = script(
         keys=[DUE_KEY],
         args=[
@@ -188,7 +201,7 @@ def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tup
             conf.get("ENGINE_QUEUE_GRACE"),
         ],
     )
-    return [(flat[i], int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+    return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
 
 
 # --- tick lock and claims ------------------------------------------------------------------------
@@ -205,8 +218,25 @@ def lock_acquire(iid: str) -> str | None:
     return token if r().set(lock_key(iid), token, nx=True, px=ttl_ms) else None
 
 
+def _script(name: str, text: str) -> Any:
+    """A registered Lua script, built once per thread's client (hashing it per call is waste)."""
+    scripts = getattr(_local, "scripts", None)
+    if scripts is None or getattr(_local, "scripts_client", None) is not r():
+        scripts = _local.scripts = {}
+        _local.scripts_client = r()
+    script = scripts.get(name)
+    if script is None:
+        script = scripts[name] = r().register_script(text)
+    return script
+
+
 def lock_release(iid: str, token: str) -> None:
-    r().register_script(_RELEASE_LUA)(keys=[lock_key(iid)], args=[token])
+    _script("release", _RELEASE_LUA)(keys=[lock_key(iid)], args=[token])
+
+
+def lock_release_in(pipe: Any, iid: str, token: str) -> None:
+    """Release the lock as part of `pipe` (the tick's final round trip)."""
+    _script("release", _RELEASE_LUA)(keys=[lock_key(iid)], args=[token], client=pipe)
 
 
 def claim(iid: str, slot: int) -> bool:
@@ -218,7 +248,8 @@ def claim(iid: str, slot: int) -> bool:
 # take the instance lock, and read the runtime hash.
 _BEGIN_LUA = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
-if redis.call('HGET', KEYS[3], 'queued_slot') == ARGV[5] then redis.call('HDEL', KEYS[3], 'queued_slot') end
+local queued = tonumber(redis.call('HGET', KEYS[3], 'queued_slot') or '')
+if queued and math.floor(queued) == tonumber(ARGV[5]) then redis.call('HDEL', KEYS[3], 'queued_slot') end
 if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) == false then return {'busy'} end
 return {'ok', redis.call('HGETALL', KEYS[3])}
 """
@@ -227,7 +258,7 @@ return {'ok', redis.call('HGETALL', KEYS[3])}
 def tick_begin(iid: str, slot: int) -> tuple[str, str | None, dict[str, Any] | None]:
     """(status, lock token, runtime): status is ok | duplicate (slot already claimed) | busy (locked)."""
     token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
-    res = r().register_script(_BEGIN_LUA)(
+    res = _script("begin", _BEGIN_LUA)(
         keys=[claim_key(iid, slot), lock_key(iid), rt_key(iid)],
         args=[
             worker_id(),

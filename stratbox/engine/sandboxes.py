@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from stratbox.engine import conf
@@ -59,6 +60,33 @@ def host_key(load_id: str, config: dict[str, Any], state_rev: int) -> str:
     return f"{load_id}|{config_hash(config)}|{state_rev}"
 
 
+# version id -> (source, exit_source). StrategyVersion rows are immutable, so this never goes stale.
+_sources: OrderedDict[Any, tuple[str, str]] = OrderedDict()
+SOURCES_CACHED = 512
+
+
+def version_sources(version: Any) -> tuple[str, str]:
+    """The version's sources without a query per (re)load: ticks read versions with the sources
+    deferred, and a host reloads an instance whenever another process ticked it last."""
+    deferred = version.get_deferred_fields()
+    if "source" not in deferred and "exit_source" not in deferred:
+        return version.source, version.exit_source or ""
+    cached = _sources.get(version.pk)
+    if cached is None:
+        from strategies_store.models import StrategyVersion
+
+        row = StrategyVersion.objects.filter(pk=version.pk).values_list("source", "exit_source").first()
+        if row is None:
+            raise LookupError(f"strategy version {version.pk} is gone")
+        cached = (row[0], row[1] or "")
+        _sources[version.pk] = cached
+        while len(_sources) > SOURCES_CACHED:
+            _sources.popitem(last=False)
+    else:
+        _sources.move_to_end(version.pk)
+    return cached
+
+
 def style_of(version: Any) -> str:
     return "signal_bundle" if version.definition.style == "signal_bundle" else "tick"
 
@@ -77,12 +105,13 @@ def load(
 ) -> dict[str, Any]:
     """Load into this process's host; `state=None` runs `init()`, otherwise the state is restored."""
     sb = client()
+    source, exit_source = version_sources(version)
     result = sb.load(
         tenant_id,
         key,
-        source=version.source,
+        source=source,
         style=style_of(version),
-        exit_source=version.exit_source or None,
+        exit_source=exit_source or None,
         config=config,
         state=state,
         seed=seed,

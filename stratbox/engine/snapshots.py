@@ -10,9 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Greatest
+from django.db import connection, transaction
 
 from stratbox.engine import runtime
 from stratbox.engine.models import InstanceRuntime, InstanceStats
@@ -106,21 +104,36 @@ def stats_rollup(limit: int = 5000) -> int:
     existing = set(
         str(pk) for pk in StrategyInstance.objects.filter(pk__in=list(deltas)).values_list("pk", flat=True)
     )
+    rows = []
+    for iid in sorted(existing):  # a stable order: concurrent roll-ups never deadlock
+        values = deltas[iid]
+        counts = [int(values.get(name) or 0) for name in STAT_FIELDS]
+        last = _dt(float(values["last_run_at"])) if values.get("last_run_at") else None
+        if any(counts) or last is not None:
+            rows.append((iid, *counts, last))
+    if not rows:
+        return 0
+    table = InstanceStats._meta.db_table
+    sets = ", ".join(f"{name} = s.{name} + v.{name}" for name in STAT_FIELDS)
+    placeholders = ", ".join(
+        ["(%s::uuid, " + ", ".join(["%s::bigint"] * len(STAT_FIELDS)) + ", %s::timestamptz)"] * len(rows)
+    )
     with transaction.atomic():
         InstanceStats.objects.bulk_create(
-            [InstanceStats(instance_id=iid) for iid in existing], ignore_conflicts=True
+            [InstanceStats(instance_id=row[0]) for row in rows], ignore_conflicts=True
         )
-        for iid in sorted(existing):  # a stable order: concurrent roll-ups never deadlock
-            values = deltas[iid]
-            update: dict[str, Any] = {
-                name: F(name) + int(values[name]) for name in STAT_FIELDS if int(values.get(name) or 0)
-            }
-            if values.get("last_run_at"):
-                last = _dt(float(values["last_run_at"]))
-                update["last_run_at"] = Greatest(F("last_run_at"), last) if last else F("last_run_at")
-            if update:
-                InstanceStats.objects.filter(instance_id=iid).update(**update)
-    return len(existing)
+        # One statement for every instance (not one UPDATE each): at 1,000 instances every 5 s the
+        # per-row form cost the worker ~1 s of database round trips per flush.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS s SET {sets}, "  # noqa: S608 - identifiers are ours, values are parameters
+                "last_run_at = CASE WHEN v.last_run_at IS NULL THEN s.last_run_at "
+                "ELSE GREATEST(s.last_run_at, v.last_run_at) END, updated_at = now() "
+                f"FROM (VALUES {placeholders}) AS v(instance_id, {', '.join(STAT_FIELDS)}, last_run_at) "
+                "WHERE s.instance_id = v.instance_id",
+                [value for row in rows for value in row],
+            )
+    return len(rows)
 
 
 def stats_live(iid: str) -> dict[str, int]:

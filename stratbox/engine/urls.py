@@ -11,6 +11,7 @@ urlpatterns = [
     path(
         "instances/<str:instance_id>/test-run/", apis.InstanceTestRunApi.as_view(), name="instance-test-run"
     ),
+    path("instances/<str:instance_id>/render/", apis.InstanceRenderApi.as_view(), name="instance-render"),
     path("runs/", apis.RunListApi.as_view(), name="run-list"),
     path("runs/<str:run_id>/", apis.RunDetailApi.as_view(), name="run-detail"),
     path("tenant/kill-switch/", apis.KillSwitchApi.as_view(), name="tenant-kill-switch"),

@@ -23,6 +23,7 @@ ZERO = Decimal("0")
 _NOTIONAL = ExpressionWrapper(
     F("qty") * F("limit_price"), output_field=DecimalField(max_digits=40, decimal_places=16)
 )
+NOTIONAL = _NOTIONAL  # the notional a resting limit order reserves (qty x limit price)
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

@@ -107,14 +107,15 @@ def test_dispatcher_never_queues_a_second_tick_while_one_is_queued(instance_fact
     inst = instance_factory(mode="observe")
     reconcile()
     due = _next(inst)
-    assert runtime.due_take(due + 0.1) == [(str(inst.pk), int(due))]
+    assert due == int(due) + runtime.phase(str(inst.pk))  # whole-second slot + the instance's phase
+    assert runtime.due_take(due + 0.1) == [(str(inst.pk), due)]
     assert _rt(inst)["next_due_at"] == due + 1
     # not started yet: the next two slots are coalesced, not queued
     assert runtime.due_take(due + 1.1) == []
     assert runtime.due_take(due + 2.1) == []
     assert _rt(inst)["coalesced_ticks"] == 2
     tick_run(inst.pk, due)  # the queued tick starts: the instance may be queued again
-    assert runtime.due_take(due + 3.1) == [(str(inst.pk), int(due) + 3)]
+    assert [(i, int(d)) for i, d in runtime.due_take(due + 3.1)] == [(str(inst.pk), int(due) + 3)]
 
 
 def test_observe_and_active_run_identical_logic(instance_factory, quote, big_limits):
@@ -257,8 +258,9 @@ def test_dispatch_groups_slots_with_an_eta(instance_factory, quote):
     now = min(_next(a), _next(b)) - 0.5
     n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     assert n == 2
-    for batch, eta in sent:
-        assert eta == float(batch[0][1]) and all(item[1] == batch[0][1] for item in batch)
+    for batch, eta in sent:  # in due order; the ETA is the latest due, so nothing starts early
+        dues = [item[1] for item in batch]
+        assert dues == sorted(dues) and eta == dues[-1]
     # dispatching again never queues the same slot twice: only the following slots come out
     dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     pairs = [tuple(item) for batch, _ in sent for item in batch]
@@ -293,3 +295,19 @@ def test_dispatcher_fills_resting_limit_orders_once_per_quote(instance_factory, 
     assert markets_mark_to_market() == 0  # the same quote is not processed twice
     placed.order.refresh_from_db()
     assert placed.order.status == "filled"
+
+
+def test_dispatch_batches_span_a_short_stretch_of_the_second(instance_factory, quote, settings):
+    instances = [instance_factory(mode="observe") for _ in range(4)]
+    reconcile()
+    dues = sorted(_next(i) for i in instances)
+    sent = []
+    settings.ENGINE_BATCH_SPAN = 0.0  # every distinct due time is its own batch
+    dispatch_once_at = min(dues) - 0.5
+    from stratbox.engine.dispatcher import dispatch_once
+
+    assert (
+        dispatch_once(now=dispatch_once_at, enqueue=lambda b, eta: sent.append((b, eta)), lookahead=3.0) == 4
+    )
+    assert len(sent) == len(set(dues))
+    assert [eta for _, eta in sent] == sorted({d for d in dues})  # in due order, never early

@@ -71,7 +71,13 @@ def test_scheduling_frequency_and_no_overlap(celery_queue, transactional_db, ins
     try:
         start = time.time()
         _dispatch_until(lambda: time.time() - start > 5.5, timeout=10)
-        wait_for(lambda: not _rt(every_second).get("queued_slot") and not _rt(every_two).get("queued_slot"))
+        # queued_slot is cleared when a tick *starts*: also wait for the last ticks to finish (lock free).
+        wait_for(
+            lambda: all(
+                not _rt(i).get("queued_slot") and not runtime.r().exists(runtime.lock_key(str(i.pk)))
+                for i in (every_second, every_two)
+            )
+        )
     finally:
         proc.stop()
     for inst, freq in ((every_second, 1), (every_two, 2)):

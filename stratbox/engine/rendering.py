@@ -1,0 +1,170 @@
+"""On-demand rendering (issue 5, point 2): a strategy's `render()` runs only when someone looks.
+
+Two triggers, nothing else:
+
+1. **Watched instances, after a tick.** A websocket on `ws/instances/<uuid>/` registers a watch with
+   a heartbeat (`stratbox.engine.watch`). After a batch of ticks the worker asks, in one Redis round
+   trip, which of the instances it has just ticked are watched, and renders only those — in the
+   same host that ran the tick, so the widgets show exactly the state just persisted. The result is
+   published as a `widgets` event (`{"widgets": [...]}`) to the instance's groups after commit.
+2. **The API** (`GET /api/v1/instances/{id}/render/`): renders in this process's host for the
+   tenant, from the instance's persisted runtime state.
+
+Both share one per-instance rate limit (`ENGINE_RENDER_MIN_INTERVAL`, a Redis `SET NX PX` marker, so
+it holds across every worker and web server) and a short-lived cache of the last widgets
+(`ENGINE_RENDER_CACHE_TTL`) from which a rate-limited API call is answered. Paused or unloaded
+instances render nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from stratbox.engine import conf, events, runtime, sandboxes, watch
+
+logger = logging.getLogger(__name__)
+
+RATE_KEY = runtime.PREFIX + "render:rl:{}"
+CACHE_KEY = runtime.PREFIX + "render:widgets:{}"
+
+# KEYS = per instance: rt hash, rate-limit marker (pairs). ARGV[1] = interval ms (0 = no limit).
+# Returns a 0/1 flag per instance: loaded, not paused, and the rate limit granted a render now.
+_GRANT_LUA = """
+local out = {}
+local ms = tonumber(ARGV[1])
+for i = 1, #KEYS, 2 do
+  local ok = 0
+  if redis.call('HGET', KEYS[i], 'loaded') == '1' and redis.call('HGET', KEYS[i], 'paused') ~= '1' then
+    if ms <= 0 or redis.call('SET', KEYS[i + 1], '1', 'NX', 'PX', ms) then ok = 1 end
+  end
+  out[#out + 1] = ok
+end
+return out
+"""
+
+
+class RenderRefused(Exception):
+    """The instance cannot be rendered now; `code` (UPPER_SNAKE) is shown by the API as a 409."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def _interval_ms() -> int:
+    return max(int(conf.get("ENGINE_RENDER_MIN_INTERVAL") * 1000), 0)
+
+
+def _grant(iids: list[str]) -> set[str]:
+    """Which of `iids` may render now (loaded, unpaused, rate limit free) — one round trip."""
+    if not iids:
+        return set()
+    keys: list[str] = []
+    for iid in iids:
+        keys += [runtime.rt_key(iid), RATE_KEY.format(iid)]
+    flags = runtime.r().register_script(_GRANT_LUA)(keys=keys, args=[_interval_ms()])
+    return {iid for iid, flag in zip(iids, flags, strict=True) if int(flag)}
+
+
+def _cache_put(pipe: Any, iid: str, entry: dict[str, Any]) -> None:
+    pipe.set(CACHE_KEY.format(iid), runtime.dumps(entry), px=int(conf.get("ENGINE_RENDER_CACHE_TTL") * 1000))
+
+
+def _cache_get(iid: str) -> dict[str, Any] | None:
+    raw = runtime.r().get(CACHE_KEY.format(iid))
+    return json.loads(raw) if raw else None
+
+
+def _render_in_host(tenant_id: str, iid: str) -> list[Any]:
+    try:
+        result = sandboxes.client().render(tenant_id, iid)
+    except Exception:
+        # A failed render may have left the host's copy half-mutated: reload from Redis next time.
+        sandboxes.forget(iid)
+        raise
+    widgets = result.get("widgets") if isinstance(result, dict) else None
+    return widgets if isinstance(widgets, list) else []
+
+
+def render_watched_after_ticks(instances: dict[str, Any], ticked: list[str]) -> list[str]:
+    """Render the watched instances among `ticked` (ticked OK by this process just now) and publish.
+
+    `instances` maps id -> StrategyInstance (the batch's prefetched rows). Returns the ids rendered.
+    Costs one Redis round trip when nobody watches any of them.
+    """
+    if not ticked:
+        return []
+    watched = watch.watched_instances(ticked)
+    if not watched:
+        return []
+    allowed = _grant([iid for iid in ticked if iid in watched])
+    rendered: list[str] = []
+    pipe = runtime.r().pipeline(transaction=False)
+    for iid in ticked:
+        instance = instances.get(iid)
+        if iid not in allowed or instance is None:
+            continue
+        try:
+            widgets = _render_in_host(str(instance.tenant_id), iid)
+        except Exception as exc:  # the user's render() failed: the tick already succeeded, keep going
+            logger.info("render of %s failed: %s", iid, exc)
+            continue
+        _cache_put(pipe, iid, {"widgets": widgets, "rendered_at": time.time()})
+        events.publish(
+            tenant_id=instance.tenant_id, instance_id=iid, kind="widgets", data={"widgets": widgets}
+        )
+        rendered.append(iid)
+    if rendered:
+        pipe.execute()
+    return rendered
+
+
+def render_for_api(instance: Any) -> dict[str, Any]:
+    """`{"widgets": [...], "rendered_at": ts, "cached": bool}` for the API, rate limited per instance.
+
+    Renders from the persisted runtime state in this process's host for the tenant; within the rate
+    limit it answers from the cache (filled by the last render, API or tick). Raises RenderRefused
+    (INSTANCE_OFF | NOT_LOADED | PAUSED | RENDER_BUSY) or the sandbox's error.
+    """
+    iid = str(instance.pk)
+    if instance.mode == "off":
+        raise RenderRefused("The instance is off: nothing is running to render.", "INSTANCE_OFF")
+    rt = runtime.rt_get(iid)
+    if rt is None or not rt["loaded"]:
+        raise RenderRefused("The instance is not loaded yet.", "NOT_LOADED")
+    if rt["paused"]:
+        raise RenderRefused("A paused instance renders nothing.", "PAUSED")
+    if iid not in _grant([iid]):
+        # Rate limited: somebody rendered a moment ago. Answer from that render if it is still fresh;
+        # a concurrent first render fills the cache within its timeout.
+        deadline = time.monotonic() + 0.5
+        while True:
+            cached = _cache_get(iid)
+            if cached is not None:
+                return {**cached, "cached": True}
+            if time.monotonic() > deadline:
+                raise RenderRefused("Rendered a moment ago; try again shortly.", "RENDER_BUSY")
+            time.sleep(0.02)
+    from stratbox.engine.execution import _instance
+
+    full = _instance(iid) or instance  # the version's source is loaded lazily if the host needs it
+    sandboxes.ensure_loaded(
+        tenant_id=str(instance.tenant_id),
+        key=iid,
+        version=full.version,
+        config=rt.get("config") or instance.config or {},
+        fingerprint=rt["fingerprint"],
+        load_id=rt.get("load_id") or "",
+        state=rt.get("state"),
+        state_rev=rt["state_rev"],
+    )
+    widgets = _render_in_host(str(instance.tenant_id), iid)
+    entry = {"widgets": widgets, "rendered_at": time.time()}
+    pipe = runtime.r().pipeline(transaction=False)
+    _cache_put(pipe, iid, entry)
+    pipe.execute()
+    return {**entry, "cached": False}

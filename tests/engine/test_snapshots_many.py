@@ -1,0 +1,79 @@
+"""The batched trusted snapshot equals the per-instance one, in a constant number of queries."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from stratbox.engine.execution import prefetch
+from stratbox.trading.models import Order
+from stratbox.trading.services import instance_snapshot, instance_snapshots_many, order_place
+
+
+def _intent(inst, n, side="buy", qty=0.01, type_="market", price=None):
+    return {
+        "kind": "order",
+        "client_order_id": f"{inst.pk}-1-{n}",
+        "side": side,
+        "qty": qty,
+        "type": type_,
+        "price": price,
+        "tag": None,
+    }
+
+
+def test_batched_snapshots_equal_single_ones(instance_factory, quote, big_limits):
+    now = timezone.now()
+    filled = instance_factory(mode="active")
+    resting = instance_factory(mode="active")
+    shadow = instance_factory(mode="observe")
+    idle = instance_factory(mode="active")
+    for n in (1, 2):
+        assert order_place(
+            instance=filled, intent=_intent(filled, n), quote=quote, mode="active", now=now
+        ).order
+    res = order_place(
+        instance=filled,
+        intent=_intent(filled, 3, side="sell", qty=0.005),
+        quote=quote,
+        mode="active",
+        now=now,
+    )
+    assert res.order.status == "filled"
+    res = order_place(
+        instance=resting,
+        intent=_intent(resting, 1, type_="limit", price=50.0),
+        quote=quote,
+        mode="active",
+        now=now,
+    )
+    assert res.order.status == "pending"
+    assert order_place(instance=shadow, intent=_intent(shadow, 1), quote=quote, mode="observe", now=now).order
+    denied = order_place(
+        instance=idle, intent=_intent(idle, 1, qty=1e6), quote=quote, mode="active", now=now
+    )  # a rejected order is in the recent orders too
+    assert denied.deny_code
+    instances = [filled, resting, shadow, idle]
+    for inst in instances:
+        inst.refresh_from_db()
+    quotes = {quote_market: quote for quote_market in {i.market_id for i in instances}}
+
+    with CaptureQueriesContext(connection) as queries:
+        many = instance_snapshots_many(instances=instances, quotes=quotes)
+    assert len(queries) <= 5, [q["sql"] for q in queries]
+    for inst in instances:
+        single = instance_snapshot(instance=inst, quote=quote)
+        assert many[inst.pk] == single, inst.mode
+    assert many[filled.pk]["position"] and many[filled.pk]["pnl"]["realized"] != "0"
+    assert many[resting.pk]["deployed_capital"] != "0" and many[resting.pk]["position"] is None
+    assert many[shadow.pk]["orders"][0]["status"] == "shadow"
+    assert Order.objects.filter(instance=idle, status="rejected").count() == 1
+
+
+def test_prefetch_reads_a_whole_batch_in_a_few_queries(instance_factory, quote):
+    instances = [instance_factory(mode="observe") for _ in range(10)]
+    with CaptureQueriesContext(connection) as queries:
+        pre = prefetch([str(i.pk) for i in instances])
+    assert len(queries) <= 6, [q["sql"] for q in queries]
+    assert set(pre.snapshots) == {str(i.pk) for i in instances}
