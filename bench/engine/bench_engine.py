@@ -171,12 +171,14 @@ def main() -> int:
     print("=" * 100)
     print(
         f"Engine benchmark — {os.cpu_count()} CPUs, worker prefork x{args.concurrency}, "
+        f"load average now {os.getloadavg()[0]:.2f}, "
         f"{args.duration:.0f} s window after {args.warmup:.0f} s warm-up, active paper instances, "
         f"an order every {args.order_every} ticks"
     )
     header = (
         f"{'N':>6} {'ticks/s':>8} {'coalesced':>9} {'due→done p50':>13} {'p99':>8} {'start late p50':>15} "
         f"{'p99':>8} {'order p50':>10} {'p99':>8} {'orders':>7} {'CPU %':>6} {'RSS worker':>11} {'RSS hosts':>10}"
+        f" {'load avg':>9}"
     )
     print(header)
     for r in results:
@@ -184,6 +186,7 @@ def main() -> int:
             f"{r['n']:>6} {r['tps']:>8.1f} {r['coalesced']:>9} {r['lat_p50']:>10.1f} ms {r['lat_p99']:>5.1f} ms "
             f"{r['late_p50']:>12.1f} ms {r['late_p99']:>5.1f} ms {r['ord_p50']:>7.1f} ms {r['ord_p99']:>5.1f} ms "
             f"{r['orders']:>7} {r['cpu']:>6.0f} {r['rss_worker'] / 2**20:>8.0f} MiB {r['rss_hosts'] / 2**20:>7.0f} MiB"
+            f" {r['load']:>9.2f}"
         )
     print("=" * 100)
     return 0
@@ -380,6 +383,8 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         "cpu": (cpu1 - cpu0) / window * 100,
         "rss_worker": rss_worker,
         "rss_hosts": rss_hosts,
+        # The machine is shared: the 1-minute load average at the end of the window, next to the figures.
+        "load": os.getloadavg()[0],
     }
     print(
         f"[N={size}] {result['tps']:.1f} ticks/s, due→done p50 {result['lat_p50']:.1f} ms "

@@ -119,10 +119,25 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
     from stratbox.engine.rendering import render_watched_after_ticks
 
     pre = prefetch([str(iid) for iid, _ in items])
+    # Claims, locks and runtimes of the whole batch in one round trip. Locks are taken for the
+    # batch up front; a tick that starts late in a slow batch refreshes its lock first.
+    begun_at = time.monotonic()
+    try:
+        begun: list[Any] = runtime.tick_begin_many([(str(iid), int(slot)) for iid, slot in items])
+    except Exception:
+        logger.exception("batched tick begin failed; beginning one by one")
+        begun = [None] * len(items)
     outcomes = []
-    for iid, slot in items:
+    for (iid, slot), began in zip(items, begun, strict=True):
         try:
-            outcomes.append(tick_run(iid, slot, prefetched=pre))
+            if began is not None and began[1] is not None:
+                if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(
+                    str(iid), began[1]
+                ):
+                    _count_coalesced(str(iid))
+                    outcomes.append(TickOutcome(status="coalesced"))  # our lock lapsed: never overlap
+                    continue
+            outcomes.append(tick_run(iid, slot, prefetched=pre, begun=began))
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
             outcomes.append(TickOutcome(status="engine_error"))
@@ -454,13 +469,19 @@ class _Lock:
 
 
 def tick_run(
-    instance_id: Any, due_at: float, trigger: str = RunTrigger.SCHEDULED, prefetched: Prefetched | None = None
+    instance_id: Any,
+    due_at: float,
+    trigger: str = RunTrigger.SCHEDULED,
+    prefetched: Prefetched | None = None,
+    begun: tuple[str, str | None, dict[str, Any] | None] | None = None,
 ) -> TickOutcome:
-    """Run one scheduled slot of one instance (idempotent; safe to call from any worker, any number of times)."""
+    """Run one scheduled slot of one instance (idempotent; safe to call from any worker, any number of times).
+
+    `begun` is this slot's `runtime.tick_begin` result when the batch already began it."""
     iid = str(instance_id)
     slot = int(due_at)
     r = runtime.r()
-    status, token, rt = runtime.tick_begin(iid, slot)
+    status, token, rt = begun if begun is not None else runtime.tick_begin(iid, slot)
     if status == "duplicate":
         return TickOutcome(status="duplicate")
     if token is None:

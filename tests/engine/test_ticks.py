@@ -311,3 +311,22 @@ def test_dispatch_batches_span_a_short_stretch_of_the_second(instance_factory, q
     )
     assert len(sent) == len(set(dues))
     assert [eta for _, eta in sent] == sorted({d for d in dues})  # in due order, never early
+
+
+def test_a_batch_begins_every_tick_in_one_step_and_keeps_every_guarantee(instance_factory, quote):
+    from stratbox.engine.execution import tick_run_batch
+
+    free, busy, done = (instance_factory(mode="observe") for _ in range(3))
+    reconcile()
+    slot = {i: int(_next(i)) for i in (free, busy, done)}
+    assert tick_run(done.pk, slot[done]).status == "ok"
+    token = runtime.lock_acquire(str(busy.pk))  # another worker is ticking it
+    try:
+        outcomes = tick_run_batch([(str(i.pk), slot[i]) for i in (free, busy, done)])
+    finally:
+        runtime.lock_release(str(busy.pk), token)
+    assert [o.status for o in outcomes] == ["ok", "coalesced", "duplicate"]
+    assert _rt(busy)["coalesced_ticks"] == 1 and _rt(busy)["state"]["n"] == 0
+    assert _rt(done)["state"]["n"] == 1 and _rt(free)["state"]["n"] == 1
+    # every lock the batch took is released
+    assert not any(runtime.r().exists(runtime.lock_key(str(i.pk))) for i in (free, busy, done))
