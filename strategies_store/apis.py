@@ -27,7 +27,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -58,6 +57,7 @@ from strategies_store.validation import (
     max_source_bytes,
     too_large_issue,
 )
+from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scoping import TenantScopedMixin
 from tenants.throttling import UploadThrottle
 
@@ -248,7 +248,7 @@ def _bool_param(request: Request, name: str) -> bool | None:
 
 class StoreApi(TenantScopedMixin, GenericAPIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    pagination_class = LimitOffsetPagination
+    pagination_class = BoundedLimitOffsetPagination
     # Filtering is done by the selectors (builtin, style), documented per view; no generic backends.
     filter_backends: list[Any] = []
 

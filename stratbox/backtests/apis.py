@@ -11,7 +11,6 @@ from typing import Any
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -43,6 +42,7 @@ from stratbox.backtests.services import (
     csv_sha256,
 )
 from stratbox.instances.serializers import ConflictErrorResponse
+from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scoping import TenantScopedApi, not_found
 
 COMPARED_METRICS = (
@@ -118,7 +118,7 @@ class BacktestListCreateApi(TenantScopedApi):
         )
         if request.query_params.get("status") and request.query_params["status"] not in BacktestStatus.values:
             raise serializers.ValidationError({"status": f"one of {', '.join(BacktestStatus.values)}"})
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(BacktestOutput(page, many=True).data)
 
@@ -173,7 +173,7 @@ class BacktestTradesApi(TenantScopedApi):
     )
     def get(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
-        paginator = LimitOffsetPagination()
+        paginator = BoundedLimitOffsetPagination()
         page = paginator.paginate_queryset(backtest_trade_list(backtest=bt), request, view=self)
         return paginator.get_paginated_response(BacktestTradeOutput(page, many=True).data)
 

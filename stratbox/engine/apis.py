@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import ListAPIView
@@ -15,8 +16,10 @@ from sandbox import SandboxError
 from stratbox.engine import control, rendering
 from stratbox.engine.control import EngineRuleError
 from stratbox.engine.execution import test_run
-from stratbox.engine.selectors import instance_get, run_get, run_list, runtime_status
+from stratbox.engine.models import Run
+from stratbox.engine.selectors import RunFilter, instance_get, run_get, run_list, runtime_status
 from stratbox.engine.serializers import KillSwitchInput, RunDetailOutput, RunOutput
+from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import IsTenantMember, IsTenantOwner, TenantScopedApi, TenantScopedMixin, not_found
 
 
@@ -69,7 +72,11 @@ class InstanceRuntimeApi(_InstanceApi):
 
 
 class InstancePauseApi(_InstanceApi):
-    @extend_schema(request=None, responses=RuntimeOutput, summary="Pause a running instance (runtime only)")
+    @extend_schema(
+        request=None,
+        responses={200: RuntimeOutput, 409: ConflictErrorResponse},
+        summary="Pause a running instance (runtime only)",
+    )
     def post(self, request: Request, instance_id: str) -> Response:
         instance = self.instance(request, instance_id)
         try:
@@ -80,7 +87,11 @@ class InstancePauseApi(_InstanceApi):
 
 
 class InstanceResumeApi(_InstanceApi):
-    @extend_schema(request=None, responses=RuntimeOutput, summary="Resume a paused instance")
+    @extend_schema(
+        request=None,
+        responses={200: RuntimeOutput, 409: ConflictErrorResponse},
+        summary="Resume a paused instance",
+    )
     def post(self, request: Request, instance_id: str) -> Response:
         instance = self.instance(request, instance_id)
         try:
@@ -113,14 +124,17 @@ class InstanceTestRunApi(_InstanceApi):
 
 class InstanceRenderApi(_InstanceApi):
     @extend_schema(
-        responses=inline_serializer(
-            name="InstanceWidgets",
-            fields={
-                "widgets": serializers.ListField(child=serializers.DictField()),
-                "rendered_at": serializers.FloatField(),
-                "cached": serializers.BooleanField(),
-            },
-        ),
+        responses={
+            200: inline_serializer(
+                name="InstanceWidgets",
+                fields={
+                    "widgets": serializers.ListField(child=serializers.DictField()),
+                    "rendered_at": serializers.FloatField(),
+                    "cached": serializers.BooleanField(),
+                },
+            ),
+            409: ConflictErrorResponse,
+        },
         summary="Render the instance's widgets now (rate limited per instance; else the cached render)",
     )
     def get(self, request: Request, instance_id: str) -> Response:
@@ -135,10 +149,15 @@ class InstanceRenderApi(_InstanceApi):
 
 class RunListApi(TenantScopedMixin, ListAPIView):
     serializer_class = RunOutput
-    filter_backends: list[Any] = []  # filtering is the selector's job (a bad value is a 400 naming it)
+    # The selector's own FilterSet, applied by the backend so that OpenAPI documents the filters
+    # and their 400s; the selector scopes to the tenant.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RunFilter
 
     def get_queryset(self) -> Any:
-        return run_list(tenant=self.request.tenant, filters=self.request.query_params)  # type: ignore[attr-defined]
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request, no tenant
+            return Run.objects.none()
+        return run_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
 
 class RunDetailApi(TenantScopedApi):

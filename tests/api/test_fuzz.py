@@ -58,13 +58,6 @@ UPLOAD_OPERATIONS = {"POST /api/v1/strategies/", "POST /api/v1/strategies/{strat
 
 EXCLUDED: set[str] = set()
 
-# Engine operations that answer 409 NOT_LOADED without documenting it (reported to the lead; the
-# engine is being changed by another engineer). Only that status is tolerated, and its body is still
-# checked to be the standard error.
-UNDOCUMENTED_409 = {
-    "GET /api/v1/instances/{instance_id}/render/",
-    "POST /api/v1/instances/{instance_id}/pause/",
-}
 
 SCHEMA = schemathesis.openapi.from_dict(finished_schema())
 OPERATIONS = sorted(
@@ -263,9 +256,6 @@ def _run(operation_label: str, mode: GenerationMode, world: dict[str, Any], app:
     def fuzz(case: Any) -> None:
         headers = world["staff_headers"] if path.startswith("/api/v1/staff/") else world["headers"]
         response = case.call(app=app, headers=headers)
-        if response.status_code == 409 and operation_label in UNDOCUMENTED_409:
-            standard_error_body(None, response, case)
-            return
         case.validate_response(
             response, checks=[not_a_server_error, *CHECKS], additional_checks=[standard_error_body]
         )
