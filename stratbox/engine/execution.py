@@ -150,9 +150,10 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
 
 
 def _tick_from_quote(quote: dict[str, Any], market_code: str) -> dict[str, Any]:
+    # A replayed bar's tick carries the bar's time, as a backtest's does; a live quote its own.
     tick = {
         "market": quote.get("market") or market_code,
-        "ts": float(quote.get("ts") or time.time()),
+        "ts": float(quote.get("bar_ts") or quote.get("ts") or time.time()),
         "price": float(quote["price"]),
         "bid": float(quote["bid"]),
         "ask": float(quote["ask"]),
@@ -192,7 +193,7 @@ def _snapshot(
     return {
         **trusted,
         "mode": mode,
-        "now": time.time(),
+        "now": float(quote.get("bar_ts") or time.time()),
         "quote": {k: quote.get(k) for k in ("market", "price", "bid", "ask", "ts")},
         "order_id_prefix": prefix,
     }

@@ -10,7 +10,7 @@ One fixed set of bars (integer arithmetic, so identical on every machine) is imp
   capital and the paper account's slippage/fee) over the same stored bars, run by the real runner
   in a real sandbox host (several chunks).
 
-The canonical convention both paths follow (docs/parts/backtests.md, "Live and backtest parity"):
+The canonical convention both paths follow (docs/backtests.md, "Live and backtest parity"):
 a replayed bar is the tick price = bid = ask = close with the bar's open/high/low/close/volume; a
 market order fills on the bar it is placed at close × (1 ± slippage_bps/10⁴); the fee is
 fee_bps/10⁴ of the notional; a trade's P&L is net of its entry and exit fees.
@@ -444,11 +444,6 @@ def test_replayed_bar_quote_is_the_close(replay_market: Market) -> None:
         assert quote_get(replay_market.pk) == quote
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: _tick_from_quote uses the quote's publish time as tick.ts; a replayed quote's "
-    "tick must carry bar_ts, as the backtest's Tick does (see docs/parts/backtests.md)",
-)
 def test_replayed_tick_carries_the_bar_timestamp(
     tenant: Any, replay_market: Market, parity_version: Any
 ) -> None:
