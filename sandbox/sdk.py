@@ -223,7 +223,7 @@ class SignalStrategy(metaclass=SealedMeta):
         return {"widgets": []}
 
 
-# --- widget helpers (plain dicts; see docs/parts/writing-a-strategy.md for the shapes) ---
+# --- widget helpers (plain dicts; see README.md ("Writing a strategy") for the shapes) ---
 
 
 def series(name: str, points: list[Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Pure numpy over plain floats: nothing here touches Django, and nothing that crosses the sandbox
 boundary is a pandas (or any other rich) object — the host sends lists of floats.
 
-Definitions (all shown verbatim in docs/parts/backtests.md):
+Definitions (all shown verbatim in docs/backtests.md):
 
 * ``equity``: ``e_0`` is the starting capital, ``e_i`` the mark-to-market equity at the close of
   bar ``i`` (cash + position value at the close), ``i = 1..n``.

@@ -1,4 +1,4 @@
-"""Retention of the execution history (see docs/parts/engine.md).
+"""Retention of the execution history (see docs/engine.md).
 
 Quiet sampled runs (no actions, no error) are kept `ENGINE_RUN_RETENTION_QUIET_DAYS`; runs with
 actions or errors, manual and dry runs `ENGINE_RUN_RETENTION_DAYS`; and no instance keeps more

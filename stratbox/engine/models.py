@@ -29,7 +29,7 @@ class RunStatus(models.TextChoices):
 class Run(models.Model):
     """One execution of an instance's strategy (a tick, a signal cycle or a test run).
 
-    Stored selectively (see docs/parts/engine.md): every run with actions or an error, every
+    Stored selectively (see docs/engine.md): every run with actions or an error, every
     manual/dry run, and a sample of the quiet ones; all are counted in `InstanceStats`.
     """
 

@@ -1,6 +1,6 @@
 """Writes for governance: graduation, live-trading requests, staff approval, rejection, revocation.
 
-The flow (docs/parts/governance.md):
+The flow (docs/governance.md):
 1. A tenant (owner/member) requests live trading for a *paper* instance, naming one of its *live*
    accounts. The paper track record is scored against the tenant's graduation policy; unmet
    criteria refuse the request (400, each criterion a code + message). Otherwise a pending

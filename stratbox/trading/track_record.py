@@ -7,7 +7,7 @@ Ledgers
 The ledger of real fills is the account's kind (an instance's account is immutable identity, so
 one instance never has both). Backtests live in their own tables and are never read here.
 
-Definitions (documented in docs/parts/governance.md)
+Definitions (documented in docs/governance.md)
 - A *trade* is a round trip: a `Position` row of the ledger that was opened (first buy) and has
   been closed (its quantity went back to zero). Partial sells in between belong to the same trade.
   Its P&L is the position's `realized_pnl`: sell proceeds minus cost, minus every fee of the

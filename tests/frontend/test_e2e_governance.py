@@ -83,7 +83,7 @@ def test_request_approve_and_see_the_live_instance(
         expect(row).to_contain_text(tenant.name)
         expect(row).to_contain_text("20 trades")
         expect(row.locator(".badge.crit-met")).to_have_text("✓ all met")
-        # The docs show this page (docs/parts/governance.md); refreshed only when asked for.
+        # The docs show this page (docs/governance.md); refreshed only when asked for.
         shot = screenshot(staff, "issue6-staff-live-requests")
         if os.environ.get("STRATBOX_UPDATE_DOC_SCREENSHOTS"):
             shutil.copyfile(shot, BASE_DIR / "docs" / "staff-live-requests.png")
