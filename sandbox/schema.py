@@ -42,6 +42,9 @@ def _check_value(spec: dict[str, Any], value: object) -> tuple[object, str | Non
     """Check one value against one (already valid) field spec; return (clean value, error)."""
     ftype = spec["type"]
     if ftype == "str":
+        if type(value) is str and "\x00" in value:
+            # Configs are stored as JSON in PostgreSQL, whose text cannot hold NUL.
+            return None, "must not contain NUL characters"
         if type(value) is not str:
             return value, f"must be a string, got {_type_name(value)}"
         limit = spec.get("max_length", MAX_STR_LENGTH)
@@ -145,12 +148,27 @@ def _validate_field(name: str, spec: object) -> str | None:
     return None
 
 
+def _contains_nul(value: object, depth: int = 0) -> bool:
+    """Whether any string in a (bounded) nest of dicts and lists holds a NUL character."""
+    if depth > 8:
+        return False
+    if type(value) is str:
+        return "\x00" in value
+    if type(value) is dict:
+        return any(_contains_nul(k, depth + 1) or _contains_nul(v, depth + 1) for k, v in value.items())
+    if type(value) is list:
+        return any(_contains_nul(v, depth + 1) for v in value)
+    return False
+
+
 def validate_config_schema(schema: object) -> dict[str, str]:
     """Check a CONFIG_SCHEMA value; return ``{field_or___all__: message}``, empty when valid."""
     if type(schema) is not dict:
         return {"__all__": "CONFIG_SCHEMA must be a dict of field specs"}
     if len(schema) > MAX_FIELDS:
         return {"__all__": f"CONFIG_SCHEMA may define at most {MAX_FIELDS} fields"}
+    if _contains_nul(schema):
+        return {"__all__": "CONFIG_SCHEMA must not contain NUL characters"}
     errors: dict[str, str] = {}
     for name, spec in schema.items():
         err = _validate_field(name, spec)

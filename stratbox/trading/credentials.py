@@ -13,6 +13,7 @@ masked hint) and never put into a sandbox snapshot.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -39,6 +40,9 @@ def _fernet() -> MultiFernet:
         raise CredentialsUnavailable(f"STRATBOX_CREDENTIALS_KEYS holds an invalid Fernet key: {exc}") from exc
 
 
+FIELD_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def credentials_validate(value: Any) -> dict[str, str]:
     """A flat {name: secret} mapping of non-empty strings, or ValueError saying what is wrong."""
     if not isinstance(value, dict) or not value:
@@ -47,8 +51,9 @@ def credentials_validate(value: Any) -> dict[str, str]:
         raise ValueError(f"at most {MAX_FIELDS} fields.")
     clean: dict[str, str] = {}
     for key, secret in value.items():
-        if type(key) is not str or not key or len(key) > 64:
-            raise ValueError("field names must be strings of 1 to 64 characters.")
+        # Names are shown (masked hint) and audited: plain identifiers only (no NUL, no control bytes).
+        if type(key) is not str or not FIELD_NAME.fullmatch(key):
+            raise ValueError("field names must be 1 to 64 letters, digits, '_', '-' or '.'.")
         if type(secret) is not str or not secret or len(secret) > MAX_VALUE_CHARS:
             raise ValueError(f"'{key}' must be a non-empty string of at most {MAX_VALUE_CHARS} characters.")
         clean[key] = secret

@@ -91,3 +91,13 @@ def test_admin_never_shows_the_ciphertext(api_client, staff_user, client):
     html = page.content.decode()
     assert Account.objects.get(pk=account_id).credentials_ciphertext not in html
     assert SECRET["api_secret"] not in html and "••••XYZ9" in html
+
+
+@pytest.mark.parametrize("name", ["api\x00key", "api\u0017key", "", "x" * 65, "api key"])
+def test_credential_field_names_must_be_plain_identifiers(api_client, name):
+    from stratbox.trading.models import Account
+
+    r = api_client.post("/api/v1/live-accounts/", {**BODY, "credentials": {name: "secret"}}, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["errors"][0]["attr"] == "credentials"
+    assert not Account.objects.filter(kind="live").exists()

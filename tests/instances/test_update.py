@@ -174,6 +174,7 @@ def test_put_requires_every_mutable_field(api_client: Any, instance: Any) -> Non
         ({"window": 9999}, "config.window"),
         ({"side": "flat"}, "config.side"),
         ({"enabled": "yes"}, "config.enabled"),
+        ({"label": "a\x00b"}, "config.label"),  # jsonb cannot store NUL: refused, never a 500
     ],
 )
 def test_invalid_config_update_changes_nothing(
