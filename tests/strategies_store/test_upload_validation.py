@@ -281,6 +281,15 @@ def _bundle_multipart(**overrides: Any) -> dict[str, Any]:
     return {"key": "bundle", "name": "Bundle", "thesis": THESIS, **files}
 
 
+def test_bundle_config_json_with_an_escaped_nul_is_refused(api_client: Any) -> None:
+    # "\u0000" is six ASCII bytes, so the raw NUL-byte check cannot see it; jsonb cannot store it.
+    bad = SimpleUploadedFile("config.json", b'{"name": "a\\u0000b", "config_schema": {}}', "application/json")
+    resp = api_client.post(STRATEGIES_URL, _bundle_multipart(config=bad), format="multipart")
+    err = upload_error(resp, attr="config", code="NUL_BYTE")
+    assert "NUL" in err["detail"]
+    _nothing_stored()
+
+
 def test_bundle_with_invalid_config_json(api_client: Any) -> None:
     bad = SimpleUploadedFile("config.json", b'{\n  "config_schema": {,}\n}', "application/json")
     resp = api_client.post(STRATEGIES_URL, _bundle_multipart(config=bad), format="multipart")
