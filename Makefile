@@ -10,6 +10,10 @@ FRONTEND_STAMP := frontend/static/build/.built-$(shell cat frontend/package.json
 # Test servers: the machine's PostgreSQL and Redis at their standard ports (never SQLite).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+# Benchmarks work in their own database and Redis DB, created when missing.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
+BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
 
 .PHONY: run test install frontend lint check-services bench-sandbox bench-engine bench-live bench-backtest clean
 
@@ -55,13 +59,16 @@ bench-sandbox: install
 	$(PY) bench/sandbox/bench_sandbox.py
 
 bench-engine: install frontend check-services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/engine/bench_engine.py
+	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
+	$(BENCH_ENV) $(PY) bench/engine/bench_engine.py
 
 bench-live: install frontend check-services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/live/bench_live.py
+	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
+	$(BENCH_ENV) $(PY) bench/live/bench_live.py
 
 bench-backtest: install frontend check-services
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) bench/backtest/bench_backtest.py
+	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
+	$(BENCH_ENV) $(PY) bench/backtest/bench_backtest.py
 
 clean:
 	rm -rf $(VENV) var/staticfiles frontend/node_modules frontend/static/build

@@ -19,7 +19,7 @@ Baselines, both in this process, over the same closes:
 The end-to-end run is repeated (``--runs``, default 3) and the best and the median are printed
 with the load average (the development box has 2 cores shared with other jobs).
 
-Run with ``make bench-backtest`` (uses TEST_DATABASE_URL / TEST_REDIS_URL); ``--bars N`` to change
+Run with ``make bench-backtest`` (its own database, BENCH_DATABASE_URL / BENCH_REDIS_URL); ``--bars N`` to change
 the size. The bench creates its own tenant, market (``BENCH:SMA``) and bars, and reuses them.
 """
 
