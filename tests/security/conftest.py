@@ -1,6 +1,6 @@
 """The security suites' world: tenant A with one of everything, tenant B with its own, and probes.
 
-Every name, email and secret of tenant A carries the marker `zqa`, so a leak of any of A's text
+Every name, email and secret of tenant A carries the marker `zqamark`, so a leak of any of A's text
 shows up as that marker in a response; A's UUIDs are collected from every model with a `tenant`
 foreign key, so a model added later is covered without touching this file. The fingerprint is of
 the *whole* database (every row of every model) and of Redis (apart from the cache and the channel
@@ -21,8 +21,9 @@ from cryptography.fernet import Fernet
 
 from tests.factories import add_member, client_for, make_tenant, make_user
 
-MARKER = "zqa"
-A_SECRET = {"api_key": "ZQA-LIVE-KEY-0000111122223333", "api_secret": "zqa-very-secret-9f8e7d6c5b4a"}
+# Long enough that no random token (a CSRF token is 64 letters and digits) contains it by chance.
+MARKER = "zqamark"
+A_SECRET = {"api_key": "ZQAMARK-LIVE-KEY-0000111122223333", "api_secret": "zqamark-very-secret-9f8e7d6c5b4a"}
 B_SECRET = {"api_key": "B-LIVE-KEY-4444555566667777", "api_secret": "b-secret-aaaabbbbccccdddd"}
 CREDENTIALS_KEY = Fernet.generate_key().decode()
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -132,7 +133,7 @@ def _order(instance: Any, market: Any, n: int, *, side: str, qty: float, mode: s
 
 
 def build_side(label: str, market: Any) -> Side:
-    """A tenant with one of everything (label `zqa` for A, `bravo` for B)."""
+    """A tenant with one of everything (label `zqamark` for A, `bravo` for B)."""
     from stratbox.backtests.models import Backtest, BacktestTrade
     from stratbox.engine.models import InstanceRuntime, InstanceStats, Run
     from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest
