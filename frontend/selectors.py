@@ -34,13 +34,9 @@ def accounts_for_tenant(*, tenant: Tenant) -> list[Any]:
 
 
 def markets_active() -> list[Any]:
-    try:
-        from stratbox.markets.selectors import market_list
-    except ImportError:
-        from stratbox.markets.models import Market
+    from stratbox.markets.selectors import market_list
 
-        return list(Market.objects.filter(active=True).order_by("venue", "symbol"))
-    return list(market_list())
+    return list(market_list().filter(active=True).order_by("venue", "symbol"))
 
 
 # --- instances ------------------------------------------------------------------------------

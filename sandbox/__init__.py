@@ -9,10 +9,10 @@ every intent. Entry points: :func:`validate_source` at upload, :class:`SandboxCl
 from sandbox.client import Limits, SandboxClient
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.policy import ALLOWED_IMPORTS
-from sandbox.schema import ConfigErrors, apply_config, validate_config_schema
+from sandbox.schema import ConfigErrors, apply_config, contains_nul, validate_config_schema
 from sandbox.validate import Issue, ValidationReport, validate_source
 
 __all__ = [
     "ALLOWED_IMPORTS", "ConfigErrors", "ErrorCode", "Issue", "Limits", "SandboxClient", "SandboxError",
-    "ValidationReport", "apply_config", "validate_config_schema", "validate_source",
+    "ValidationReport", "apply_config", "contains_nul", "validate_config_schema", "validate_source",
 ]

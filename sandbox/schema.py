@@ -148,16 +148,16 @@ def _validate_field(name: str, spec: object) -> str | None:
     return None
 
 
-def _contains_nul(value: object, depth: int = 0) -> bool:
+def contains_nul(value: object, depth: int = 0) -> bool:
     """Whether any string in a (bounded) nest of dicts and lists holds a NUL character."""
     if depth > 8:
         return False
     if type(value) is str:
         return "\x00" in value
     if type(value) is dict:
-        return any(_contains_nul(k, depth + 1) or _contains_nul(v, depth + 1) for k, v in value.items())
+        return any(contains_nul(k, depth + 1) or contains_nul(v, depth + 1) for k, v in value.items())
     if type(value) is list:
-        return any(_contains_nul(v, depth + 1) for v in value)
+        return any(contains_nul(v, depth + 1) for v in value)
     return False
 
 
@@ -167,7 +167,7 @@ def validate_config_schema(schema: object) -> dict[str, str]:
         return {"__all__": "CONFIG_SCHEMA must be a dict of field specs"}
     if len(schema) > MAX_FIELDS:
         return {"__all__": f"CONFIG_SCHEMA may define at most {MAX_FIELDS} fields"}
-    if _contains_nul(schema):
+    if contains_nul(schema):
         return {"__all__": "CONFIG_SCHEMA must not contain NUL characters"}
     errors: dict[str, str] = {}
     for name, spec in schema.items():

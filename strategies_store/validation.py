@@ -222,16 +222,6 @@ def check_schema(attr: str, schema: Any, *, where: str) -> dict[str, Any]:
     return dict(schema)
 
 
-def _contains_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
-    return False
-
-
 def parse_bundle_config(raw: str | bytes | dict[str, Any] | None) -> dict[str, Any]:
     """Decode and check config.json: an object with optional name/description/thesis and a config_schema."""
     if raw is None:
@@ -272,7 +262,7 @@ def parse_bundle_config(raw: str | bytes | dict[str, Any] | None) -> dict[str, A
                 )
             ]
         )
-    if _contains_nul(config):
+    if sandbox.contains_nul(config):
         # Stored as jsonb, whose text cannot hold NUL (a "\u0000" escape passes the byte check).
         raise UploadInvalid([UploadIssue(CONFIG, "NUL_BYTE", "config.json must not contain NUL characters.")])
     try:

@@ -18,7 +18,6 @@ import re
 import shutil
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -113,16 +112,6 @@ def feed_and_dispatcher(live_worker: Any) -> Iterator[None]:
     assert not errors, errors
 
 
-def _engine_publishes_widgets() -> bool:
-    """Whether the engine's on-demand rendering (issue 5, point 2) has landed: some engine module
-    other than the publisher itself sends `widgets` events. Until it has, the widget steps are
-    skipped with a warning instead of failing the whole flow."""
-    engine = BASE_DIR / "stratbox" / "engine"
-    return any(
-        '"widgets"' in path.read_text() for path in engine.rglob("*.py") if path.name not in ("events.py",)
-    )
-
-
 def _no_reload_marker(page: Any) -> None:
     page.evaluate("window.__sameDocument = true")
 
@@ -180,49 +169,12 @@ def test_live_dashboard_flow(page: Any, market: Any, feed_and_dispatcher: None) 
     expect(page.locator("#panel-live")).to_be_visible()
     expect(page.locator("#panel-live [data-live-indicator]")).to_have_text("Live", timeout=LIVE_TIMEOUT)
     expect(page.locator("#live-log .log-line").first).to_contain_text("tick", timeout=LIVE_TIMEOUT)
-    renders = _engine_publishes_widgets()
-    if renders:
-        metric = page.locator("#widgets .widget.metric .value").first
-        expect(metric).to_have_text(re.compile(r"^\d+$"), timeout=LIVE_TIMEOUT)
-        first_value = metric.text_content()
-        expect(metric).not_to_have_text(first_value, timeout=LIVE_TIMEOUT)  # the widget updates
-        expect(page.locator("#widgets .chart-widget .uplot")).to_have_count(1)
-    else:
-        # The page side is still proven: widgets events published the way the engine will.
-        warnings.warn("the engine does not render widgets yet: widgets published by the test", stacklevel=1)
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
-
-        from stratbox.engine.events import build, instance_group
-        from stratbox.instances.models import StrategyInstance
-
-        live = StrategyInstance.objects.get(name="Pinger on BTC")
-        metric = page.locator("#widgets .widget.metric .value").first
-        for n in (1, 2):
-            # Straight to the layer: the engine's publisher thread would keep this process from exiting.
-            event = build(
-                kind="widgets",
-                instance_id=live.pk,
-                seq=n,
-                data={
-                    "widgets": [
-                        {"type": "metric", "label": "Ticks seen", "value": n},
-                        {
-                            "type": "line_chart",
-                            "title": "Price",
-                            "series": [{"name": "p", "points": [[1, 1], [2, n]]}],
-                        },
-                    ]
-                },
-            )
-            # Playwright's loop owns this thread: send from another one.
-            sender = threading.Thread(
-                target=async_to_sync(get_channel_layer().group_send), args=(instance_group(live.pk), event)
-            )
-            sender.start()
-            sender.join(timeout=10)
-            expect(metric).to_have_text(str(n), timeout=LIVE_TIMEOUT)
-        expect(page.locator("#widgets .chart-widget .uplot")).to_have_count(1)
+    # The engine renders watched instances on demand: the widget comes from the real strategy.
+    metric = page.locator("#widgets .widget.metric .value").first
+    expect(metric).to_have_text(re.compile(r"^\d+$"), timeout=LIVE_TIMEOUT)
+    first_value = metric.text_content()
+    expect(metric).not_to_have_text(first_value, timeout=LIVE_TIMEOUT)  # the widget updates
+    expect(page.locator("#widgets .chart-widget .uplot")).to_have_count(1)
     expect(page.locator('#actions-feed [data-action-kind="shadow"]').first).to_be_visible(
         timeout=LIVE_TIMEOUT
     )
@@ -238,8 +190,7 @@ def test_live_dashboard_flow(page: Any, market: Any, feed_and_dispatcher: None) 
     order = page.locator('#actions-feed li.fresh[data-action-kind="order"]').first
     expect(order).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(order).to_contain_text("BUY")
-    if renders:
-        expect(page.locator("#widgets .widget.metric")).to_have_count(1, timeout=LIVE_TIMEOUT)
+    expect(page.locator("#widgets .widget.metric")).to_have_count(1, timeout=LIVE_TIMEOUT)
     _assert_same_document(page)
     page.wait_for_timeout(300)  # let the chart paint
     screenshot(page, "issue5-instance-detail")

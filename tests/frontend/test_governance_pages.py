@@ -26,7 +26,6 @@ def _zero_cost_paper_broker(settings: Any) -> None:
     # `graduate()` trades exact P&Ls: no slippage, no fees (as the governance suite).
     settings.STRATBOX_PAPER_SLIPPAGE_BPS = 0
     settings.STRATBOX_PAPER_FEE_BPS = 0
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _login(user: Any) -> Client:

@@ -17,7 +17,6 @@ TEST_KEY = Fernet.generate_key().decode()
 
 @pytest.fixture(autouse=True)
 def _governance_settings(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STRATBOX_PAPER_SLIPPAGE_BPS = 0
     settings.STRATBOX_PAPER_FEE_BPS = 0
     settings.STRATBOX_CREDENTIALS_KEYS = [TEST_KEY]

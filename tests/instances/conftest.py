@@ -18,12 +18,6 @@ SCHEMA: dict[str, Any] = {
 DEFAULTS = {name: spec["default"] for name, spec in SCHEMA.items()}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """Users are created in most tests here; PBKDF2's deliberate slowness buys nothing in this suite."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def make_definition(tenant: Any, key: str, schemas: list[dict[str, Any]] | None = None) -> Any:
     """A definition (tenant None = catalog) with one version per schema, numbered from 1."""
     from strategies_store.models import StrategyDefinition, StrategyVersion

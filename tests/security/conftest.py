@@ -31,7 +31,6 @@ NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(autouse=True)
 def _security_settings(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STRATBOX_CREDENTIALS_KEYS = [CREDENTIALS_KEY]
     settings.STRATBOX_PAPER_SLIPPAGE_BPS = 0
     settings.STRATBOX_PAPER_FEE_BPS = 0

@@ -59,12 +59,6 @@ CONFIG_OK: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """Users are created per test; the production hasher would dominate this package's run time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def tick_payload(key: str = "momentum", source: str = TICK_OK, **extra: Any) -> dict[str, Any]:
     return {"key": key, "name": "Momentum", "description": "SMA momentum", "source": source, **extra}
 

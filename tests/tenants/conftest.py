@@ -26,9 +26,3 @@ def error_attrs(response: Any) -> list[str | None]:
 
 def error_codes(response: Any) -> list[str]:
     return [error["code"] for error in response.json()["errors"]]
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    # PBKDF2's deliberate slowness costs ~0.3 s per user created; it proves nothing here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

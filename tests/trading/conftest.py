@@ -74,11 +74,6 @@ class Intents:
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _zero_cost_broker(settings: Any) -> None:
     """Tests opt into slippage/fees explicitly (per account), so hand-checked numbers stay readable."""
     settings.STRATBOX_PAPER_SLIPPAGE_BPS = 0

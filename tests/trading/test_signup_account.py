@@ -11,7 +11,11 @@ from tenants.models import AuditEvent, Membership
 def test_signup_creates_a_paper_account_for_the_new_tenant(db: None) -> None:
     response = Client().post(
         "/accounts/signup/",
-        {"email": "new@example.test", "password1": "a-long-test-password-1", "password2": "a-long-test-password-1"},
+        {
+            "email": "new@example.test",
+            "password1": "a-long-test-password-1",
+            "password2": "a-long-test-password-1",
+        },
     )
     assert response.status_code == 302
     tenant = Membership.objects.get(user__email="new@example.test").tenant
