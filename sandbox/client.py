@@ -359,22 +359,31 @@ class SandboxClient:
         spec = self._specs.get((tenant_id, instance_id))
         return spec is not None and spec.fingerprint == fingerprint
 
-    def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any]) -> dict[str, Any]:
+    # ``state`` (tick, signal_cycle, render): continue from this persisted state instead of the one the
+    # host holds — the instance ran in another process since. Far cheaper than a reload: the code
+    # stays compiled and ``init()``/``on_load`` do not run again.
+
+    def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any],
+             state: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
-            result, spec = self._call_dict(tenant_id, instance_id, {"cmd": "tick", "tick": tick, "snapshot": snapshot},
-                                      self.limits.tick_timeout, "on_tick")
+            msg = {"cmd": "tick", "tick": tick, "snapshot": snapshot, "state": state}
+            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "on_tick")
             spec.state = result["state"]
             return result
 
-    def render(self, tenant_id: str, instance_id: str) -> dict[str, Any]:
+    def render(self, tenant_id: str, instance_id: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
-            result, _ = self._call_dict(tenant_id, instance_id, {"cmd": "render"}, self.limits.render_timeout, "render")
+            msg = {"cmd": "render", "state": state}
+            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.render_timeout, "render")
+            if state is not None:
+                spec.state = state
             return result
 
-    def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any]) -> dict[str, Any]:
+    def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any],
+                     state: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
-            result, spec = self._call_dict(tenant_id, instance_id, {"cmd": "signal_cycle", "snapshot": snapshot},
-                                      self.limits.tick_timeout, "signal cycle")
+            msg = {"cmd": "signal_cycle", "snapshot": snapshot, "state": state}
+            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "signal cycle")
             spec.state = result["state"]
             return result
 

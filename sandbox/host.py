@@ -144,6 +144,8 @@ class Host:
             return None
         inst = self._instance(iid)
         try:
+            if msg.get("state") is not None and cmd in ("tick", "signal_cycle", "render"):
+                inst.restore_state(msg["state"])
             if cmd == "tick":
                 return inst.tick(msg["tick"], msg["snapshot"], raw_state=True)
             if cmd == "render":

@@ -262,6 +262,16 @@ class Instance:
         self.good_state_json = text
         return text
 
+    def restore_state(self, state: Any) -> None:
+        """Continue from a persisted state (the instance ticked elsewhere since): no init(), no on_load.
+
+        The same checks as a load with a state; the state becomes the last good one, so a failing
+        call right after it falls back to this state, not to the one this host held before."""
+        state = self._take_history(state)
+        self._check_state(state)
+        self._set_state(json.loads(json.dumps(state)))
+        self._finish(self.rec)
+
     def _state_out(self, text: str, raw: bool) -> Any:
         return RawJSON(text) if raw else json.loads(text)
 

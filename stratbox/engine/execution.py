@@ -328,7 +328,7 @@ def _call_strategy(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the user's code once; returns (raw result, intents, skipped actions)."""
     tenant_id = str(instance.tenant_id)
-    sandboxes.ensure_loaded(
+    sync = sandboxes.ensure_loaded(
         tenant_id=tenant_id,
         key=key,
         version=instance.version,
@@ -340,10 +340,10 @@ def _call_strategy(
     )
     client = sandboxes.client()
     if sandboxes.style_of(instance.version) == "signal_bundle":
-        result = client.signal_cycle(tenant_id, key, snapshot)
+        result = client.signal_cycle(tenant_id, key, snapshot, state=sync)
         intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
         return result, intents, skipped
-    result = client.tick(tenant_id, key, tick, snapshot)
+    result = client.tick(tenant_id, key, tick, snapshot, state=sync)
     intents = [i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"]
     return result, intents, []
 

@@ -79,9 +79,9 @@ def _cache_get(iid: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def _render_in_host(tenant_id: str, iid: str) -> list[Any]:
+def _render_in_host(tenant_id: str, iid: str, state: dict[str, Any] | None = None) -> list[Any]:
     try:
-        result = sandboxes.client().render(tenant_id, iid)
+        result = sandboxes.client().render(tenant_id, iid, state=state)
     except Exception:
         # A failed render may have left the host's copy half-mutated: reload from Redis next time.
         sandboxes.forget(iid)
@@ -152,7 +152,7 @@ def render_for_api(instance: Any) -> dict[str, Any]:
     from stratbox.engine.execution import _instance
 
     full = _instance(iid) or instance  # the version's source is loaded lazily if the host needs it
-    sandboxes.ensure_loaded(
+    sync = sandboxes.ensure_loaded(
         tenant_id=str(instance.tenant_id),
         key=iid,
         version=full.version,
@@ -162,7 +162,7 @@ def render_for_api(instance: Any) -> dict[str, Any]:
         state=rt.get("state"),
         state_rev=rt["state_rev"],
     )
-    widgets = _render_in_host(str(instance.tenant_id), iid)
+    widgets = _render_in_host(str(instance.tenant_id), iid, state=sync)
     entry = {"widgets": widgets, "rendered_at": time.time()}
     pipe = runtime.r().pipeline(transaction=False)
     _cache_put(pipe, iid, entry)

@@ -132,12 +132,23 @@ def ensure_loaded(
     load_id: str,
     state: dict[str, Any] | None,
     state_rev: int,
-) -> bool:
-    """Make the local host hold exactly this load/config/state revision; True when it had to load."""
+) -> dict[str, Any] | None:
+    """Make the local host hold this load and config; returns the state to send with the next call.
+
+    None: the host already holds exactly revision `state_rev` (or was just loaded with it). A dict:
+    the host holds the instance, compiled, at this load and config but at an older or newer state
+    revision (another process ticked it since): the caller passes the state with its call and the
+    host continues from it — no reload, no recompile.
+    """
     wanted = host_key(load_id, config, state_rev)
     sb = client()
-    if _held.get(key) == wanted and sb.is_loaded(tenant_id, key, fingerprint):
-        return False
+    held = _held.get(key)
+    if held is not None and sb.is_loaded(tenant_id, key, fingerprint):
+        if held == wanted:
+            return None
+        if state is not None and held.rsplit("|", 1)[0] == wanted.rsplit("|", 1)[0]:
+            _held[key] = wanted
+            return state
     load(
         tenant_id=tenant_id,
         key=key,
@@ -148,7 +159,7 @@ def ensure_loaded(
         state=state if state is not None else {},
         state_rev=state_rev,
     )
-    return True
+    return None
 
 
 def advanced(key: str, load_id: str, config: dict[str, Any], state_rev: int) -> None:

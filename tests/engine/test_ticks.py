@@ -136,6 +136,32 @@ def test_observe_and_active_run_identical_logic(instance_factory, quote, big_lim
     assert active.account.balance < Decimal("100000")
 
 
+def test_a_tick_continues_from_the_state_another_worker_persisted_without_a_reload(
+    instance_factory, quote, monkeypatch
+):
+    """The host here holds revision 1; another worker ticked since (Redis holds a newer revision).
+    The next tick here sends that state with the call: it continues from it, without reloading."""
+    from stratbox.engine import sandboxes
+
+    inst = instance_factory(mode="observe")
+    reconcile()
+    assert tick_run(inst.pk, _next(inst)).status == "ok"
+    loads = []
+    real_load = sandboxes.load
+    monkeypatch.setattr(sandboxes, "load", lambda **kw: loads.append(kw) or real_load(**kw))
+    rt = _rt(inst)
+    # What another worker's tick leaves behind: a later state revision, a new state.
+    runtime.r().hset(
+        runtime.rt_key(str(inst.pk)),
+        mapping={"state": json.dumps({**rt["state"], "n": 41}), "state_rev": rt["state_rev"] + 1},
+    )
+    assert tick_run(inst.pk, _next(inst, 1)).status == "ok"
+    assert _rt(inst)["state"]["n"] == 42 and _rt(inst)["state_rev"] == rt["state_rev"] + 2
+    assert tick_run(inst.pk, _next(inst, 2)).status == "ok"
+    assert _rt(inst)["state"]["n"] == 43
+    assert loads == []  # continued in the same host: no reload, no recompile
+
+
 def test_crashing_strategy_records_failed_run_and_keeps_last_good_state(instance_factory, quote):
     inst = instance_factory(mode="observe", config={"crash_at": 3})
     reconcile()

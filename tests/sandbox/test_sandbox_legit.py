@@ -173,3 +173,22 @@ def test_catalog_manifest_lists_every_strategy() -> None:
         assert entry["style"] in ("tick", "signal_bundle")
         for f in entry["files"]:
             assert (CATALOG / f).is_file()
+
+
+def test_a_call_can_carry_the_state_to_continue_from(client) -> None:
+    """Another process ticked the instance: the call brings the persisted state; no reload, no init()."""
+    src = strategy("self.state['n'] += 1\nif tick.price > 1000:\n    raise ValueError('boom')",
+                   init="self.context.log('init ran')\nreturn {'n': 0}")
+    client.load("t-sync", "s", source=src, config={})
+    assert client.tick("t-sync", "s", dict(TICK), snapshot())["state"] == {"n": 1}
+    result = client.tick("t-sync", "s", dict(TICK), snapshot(), state={"n": 40})
+    assert result["state"] == {"n": 41}
+    assert result["logs"] == []  # init() did not run again
+    assert client.tick("t-sync", "s", dict(TICK), snapshot())["state"] == {"n": 42}
+    with pytest.raises(SandboxError):
+        client.tick("t-sync", "s", dict(TICK, price=5000.0), snapshot(), state={"n": 49})
+    # The failed call falls back to the state it was given, not to the one the host held before it.
+    assert client.tick("t-sync", "s", dict(TICK), snapshot())["state"] == {"n": 50}
+    with pytest.raises(SandboxError) as info:
+        client.tick("t-sync", "s", dict(TICK), snapshot(), state={"n": float("nan")})
+    assert info.value.code == "BAD_STATE"
