@@ -122,6 +122,21 @@ def tree_usage(pid: int) -> tuple[float, int, int]:
     return cpu, rss_worker, rss_hosts
 
 
+def services_cpu() -> float:
+    """CPU seconds used so far by the machine's PostgreSQL and Redis servers (all their processes)."""
+    import psutil
+
+    total = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] and (p.info["name"].startswith("postgres") or p.info["name"].startswith("redis-server")):
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -347,10 +362,12 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         coalesced0 = sum(int(v or 0) for v in _coalesced(r, instances))
         orders0 = Order.objects.filter(instance__in=instances).count()
         cpu0, _, _ = tree_usage(worker.proc.pid)
+        svc0 = services_cpu()
         w0 = time.perf_counter()
         time.sleep(args.duration)
         window = time.perf_counter() - w0
         cpu1, rss_worker, rss_hosts = tree_usage(worker.proc.pid)
+        svc1 = services_cpu()
         ticks = [tuple(map(float, x.split(","))) for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         order_ms = [float(x) for x in r.lrange(runtime.METRICS_ORDER_KEY, 0, -1)]
         coalesced = sum(int(v or 0) for v in _coalesced(r, instances)) - coalesced0
@@ -381,6 +398,9 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         "ord_p99": pct(order_ms, 99),
         "orders": orders,
         "cpu": (cpu1 - cpu0) / window * 100,
+        "cpu_services": (svc1 - svc0) / window * 100,
+        "cpu_ms_per_tick": (cpu1 - cpu0) * 1000 / max(len(ticks), 1),
+        "services_ms_per_tick": (svc1 - svc0) * 1000 / max(len(ticks), 1),
         "rss_worker": rss_worker,
         "rss_hosts": rss_hosts,
         # The machine is shared: the 1-minute load average at the end of the window, next to the figures.
@@ -391,7 +411,9 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         f"p99 {result['lat_p99']:.1f} ms, orders {orders} (p50 {result['ord_p50']:.1f} ms), "
         f"mean tick {statistics.fmean(t[2] - t[1] for t in ticks) * 1000 if ticks else float('nan'):.2f} ms "
         f"(trusted snapshot {phases['snapshot']:.2f} ms, sandbox call {phases['strategy']:.2f} ms, "
-        f"order_place {phases['orders']:.2f} ms per tick); load average {os.getloadavg()[0]:.1f}",
+        f"order_place {phases['orders']:.2f} ms per tick); CPU per tick: worker+hosts "
+        f"{result['cpu_ms_per_tick']:.2f} ms, PostgreSQL+Redis {result['services_ms_per_tick']:.2f} ms; "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     result["phases"] = phases

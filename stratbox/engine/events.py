@@ -158,6 +158,38 @@ def _group_checker(layer: Any) -> Any:
     return live
 
 
+_checker: tuple[int, Any] | None = None
+
+
+def audience(pairs: list[tuple[Any, Any]]) -> set[str] | None:
+    """Of `(instance_id, tenant_id)` pairs, the instance ids somebody watches (its instance group or
+    its tenant's has a subscriber), in one Redis round trip; None when that cannot be told.
+
+    A batch of ticks asks once, then builds and queues events only for watched instances: with
+    nobody watching, publishing costs nothing but the seq reservation (each tick still advances the
+    instance's seq, so seqs stay monotonic). A socket that subscribes right after the check misses
+    only the events of the ticks already under way, as with the publisher's own check."""
+    global _checker
+    if not pairs:
+        return set()
+    if _checker is None or _checker[0] != os.getpid():
+        try:
+            from channels.layers import get_channel_layer
+
+            _checker = (os.getpid(), _group_checker(get_channel_layer()))
+        except Exception:
+            logger.warning("no channel layer to ask for an audience", exc_info=True)
+            _checker = (os.getpid(), None)
+    live_groups = _checker[1]
+    if live_groups is None:
+        return None
+    groups = {instance_group(i) for i, _ in pairs} | {tenant_group(t) for _, t in pairs}
+    live = live_groups(groups)
+    if live is None:
+        return None
+    return {str(i) for i, t in pairs if instance_group(i) in live or tenant_group(t) in live}
+
+
 _publisher: _Publisher | None = None
 _publisher_lock = threading.Lock()
 _shutting_down = False
@@ -218,14 +250,6 @@ def publish(*, tenant_id: Any, instance_id: Any, kind: str, data: dict[str, Any]
 def publish_many(*, tenant_id: Any, instance_id: Any, events: list[tuple[str, dict[str, Any]]]) -> None:
     if events:
         transaction.on_commit(lambda: _send(tenant_id, instance_id, events))
-
-
-def reserve_seq(pipe: Any, instance_id: Any, count: int) -> int:
-    """Queue the reservation of `count` sequence numbers on `pipe`; returns the index of its result
-    (the last reserved seq) in `pipe.execute()`'s list. Lets a tick reserve its events' seqs in its
-    final Redis round trip instead of one of its own."""
-    pipe.incrby(SEQ_KEY.format(instance_id), count)
-    return len(pipe) - 1
 
 
 def publish_reserved(

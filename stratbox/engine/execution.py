@@ -72,6 +72,8 @@ class Prefetched:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     stale_accounts: set[Any] = field(default_factory=set)
     balances: dict[Any, str] = field(default_factory=dict)
+    # Instance ids somebody watches on the dashboard (None: unknown, publish every tick's events).
+    audience: set[str] | None = None
 
     def trusted(self, instance: StrategyInstance) -> dict[str, Any] | None:
         snap = self.snapshots.pop(str(instance.pk), None)
@@ -107,6 +109,10 @@ def prefetch(instance_ids: list[str]) -> Prefetched:
         logger.exception("batched snapshot failed; falling back to one snapshot per tick")
         many = {}
     pre.snapshots = {str(pk): snap for pk, snap in many.items()}
+    try:
+        pre.audience = events.audience([(pk, i.tenant_id) for pk, i in instances.items()])
+    except Exception:  # unknown audience: publish everything, as without the check
+        logger.warning("audience check failed", exc_info=True)
     return pre
 
 
@@ -692,11 +698,15 @@ def _execute(
             error=None,
         )
     new_rev = rt["state_rev"] + 1
-    pipe = r.pipeline()
-    key = runtime.rt_key(iid)
-    pipe.hset(
-        key,
-        mapping={
+    metrics = conf.get("ENGINE_METRICS")
+    # One atomic round trip ends the tick: state, counters, the events' seqs and (last tick of this
+    # task for the instance) the lock.
+    tick_events = _tick_events(seq, finished, logs, actions, run, "ok", started)
+    last_seq = runtime.tick_end(
+        iid,
+        token=lock.token if lock is not None else None,
+        finished=finished,
+        fields={
             "state": runtime.dumps(new_state),
             "state_rev": new_rev,
             "last_tick_at": finished,
@@ -707,31 +717,21 @@ def _execute(
             "worker": runtime.worker_id(),
             "tick_seq": seq,
         },
+        events=len(tick_events),
+        orders=placed_orders,
+        seq_key=events.SEQ_KEY.format(iid),
+        tick_metric=f"{due_at},{started},{time.time()},{phases[0]},{phases[1]},{sum(order_ms) / 1000}"
+        if metrics
+        else "",
+        order_metrics=[f"{ms:.3f}" for ms in order_ms] if metrics else None,
     )
-    pipe.hdel(key, "inflight")
-    pipe.sadd(runtime.DIRTY_KEY, iid)
-    runtime.stats_incr(pipe, iid, runs=1, ok=1, orders=placed_orders)
-    pipe.hset(runtime.stats_key(iid), "last_run_at", finished)
-    if conf.get("ENGINE_METRICS"):
-        pipe.rpush(
-            runtime.METRICS_TICK_KEY,
-            f"{due_at},{started},{time.time()},{phases[0]},{phases[1]},{sum(order_ms) / 1000}",
-        )
-        if order_ms:
-            pipe.rpush(runtime.METRICS_ORDER_KEY, *[f"{ms:.3f}" for ms in order_ms])
-    # One round trip ends the tick: state, counters, the events' seqs and (last tick of this task
-    # for the instance) the lock.
-    tick_events = _tick_events(seq, finished, logs, actions, run, "ok", started)
-    seq_at = events.reserve_seq(pipe, iid, len(tick_events))
-    if lock is not None:
-        runtime.lock_release_in(pipe, iid, lock.token)
-    results = pipe.execute()
     if lock is not None:
         lock.released = True
     sandboxes.advanced(iid, rt.get("load_id") or "", config, new_rev)
-    events.publish_reserved(
-        tenant_id=instance.tenant_id, instance_id=iid, events=tick_events, last_seq=int(results[seq_at])
-    )
+    if prefetched is None or prefetched.audience is None or iid in prefetched.audience:
+        events.publish_reserved(
+            tenant_id=instance.tenant_id, instance_id=iid, events=tick_events, last_seq=last_seq
+        )
     if paused_reason:
         _auto_pause(instance, paused_reason, {"tick_seq": seq})
     return TickOutcome(

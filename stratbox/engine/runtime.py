@@ -46,8 +46,16 @@ def r() -> redis.Redis:
     return client
 
 
+_worker_id: tuple[int, str] | None = None
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """`host:pid` of this process (computed once per process; a forked child gets its own)."""
+    global _worker_id
+    pid = os.getpid()
+    if _worker_id is None or _worker_id[0] != pid:
+        _worker_id = (pid, f"{socket.gethostname()}:{pid}")
+    return _worker_id[1]
 
 
 def rt_key(iid: str) -> str:
@@ -234,14 +242,6 @@ def lock_release(iid: str, token: str) -> None:
     _script("release", _RELEASE_LUA)(keys=[lock_key(iid)], args=[token])
 
 
-def lock_release_in(pipe: Any, iid: str, token: str) -> None:
-    """Release the lock as part of `pipe` (the tick's final round trip).
-
-    A plain EVAL of the (short) script: a registered Script in a pipeline makes redis-py send a
-    SCRIPT EXISTS round trip first, which would cost what folding the release in saves."""
-    pipe.eval(_RELEASE_LUA, 1, lock_key(iid), token)
-
-
 def claim(iid: str, slot: int) -> bool:
     """True the first time a slot is claimed; a replay of the same slot gets False."""
     return bool(r().set(claim_key(iid, slot), worker_id(), nx=True, ex=int(conf.get("ENGINE_CLAIM_TTL"))))
@@ -346,3 +346,59 @@ def stats_incr(pipe: Any, iid: str, **counts: int) -> None:
     for name, value in counts.items():
         if value:
             pipe.hincrby(stats_key(iid), name, value)
+
+
+# The end of a successful tick, atomically in one command: the runtime fields (state, revision,
+# timings, ...), the in-flight record cleared, the instance marked dirty for the next PostgreSQL
+# snapshot, its counters, the events' sequence numbers reserved, the lock released if still ours
+# and (benchmarks only) the timing metrics. KEYS: rt, dirty, stats, seq, lock, metrics:tick,
+# metrics:order. ARGV: iid, lock token ('' = not held), finished, events, orders, tick metric ('' =
+# none), order metrics count k, k order metrics, then the runtime field/value pairs. Returns the last
+# reserved event seq.
+_TICK_END_LUA = """
+local iid, token, finished = ARGV[1], ARGV[2], ARGV[3]
+local events, orders = tonumber(ARGV[4]), tonumber(ARGV[5])
+local k = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], unpack(ARGV, 8 + k))
+redis.call('HDEL', KEYS[1], 'inflight')
+redis.call('SADD', KEYS[2], iid)
+redis.call('HINCRBY', KEYS[3], 'runs', 1)
+redis.call('HINCRBY', KEYS[3], 'ok', 1)
+if orders > 0 then redis.call('HINCRBY', KEYS[3], 'orders', orders) end
+redis.call('HSET', KEYS[3], 'last_run_at', finished)
+if ARGV[6] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[6]) end
+if k > 0 then redis.call('RPUSH', KEYS[7], unpack(ARGV, 8, 7 + k)) end
+local seq = redis.call('INCRBY', KEYS[4], events)
+if token ~= '' and redis.call('GET', KEYS[5]) == token then redis.call('DEL', KEYS[5]) end
+return seq
+"""
+
+
+def tick_end(
+    iid: str,
+    *,
+    token: str | None,
+    finished: float,
+    fields: dict[str, Any],
+    events: int,
+    orders: int,
+    seq_key: str,
+    tick_metric: str = "",
+    order_metrics: list[str] | None = None,
+) -> int:
+    """Persist a successful tick in one atomic round trip (see `_TICK_END_LUA`); returns the last
+    reserved event seq (`events` seqs are reserved, ending there)."""
+    metrics = order_metrics or []
+    args: list[Any] = [iid, token or "", repr(finished), events, orders, tick_metric, len(metrics), *metrics]
+    for name, value in fields.items():
+        args += [name, value]
+    keys = [
+        rt_key(iid),
+        DIRTY_KEY,
+        stats_key(iid),
+        seq_key,
+        lock_key(iid),
+        METRICS_TICK_KEY,
+        METRICS_ORDER_KEY,
+    ]
+    return int(_script("tick_end", _TICK_END_LUA)(keys=keys, args=args))

@@ -54,3 +54,32 @@ def test_a_full_publisher_queue_drops_and_counts_instead_of_blocking():
         publisher.submit(["instance.x"], {"type": "instance.event"})
     assert publisher.queue.qsize() == 5
     assert int(runtime.r().get(events.DROPPED_KEY) or 0) == 10
+
+
+def test_a_batch_builds_events_only_for_watched_instances(
+    instance_factory, quote, tenant, django_capture_on_commit_callbacks
+):
+    from stratbox.engine.execution import tick_run_batch
+
+    watched = instance_factory(mode="observe")
+    quiet = instance_factory(mode="observe")
+    reconcile()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(events.instance_group(watched.pk), channel)
+    pairs = [(watched.pk, tenant.pk), (quiet.pk, tenant.pk)]
+    assert events.audience(pairs) == {str(watched.pk)}
+
+    def due(inst):
+        return (str(inst.pk), runtime.rt_get(str(inst.pk))["next_due_at"])
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert [o.status for o in tick_run_batch([due(quiet)])] == ["ok"]
+    assert callbacks == []  # nobody watches: nothing built, nothing queued
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert [o.status for o in tick_run_batch([due(watched)])] == ["ok"]
+    assert len(callbacks) == 1
+    assert [m["kind"] for m in async_to_sync(_collect)(layer, channel, 3)] == ["log", "action", "run"]
+    # Watching the tenant (its dashboard) makes every instance of it watched.
+    async_to_sync(layer.group_add)(events.tenant_group(tenant.pk), async_to_sync(layer.new_channel)())
+    assert events.audience(pairs) == {str(watched.pk), str(quiet.pk)}
