@@ -77,3 +77,23 @@ def test_prefetch_reads_a_whole_batch_in_a_few_queries(instance_factory, quote):
         pre = prefetch([str(i.pk) for i in instances])
     assert len(queries) <= 6, [q["sql"] for q in queries]
     assert set(pre.snapshots) == {str(i.pk) for i in instances}
+
+
+def test_instance_rows_are_reused_until_their_stamp_moves(instance_factory, quote, tenant):
+    from stratbox.engine.execution import instances_for_batch
+    from stratbox.instances.models import StrategyInstance
+
+    inst = instance_factory(mode="observe")
+    iid = str(inst.pk)
+    first = instances_for_batch([iid])[iid]
+    with CaptureQueriesContext(connection) as queries:
+        again = instances_for_batch([iid])[iid]
+    assert again is first and len(queries) == 1  # the stamp only
+    # A mode change that bypasses save() (no updated_at) is still seen by the very next batch...
+    StrategyInstance.objects.filter(pk=inst.pk).update(mode="active")
+    assert instances_for_batch([iid])[iid].mode == "active"
+    # ... and so is a kill switch set on the tenant row.
+    type(tenant).objects.filter(pk=tenant.pk).update(killed_at=timezone.now())
+    assert instances_for_batch([iid])[iid].tenant.killed_at is not None
+    StrategyInstance.objects.filter(pk=inst.pk).delete()
+    assert instances_for_batch([iid]) == {}
