@@ -35,8 +35,9 @@ def dispatch_once(
     """Enqueue every due (or soon due) slot once; returns how many ticks were enqueued.
 
     Items are `[instance_id, due]` (`int(due)` is the slot). Batches take instances in due order,
-    so one batch spans a short stretch of the second (at most `ENGINE_BATCH_SPAN`); its ETA is its
-    latest due time, so no tick starts before it is due.
+    so one batch spans a short stretch of one second (at most `ENGINE_BATCH_SPAN`, never two slots);
+    its ETA is its first due time and the batch runs each tick at its own due time (see
+    `execution.tick_run_batch`): no tick starts early, and none waits for the last of its batch.
     """
     now = time.time() if now is None else now
     lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead
@@ -49,9 +50,10 @@ def dispatch_once(
     send = enqueue or _celery_enqueue
     chunk: list[tuple[str, float]] = []
     for item in items:
-        # A batch waits for its latest member: cap its stretch of the second, so that with few
-        # instances the first of a batch does not wait a quarter of a second for the last.
-        if chunk and (len(chunk) >= batch_size or item[1] - chunk[0][1] > span):
+        # A batch holds a worker process from its first due time to its last: cap its stretch.
+        if chunk and (
+            len(chunk) >= batch_size or item[1] - chunk[0][1] > span or int(item[1]) != int(chunk[0][1])
+        ):
             _send_chunk(send, chunk, now)
             chunk = []
         chunk.append(item)
@@ -61,8 +63,8 @@ def dispatch_once(
 
 
 def _send_chunk(send: Enqueue, chunk: list[tuple[str, float]], now: float) -> None:
-    latest = chunk[-1][1]
-    send([[iid, due] for iid, due in chunk], latest if latest > now + 0.005 else None)
+    first = chunk[0][1]
+    send([[iid, due] for iid, due in chunk], first if first > now + 0.005 else None)
 
 
 MTM_KEY = runtime.PREFIX + "mtm:{}"

@@ -186,6 +186,10 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         begun = [None] * len(items)
     outcomes = []
     for (iid, slot), began in zip(items, begun, strict=True):
+        # The batch started at its first member's due time: a later member waits for its own.
+        early = slot - time.time()
+        if early > 0:
+            time.sleep(min(early, 1.0))
         try:
             if began is not None and began[1] is not None:
                 if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(

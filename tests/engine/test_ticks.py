@@ -284,9 +284,9 @@ def test_dispatch_groups_slots_with_an_eta(instance_factory, quote):
     now = min(_next(a), _next(b)) - 0.5
     n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     assert n == 2
-    for batch, eta in sent:  # in due order; the ETA is the latest due, so nothing starts early
+    for batch, eta in sent:  # in due order, one slot per batch; the ETA is the first due
         dues = [item[1] for item in batch]
-        assert dues == sorted(dues) and eta == dues[-1]
+        assert dues == sorted(dues) and eta == dues[0] and len({int(d) for d in dues}) == 1
     # dispatching again never queues the same slot twice: only the following slots come out
     dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     pairs = [tuple(item) for batch, _ in sent for item in batch]
@@ -336,7 +336,7 @@ def test_dispatch_batches_span_a_short_stretch_of_the_second(instance_factory, q
         dispatch_once(now=dispatch_once_at, enqueue=lambda b, eta: sent.append((b, eta)), lookahead=3.0) == 4
     )
     assert len(sent) == len(set(dues))
-    assert [eta for _, eta in sent] == sorted({d for d in dues})  # in due order, never early
+    assert [eta for _, eta in sent] == sorted({d for d in dues})  # in due order
 
 
 def test_a_batch_begins_every_tick_in_one_step_and_keeps_every_guarantee(instance_factory, quote):
@@ -356,3 +356,24 @@ def test_a_batch_begins_every_tick_in_one_step_and_keeps_every_guarantee(instanc
     assert _rt(done)["state"]["n"] == 1 and _rt(free)["state"]["n"] == 1
     # every lock the batch took is released
     assert not any(runtime.r().exists(runtime.lock_key(str(i.pk))) for i in (free, busy, done))
+
+
+def test_a_batch_runs_each_tick_at_its_own_due_time(instance_factory, quote):
+    """A batch starts at its first due time; later members wait for theirs (none starts early)."""
+    import time
+
+    from stratbox.engine.execution import tick_run_batch
+
+    a = instance_factory(mode="observe")
+    b = instance_factory(mode="observe")
+    reconcile()
+    start = time.time()
+    slot = int(start) + 1
+    items = [(str(a.pk), slot + 0.05), (str(b.pk), slot + 0.25)]
+    time.sleep(max(slot + 0.05 - time.time(), 0))
+    outcomes = tick_run_batch(items)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    runs = {str(r.instance_id): r for r in Run.objects.filter(instance__in=[a, b], tick_seq=slot)}
+    for iid, due in items:
+        assert runs[iid].started_at.timestamp() >= due
+    assert runs[str(b.pk)].started_at.timestamp() < slot + 0.25 + 0.1  # ...and not much later
