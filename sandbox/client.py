@@ -371,6 +371,71 @@ class SandboxClient:
             spec.state = result["state"]
             return result
 
+    def cycle_many(self, tenant_id: str, calls: list[dict[str, Any]]) -> list[dict[str, Any] | SandboxError | None]:
+        """Several instances' ticks or signal cycles of one tenant in one round trip to its host.
+
+        ``calls``: ``{"instance_id", "cmd": "tick"|"signal_cycle", "snapshot", "tick" (tick only),
+        "state" (optional, as for :meth:`tick`)}``. Returns one entry per call, in order: the
+        result (as :meth:`tick` / :meth:`signal_cycle` return it), the call's :class:`SandboxError`,
+        or None when the call was not run — its instance is not loaded in the current host, or an
+        earlier call of the batch killed the host; the caller makes that call alone (which loads or
+        respawns as usual). Each call has its own tick budget, read as the host answers it, so a
+        call that overruns fails alone and with its own error, exactly as it would alone.
+        """
+        out: list[dict[str, Any] | SandboxError | None] = [None] * len(calls)
+        with self._lock:
+            host = self._host_for(tenant_id)
+            host.wait_ready()
+            timeout = self.limits.tick_timeout
+            sent: list[tuple[int, _Spec]] = []
+            msgs = []
+            for n, call in enumerate(calls):
+                spec = self._specs.get((tenant_id, call["instance_id"]))
+                if spec is None or host.loaded.get(call["instance_id"]) != spec.fingerprint:
+                    continue
+                msg = {"cmd": call["cmd"], "instance_id": call["instance_id"], "snapshot": call["snapshot"],
+                       "state": call.get("state"), "budget": timeout}
+                if call["cmd"] == "tick":
+                    msg["tick"] = call["tick"]
+                msgs.append(msg)
+                sent.append((n, spec))
+            if not msgs:
+                return out
+            payload = pickle.dumps({"cmd": "batch", "items": msgs}, protocol=5)
+            try:
+                host._write(HEADER.pack(len(payload)) + payload, time.monotonic() + timeout + len(payload) / 200e6)
+            except (TimeoutError, _HostGone):
+                host.kill()
+                self._drop_if_dead(tenant_id, host)
+                return out
+            for (n, spec), msg in zip(sent, msgs, strict=True):
+                what = "on_tick" if msg["cmd"] == "tick" else "signal cycle"
+                try:
+                    reply = host._read_reply(time.monotonic() + timeout + 0.05)
+                except TimeoutError:
+                    host.kill()
+                    out[n] = SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped")
+                except _HostGone:
+                    out[n] = host._death_error(what)
+                except SandboxError as exc:
+                    host.kill()
+                    out[n] = exc
+                else:
+                    if reply.get("fatal"):
+                        host.kill()
+                    result = reply.get("result")
+                    if reply.get("ok") is not True:
+                        out[n] = SandboxError.from_dict(reply.get("error"))
+                    elif not isinstance(result, dict):
+                        out[n] = SandboxError(ErrorCode.HOST_CRASHED, f"the host sent a malformed {what} result")
+                    else:
+                        spec.state = result["state"]
+                        out[n] = result
+                if host.dead:
+                    break  # the rest were not run (or their answers died with the host)
+            self._drop_if_dead(tenant_id, host)
+            return out
+
     def render(self, tenant_id: str, instance_id: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
         with self._lock:
             msg = {"cmd": "render", "state": state}

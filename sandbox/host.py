@@ -165,7 +165,6 @@ class Host:
         raise SandboxError(ErrorCode.BAD_REQUEST, f"unknown command {cmd!r}")
 
     def serve(self, rfd: int, wfd: int) -> None:
-        from sandbox.errors import ErrorCode, SandboxError
         from sandbox.protocol import FrameReader, write_frame
 
         reader = FrameReader(rfd)
@@ -174,36 +173,51 @@ class Host:
                 raw = reader.read(1 << 31)
             except EOFError:
                 return
-            fatal = False
             try:
                 msg = pickle.loads(raw)  # noqa: S301 - from our trusted client
-                del raw
-                reply: dict[str, Any] = {"ok": True, "result": self.handle(msg)}
-            except SandboxError as exc:
-                reply = {"ok": False, "error": exc.to_dict()}
-                fatal = exc.code == ErrorCode.MEMORY_LIMIT
-            except MemoryError:
-                reply = {"ok": False, "error": SandboxError(ErrorCode.MEMORY_LIMIT, "the host ran out of memory").to_dict()}
-                fatal = True
-            except RecursionError:
-                reply = {"ok": False, "error": SandboxError(ErrorCode.RUNTIME_ERROR, "RecursionError: maximum recursion depth exceeded").to_dict()}
-            except Exception as exc:  # noqa: BLE001 - a host bug must still answer
-                reply = {"ok": False, "error": SandboxError(ErrorCode.HOST_CRASHED, f"host error: {type(exc).__name__}: {exc}"[:500]).to_dict()}
-            reply["fatal"] = fatal
-            try:
-                data = _encode_reply(reply)
-            except (ValueError, TypeError, RecursionError) as exc:
-                data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
-                    ErrorCode.BAD_OUTPUT, f"result is not JSON: {exc}"[:300]).to_dict()}).encode()
-            except MemoryError:
-                data = b'{"ok":false,"fatal":true,"error":{"code":"MEMORY_LIMIT","message":"the host ran out of memory","line":null,"traceback":null}}'
-                fatal = True
-            if len(data) > self.limits.max_message_bytes:
-                data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
-                    ErrorCode.OUTPUT_LIMIT, f"result of {len(data)} bytes exceeds the message limit").to_dict()}).encode()
-            write_frame(wfd, data)
-            if fatal:
-                os._exit(3)
+            except Exception:  # noqa: BLE001 - answered as a host error below
+                msg = None
+            del raw
+            # A batch is a list of requests answered one frame each, in order, as each completes:
+            # the client reads them with a deadline each, so one slow call is still told apart.
+            for one in (msg.get("items") or []) if type(msg) is dict and msg.get("cmd") == "batch" else [msg]:
+                data, fatal = self._answer(one)
+                write_frame(wfd, data)
+                if fatal:
+                    os._exit(3)
+
+    def _answer(self, msg: Any) -> tuple[bytes, bool]:
+        """Handle one request; returns the reply frame's payload and whether the host must exit."""
+        from sandbox.errors import ErrorCode, SandboxError
+
+        fatal = False
+        try:
+            if type(msg) is not dict:
+                raise SandboxError(ErrorCode.BAD_REQUEST, "malformed request")
+            reply: dict[str, Any] = {"ok": True, "result": self.handle(msg)}
+        except SandboxError as exc:
+            reply = {"ok": False, "error": exc.to_dict()}
+            fatal = exc.code == ErrorCode.MEMORY_LIMIT
+        except MemoryError:
+            reply = {"ok": False, "error": SandboxError(ErrorCode.MEMORY_LIMIT, "the host ran out of memory").to_dict()}
+            fatal = True
+        except RecursionError:
+            reply = {"ok": False, "error": SandboxError(ErrorCode.RUNTIME_ERROR, "RecursionError: maximum recursion depth exceeded").to_dict()}
+        except Exception as exc:  # noqa: BLE001 - a host bug must still answer
+            reply = {"ok": False, "error": SandboxError(ErrorCode.HOST_CRASHED, f"host error: {type(exc).__name__}: {exc}"[:500]).to_dict()}
+        reply["fatal"] = fatal
+        try:
+            data = _encode_reply(reply)
+        except (ValueError, TypeError, RecursionError) as exc:
+            data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
+                ErrorCode.BAD_OUTPUT, f"result is not JSON: {exc}"[:300]).to_dict()}).encode()
+        except MemoryError:
+            data = b'{"ok":false,"fatal":true,"error":{"code":"MEMORY_LIMIT","message":"the host ran out of memory","line":null,"traceback":null}}'
+            fatal = True
+        if len(data) > self.limits.max_message_bytes:
+            data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
+                ErrorCode.OUTPUT_LIMIT, f"result of {len(data)} bytes exceeds the message limit").to_dict()}).encode()
+        return data, fatal
 
 
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # built once, not per reply

@@ -115,7 +115,8 @@ class Prefetched:
     One query for the rows, one Redis round trip for the quotes and five queries for the trusted
     snapshots of the whole batch (`trading.services.instance_snapshots_many`) instead of ~8 per tick.
     A tick that places orders changes its account's balance: later ticks of the batch on the same
-    account re-read just that balance (`balance_changed`), so no snapshot is staler than the batch.
+    account that did not run in a host yet re-read just that balance (`balance_changed`), so no
+    snapshot is staler than the batch (the risk gate re-reads the balance under its lock anyway).
     """
 
     instances: dict[str, StrategyInstance]
@@ -125,6 +126,11 @@ class Prefetched:
     balances: dict[Any, str] = field(default_factory=dict)
     # Instance ids somebody watches on the dashboard (None: unknown, publish every tick's events).
     audience: set[str] | None = None
+    # Ticks whose user code already ran together with other due ticks (`_run_due_in_hosts`): their
+    # snapshots and the hosts' answers (a result or the call's SandboxError).
+    built: dict[str, dict[str, Any]] = field(default_factory=dict)
+    host_results: dict[str, Any] = field(default_factory=dict)
+    host_tried: set[str] = field(default_factory=set)
 
     def trusted(self, instance: StrategyInstance) -> dict[str, Any] | None:
         snap = self.snapshots.pop(str(instance.pk), None)
@@ -186,10 +192,23 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         begun = [None] * len(items)
     outcomes = []
     for (iid, slot), began in zip(items, begun, strict=True):
-        # The batch started at its first member's due time: a later member waits for its own.
-        early = slot - time.time()
+        # The batch started at its first member's due time (its ETA): a later member waits for its
+        # own, never longer than its offset from the first (a batch run by hand runs at once).
+        early = min(slot - time.time(), slot - items[0][1])
         if early > 0:
             time.sleep(min(early, 1.0))
+        if str(iid) not in pre.host_tried:
+            now = time.time()
+            due = [
+                (str(i), d, b)
+                for (i, d), b in zip(items[len(outcomes) :], begun[len(outcomes) :], strict=True)
+                if d <= now and str(i) not in pre.host_tried
+            ]
+            if len(due) > 1:
+                try:
+                    _run_due_in_hosts(pre, due)
+                except Exception:  # the ticks run one by one instead
+                    logger.exception("running due ticks together failed")
         try:
             if began is not None and began[1] is not None:
                 if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(
@@ -202,6 +221,8 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
             outcomes.append(TickOutcome(status="engine_error"))
+    for iid in pre.host_results:  # ran in a host but the tick did not go on: that state is not persisted
+        sandboxes.forget(iid)
     ticked = [str(iid) for (iid, _), out in zip(items, outcomes, strict=True) if out.status == "ok"]
     try:
         render_watched_after_ticks(pre.instances, ticked)
@@ -402,11 +423,87 @@ def _call_strategy(
     client = sandboxes.client()
     if sandboxes.style_of(instance.version) == "signal_bundle":
         result = client.signal_cycle(tenant_id, key, snapshot, state=sync)
+    else:
+        result = client.tick(tenant_id, key, tick, snapshot, state=sync)
+    return _strategy_outcome(instance, result, snapshot)
+
+
+def _strategy_outcome(
+    instance: StrategyInstance, result: dict[str, Any], snapshot: dict[str, Any]
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    if sandboxes.style_of(instance.version) == "signal_bundle":
         intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
         return result, intents, skipped
-    result = client.tick(tenant_id, key, tick, snapshot, state=sync)
     intents = [i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"]
     return result, intents, []
+
+
+def _run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> None:
+    """Run the user code of several due ticks of a batch together: one host round trip per tenant.
+
+    Only ticks that will surely run are taken (begun, loaded, not paused, nothing in flight, not
+    late, desired state applied, a quote); `_execute` then finds the snapshot and the host's answer
+    ready and does everything else exactly as for a tick run alone. With nothing else to wait for,
+    the hosts run the ticks back to back instead of waking the worker between every two.
+    """
+    calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for iid, due, began in entries:
+        pre.host_tried.add(iid)
+        if began is None or began[0] != "ok" or began[2] is None:
+            continue
+        rt = began[2]
+        slot = int(due)
+        instance = pre.instances.get(iid)
+        if (
+            not rt["loaded"]
+            or rt["paused"]
+            or rt.get("inflight")
+            or slot <= rt["tick_seq"]
+            or time.time() - slot > max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
+            or instance is None
+            or instance.mode == Mode.OFF
+            or instance.tenant.killed_at is not None
+            or rt["fingerprint"] != f"{instance.version_id}:{instance.config_revision}"
+            or (rt.get("config") or {}) != (instance.config or {})
+        ):
+            continue
+        quote = pre.quotes.get(instance.market_id)
+        if not quote:
+            continue
+        snapshot = _snapshot(instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance))
+        pre.built[iid] = snapshot
+        try:
+            sync = sandboxes.ensure_loaded(
+                tenant_id=str(instance.tenant_id),
+                key=iid,
+                version=instance.version,
+                config=rt.get("config") or instance.config or {},
+                fingerprint=rt["fingerprint"],
+                load_id=rt.get("load_id") or "",
+                state=rt.get("state"),
+                state_rev=rt["state_rev"],
+            )
+        except Exception:  # the tick alone reports the load failure
+            sandboxes.forget(iid)
+            continue
+        call: dict[str, Any] = {"instance_id": iid, "snapshot": snapshot, "state": sync}
+        if sandboxes.style_of(instance.version) == "signal_bundle":
+            call["cmd"] = "signal_cycle"
+        else:
+            call["cmd"] = "tick"
+            call["tick"] = _tick_from_quote(quote, instance.market.code)
+        calls.setdefault(str(instance.tenant_id), []).append((iid, call))
+    for tenant_id, tenant_calls in calls.items():
+        try:
+            results = sandboxes.client().cycle_many(tenant_id, [call for _, call in tenant_calls])
+        except Exception:
+            logger.exception("batched host call failed; running the ticks one by one")
+            results = [None] * len(tenant_calls)
+        for (iid, _), result in zip(tenant_calls, results, strict=True):
+            if result is None:
+                sandboxes.forget(iid)  # not run: the host's copy is not what the tick expects
+            else:
+                pre.host_results[iid] = result
 
 
 def _action(intent: dict[str, Any], result: Any) -> dict[str, Any]:
@@ -676,10 +773,20 @@ def _execute(
     try:
         t_snap = time.perf_counter()
         # The batch's snapshot was taken at the batch's quote, which is the quote this tick uses.
-        trusted = prefetched.trusted(instance) if prefetched and inflight is None else None
-        snapshot = _snapshot(instance, quote, mode, prefix, trusted)
+        built = prefetched.built.pop(iid, None) if prefetched and inflight is None else None
+        if built is not None and built.get("order_id_prefix") == prefix:
+            snapshot = built
+        else:
+            trusted = prefetched.trusted(instance) if prefetched and inflight is None else None
+            snapshot = _snapshot(instance, quote, mode, prefix, trusted)
         t_user = time.perf_counter()
-        result, intents, skipped = _call_strategy(instance, rt, tick, snapshot, iid)
+        ran = prefetched.host_results.pop(iid, None) if built is snapshot and prefetched else None
+        if isinstance(ran, Exception):
+            raise ran
+        if ran is not None:
+            result, intents, skipped = _strategy_outcome(instance, ran, snapshot)
+        else:
+            result, intents, skipped = _call_strategy(instance, rt, tick, snapshot, iid)
         phases = (t_user - t_snap, time.perf_counter() - t_user)
     except Exception as exc:
         return _fail(

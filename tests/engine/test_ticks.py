@@ -377,3 +377,45 @@ def test_a_batch_runs_each_tick_at_its_own_due_time(instance_factory, quote):
     for iid, due in items:
         assert runs[iid].started_at.timestamp() >= due
     assert runs[str(b.pk)].started_at.timestamp() < slot + 0.25 + 0.1  # ...and not much later
+
+
+def test_due_ticks_of_a_batch_run_in_one_host_round_trip_with_the_same_effects(
+    instance_factory, quote, monkeypatch
+):
+    """Everything due runs together in the tenant's host; each tick keeps its own outcome."""
+    import time
+
+    from sandbox import SandboxClient
+    from stratbox.engine.control import instance_pause
+    from stratbox.engine.execution import tick_run_batch
+
+    ok = [instance_factory(mode="observe") for _ in range(3)]
+    crashing = instance_factory(mode="observe", config={"crash_at": 1})
+    paused = instance_factory(mode="observe")
+    reconcile()
+    instance_pause(instance=paused, actor=None)
+    calls = {"many": [], "single": 0}
+    real_many, real_tick = SandboxClient.cycle_many, SandboxClient.tick
+    monkeypatch.setattr(
+        SandboxClient, "cycle_many", lambda self, t, c: calls["many"].append(len(c)) or real_many(self, t, c)
+    )
+    monkeypatch.setattr(
+        SandboxClient,
+        "tick",
+        lambda self, *a, **k: calls.__setitem__("single", calls["single"] + 1) or real_tick(self, *a, **k),
+    )
+    slot = int(time.time())
+    outcomes = tick_run_batch([(str(i.pk), slot + 0.001) for i in [*ok, crashing, paused]])
+    assert [o.status for o in outcomes] == ["ok", "ok", "ok", "error", "paused"]
+    assert calls == {"many": [4], "single": 0}  # one round trip for the four due, loaded ticks
+    for inst in ok:
+        order = Order.objects.get(instance=inst)  # each placed its own order, under its own id
+        assert order.client_order_id == f"{inst.pk}-{slot}-1" and _rt(inst)["state"]["n"] == 1
+    assert Run.objects.get(instance=crashing, tick_seq=slot).error_code == "RUNTIME_ERROR"
+    assert _rt(crashing)["state"]["n"] == 0 and not Order.objects.filter(instance=crashing).exists()
+    assert _rt(paused)["state"]["n"] == 0  # never ran, not even in the host
+    # The next slot continues from the persisted states, still in one round trip.
+    time.sleep(max(slot + 1.001 - time.time(), 0))
+    outcomes = tick_run_batch([(str(i.pk), slot + 1.001) for i in ok])
+    assert [o.status for o in outcomes] == ["ok"] * 3 and calls["many"] == [4, 3]
+    assert all(_rt(i)["state"]["n"] == 2 for i in ok)
