@@ -4,7 +4,8 @@ Intents come from the sandbox host and are untrusted: `validate_intent` checks e
 `bool` is not a number, an `int`/`float`/`str` subclass is refused whatever its comparisons say),
 finiteness, ranges and the instance's client_order_id prefix. `pre_trade_evaluate` then runs the
 checks on trusted data that `order_place` has locked (tenant row, then account row), in this
-order — the first failing check wins:
+order — the first failing check wins (every aggregate they need is read by ONE statement,
+`selectors.exposure_read`):
 
   KILL_SWITCH, MODE_OFF / MODE_OBSERVE (the DB's mode, whatever the host claimed), NOT_APPROVED
   (a live account without a current governance approval, see `set_live_approval_checker`),
@@ -26,7 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -38,16 +39,8 @@ from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import BrokerUnavailable, broker_for_account
 from stratbox.trading.brokers.base import q8
-from stratbox.trading.models import Order, OrderSide, OrderStatus, OrderType, Position
-from stratbox.trading.selectors import (
-    instance_deployed_capital,
-    instance_realized_pnl,
-    instance_unrealized_pnl,
-    open_position,
-    pending_buy_notional,
-    pending_sell_qty,
-    tenant_deployed_capital,
-)
+from stratbox.trading.models import OrderSide, OrderType
+from stratbox.trading.selectors import Exposure, exposure_read, open_positions_unrealized_pnl
 
 # qty and prices above this are nonsense (and would overflow the ledger's 20 integer digits).
 MAX_QTY = Decimal("1e12")
@@ -209,7 +202,28 @@ def _money(value: Decimal) -> str:
 def pre_trade_evaluate(
     *, instance: StrategyInstance, order_request: OrderRequest, quote: Any, now: datetime | None = None
 ) -> RiskDecision:
-    """Run every check on trusted data; `instance.tenant` / `instance.account` must be the locked rows."""
+    """Run every check on trusted data; `instance.tenant` / `instance.account` must be the locked rows.
+
+    The aggregates are read in one statement (`exposure_read`) once the checks that need none passed.
+    """
+    return pre_trade_decide(
+        instance=instance, order_request=order_request, quote=quote, now=now, exposure=None
+    )
+
+
+def pre_trade_decide(
+    *,
+    instance: StrategyInstance,
+    order_request: OrderRequest,
+    quote: Any,
+    now: datetime | None,
+    exposure: Exposure | None,
+) -> RiskDecision:
+    """`pre_trade_evaluate` on `exposure` already read under the caller's locks (None: read it here).
+
+    `order_place` reads the exposure in the same statement as the instance it re-reads under the
+    tenant and account locks, so it hands both in.
+    """
     now = now or timezone.now()
     tenant, account, req = instance.tenant, instance.account, order_request
     if tenant.killed_at is not None:
@@ -231,21 +245,24 @@ def pre_trade_evaluate(
     if notional > MAX_NOTIONAL:
         return RiskDecision(Deny.INVALID_ORDER, "notional is too large", est)
 
+    market_id = instance.market_id
+    if exposure is None:
+        _, exposure = exposure_read(
+            instance_id=instance.pk,
+            tenant_id=tenant.pk,
+            account_id=account.pk,
+            market_id=market_id,
+            side=req.side,
+            now=now,
+        )
     limit = max_orders_per_minute()
-    recent = Order.objects.filter(
-        instance_id=instance.pk,
-        is_shadow=False,
-        status__in=[OrderStatus.PENDING, OrderStatus.FILLED, OrderStatus.CANCELLED],
-        created_at__gt=now - timedelta(seconds=60),
-    ).count()
-    if recent >= limit:
+    if exposure.recent_orders >= limit:
         return RiskDecision(Deny.ORDER_RATE_LIMIT, f"at most {limit} orders per instance per minute", est)
 
-    market_id = instance.market_id
-    position = open_position(instance_id=instance.pk, market_id=market_id)
+    position = exposure.position
     if req.side == OrderSide.SELL:
         held = position.qty if position else Decimal(0)
-        available = held - pending_sell_qty(instance_id=instance.pk, market_id=market_id)
+        available = held - exposure.pending_sell_qty
         if req.qty > available:
             return RiskDecision(
                 Deny.INSUFFICIENT_POSITION,
@@ -255,8 +272,8 @@ def pre_trade_evaluate(
         return RiskDecision(None, "", est)
 
     mark = Decimal(str(quote["price"]))
-    daily = instance_realized_pnl(instance_id=instance.pk, day=now.date()) + instance_unrealized_pnl(
-        instance_id=instance.pk, marks={market_id: mark}
+    daily = exposure.realized_today + open_positions_unrealized_pnl(
+        exposure.open_positions, {market_id: mark}
     )
     if daily < 0 and -daily >= instance.max_daily_loss:
         return RiskDecision(
@@ -270,24 +287,10 @@ def pre_trade_evaluate(
             f"order notional {_money(notional)} exceeds capital_per_trade {instance.capital_per_trade}",
             est,
         )
-    pending_here = pending_buy_notional(instance_id=instance.pk, market_id=market_id)
+    pending_here = exposure.pending_buy_here
     if position is None and pending_here == 0:
-        open_count = Position.objects.filter(
-            instance_id=instance.pk, is_shadow=False, closed_at__isnull=True
-        ).count()
-        pending_other = (
-            Order.objects.filter(
-                instance_id=instance.pk, is_shadow=False, status=OrderStatus.PENDING, side=OrderSide.BUY
-            )
-            .exclude(
-                market_id__in=Position.objects.filter(
-                    instance_id=instance.pk, is_shadow=False, closed_at__isnull=True
-                ).values("market_id")
-            )
-            .values("market_id")
-            .distinct()
-            .count()
-        )
+        open_count = len(exposure.open_positions)
+        pending_other = exposure.pending_other_markets
         if open_count + pending_other >= instance.max_positions:
             return RiskDecision(
                 Deny.MAX_POSITIONS_REACHED,
@@ -301,14 +304,14 @@ def pre_trade_evaluate(
             f"position would be {_money(position_size)}, above max_position_size {instance.max_position_size}",
             est,
         )
-    deployed = instance_deployed_capital(instance_id=instance.pk)
+    deployed = exposure.instance_deployed_capital
     if deployed + notional > instance.total_capital:
         return RiskDecision(
             Deny.INSTANCE_CAPITAL_EXHAUSTED,
             f"deployed {_money(deployed)} + {_money(notional)} exceeds total_capital {instance.total_capital}",
             est,
         )
-    tenant_deployed = tenant_deployed_capital(tenant_id=tenant.pk)
+    tenant_deployed = exposure.tenant_deployed_capital
     if tenant_deployed + notional > tenant.capital_limit:
         return RiskDecision(
             Deny.TENANT_CAPITAL_LIMIT_EXCEEDED,
@@ -316,7 +319,7 @@ def pre_trade_evaluate(
             est,
         )
     fee = broker.fee_for(notional)
-    reserved = pending_buy_notional(account_id=account.pk)
+    reserved = exposure.account_pending_buy
     reserved += broker.fee_for(reserved)
     if notional + fee + reserved > account.balance:
         return RiskDecision(

@@ -6,6 +6,9 @@ account row (`SELECT ... FOR UPDATE`, always in that order, so concurrent ticks 
 deadlocking), re-reads the instance, runs the risk gate and applies the fill. Two ticks of one
 tenant therefore see each other's orders and can never exceed a limit together.
 
+Every write to an instance's orders, fills or positions calls `snapshot_cache.ledger_changed`, so
+the engine's cached snapshots of it are recomputed after the commit.
+
 Ledger arithmetic (exact, 8 decimals): a buy adds qty and its notional to the position's
 cost_basis and takes notional + fee from the balance; a sell removes cost_basis * sold/held
 (all of it on a full close) and adds notional - fee to the balance; each fill's realized_pnl is
@@ -15,13 +18,14 @@ balance = starting_balance - open cost_basis + sum(realized_pnl).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.models import Model, Q, Sum
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
@@ -48,19 +52,26 @@ from stratbox.trading.risk import (
     Deny,
     InvalidOrder,
     OrderRequest,
-    pre_trade_evaluate,
+    pre_trade_decide,
     validate_client_order_id,
     validate_intent,
 )
 from stratbox.trading.selectors import (
     NOTIONAL,
+    column_count,
     day_bounds,
+    exposure_read,
     instance_deployed_capital,
+    instance_realized_and_open_positions,
     instance_realized_pnl,
     instance_recent_orders,
     instance_unrealized_pnl,
+    model_columns,
+    model_from_row,
+    open_positions_unrealized_pnl,
     position_unrealized_pnl,
 )
+from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -102,24 +113,64 @@ def _existing(client_order_id: str, instance: StrategyInstance) -> OrderResult |
     return _result(order, duplicate=True, message="duplicate client_order_id: returning the existing order")
 
 
-def _order_insert(order: Order) -> Order | None:
-    """Insert, or None when a concurrent retry inserted the same client_order_id first."""
-    try:
-        with transaction.atomic():
-            order.save(force_insert=True)
-    except IntegrityError:
-        if Order.objects.filter(client_order_id=order.client_order_id).exists():
-            return None
-        raise
-    return order
+def _duplicate(client_order_id: str, instance: StrategyInstance) -> OrderResult:
+    """The order that took `client_order_id` first (our INSERT found it taken)."""
+    existing = _existing(client_order_id, instance)
+    if existing is None:  # the conflicting row vanished: nothing sane to return
+        raise IntegrityError(f"client_order_id {client_order_id} conflicts with no visible order")
+    return existing
+
+
+@functools.cache
+def _write_sql(model: type[Model], update: tuple[str, ...] | None, auto_pk: bool) -> tuple[str, list[Any]]:
+    """INSERT (update None) or UPDATE ... WHERE pk of `model`'s table, and the fields it binds in order."""
+    meta = model._meta
+    if update is None:
+        fields = [f for f in meta.local_concrete_fields if not (auto_pk and f is meta.auto_field)]
+        columns = ", ".join(f'"{f.column}"' for f in fields)
+        marks = ", ".join("%s" for _ in fields)
+        return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({marks})', fields  # noqa: S608 - model metadata
+    fields = [meta.get_field(name) for name in update]
+    assignments = ", ".join(f'"{f.column}" = %s' for f in fields)
+    return f'UPDATE "{meta.db_table}" SET {assignments} WHERE "{meta.pk.column}" = %s', [*fields, meta.pk]  # noqa: S608
+
+
+def _row_write(obj: Model, update: tuple[str, ...] | None = None) -> tuple[str, list[Any]]:
+    """The statement writing `obj` (a new row, or the `update` fields of its row) and its parameters,
+    prepared as the ORM's own INSERT / UPDATE prepare them."""
+    sql, fields = _write_sql(type(obj), update, obj.pk is None)
+    adding = update is None
+    conn = connections[DEFAULT_DB_ALIAS]  # `connection` itself is a proxy: one lookup, not one per field
+    return sql, [f.get_db_prep_save(f.pre_save(obj, adding), conn) for f in fields]
+
+
+def _order_insert(order: Order) -> bool:
+    """Insert a new order; False, writing nothing, when its client_order_id is already taken.
+
+    `ON CONFLICT DO NOTHING` rather than a savepoint around an INSERT that may fail: one statement,
+    and a concurrent retry's uncommitted insert is waited for, then seen as the conflict it is.
+    The values are prepared exactly as the ORM's INSERT prepares them.
+    """
+    sql, values = _row_write(order)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
+        inserted = cursor.rowcount == 1
+    if inserted:
+        order._state.adding = False
+        order._state.db = DEFAULT_DB_ALIAS
+        ledger_changed([order.instance_id])
+    return inserted
 
 
 # --- the ledger ---------------------------------------------------------------------------
 
+_UNREAD: Any = object()  # `position` argument: not read yet, lock and read it here
+_POSITION_UPDATE_FIELDS = ("qty", "cost_basis", "avg_price", "realized_pnl", "fees", "closed_at")
+_ORDER_FILL_FIELDS = ("status", "fill_price", "fee", "filled_at")
 
-def _apply_fill(*, order: Order, spec: FillSpec, account: Account | None, now: datetime) -> Fill:
-    """Book one fill: position (locked), fill row, order, and the cash (unless shadow)."""
-    position = (
+
+def _open_position_for_update(order: Order) -> Position | None:
+    return (
         Position.objects.select_for_update()
         .filter(
             instance_id=order.instance_id,
@@ -129,6 +180,63 @@ def _apply_fill(*, order: Order, spec: FillSpec, account: Account | None, now: d
         )
         .first()
     )
+
+
+def _mark_filled(order: Order, specs: list[FillSpec], now: datetime) -> None:
+    """The order's fill fields after `specs` (what `_apply_fill` writes to it, the last fill winning)."""
+    order.fill_price = specs[-1].price
+    order.fee = specs[-1].fee
+    order.filled_at = now
+    if not order.is_shadow:
+        order.status = OrderStatus.FILLED
+
+
+def _book(fill: Fill, writes: list[tuple[str, list[Any]]]) -> None:
+    """Insert `fill` and run `writes` (single-row INSERTs / UPDATEs) in ONE statement.
+
+    Data-modifying CTEs: every write runs to completion whatever the final SELECT reads; each must
+    touch exactly one row (as `save(update_fields=...)` requires) or the booking fails loudly.
+    """
+    ctes, params = [], []
+    for i, (sql, values) in enumerate(writes):
+        ctes.append(f"w{i} AS ({sql} RETURNING 1)")
+        params += values
+    fill_sql, fill_values = _row_write(fill)
+    ctes.append(f"f AS ({fill_sql} RETURNING id)")
+    params += fill_values
+    touched_counts = [f"(SELECT count(*) FROM w{i})" for i in range(len(writes))]  # noqa: S608 - no input
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(['(SELECT id FROM f)', *touched_counts])}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fill_id, *touched = cursor.fetchone()
+    if any(n != 1 for n in touched):
+        raise DatabaseError(f"ledger write touched {touched} rows, expected one each")
+    fill.pk = fill_id
+    fill._state.adding = False
+    fill._state.db = DEFAULT_DB_ALIAS
+    ledger_changed([fill.instance_id])
+
+
+def _apply_fill(
+    *,
+    order: Order,
+    spec: FillSpec,
+    account: Account | None,
+    now: datetime,
+    position: Position | None = _UNREAD,
+    order_written: bool = False,
+) -> Fill:
+    """Book one fill: position (locked), fill row, order, and the cash (unless shadow).
+
+    The position, the fill, the account's balance and the order's fill fields are written by one
+    statement (`_book`). `position`: the order's open position (or None) when the caller has
+    already read it under a lock that keeps every other writer out (a real position is only
+    written under its tenant's lock; a shadow one after `SELECT ... FOR UPDATE`); by default it
+    is locked and read here. `order_written`: the order row was inserted with its fill fields
+    already set (`_mark_filled`).
+    """
+    if position is _UNREAD:
+        position = _open_position_for_update(order)
     if position is None:
         position = Position(
             tenant_id=order.tenant_id,
@@ -162,8 +270,15 @@ def _apply_fill(*, order: Order, spec: FillSpec, account: Account | None, now: d
         position.avg_price = q8(position.cost_basis / position.qty)
     else:
         position.closed_at = now
-    position.save()
-    fill = Fill.objects.create(
+    writes = [_row_write(position, None if position._state.adding else _POSITION_UPDATE_FIELDS)]
+    if not order.is_shadow:
+        assert account is not None
+        account.balance += cash
+        writes.append(_row_write(account, ("balance",)))
+    if not order_written:
+        _mark_filled(order, [spec], now)
+        writes.append(_row_write(order, _ORDER_FILL_FIELDS))
+    fill = Fill(
         order=order,
         tenant_id=order.tenant_id,
         instance_id=order.instance_id,
@@ -178,16 +293,27 @@ def _apply_fill(*, order: Order, spec: FillSpec, account: Account | None, now: d
         is_shadow=order.is_shadow,
         ts=now,
     )
-    order.fill_price = spec.price
-    order.fee = spec.fee
-    order.filled_at = now
-    if not order.is_shadow:
-        order.status = OrderStatus.FILLED
-        assert account is not None
-        account.balance += cash
-        account.save(update_fields=["balance"])
-    order.save(update_fields=["status", "fill_price", "fee", "filled_at"])
+    _book(fill, writes)
+    position._state.adding = False
+    position._state.db = DEFAULT_DB_ALIAS
     return fill
+
+
+def _apply_fills(
+    *,
+    order: Order,
+    specs: list[FillSpec],
+    account: Account | None,
+    now: datetime,
+    position: Position | None,
+    order_written: bool,
+) -> None:
+    """`_apply_fill` for each spec, handing the open position (as the previous fill left it) on."""
+    for spec in specs:
+        fill = _apply_fill(
+            order=order, spec=spec, account=account, now=now, position=position, order_written=order_written
+        )
+        position = fill.position if fill.position.closed_at is None else None
 
 
 def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **fields: Any) -> Order:
@@ -207,10 +333,30 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
     )
 
 
+def _fills_on_arrival(req: OrderRequest, quote: Any) -> bool:
+    """Whether the paper broker fills this order now (a market order, or a limit the quote crosses)."""
+    if not quote_is_valid(quote):
+        return False
+    return req.type != OrderType.LIMIT or PaperBroker.crosses(req.side, req.limit_price, quote)  # type: ignore[arg-type]
+
+
 def _place_shadow(
-    *, instance: StrategyInstance, req: OrderRequest, quote: Any, now: datetime, reason: str
+    *,
+    instance: StrategyInstance,
+    req: OrderRequest,
+    quote: Any,
+    now: datetime,
+    reason: str,
+    broker: PaperBroker,
+    position: Position | None = _UNREAD,
 ) -> OrderResult:
-    """Observe mode: record what would have been placed and fill it into the shadow ledger."""
+    """Observe mode: record what would have been placed and fill it into the shadow ledger.
+
+    Runs inside the caller's transaction. `position` is the open shadow position, already locked,
+    when the caller read it (by default it is locked and read here, and only if the order fills).
+    The paper broker's fills are a pure computation, so they are known before the INSERT and the
+    order row is written once, complete.
+    """
     order = _new_order(
         instance,
         req,
@@ -220,33 +366,27 @@ def _place_shadow(
         deny_code=Deny.MODE_OBSERVE,
         deny_reason=reason,
     )
-    broker = PaperBroker.for_account(instance.account)
-    with transaction.atomic():
-        if _order_insert(order) is None:
-            return _existing(req.client_order_id, instance)  # type: ignore[return-value]
-        if not quote_is_valid(quote):
-            return _result(order, message=reason + "; no quote, so it was not filled virtually")
-        fills = broker.submit(order, quote)
-        if fills and req.side == OrderSide.SELL:
-            held = (
-                Position.objects.filter(
-                    instance_id=instance.pk,
-                    market_id=instance.market_id,
-                    is_shadow=True,
-                    closed_at__isnull=True,
-                )
-                .values_list("qty", flat=True)
-                .first()
+    if not quote_is_valid(quote):
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, instance)
+        return _result(order, message=reason + "; no quote, so it was not filled virtually")
+    fills = broker.submit(order, quote)
+    message = reason
+    if fills:
+        if position is _UNREAD:
+            position = _open_position_for_update(order)
+        if req.side == OrderSide.SELL and (position is None or position.qty < req.qty):
+            # Long-only: a shadow sell beyond the shadow position is recorded but never filled.
+            order.deny_reason = message = (
+                f"{reason}; not filled: sell exceeds the shadow position (long-only)"
             )
-            if held is None or held < req.qty:
-                # Long-only: a shadow sell beyond the shadow position is recorded but never filled.
-                order.filled_at = None
-                order.deny_reason = f"{reason}; not filled: sell exceeds the shadow position (long-only)"
-                order.save(update_fields=["deny_reason"])
-                return _result(order)
-        for spec in fills:
-            _apply_fill(order=order, spec=spec, account=None, now=now)
-    return _result(order, message=reason)
+            fills = []
+        else:
+            _mark_filled(order, fills, now)
+    if not _order_insert(order):
+        return _duplicate(req.client_order_id, instance)
+    _apply_fills(order=order, specs=fills, account=None, now=now, position=position, order_written=True)
+    return _result(order, message=message)
 
 
 def _reject(
@@ -266,9 +406,49 @@ def _reject(
         deny_reason=message[:300],
         est_price=est,
     )
-    if _order_insert(order) is None:
-        return _existing(req.client_order_id, instance)  # type: ignore[return-value]
+    if not _order_insert(order):
+        return _duplicate(req.client_order_id, instance)
     return _result(order)
+
+
+_SHADOW_READ_SQL = """
+SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, {position}
+FROM instances_strategyinstance i
+JOIN tenants_tenant t ON t.id = i.tenant_id
+JOIN trading_account a ON a.id = i.account_id
+LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = i.id AND market_id = i.market_id
+  AND is_shadow AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1 {lock}) p ON true
+WHERE i.id = %s
+"""
+_SHADOW_READ = {
+    lock: _SHADOW_READ_SQL.format(position=model_columns(Position, "p"), lock="FOR UPDATE" if lock else "")
+    for lock in (True, False)
+}
+_LOCK_SQL_TEMPLATE = """
+SELECT {tenant}, {account}
+FROM (SELECT * FROM tenants_tenant WHERE id = %s FOR UPDATE) t
+CROSS JOIN LATERAL (SELECT * FROM trading_account WHERE id = %s AND t.id IS NOT NULL FOR UPDATE) a
+"""
+_LOCK_SQL = _LOCK_SQL_TEMPLATE.format(tenant=model_columns(Tenant, "t"), account=model_columns(Account, "a"))
+
+
+def _lock_tenant_and_account(instance: StrategyInstance) -> tuple[Tenant, Account]:
+    """`SELECT ... FOR UPDATE` the instance's tenant row, then its account row: one round trip.
+
+    The account subquery is LATERAL on the locked tenant row, so PostgreSQL can only run it once
+    the tenant row is locked: the same order as every other writer of capital (tenant, account).
+    The ids come from the instance's identity, which never changes.
+    """
+    assert connection.in_atomic_block, "row locks need the caller's transaction"
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [instance.tenant_id, instance.account_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Account.DoesNotExist(f"no tenant/account row for instance {instance.pk}")
+    tenant = model_from_row(Tenant, row)
+    account = model_from_row(Account, row, column_count(Tenant))
+    assert tenant is not None and account is not None
+    return tenant, account
 
 
 def order_place(
@@ -284,6 +464,9 @@ def order_place(
     `mode` is what the engine believes; the database's mode is re-read and the more restrictive
     of the two wins (a host or a stale engine claiming `active` for an observing instance gets a
     shadow order). INVALID_ORDER stores no row (nothing trustworthy to store).
+
+    A retry finds its client_order_id taken when it inserts its order (`_order_insert`) and gets
+    the order placed the first time (`duplicate=True`), whatever has changed since.
     """
     try:
         coid = validate_client_order_id(
@@ -291,47 +474,104 @@ def order_place(
         )
     except InvalidOrder as exc:
         return OrderResult(None, OrderStatus.REJECTED, Deny.INVALID_ORDER, f"{exc.field}: {exc.message}")
-    existing = _existing(coid, instance)
-    if existing is not None:
-        return existing
     try:
         req = validate_intent(instance=instance, intent=intent)
     except InvalidOrder as exc:
+        # A retry is answered with the order placed the first time, even if it no longer validates.
+        existing = _existing(coid, instance)
+        if existing is not None:
+            return existing
         return OrderResult(None, OrderStatus.REJECTED, Deny.INVALID_ORDER, f"{exc.field}: {exc.message}")
+    if mode != Mode.ACTIVE:
+        return _place_not_active(instance=instance, req=req, quote=quote, now=now)
+    return _place_active(instance=instance, req=req, quote=quote, now=now)
 
+
+def _place_not_active(
+    *, instance: StrategyInstance, req: OrderRequest, quote: dict[str, Any] | None, now: datetime
+) -> OrderResult:
+    """The engine does not claim active: no capital moves, so no tenant lock. Off and the kill
+    switch store a denial; anything else is a shadow order."""
+    lock_position = _fills_on_arrival(req, quote)
     with transaction.atomic():
-        fresh = StrategyInstance.objects.select_related("tenant", "account", "market").get(pk=instance.pk)
+        with connection.cursor() as cursor:
+            cursor.execute(_SHADOW_READ[lock_position], [instance.pk])
+            row = cursor.fetchone()
+        if row is None:
+            raise StrategyInstance.DoesNotExist(f"instance {instance.pk} does not exist")
+        mode, killed_at, slippage_bps, fee_bps = row[:4]
+        if mode == Mode.OFF:
+            return _reject(instance, req, now, Deny.MODE_OFF, "the instance is off", None)
+        if killed_at is not None:
+            return _reject(instance, req, now, Deny.KILL_SWITCH, "the tenant's kill switch is on", None)
+        return _place_shadow(
+            instance=instance,
+            req=req,
+            quote=quote,
+            now=now,
+            reason="observe mode: recorded as a shadow order, never sent",
+            broker=PaperBroker.for_params(slippage_bps, fee_bps),
+            position=model_from_row(Position, row, 4) if lock_position else _UNREAD,
+        )
+
+
+def _place_active(
+    *, instance: StrategyInstance, req: OrderRequest, quote: dict[str, Any] | None, now: datetime
+) -> OrderResult:
+    """Lock tenant then account, read the instance and the gate's aggregates in one statement under
+    those locks, decide, then write the order and its fills in the same transaction."""
+    with transaction.atomic():
+        tenant, account = _lock_tenant_and_account(instance)
+        fresh, exposure = exposure_read(
+            instance_id=instance.pk,
+            tenant_id=tenant.pk,
+            account_id=account.pk,
+            market_id=instance.market_id,
+            side=req.side,
+            now=now,
+            with_instance=True,
+        )
+        assert fresh is not None
+        fresh.tenant, fresh.account = tenant, account
         if fresh.mode == Mode.OFF:
             return _reject(fresh, req, now, Deny.MODE_OFF, "the instance is off", None)
-        if fresh.tenant.killed_at is not None:
+        if tenant.killed_at is not None:
             return _reject(fresh, req, now, Deny.KILL_SWITCH, "the tenant's kill switch is on", None)
-        if fresh.mode == Mode.OBSERVE or mode != Mode.ACTIVE:
-            reason = "observe mode: recorded as a shadow order, never sent"
-            if mode == Mode.ACTIVE:
-                reason = "the database says observe (the caller claimed active): shadow order, never sent"
-            return _place_shadow(instance=fresh, req=req, quote=quote, now=now, reason=reason)
-
-        # Active: lock tenant, then account, then re-read the instance under the locks.
-        tenant = Tenant.objects.select_for_update().get(pk=fresh.tenant_id)
-        account = Account.objects.select_for_update().get(pk=fresh.account_id)
-        fresh = StrategyInstance.objects.select_related("market").get(pk=instance.pk)
-        fresh.tenant, fresh.account = tenant, account
-        again = _existing(coid, fresh)  # a concurrent retry may have committed while we waited
-        if again is not None:
-            return again
         if fresh.mode == Mode.OBSERVE:
             return _place_shadow(
-                instance=fresh, req=req, quote=quote, now=now, reason="observe mode: shadow order"
+                instance=fresh,
+                req=req,
+                quote=quote,
+                now=now,
+                reason="the database says observe (the caller claimed active): shadow order, never sent",
+                broker=PaperBroker.for_account(account),
             )
-        decision = pre_trade_evaluate(instance=fresh, order_request=req, quote=quote, now=now)
+        decision = pre_trade_decide(
+            instance=fresh, order_request=req, quote=quote, now=now, exposure=exposure
+        )
         if decision.deny is not None:
             return _reject(fresh, req, now, decision.deny, decision.message, decision.est_price)
-        order = _new_order(fresh, req, now, status=OrderStatus.PENDING, est_price=decision.est_price)
-        if _order_insert(order) is None:
-            return _existing(coid, fresh)  # type: ignore[return-value]
         assert quote is not None
-        for spec in broker_for_account(account).submit(order, quote):
-            _apply_fill(order=order, spec=spec, account=account, now=now)
+        broker = broker_for_account(account)
+        order = _new_order(fresh, req, now, status=OrderStatus.PENDING, est_price=decision.est_price)
+        # The paper broker's fills are a pure computation: known before the INSERT, so the order
+        # row is written once, complete. Any other broker is only called once the order is stored.
+        simulated = isinstance(broker, PaperBroker)
+        fills = broker.submit(order, quote) if simulated else []
+        if fills:
+            _mark_filled(order, fills, now)
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, fresh)
+        if not simulated:
+            fills = broker.submit(order, quote)
+        _apply_fills(
+            order=order,
+            specs=fills,
+            account=account,
+            now=now,
+            position=exposure.position,
+            order_written=simulated,
+        )
         return _result(order)
 
 
@@ -408,6 +648,7 @@ def _deny_resting(order: Order, deny: Deny, reason: str, now: datetime) -> None:
     order.deny_reason = reason
     order.cancelled_at = now
     order.save(update_fields=["status", "deny_code", "deny_reason", "cancelled_at"])
+    ledger_changed([order.instance_id])
 
 
 def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = None) -> int:
@@ -419,6 +660,7 @@ def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = Non
     with transaction.atomic():
         for order in open_orders.select_for_update().filter(is_shadow=False):
             broker_for_account(order.account).cancel(order)
+        ledger_changed([instance.pk])
         return open_orders.update(status=OrderStatus.CANCELLED, cancelled_at=now)
 
 
@@ -596,11 +838,16 @@ def instance_snapshots_many(
 def instance_daily_pnl(
     *, instance: StrategyInstance, day: date, shadow: bool = False, marks: dict[int, Decimal] | None = None
 ) -> Decimal:
-    """Realized P&L of fills on `day` (UTC) plus, for today, the unrealized P&L of open positions."""
-    realized = instance_realized_pnl(instance_id=instance.pk, shadow=shadow, day=day)
+    """Realized P&L of fills on `day` (UTC) plus, for today, the unrealized P&L of open positions.
+
+    Today's (what the engine checks after every active order) is one statement for both parts.
+    """
     if day != timezone.now().date():
-        return realized
-    return realized + instance_unrealized_pnl(instance_id=instance.pk, shadow=shadow, marks=marks)
+        return instance_realized_pnl(instance_id=instance.pk, shadow=shadow, day=day)
+    realized, positions = instance_realized_and_open_positions(
+        instance_id=instance.pk, shadow=shadow, day=day
+    )
+    return realized + open_positions_unrealized_pnl(positions, marks)
 
 
 def instance_stats(*, instance: StrategyInstance, shadow: bool = False) -> dict[str, Any]:

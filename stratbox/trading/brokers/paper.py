@@ -50,8 +50,13 @@ class PaperBroker:
 
     @classmethod
     def for_account(cls, account: Account) -> PaperBroker:
-        slippage = account.slippage_bps if account.slippage_bps is not None else default_slippage_bps()
-        fee = account.fee_bps if account.fee_bps is not None else default_fee_bps()
+        return cls.for_params(account.slippage_bps, account.fee_bps)
+
+    @classmethod
+    def for_params(cls, slippage_bps: Decimal | None, fee_bps: Decimal | None) -> PaperBroker:
+        """An account's broker from its `slippage_bps` / `fee_bps` columns (NULL: the global default)."""
+        slippage = slippage_bps if slippage_bps is not None else default_slippage_bps()
+        fee = fee_bps if fee_bps is not None else default_fee_bps()
         return cls(slippage, fee)
 
     def params(self) -> dict[str, float]:
