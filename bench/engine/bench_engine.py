@@ -128,7 +128,9 @@ def services_cpu() -> float:
 
     total = 0.0
     for p in psutil.process_iter(["name"]):
-        if p.info["name"] and (p.info["name"].startswith("postgres") or p.info["name"].startswith("redis-server")):
+        if p.info["name"] and (
+            p.info["name"].startswith("postgres") or p.info["name"].startswith("redis-server")
+        ):
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -358,7 +360,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
     r = runtime.r()
     try:
         time.sleep(args.warmup)
-        r.delete(runtime.METRICS_TICK_KEY, runtime.METRICS_ORDER_KEY)
+        r.delete(runtime.METRICS_TICK_KEY, runtime.METRICS_ORDER_KEY, runtime.METRICS_BATCH_KEY)
         coalesced0 = sum(int(v or 0) for v in _coalesced(r, instances))
         orders0 = Order.objects.filter(instance__in=instances).count()
         cpu0, _, _ = tree_usage(worker.proc.pid)
@@ -370,6 +372,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         svc1 = services_cpu()
         ticks = [tuple(map(float, x.split(","))) for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         order_ms = [float(x) for x in r.lrange(runtime.METRICS_ORDER_KEY, 0, -1)]
+        batches = [x.split(",") for x in r.lrange(runtime.METRICS_BATCH_KEY, 0, -1)]
         coalesced = sum(int(v or 0) for v in _coalesced(r, instances)) - coalesced0
         orders = Order.objects.filter(instance__in=instances).count() - orders0
     finally:
@@ -417,6 +420,18 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         flush=True,
     )
     result["phases"] = phases
+    if batches:
+        busy = sum(float(b[4]) for b in batches)
+        statuses = sorted({s for b in batches for s in b[5].split("/")})
+        print(
+            f"[N={size}] {len(batches)} batches, {statistics.fmean(int(b[0]) for b in batches):.1f} ticks each "
+            f"({statistics.fmean(int(b[1]) for b in batches):.1f} ok); per batch: prefetch "
+            f"{statistics.fmean(float(b[2]) for b in batches) * 1000:.1f} ms, begin "
+            f"{statistics.fmean(float(b[3]) for b in batches) * 1000:.1f} ms, whole batch "
+            f"{busy / len(batches) * 1000:.1f} ms; workers busy {busy / window / args.concurrency * 100:.0f}% "
+            f"of the window; outcomes seen: {', '.join(statuses)}",
+            flush=True,
+        )
     return result
 
 

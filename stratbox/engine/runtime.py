@@ -33,6 +33,8 @@ DUE_KEY = PREFIX + "due"
 DIRTY_KEY = PREFIX + "dirty"
 METRICS_TICK_KEY = PREFIX + "metrics:tick"  # "due,started,finished" per tick (ENGINE_METRICS=1 only)
 METRICS_ORDER_KEY = PREFIX + "metrics:order"  # order_place milliseconds (ENGINE_METRICS=1 only)
+# "items,ok,prefetch s,begin s,total s,statuses" per run_ticks batch (ENGINE_METRICS=1 only)
+METRICS_BATCH_KEY = PREFIX + "metrics:batch"
 
 _local = threading.local()
 

@@ -65,6 +65,13 @@ def test_batched_snapshots_equal_single_ones(instance_factory, quote, big_limits
     for inst in instances:
         single = instance_snapshot(instance=inst, quote=quote)
         assert many[inst.pk] == single, inst.mode
+    # The cached snapshots are the same, computed once (miss) then served from Redis (hit).
+    from stratbox.trading.snapshot_cache import instance_snapshots_cached
+
+    assert instance_snapshots_cached(instances=instances, quotes=quotes) == many
+    with CaptureQueriesContext(connection) as queries:
+        assert instance_snapshots_cached(instances=instances, quotes=quotes) == many
+    assert len(queries) == 1, [q["sql"] for q in queries]  # the balances only
     assert many[filled.pk]["position"] and many[filled.pk]["pnl"]["realized"] != "0"
     assert many[resting.pk]["deployed_capital"] != "0" and many[resting.pk]["position"] is None
     assert many[shadow.pk]["orders"][0]["status"] == "shadow"
@@ -97,3 +104,36 @@ def test_instance_rows_are_reused_until_their_stamp_moves(instance_factory, quot
     assert instances_for_batch([iid])[iid].tenant.killed_at is not None
     StrategyInstance.objects.filter(pk=inst.pk).delete()
     assert instances_for_batch([iid]) == {}
+
+
+def test_a_cached_snapshot_is_recomputed_after_every_ledger_write(instance_factory, quote, big_limits):
+    from stratbox.trading.services import orders_cancel_open
+    from stratbox.trading.snapshot_cache import instance_snapshots_cached
+
+    inst = instance_factory(mode="active")
+    quotes = {inst.market_id: quote}
+
+    def cached():
+        return instance_snapshots_cached(instances=[inst], quotes=quotes)[inst.pk]
+
+    def reference():
+        return instance_snapshots_many(instances=[inst], quotes=quotes)[inst.pk]
+
+    assert cached()["orders"] == []
+    now = timezone.now()
+    order_place(instance=inst, intent=_intent(inst, 1), quote=quote, mode="active", now=now)
+    assert len(cached()["orders"]) == 1 and cached() == reference()  # a filled market order
+    order_place(
+        instance=inst, intent=_intent(inst, 2, type_="limit", price=50.0), quote=quote, mode="active", now=now
+    )
+    assert cached()["deployed_capital"] == reference()["deployed_capital"] != "0"  # a resting one
+    assert orders_cancel_open(instance=inst) == 1
+    snap = cached()
+    assert snap == reference() and sorted(o["status"] for o in snap["orders"]) == ["cancelled", "filled"]
+    # Marks are never cached: a new price moves the unrealized P&L at once.
+    moved = {inst.market_id: quote | {"price": quote["price"] * 2}}
+    assert (
+        instance_snapshots_cached(instances=[inst], quotes=moved)[inst.pk]["pnl"]
+        == instance_snapshots_many(instances=[inst], quotes=moved)[inst.pk]["pnl"]
+        != snap["pnl"]
+    )
