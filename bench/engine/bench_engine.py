@@ -4,7 +4,7 @@
 
 For each N it creates N active paper instances of a small strategy (one order every 10 ticks) over a
 few tenants, reconciles them, starts a real `celery worker` (prefork, `--concurrency` processes) and
-a real `celery beat` (DatabaseScheduler: the engine's 1-second dispatcher), feeds a quote every
+a real `celery beat` and the engine's dispatcher process (`manage.py run_dispatcher`), feeds a quote every
 half second, lets it warm up, then measures for `--duration` seconds and prints:
 
 - ticks/s sustained (ticks completed in the window / window), coalesced (skipped) slots;
@@ -357,6 +357,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         ],
         env,
     )
+    dispatcher = Proc(f"dispatcher-{size}", [py, "manage.py", "run_dispatcher"], env)
     r = runtime.r()
     try:
         time.sleep(args.warmup)
@@ -378,6 +379,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan the worker
         stop.set()
+        dispatcher.stop()
         beat.stop()
         worker.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)

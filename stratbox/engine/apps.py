@@ -4,9 +4,10 @@ import uuid
 
 from django.apps import AppConfig
 
-# Beat entries (installed into django-celery-beat's DatabaseScheduler at beat start-up).
+# Beat entries (installed into django-celery-beat's DatabaseScheduler at beat start-up). Ticks are
+# queued by the dispatcher process (`manage.py run_dispatcher`), not by beat: a beat message waits
+# behind the batches a busy worker has reserved. `engine.dispatch` stays a task (ops, cron).
 BEAT_SCHEDULE = {
-    "engine.dispatch": {"task": "engine.dispatch", "schedule": 1.0, "options": {"expires": 5}},
     "engine.reconcile": {"task": "engine.reconcile", "schedule": 30.0, "options": {"expires": 60}},
     "engine.snapshot_flush": {"task": "engine.snapshot_flush", "schedule": 5.0, "options": {"expires": 30}},
     "engine.runs_prune": {"task": "engine.runs_prune", "schedule": 3600.0, "options": {"expires": 600}},

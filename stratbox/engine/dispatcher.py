@@ -1,9 +1,9 @@
 """The dispatcher: turns due slots into tick batches on the Celery queue.
 
-Beat fires `engine.dispatch` every second. Each run takes the slots falling due within the next
-`ENGINE_DISPATCH_LOOKAHEAD` seconds and enqueues them as `engine.run_ticks` batches with a Celery
-ETA at their due time, so a tick starts on time (not up to a beat period late) without a worker
-child spinning in a polling loop. Slots are whole epoch seconds; each instance runs at a fixed phase
+The dispatcher process (`manage.py run_dispatcher`) runs this every quarter second. Each run takes
+the slots falling due within the next `ENGINE_DISPATCH_LOOKAHEAD` seconds and enqueues them as
+`engine.run_ticks` batches with a Celery ETA at their due time, so a tick starts on time without a
+worker child spinning in a polling loop. Slots are whole epoch seconds; each instance runs at a fixed phase
 inside its second (`runtime.phase`), and a batch is a run of instances in due order. The due set
 and the "queued" marks live in Redis: which worker dispatches does not matter, and two dispatchers
 running at once cannot queue a slot twice (the Lua step is atomic and a tick claims its slot).

@@ -32,6 +32,7 @@ from stratbox.engine import conf, events, runtime, sandboxes
 from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
+from stratbox.trading.models import Account
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -67,25 +68,33 @@ def _instance(iid: str) -> StrategyInstance | None:
 # other columns (limits, names) at most `ROW_CACHE_SECONDS` late — the risk gate re-reads every
 # limit it enforces under its locks anyway. Building ~25 model graphs per batch was a tenth of a
 # quiet tick's CPU.
-ROW_CACHE_SECONDS = 10.0
+ROW_CACHE_SECONDS = 30.0
 ROW_CACHE_MAX = 50_000
 _rows: dict[str, tuple[tuple[Any, ...], float, StrategyInstance]] = {}
 _rows_pid: int | None = None
 _STAMP_SQL = (
-    "SELECT i.id, i.updated_at, i.mode, i.config_revision, i.version_id, t.killed_at "  # noqa: S608 - table names only
+    "SELECT i.id, i.updated_at, i.mode, i.config_revision, i.version_id, t.killed_at, a.id, a.balance "  # noqa: S608 - table names only
     f"FROM {StrategyInstance._meta.db_table} i JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id "
-    "WHERE i.id = ANY(%s)"
+    f"JOIN {Account._meta.db_table} a ON a.id = i.account_id WHERE i.id = ANY(%s)"
 )
 
 
-def instances_for_batch(instance_ids: list[str]) -> dict[str, StrategyInstance]:
+def instances_for_batch(
+    instance_ids: list[str], balances: dict[Any, Any] | None = None
+) -> dict[str, StrategyInstance]:
+    """The batch's instance rows (cached, see above); `balances` receives their accounts' balances
+    (read by the same statement: the trusted snapshots need them)."""
     global _rows_pid
     if _rows_pid != os.getpid():  # a forked worker child starts with its own cache
         _rows.clear()
         _rows_pid = os.getpid()
     with connection.cursor() as cursor:
         cursor.execute(_STAMP_SQL, [[uuid.UUID(i) for i in instance_ids]])
-        stamps = {str(row[0]): tuple(row[1:]) for row in cursor.fetchall()}
+        stamps = {}
+        for row in cursor.fetchall():
+            stamps[str(row[0])] = tuple(row[1:6])
+            if balances is not None:
+                balances[row[6]] = row[7]
     now = time.monotonic()
     out: dict[str, StrategyInstance] = {}
     missing = []
@@ -157,12 +166,13 @@ def prefetch(instance_ids: list[str]) -> Prefetched:
     from stratbox.markets.quotes import quotes_get_many
     from stratbox.trading.snapshot_cache import instance_snapshots_cached
 
-    instances = instances_for_batch(instance_ids)
+    balances: dict[Any, Any] = {}
+    instances = instances_for_batch(instance_ids, balances)
     quotes = quotes_get_many({i.market_id for i in instances.values()})
     pre = Prefetched(instances=instances, quotes=quotes)
     quoted = [i for i in instances.values() if i.mode != Mode.OFF and quotes.get(i.market_id)]
     try:
-        many = instance_snapshots_cached(instances=quoted, quotes=quotes)
+        many = instance_snapshots_cached(instances=quoted, quotes=quotes, balances=balances)
     except Exception:  # the per-tick path still works: fall back to it rather than lose the batch
         logger.exception("batched snapshot failed; falling back to one snapshot per tick")
         many = {}
@@ -569,7 +579,10 @@ def _record_run(
     logs: list[Any],
     actions: list[dict[str, Any]],
     error: dict[str, Any] | None,
+    replay: bool = True,
 ) -> Run:
+    """Store the run. `replay=False` (a slot run for the first time, which its claim guarantees):
+    a plain insert; otherwise the first attempt may have stored it already (a savepoint catches it)."""
     kept_logs, dropped = _cap_logs(logs)
     run = Run(
         tenant_id=instance.tenant_id,
@@ -593,7 +606,9 @@ def _record_run(
         traceback=((error or {}).get("traceback") or "")[:20000],
         worker=runtime.worker_id(),
     )
-    if trigger == RunTrigger.SCHEDULED:
+    if trigger == RunTrigger.SCHEDULED and not replay:
+        run.save(force_insert=True)
+    elif trigger == RunTrigger.SCHEDULED:
         try:
             with transaction.atomic():
                 run.save()
@@ -868,6 +883,7 @@ def _execute(
             logs=logs,
             actions=actions,
             error=None,
+            replay=inflight is not None,
         )
     new_rev = rt["state_rev"] + 1
     metrics = conf.get("ENGINE_METRICS")

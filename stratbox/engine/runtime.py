@@ -148,10 +148,11 @@ def unschedule(iid: str) -> None:
 
 
 # Picks instances due up to `now + lookahead`, advances each to its next slot and marks the slot
-# queued. If the previously queued slot is overdue by more than `grace` and still not started, the
-# cluster is behind: the new slot is coalesced and counted instead of queued, so a slow cluster never
-# builds an unbounded backlog. A queued slot older than `stale` is presumed lost (its worker died)
-# and the instance is queued again.
+# queued. If the newest slot a worker started for the instance (`started_slot`, set when a tick
+# begins) is older than a period plus `grace`, the cluster is behind: the new slot is coalesced and
+# counted instead of queued, so a slow cluster never builds an unbounded backlog, however far
+# ahead slots are queued. A queued slot older than `stale` is presumed lost (its worker died) and
+# the instance is queued again.
 _DISPATCH_LUA = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -178,7 +179,13 @@ for i = 1, #items, 2 do
     redis.call('HSET', rt, 'next_due_at', tostring(nxt))
     local missed = k
     local qslot = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
-    if qslot and (now - qslot) >= grace and (now - qslot) < stale then
+    local started = tonumber(redis.call('HGET', rt, 'started_slot') or '')
+    -- Behind: slots are queued ahead (lookahead), but the newest one a worker started is older
+    -- than a period plus the grace. Lost: the newest queued slot is older than `stale` (its worker
+    -- died with it, or a paused instance came back): queue again.
+    local behind = (started ~= nil and (now - started) >= freq + grace) or
+                   (started == nil and qslot ~= nil and (now - qslot) >= grace)
+    if qslot and behind and (now - qslot) < stale then
       missed = missed + 1
     else
       redis.call('HSET', rt, 'queued_slot', tostring(slot))
@@ -255,6 +262,7 @@ _BEGIN_LUA = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
 local queued = tonumber(redis.call('HGET', KEYS[3], 'queued_slot') or '')
 if queued and math.floor(queued) == tonumber(ARGV[5]) then redis.call('HDEL', KEYS[3], 'queued_slot') end
+redis.call('HSET', KEYS[3], 'started_slot', ARGV[5])
 if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) == false then return {'busy'} end
 return {'ok', redis.call('HGETALL', KEYS[3])}
 """
@@ -293,6 +301,7 @@ for i = 1, n do
   else
     local queued = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
     if queued and math.floor(queued) == tonumber(slot) then redis.call('HDEL', rt, 'queued_slot') end
+    redis.call('HSET', rt, 'started_slot', slot)
     if redis.call('SET', lock, token, 'NX', 'PX', ARGV[3]) == false then
       out[i] = {'busy'}
     else

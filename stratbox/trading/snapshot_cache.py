@@ -226,9 +226,14 @@ def _finish(
 
 
 def instance_snapshots_cached(
-    *, instances: list[StrategyInstance], quotes: dict[int, dict[str, Any]]
+    *,
+    instances: list[StrategyInstance],
+    quotes: dict[int, dict[str, Any]],
+    balances: dict[Any, Any] | None = None,
 ) -> dict[Any, dict[str, Any]]:
-    """`services.instance_snapshots_many`, from the cache where it is current (see the module doc)."""
+    """`services.instance_snapshots_many`, from the cache where it is current (see the module doc).
+
+    `balances` (account id -> balance), when the caller read them a moment ago, saves the query."""
     if not instances:
         return {}
     r = _r()
@@ -264,9 +269,10 @@ def instance_snapshots_cached(
     other = {p[1] for raw in raws.values() for p in raw["positions"]} - set(marks)
     if other:
         marks |= {mid: Decimal(str(q["price"])) for mid, q in quotes_get_many(list(other)).items()}
-    balances = dict(
-        Account.objects.filter(pk__in={i.account_id for i in instances}).values_list("pk", "balance")
-    )
+    if balances is None or any(i.account_id not in balances for i in instances):
+        balances = dict(
+            Account.objects.filter(pk__in={i.account_id for i in instances}).values_list("pk", "balance")
+        )
     return {
         inst.pk: _finish(inst, raws[str(inst.pk)], marks, balances.get(inst.account_id)) for inst in instances
     }

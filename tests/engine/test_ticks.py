@@ -118,6 +118,22 @@ def test_dispatcher_never_queues_a_second_tick_while_one_is_queued(instance_fact
     assert [(i, int(d)) for i, d in runtime.due_take(due + 3.1)] == [(str(inst.pk), int(due) + 3)]
 
 
+def test_slots_queued_ahead_stop_when_started_ticks_lag(instance_factory, quote):
+    """The dispatcher queues ahead (lookahead) while ticks keep starting; once the newest started
+    slot is older than a period plus the grace, further slots are coalesced: no unbounded backlog."""
+    inst = instance_factory(mode="observe")
+    reconcile()
+    due = _next(inst)
+    assert [int(d) for _, d in runtime.due_take(due - 1.5, lookahead=1.5)] == [int(due)]
+    tick_run(inst.pk, due)  # started (and done) on time
+    # Ahead of time, the next two slots are queued although neither has started yet...
+    assert [int(d) for _, d in runtime.due_take(due - 0.4, lookahead=1.5)] == [int(due) + 1]
+    assert [int(d) for _, d in runtime.due_take(due + 0.6, lookahead=1.5)] == [int(due) + 2]
+    # ... but nothing starts any more: two seconds later the newest started slot lags.
+    assert runtime.due_take(due + 2.2, lookahead=1.5) == []
+    assert _rt(inst)["coalesced_ticks"] >= 1
+
+
 def test_observe_and_active_run_identical_logic(instance_factory, quote, big_limits):
     observe = instance_factory(mode="observe")
     active = instance_factory(mode="active")
@@ -419,3 +435,20 @@ def test_due_ticks_of_a_batch_run_in_one_host_round_trip_with_the_same_effects(
     outcomes = tick_run_batch([(str(i.pk), slot + 1.001) for i in ok])
     assert [o.status for o in outcomes] == ["ok"] * 3 and calls["many"] == [4, 3]
     assert all(_rt(i)["state"]["n"] == 2 for i in ok)
+
+
+def test_the_dispatcher_process_queues_due_ticks(instance_factory, quote, celery_queue, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.ENGINE_DISPATCH_LOOKAHEAD = 3.0  # a new instance's first slot is up to two seconds away
+    inst = instance_factory(mode="observe")
+    reconcile()
+    out = StringIO()
+    call_command("run_dispatcher", "--once", stdout=out)
+    assert out.getvalue().strip() == "queued 1 tick(s)"
+    first = int(_rt(inst)["queued_slot"])
+    assert first == int(_next(inst, -1))
+    call_command("run_dispatcher", "--once", stdout=StringIO())
+    assert int(_rt(inst)["queued_slot"]) > first  # a later slot, never the same one twice

@@ -6,13 +6,12 @@ stores the quotes in Redis. SIGTERM / SIGINT finish the current step and exit cl
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import close_old_connections
 
+from stratbox.loops import run_every
 from stratbox.markets.feeds import FeedRegistry, feed_step
 
 
@@ -31,35 +30,14 @@ class Command(BaseCommand):
 
         seed = opts["seed"] if opts["seed"] is not None else getattr(settings, "STRATBOX_FEED_SEED", 0)
         registry = FeedRegistry(seed=seed)
-        stop = {"requested": False}
-
-        def _request_stop(signum: int, _frame: Any) -> None:
-            stop["requested"] = True
-
-        previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         interval = max(0.05, float(opts["interval"]))
-        steps = 0
-        try:
-            next_at = time.monotonic()
-            while not stop["requested"]:
-                quotes = feed_step(time.time(), registry=registry)
-                steps += 1
-                if opts["once"]:
-                    self.stdout.write(f"published {len(quotes)} quote(s)")
-                    break
-                # A long-running process: drop connections that died or outlived CONN_MAX_AGE.
-                close_old_connections()
-                next_at += interval
-                # Sleep in short slices so a signal ends the loop promptly.
-                while not stop["requested"]:
-                    remaining = next_at - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    time.sleep(min(remaining, 0.1))
-                if time.monotonic() - next_at > 5 * interval:
-                    next_at = time.monotonic()  # fell far behind (e.g. suspended): do not burst
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if not opts["once"]:
+        published: list[int] = []
+
+        def step() -> None:
+            published.append(len(feed_step(time.time(), registry=registry)))
+
+        steps = run_every(interval, step, once=opts["once"])
+        if opts["once"]:
+            self.stdout.write(f"published {published[-1]} quote(s)")
+        else:
             self.stdout.write(f"feed stopped after {steps} step(s)")

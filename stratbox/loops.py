@@ -1,0 +1,47 @@
+"""`run_every`: the loop of the platform's small long-running processes (feed, dispatcher).
+
+Calls `step()` once per interval on a fixed schedule; SIGTERM / SIGINT finish the current step and
+return (the process exits cleanly). Between steps it drops database connections that died or
+outlived CONN_MAX_AGE, sleeps in short slices (a signal ends it promptly) and, after falling far
+behind (a suspended machine), resumes from now instead of bursting.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import close_old_connections
+
+
+def run_every(interval: float, step: Callable[[], Any], *, once: bool = False) -> int:
+    """Run `step` every `interval` seconds until a signal (or once); returns the number of steps."""
+    stop = {"requested": False}
+
+    def _request_stop(signum: int, _frame: Any) -> None:
+        stop["requested"] = True
+
+    previous = {s: signal.signal(s, _request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    steps = 0
+    try:
+        next_at = time.monotonic()
+        while not stop["requested"]:
+            step()
+            steps += 1
+            if once:
+                break
+            close_old_connections()
+            next_at += interval
+            while not stop["requested"]:
+                remaining = next_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, 0.1))
+            if time.monotonic() - next_at > 5 * interval:
+                next_at = time.monotonic()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return steps
