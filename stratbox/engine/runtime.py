@@ -149,7 +149,7 @@ def unschedule(iid: str) -> None:
 
 # Picks instances due up to `now + lookahead`, advances each to its next slot and marks the slot
 # queued. If the newest slot a worker started for the instance (`started_slot`, set when a tick
-# begins) is older than a period plus `grace`, the cluster is behind: the new slot is coalesced and
+# begins) is older than two periods plus `grace`, the cluster is behind: the new slot is coalesced and
 # counted instead of queued, so a slow cluster never builds an unbounded backlog, however far
 # ahead slots are queued. A queued slot older than `stale` is presumed lost (its worker died) and
 # the instance is queued again.
@@ -180,10 +180,12 @@ for i = 1, #items, 2 do
     local missed = k
     local qslot = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
     local started = tonumber(redis.call('HGET', rt, 'started_slot') or '')
-    -- Behind: slots are queued ahead (lookahead), but the newest one a worker started is older
-    -- than a period plus the grace. Lost: the newest queued slot is older than `stale` (its worker
-    -- died with it, or a paused instance came back): queue again.
-    local behind = (started ~= nil and (now - started) >= freq + grace) or
+    -- Behind: slots are queued ahead (lookahead), but the newest one a worker started began more
+    -- than two periods plus the grace ago (two: a slot coalesced earlier is never started, and
+    -- must not make the next one look late). Lost: the newest queued slot is older than `stale`
+    -- (its worker died with it, or a paused instance came back): queue again.
+    local phase = due - math.floor(due)
+    local behind = (started ~= nil and (now - started - phase) >= 2 * freq + grace) or
                    (started == nil and qslot ~= nil and (now - qslot) >= grace)
     if qslot and behind and (now - qslot) < stale then
       missed = missed + 1
