@@ -430,16 +430,7 @@ def _call_strategy(
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Run the user's code once; returns (raw result, intents, skipped actions)."""
     tenant_id = str(instance.tenant_id)
-    sync = sandboxes.ensure_loaded(
-        tenant_id=tenant_id,
-        key=key,
-        version=instance.version,
-        config=rt.get("config") or instance.config or {},
-        fingerprint=rt["fingerprint"],
-        load_id=rt.get("load_id") or "",
-        state=rt.get("state"),
-        state_rev=rt["state_rev"],
-    )
+    sync = sandboxes.ensure_runtime_loaded(instance, rt, key)
     client = sandboxes.client()
     if sandboxes.style_of(instance.version) == "signal_bundle":
         result = client.signal_cycle(tenant_id, key, snapshot, state=sync)
@@ -493,16 +484,7 @@ def _run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) ->
         snapshot = _snapshot(instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance))
         pre.built[iid] = snapshot
         try:
-            sync = sandboxes.ensure_loaded(
-                tenant_id=str(instance.tenant_id),
-                key=iid,
-                version=instance.version,
-                config=rt.get("config") or instance.config or {},
-                fingerprint=rt["fingerprint"],
-                load_id=rt.get("load_id") or "",
-                state=rt.get("state"),
-                state_rev=rt["state_rev"],
-            )
+            sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)
         except Exception:  # the tick alone reports the load failure
             sandboxes.forget(iid)
             continue

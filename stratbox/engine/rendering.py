@@ -152,16 +152,7 @@ def render_for_api(instance: Any) -> dict[str, Any]:
     from stratbox.engine.execution import _instance
 
     full = _instance(iid) or instance  # the version's source is loaded lazily if the host needs it
-    sync = sandboxes.ensure_loaded(
-        tenant_id=str(instance.tenant_id),
-        key=iid,
-        version=full.version,
-        config=rt.get("config") or instance.config or {},
-        fingerprint=rt["fingerprint"],
-        load_id=rt.get("load_id") or "",
-        state=rt.get("state"),
-        state_rev=rt["state_rev"],
-    )
+    sync = sandboxes.ensure_runtime_loaded(full, rt, iid)
     widgets = _render_in_host(str(instance.tenant_id), iid, state=sync)
     entry = {"widgets": widgets, "rendered_at": time.time()}
     pipe = runtime.r().pipeline(transaction=False)

@@ -162,6 +162,20 @@ def ensure_loaded(
     return None
 
 
+def ensure_runtime_loaded(instance: Any, rt: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """`ensure_loaded` for an instance at its runtime (Redis) fingerprint, config and state."""
+    return ensure_loaded(
+        tenant_id=str(instance.tenant_id),
+        key=key,
+        version=instance.version,
+        config=rt.get("config") or instance.config or {},
+        fingerprint=rt["fingerprint"],
+        load_id=rt.get("load_id") or "",
+        state=rt.get("state"),
+        state_rev=rt["state_rev"],
+    )
+
+
 def advanced(key: str, load_id: str, config: dict[str, Any], state_rev: int) -> None:
     """After a persisted tick the host's state *is* revision `state_rev`."""
     _held[key] = host_key(load_id, config, state_rev)
