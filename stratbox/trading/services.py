@@ -25,11 +25,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
-from django.db.models import Model, Q, Sum
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
-from stratbox.markets.quotes import quote_is_valid, quotes_get_many
+from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import FillSpec, PaperBroker, broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.credentials import (
@@ -57,9 +57,7 @@ from stratbox.trading.risk import (
     validate_intent,
 )
 from stratbox.trading.selectors import (
-    NOTIONAL,
     column_count,
-    day_bounds,
     exposure_read,
     instance_deployed_capital,
     instance_realized_and_open_positions,
@@ -71,7 +69,7 @@ from stratbox.trading.selectors import (
     open_positions_unrealized_pnl,
     position_unrealized_pnl,
 )
-from stratbox.trading.snapshot_cache import ledger_changed
+from stratbox.trading.snapshot_cache import instance_snapshots_cached, ledger_changed
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -742,97 +740,17 @@ def instance_snapshot(*, instance: StrategyInstance, quote: dict[str, Any] | Non
 def instance_snapshots_many(
     *, instances: list[StrategyInstance], quotes: dict[int, dict[str, Any]]
 ) -> dict[Any, dict[str, Any]]:
-    """`instance_snapshot` for a whole batch of instances in five queries, whatever the batch size.
+    """`instance_snapshot` for a whole batch of instances in five statements, whatever the batch size.
 
-    The result for each instance (keyed by pk) equals `instance_snapshot(instance=, quote=quotes.get(
-    instance.market_id))` at the same moment: positions, balances, realized (total and today's) P&L,
-    resting buy notional and the 20 most recent orders are each read once for the batch (the recent
-    orders with a LATERAL join on the (instance, -created_at) index). Read-only, no locks: the risk
-    gate re-reads everything it enforces under its row locks.
+    Each result (keyed by pk) equals `instance_snapshot(instance=, quote=quotes.get(
+    instance.market_id))` at the same moment (tested): positions, realized P&L (total and today's),
+    resting buy notional and the 20 most recent orders (a LATERAL join on the (instance,
+    -created_at) index) are each read once for the batch, then the balances. The engine reads the
+    same through `snapshot_cache.instance_snapshots_cached`, which skips the first four for
+    instances whose ledger did not change. Read-only, no locks: the risk gate re-reads everything
+    it enforces under its row locks.
     """
-    if not instances:
-        return {}
-    ids = [i.pk for i in instances]
-    shadow_of = {i.pk: i.mode != Mode.ACTIVE for i in instances}
-    marks_by_market = {mid: m for mid, q in quotes.items() if (m := _mark(q)) is not None}
-
-    positions: dict[Any, list[Position]] = {pk: [] for pk in ids}
-    for p in Position.objects.filter(instance_id__in=ids, closed_at__isnull=True):
-        if p.is_shadow == shadow_of[p.instance_id]:
-            positions[p.instance_id].append(p)
-    missing = {p.market_id for ps in positions.values() for p in ps} - set(marks_by_market)
-    other_marks = (
-        {mid: Decimal(str(q["price"])) for mid, q in quotes_get_many(list(missing)).items()}
-        if missing
-        else {}
-    )
-
-    balances = dict(
-        Account.objects.filter(pk__in={i.account_id for i in instances}).values_list("pk", "balance")
-    )
-    start, end = day_bounds(timezone.now().date())
-    realized: dict[tuple[Any, bool], tuple[Decimal, Decimal]] = {
-        (row["instance_id"], row["is_shadow"]): (row["total"] or ZERO, row["today"] or ZERO)
-        for row in Fill.objects.filter(instance_id__in=ids)
-        .values("instance_id", "is_shadow")
-        .annotate(total=Sum("realized_pnl"), today=Sum("realized_pnl", filter=Q(ts__gte=start, ts__lt=end)))
-    }
-    active_ids = [pk for pk in ids if not shadow_of[pk]]
-    pending: dict[Any, Decimal] = {}
-    if active_ids:
-        pending = {
-            row["instance_id"]: row["total"] or ZERO
-            for row in Order.objects.filter(
-                instance_id__in=active_ids,
-                status=OrderStatus.PENDING,
-                is_shadow=False,
-                side=OrderSide.BUY,
-            )
-            .values("instance_id")
-            .annotate(total=Sum(NOTIONAL))
-        }
-    recent: dict[Any, list[Order]] = {pk: [] for pk in ids}
-    table = Order._meta.db_table
-    for order in Order.objects.raw(
-        f"SELECT o.* FROM unnest(%s::uuid[], %s::boolean[]) AS i(iid, shadow) "  # noqa: S608 - table name only
-        f"CROSS JOIN LATERAL (SELECT * FROM {table} t WHERE t.instance_id = i.iid AND t.is_shadow = i.shadow "
-        f"ORDER BY t.created_at DESC, t.id DESC LIMIT 20) o ORDER BY o.instance_id, o.created_at DESC, o.id DESC",
-        [ids, [shadow_of[pk] for pk in ids]],
-    ):
-        recent[order.instance_id].append(order)
-
-    out: dict[Any, dict[str, Any]] = {}
-    for instance in instances:
-        pk = instance.pk
-        shadow = shadow_of[pk]
-        mark = marks_by_market.get(instance.market_id)
-        marks = {instance.market_id: mark} if mark is not None else {}
-        own_positions = positions[pk]
-        own = next((p for p in own_positions if p.market_id == instance.market_id), None)
-        unrealized = (
-            sum(
-                (
-                    position_unrealized_pnl(p, marks.get(p.market_id, other_marks.get(p.market_id)))
-                    for p in own_positions
-                ),
-                ZERO,
-            )
-            if own_positions
-            else ZERO
-        )
-        total, today = realized.get((pk, shadow), (ZERO, ZERO))
-        cost = sum((p.cost_basis for p in own_positions), ZERO)
-        deployed = cost if shadow else cost + pending.get(pk, ZERO)
-        out[pk] = {
-            "orders": [order_as_dict(o) for o in recent[pk]],
-            "position": position_as_dict(own, mark) if own else None,
-            "positions": [position_as_dict(p, marks.get(p.market_id)) for p in own_positions],
-            "balance": str(balances.get(instance.account_id) or ZERO),
-            "pnl": {"realized": str(total), "unrealized": str(unrealized), "today": str(today + unrealized)},
-            "deployed_capital": str(deployed),
-            "available_capital": str(max(ZERO, instance.total_capital - deployed)),
-        }
-    return out
+    return instance_snapshots_cached(instances=instances, quotes=quotes, use_cache=False)
 
 
 def instance_daily_pnl(

@@ -230,19 +230,25 @@ def instance_snapshots_cached(
     instances: list[StrategyInstance],
     quotes: dict[int, dict[str, Any]],
     balances: dict[Any, Any] | None = None,
+    use_cache: bool = True,
 ) -> dict[Any, dict[str, Any]]:
-    """`services.instance_snapshots_many`, from the cache where it is current (see the module doc).
+    """Each instance's trusted snapshot (what `services.instance_snapshot` returns, for the whole
+    batch), from the cache where it is current (see the module doc); `use_cache=False` reads
+    everything from the database (`services.instance_snapshots_many`).
 
     `balances` (account id -> balance), when the caller read them a moment ago, saves the query."""
     if not instances:
         return {}
+    if not use_cache:
+        raws = _raw_many(instances)
+        return _finish_all(instances, raws, quotes, balances)
     r = _r()
     day = timezone.now().date().isoformat()
     keys: list[str] = []
     for inst in instances:
         keys += [GEN_KEY.format(inst.pk), SNAP_KEY.format(inst.pk, int(inst.mode != Mode.ACTIVE))]
     values = r.mget(keys)
-    raws: dict[str, dict[str, Any]] = {}
+    raws = {}
     stale: list[StrategyInstance] = []
     gens: dict[str, str] = {}
     for n, inst in enumerate(instances):
@@ -265,6 +271,15 @@ def instance_snapshots_cached(
                 SNAP_KEY.format(iid, int(inst.mode != Mode.ACTIVE)), f"{gens[iid]}|{day}|{text}", ex=SNAP_TTL
             )
         pipe.execute()
+    return _finish_all(instances, raws, quotes, balances)
+
+
+def _finish_all(
+    instances: list[StrategyInstance],
+    raws: dict[str, dict[str, Any]],
+    quotes: dict[int, dict[str, Any]],
+    balances: dict[Any, Any] | None,
+) -> dict[Any, dict[str, Any]]:
     marks = {mid: m for mid, q in quotes.items() if (m := _mark(q)) is not None}
     other = {p[1] for raw in raws.values() for p in raw["positions"]} - set(marks)
     if other:
