@@ -213,7 +213,7 @@ def cleanup_redis() -> None:
     from stratbox.engine import runtime
 
     r = runtime.r()
-    for pattern in ("sbx:eng:*", "quote:*"):
+    for pattern in ("sbx:eng:*", "sbx:trade:*", "quote:*"):
         keys = list(r.scan_iter(match=pattern, count=5000))
         for start in range(0, len(keys), 5000):
             r.delete(*keys[start : start + 5000])

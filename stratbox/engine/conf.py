@@ -19,11 +19,11 @@ DEFAULTS: dict[str, Any] = {
     # A queued slot not started this long after it fell due is considered lost (its worker died);
     # the dispatcher queues the instance again.
     "ENGINE_QUEUED_STALE_SECONDS": 15.0,
-    # A queued slot not started this long after it fell due means the cluster is behind: further
-    # slots of that instance are coalesced instead of queued.
+    # When the newest slot a worker started for an instance began more than two periods plus this
+    # long ago, the cluster is behind: further slots of that instance are coalesced, not queued.
     "ENGINE_QUEUE_GRACE": 1.0,
-    # The dispatcher (beat, every second) enqueues slots due within this many seconds, with a
-    # Celery ETA at the slot, so a tick starts on time instead of up to a beat period late.
+    # The dispatcher process (`run_dispatcher`, every 0.25 s) enqueues slots due within this many
+    # seconds, with a Celery ETA at each batch's first due time, so ticks start on time.
     "ENGINE_DISPATCH_LOOKAHEAD": 1.5,
     # A tick that starts later than this (or two periods, if longer) after its slot is shed as late
     # (counted as coalesced): under overload the engine keeps latency bounded instead of queueing.

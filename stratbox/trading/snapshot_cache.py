@@ -24,13 +24,11 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-import redis
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
-from stratbox.markets.quotes import quote_is_valid, quotes_get_many
+from stratbox.markets.quotes import quote_is_valid, quotes_get_many, redis_client
 from stratbox.trading.models import Account, Fill, Order, Position
 from stratbox.trading.selectors import day_bounds
 
@@ -41,15 +39,6 @@ SNAP_KEY = "sbx:trade:snap:{}:{}"
 SNAP_TTL = 600  # seconds: an idle instance's entry goes; its generation stays (a day)
 GEN_TTL = 86400
 RECENT_ORDERS = 20
-
-_client: redis.Redis | None = None
-
-
-def _r() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    return _client
 
 
 def ledger_changed(instance_ids: Iterable[Any]) -> None:
@@ -66,7 +55,7 @@ def ledger_changed(instance_ids: Iterable[Any]) -> None:
 
 
 def _bump(ids: list[str]) -> None:
-    pipe = _r().pipeline(transaction=False)
+    pipe = redis_client().pipeline(transaction=False)
     for iid in ids:
         pipe.incr(GEN_KEY.format(iid))
         pipe.expire(GEN_KEY.format(iid), GEN_TTL)
@@ -242,12 +231,12 @@ def instance_snapshots_cached(
     if not use_cache:
         raws = _raw_many(instances)
         return _finish_all(instances, raws, quotes, balances)
-    r = _r()
+    r = redis_client()
     day = timezone.now().date().isoformat()
     keys: list[str] = []
     for inst in instances:
         keys += [GEN_KEY.format(inst.pk), SNAP_KEY.format(inst.pk, int(inst.mode != Mode.ACTIVE))]
-    values = r.mget(keys)
+    values = [v.decode() if v is not None else None for v in r.mget(keys)]
     raws = {}
     stale: list[StrategyInstance] = []
     gens: dict[str, str] = {}
