@@ -6,6 +6,7 @@ writes). Staff endpoints (`staff/...`) require `is_staff` and refuse every tenan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -164,21 +165,26 @@ class StaffLiveRequestDetailApi(_StaffOnly, APIView):
 
 
 class _StaffDecisionApi(_StaffOnly, APIView):
-    def _decide(self, request: Request, request_id: str) -> Any:
-        raise NotImplementedError
+    """POST a staff decision with its reason; subclasses name the service (and carry its schema)."""
+
+    decision: Callable[..., Any]
 
     def post(self, request: Request, request_id: str) -> Response:
-        result = self._decide(request, request_id)
-        found = selectors.staff_live_request_get(request_id=result.pk)
-        return Response(StaffLiveRequestOutput(found).data)
-
-    def _reason(self, request: Request) -> str:
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
-        return data.validated_data["reason"]
+        result = type(self).decision(
+            request=_staff_request_or_404(request_id),
+            actor=request.user,
+            reason=data.validated_data["reason"],
+        )
+        decided = getattr(result, "request", result)  # revoke returns an outcome around it
+        found = selectors.staff_live_request_get(request_id=decided.pk)
+        return Response(StaffLiveRequestOutput(found).data)
 
 
 class StaffApproveApi(_StaffDecisionApi):
+    decision = staticmethod(services.live_request_approve)
+
     @extend_schema(
         tags=STAFF_TAG,
         summary="Approve: creates the live instance (observe) bound to the version + config",
@@ -189,14 +195,10 @@ class StaffApproveApi(_StaffDecisionApi):
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)
 
-    def _decide(self, request: Request, request_id: str) -> Any:
-        reason = self._reason(request)
-        return services.live_request_approve(
-            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
-        )
-
 
 class StaffRejectApi(_StaffDecisionApi):
+    decision = staticmethod(services.live_request_reject)
+
     @extend_schema(
         tags=STAFF_TAG,
         summary="Reject a pending request (reason required)",
@@ -207,14 +209,10 @@ class StaffRejectApi(_StaffDecisionApi):
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)
 
-    def _decide(self, request: Request, request_id: str) -> Any:
-        reason = self._reason(request)
-        return services.live_request_reject(
-            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
-        )
-
 
 class StaffRevokeApi(_StaffDecisionApi):
+    decision = staticmethod(services.live_request_revoke)
+
     @extend_schema(
         tags=STAFF_TAG,
         summary="Revoke an approval (reason required); the live instance is paused at once",
@@ -224,9 +222,3 @@ class StaffRevokeApi(_StaffDecisionApi):
     )
     def post(self, request: Request, request_id: str) -> Response:
         return super().post(request, request_id)
-
-    def _decide(self, request: Request, request_id: str) -> Any:
-        reason = self._reason(request)
-        return services.live_request_revoke(
-            request=_staff_request_or_404(request_id), actor=request.user, reason=reason
-        ).request
