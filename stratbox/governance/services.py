@@ -286,6 +286,29 @@ def _decision_json(request: LiveApprovalRequest) -> dict[str, Any]:
     }
 
 
+def _expect_status(locked: LiveApprovalRequest, status: str, code: str) -> None:
+    if locked.status != status:
+        raise GovernanceConflict(f"The request is {locked.status}, not {status}.", code=code)
+
+
+def _record_decision(
+    locked: LiveApprovalRequest, *, actor: Any, action: str, before: str, **changes: Any
+) -> None:
+    """Apply a staff decision to the locked request, save it and audit it (inside the caller's
+    transaction)."""
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    locked.save()
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action=action,
+        target=locked,
+        before={"status": before},
+        after=_decision_json(locked),
+    )
+
+
 def live_request_approve(
     *, request: LiveApprovalRequest, actor: Any, reason: str = ""
 ) -> LiveApprovalRequest:
@@ -299,10 +322,7 @@ def live_request_approve(
     _require_staff(actor)
     with transaction.atomic():
         locked = _lock_request(request)
-        if locked.status != RequestStatus.PENDING:
-            raise GovernanceConflict(
-                f"The request is {locked.status}, not pending.", code="REQUEST_NOT_PENDING"
-            )
+        _expect_status(locked, RequestStatus.PENDING, "REQUEST_NOT_PENDING")
         paper = (
             StrategyInstance.objects.select_for_update(of=("self",))
             .select_related("strategy", "version", "tenant")
@@ -345,19 +365,16 @@ def live_request_approve(
             raise GovernanceConflict(
                 "The live instance would differ from the reviewed version/config.", code="REQUEST_STALE"
             )
-        locked.status = RequestStatus.APPROVED
-        locked.decided_by = actor
-        locked.decided_at = timezone.now()
-        locked.decision_reason = (reason or "").strip()[:500]
-        locked.live_instance = live
-        locked.save()
-        audit_record(
-            tenant=locked.tenant,
+        _record_decision(
+            locked,
             actor=actor,
             action="live_request.approve",
-            target=locked,
-            before={"status": RequestStatus.PENDING},
-            after=_decision_json(locked),
+            before=RequestStatus.PENDING,
+            status=RequestStatus.APPROVED,
+            decided_by=actor,
+            decided_at=timezone.now(),
+            decision_reason=(reason or "").strip()[:500],
+            live_instance=live,
         )
         _publish(locked, locked.instance_id)
         _publish(locked, live.pk)
@@ -369,22 +386,16 @@ def live_request_reject(*, request: LiveApprovalRequest, actor: Any, reason: str
     reason = _require_reason(reason)
     with transaction.atomic():
         locked = _lock_request(request)
-        if locked.status != RequestStatus.PENDING:
-            raise GovernanceConflict(
-                f"The request is {locked.status}, not pending.", code="REQUEST_NOT_PENDING"
-            )
-        locked.status = RequestStatus.REJECTED
-        locked.decided_by = actor
-        locked.decided_at = timezone.now()
-        locked.decision_reason = reason
-        locked.save()
-        audit_record(
-            tenant=locked.tenant,
+        _expect_status(locked, RequestStatus.PENDING, "REQUEST_NOT_PENDING")
+        _record_decision(
+            locked,
             actor=actor,
             action="live_request.reject",
-            target=locked,
-            before={"status": RequestStatus.PENDING},
-            after=_decision_json(locked),
+            before=RequestStatus.PENDING,
+            status=RequestStatus.REJECTED,
+            decided_by=actor,
+            decided_at=timezone.now(),
+            decision_reason=reason,
         )
         _publish(locked, locked.instance_id)
     return locked
@@ -409,22 +420,16 @@ def live_request_revoke(*, request: LiveApprovalRequest, actor: Any, reason: str
     reason = _require_reason(reason)
     with transaction.atomic():
         locked = _lock_request(request)
-        if locked.status != RequestStatus.APPROVED:
-            raise GovernanceConflict(
-                f"The request is {locked.status}, not approved.", code="REQUEST_NOT_APPROVED"
-            )
-        locked.status = RequestStatus.REVOKED
-        locked.revoked_by = actor
-        locked.revoked_at = timezone.now()
-        locked.revoke_reason = reason
-        locked.save()
-        audit_record(
-            tenant=locked.tenant,
+        _expect_status(locked, RequestStatus.APPROVED, "REQUEST_NOT_APPROVED")
+        _record_decision(
+            locked,
             actor=actor,
             action="live_request.revoke",
-            target=locked,
-            before={"status": RequestStatus.APPROVED},
-            after=_decision_json(locked),
+            before=RequestStatus.APPROVED,
+            status=RequestStatus.REVOKED,
+            revoked_by=actor,
+            revoked_at=timezone.now(),
+            revoke_reason=reason,
         )
         _publish(locked, locked.live_instance_id)
     paused = demoted = False
