@@ -6,10 +6,11 @@ from django.apps import AppConfig
 
 # Beat entries (installed into django-celery-beat's DatabaseScheduler at beat start-up). Ticks are
 # queued by the dispatcher process (`manage.py run_dispatcher`), not by beat: a beat message waits
-# behind the batches a busy worker has reserved. `engine.dispatch` stays a task (ops, cron).
+# behind the batches a busy worker has reserved. The same process flushes the runtime snapshots to
+# PostgreSQL, which would otherwise hold up a tick worker every few seconds. `engine.dispatch` and
+# `engine.snapshot_flush` stay tasks (ops, cron).
 BEAT_SCHEDULE = {
     "engine.reconcile": {"task": "engine.reconcile", "schedule": 30.0, "options": {"expires": 60}},
-    "engine.snapshot_flush": {"task": "engine.snapshot_flush", "schedule": 5.0, "options": {"expires": 30}},
     "engine.runs_prune": {"task": "engine.runs_prune", "schedule": 3600.0, "options": {"expires": 600}},
 }
 

@@ -25,6 +25,9 @@ DEFAULTS: dict[str, Any] = {
     # The dispatcher process (`run_dispatcher`, every 0.25 s) enqueues slots due within this many
     # seconds, with a Celery ETA at each batch's first due time, so ticks start on time.
     "ENGINE_DISPATCH_LOOKAHEAD": 1.5,
+    # The dispatcher copies the dirty instances' Redis runtime (and the run counters) into
+    # PostgreSQL this often: a Redis loss costs at most this much strategy state.
+    "ENGINE_SNAPSHOT_SECONDS": 5.0,
     # A tick that starts later than this (or two periods, if longer) after its slot is shed as late
     # (counted as coalesced): under overload the engine keeps latency bounded instead of queueing.
     "ENGINE_MAX_LATENESS": 5.0,

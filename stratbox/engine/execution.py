@@ -20,6 +20,7 @@ import os
 import time
 import traceback as tb_module
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
@@ -141,6 +142,10 @@ class Prefetched:
     built: dict[str, dict[str, Any]] = field(default_factory=dict)
     host_results: dict[str, Any] = field(default_factory=dict)
     host_tried: set[str] = field(default_factory=set)
+    # Quiet ticks (no order, no pause) that ran but are not persisted yet, and what follows their
+    # persisting: `flush` ends them all in one round trip (see `defer`).
+    pending: list[tuple[runtime.TickEnd, Callable[[int], None]]] = field(default_factory=list)
+    lost: set[str] = field(default_factory=set)
 
     def trusted(self, instance: StrategyInstance) -> dict[str, Any] | None:
         snap = self.snapshots.pop(str(instance.pk), None)
@@ -160,6 +165,39 @@ class Prefetched:
 
     def balance_changed(self, instance: StrategyInstance) -> None:
         self.stale_accounts.add(instance.account_id)
+
+    def defer(self, end: runtime.TickEnd, after: Callable[[int], None]) -> None:
+        """Persist this quiet tick with the others of its batch at the next `flush`.
+
+        The batch flushes before a tick places an order, before it waits for a later due time, before
+        the next host round trip and at its end. So the ticks that a worker's death can lose are the
+        ones in flight together (one host round trip), and only quiet ones: nothing outside their
+        own state changed, and each instance simply continues from its last persisted revision.
+        """
+        self.pending.append((end, after))
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        try:
+            seqs = runtime.tick_end_many([end for end, _ in pending])
+        except Exception:
+            logger.exception("persisting %d ticks failed; they are lost", len(pending))
+            for end, _ in pending:
+                self.lost.add(end.iid)
+                sandboxes.forget(end.iid)  # the host is ahead of the persisted state
+                if end.token:
+                    try:
+                        runtime.lock_release(end.iid, end.token)
+                    except Exception:  # the lock expires by itself
+                        logger.warning("could not release the lock of %s", end.iid, exc_info=True)
+            return
+        for (end, after), seq in zip(pending, seqs, strict=True):
+            try:
+                after(seq)
+            except Exception:  # the tick is persisted; what follows is best effort
+                logger.exception("after persisting the tick of %s", end.iid)
 
 
 def prefetch(instance_ids: list[str]) -> Prefetched:
@@ -210,8 +248,10 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         # own, never longer than its offset from the first (a batch run by hand runs at once).
         early = min(slot - time.time(), slot - items[0][1])
         if early > 0:
+            pre.flush()
             time.sleep(min(early, 1.0))
         if str(iid) not in pre.host_tried:
+            pre.flush()
             now = time.time()
             due = [
                 (str(i), d, b)
@@ -235,6 +275,12 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
             outcomes.append(TickOutcome(status="engine_error"))
+    pre.flush()
+    if pre.lost:
+        outcomes = [
+            TickOutcome(status="engine_error") if str(iid) in pre.lost else out
+            for (iid, _), out in zip(items, outcomes, strict=True)
+        ]
     for iid in pre.host_results:  # ran in a host but the tick did not go on: that state is not persisted
         sandboxes.forget(iid)
     ticked = [str(iid) for (iid, _), out in zip(items, outcomes, strict=True) if out.status == "ok"]
@@ -812,6 +858,8 @@ def _execute(
     from stratbox.trading.services import order_place
 
     order_ms: list[float] = []
+    if intents and prefetched is not None:
+        prefetched.flush()  # a death while ordering loses this tick only, never a quiet one before it
     if intents and inflight is None:
         r.hset(runtime.rt_key(iid), "inflight", inflight_record)
     for intent in intents:
@@ -868,12 +916,11 @@ def _execute(
             replay=inflight is not None,
         )
     new_rev = rt["state_rev"] + 1
-    metrics = conf.get("ENGINE_METRICS")
-    # One atomic round trip ends the tick: state, counters, the events' seqs and (last tick of this
-    # task for the instance) the lock.
+    # One atomic round trip ends the tick (or, for a quiet tick of a batch, the batch's quiet ticks
+    # together): state, counters, the events' seqs and the lock.
     tick_events = _tick_events(seq, finished, logs, actions, run, "ok", started)
-    last_seq = runtime.tick_end(
-        iid,
+    end = runtime.TickEnd(
+        iid=iid,
         token=lock.token if lock is not None else None,
         finished=finished,
         fields={
@@ -890,20 +937,27 @@ def _execute(
         events=len(tick_events),
         orders=placed_orders,
         seq_key=events.SEQ_KEY.format(iid),
-        tick_metric=f"{due_at},{started},{time.time()},{phases[0]},{phases[1]},{sum(order_ms) / 1000}"
-        if metrics
-        else "",
-        order_metrics=[f"{ms:.3f}" for ms in order_ms] if metrics else None,
     )
+    if conf.get("ENGINE_METRICS"):
+        end.metric = (due_at, started, phases[0], phases[1], sum(order_ms) / 1000)
+        end.order_metrics = [f"{ms:.3f}" for ms in order_ms]
+
+    def after(last_seq: int) -> None:
+        sandboxes.advanced(iid, rt.get("load_id") or "", config, new_rev)
+        if prefetched is None or prefetched.audience is None or iid in prefetched.audience:
+            events.publish_reserved(
+                tenant_id=instance.tenant_id, instance_id=iid, events=tick_events, last_seq=last_seq
+            )
+        if paused_reason:
+            _auto_pause(instance, paused_reason, {"tick_seq": seq})
+
+    if prefetched is not None and inflight is None and not intents and not paused_reason:
+        prefetched.defer(end, after)
+    else:
+        last_seq = runtime.tick_end_many([end])[0]
+        after(last_seq)
     if lock is not None:
-        lock.released = True
-    sandboxes.advanced(iid, rt.get("load_id") or "", config, new_rev)
-    if prefetched is None or prefetched.audience is None or iid in prefetched.audience:
-        events.publish_reserved(
-            tenant_id=instance.tenant_id, instance_id=iid, events=tick_events, last_seq=last_seq
-        )
-    if paused_reason:
-        _auto_pause(instance, paused_reason, {"tick_seq": seq})
+        lock.released = True  # by the tick's end (`Prefetched.flush` also if that fails)
     return TickOutcome(
         status="ok",
         run_id=run.pk if run else None,

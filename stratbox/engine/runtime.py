@@ -20,7 +20,9 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -361,57 +363,70 @@ def stats_incr(pipe: Any, iid: str, **counts: int) -> None:
             pipe.hincrby(stats_key(iid), name, value)
 
 
-# The end of a successful tick, atomically in one command: the runtime fields (state, revision,
-# timings, ...), the in-flight record cleared, the instance marked dirty for the next PostgreSQL
-# snapshot, its counters, the events' sequence numbers reserved, the lock released if still ours
-# and (benchmarks only) the timing metrics. KEYS: rt, dirty, stats, seq, lock, metrics:tick,
-# metrics:order. ARGV: iid, lock token ('' = not held), finished, events, orders, tick metric ('' =
-# none), order metrics count k, k order metrics, then the runtime field/value pairs. Returns the last
-# reserved event seq.
+# Ends one or more successful ticks atomically. Per tick: its state and fields, the in-flight
+# record dropped, dirty for the PostgreSQL snapshot, the counters, a block of event seqs reserved
+# and (if the token still holds it) its lock released. ARGV[1] is the key prefix, then per tick:
+# iid, token, finished, events, orders, seq key, tick metric, k, k order metrics, n, n field pairs.
 _TICK_END_LUA = """
-local iid, token, finished = ARGV[1], ARGV[2], ARGV[3]
-local events, orders = tonumber(ARGV[4]), tonumber(ARGV[5])
-local k = tonumber(ARGV[7])
-redis.call('HSET', KEYS[1], unpack(ARGV, 8 + k))
-redis.call('HDEL', KEYS[1], 'inflight')
-redis.call('SADD', KEYS[2], iid)
-redis.call('HINCRBY', KEYS[3], 'runs', 1)
-redis.call('HINCRBY', KEYS[3], 'ok', 1)
-if orders > 0 then redis.call('HINCRBY', KEYS[3], 'orders', orders) end
-redis.call('HSET', KEYS[3], 'last_run_at', finished)
-if ARGV[6] ~= '' then redis.call('RPUSH', KEYS[6], ARGV[6]) end
-if k > 0 then redis.call('RPUSH', KEYS[7], unpack(ARGV, 8, 7 + k)) end
-local seq = redis.call('INCRBY', KEYS[4], events)
-if token ~= '' and redis.call('GET', KEYS[5]) == token then redis.call('DEL', KEYS[5]) end
-return seq
+local prefix = ARGV[1]
+local out = {}
+local i = 2
+while i <= #ARGV do
+  local iid, token, finished = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local events, orders, seq_key = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
+  local metric, k = ARGV[i + 6], tonumber(ARGV[i + 7])
+  local nf = tonumber(ARGV[i + 8 + k])
+  local rt, stats = prefix .. 'rt:' .. iid, prefix .. 'stats:' .. iid
+  redis.call('HSET', rt, unpack(ARGV, i + 9 + k, i + 8 + k + 2 * nf))
+  redis.call('HDEL', rt, 'inflight')
+  redis.call('SADD', KEYS[1], iid)
+  redis.call('HINCRBY', stats, 'runs', 1)
+  redis.call('HINCRBY', stats, 'ok', 1)
+  if orders > 0 then redis.call('HINCRBY', stats, 'orders', orders) end
+  redis.call('HSET', stats, 'last_run_at', finished)
+  if metric ~= '' then redis.call('RPUSH', KEYS[2], metric) end
+  if k > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, i + 8, i + 7 + k)) end
+  table.insert(out, redis.call('INCRBY', seq_key, events))
+  local lock = prefix .. 'lock:' .. iid
+  if token ~= '' and redis.call('GET', lock) == token then redis.call('DEL', lock) end
+  i = i + 9 + k + 2 * nf
+end
+return out
 """
 
 
-def tick_end(
-    iid: str,
-    *,
-    token: str | None,
-    finished: float,
-    fields: dict[str, Any],
-    events: int,
-    orders: int,
-    seq_key: str,
-    tick_metric: str = "",
-    order_metrics: list[str] | None = None,
-) -> int:
-    """Persist a successful tick in one atomic round trip (see `_TICK_END_LUA`); returns the last
-    reserved event seq (`events` seqs are reserved, ending there)."""
-    metrics = order_metrics or []
-    args: list[Any] = [iid, token or "", repr(finished), events, orders, tick_metric, len(metrics), *metrics]
-    for name, value in fields.items():
-        args += [name, value]
-    keys = [
-        rt_key(iid),
-        DIRTY_KEY,
-        stats_key(iid),
-        seq_key,
-        lock_key(iid),
-        METRICS_TICK_KEY,
-        METRICS_ORDER_KEY,
-    ]
-    return int(_script("tick_end", _TICK_END_LUA)(keys=keys, args=args))
+@dataclass
+class TickEnd:
+    """What `tick_end_many` persists for one successful tick."""
+
+    iid: str
+    token: str | None
+    finished: float
+    fields: dict[str, Any]
+    events: int  # event seqs to reserve in `seq_key`
+    orders: int
+    seq_key: str
+    # ENGINE_METRICS only: (due, started, snapshot s, sandbox s, orders s) and order milliseconds;
+    # the "done" time is taken when the tick is persisted.
+    metric: tuple[float, float, float, float, float] | None = None
+    order_metrics: list[str] = field(default_factory=list)
+
+
+def tick_end_many(ends: list[TickEnd]) -> list[int]:
+    """Persist successful ticks in one atomic round trip (see `_TICK_END_LUA`); returns, per tick,
+    the last reserved event seq (`events` seqs are reserved, ending there)."""
+    if not ends:
+        return []
+    done = repr(time.time())
+    args: list[Any] = [PREFIX]
+    for end in ends:
+        metric = ""
+        if end.metric is not None:
+            due, started, snap, user, orders = end.metric
+            metric = f"{due},{started},{done},{snap},{user},{orders}"
+        args += [end.iid, end.token or "", repr(end.finished), end.events, end.orders, end.seq_key, metric]
+        args += [len(end.order_metrics), *end.order_metrics, len(end.fields)]
+        for name, value in end.fields.items():
+            args += [name, value]
+    seqs = _script("tick_end", _TICK_END_LUA)(keys=[DIRTY_KEY, METRICS_TICK_KEY, METRICS_ORDER_KEY], args=args)
+    return [int(seq) for seq in seqs]

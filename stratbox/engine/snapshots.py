@@ -30,8 +30,48 @@ def _dt(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, tz=UTC) if ts else None
 
 
+# The runtime fields copied, in the order of `_FLUSH_SQL`'s arrays (JSON ones go as their text).
+_FLUSH_FIELDS = (
+    "loaded",
+    "fingerprint",
+    "config",
+    "state",
+    "state_rev",
+    "tick_seq",
+    "paused",
+    "pause_reason",
+    "last_tick_at",
+    "last_error",
+    "consecutive_failures",
+)
+
+# One statement per flush, whatever the number of instances. The JSON stays the text Redis holds
+# (no decode and re-encode in Python), and the join skips instances deleted since they ticked.
+_FLUSH_SQL = """
+INSERT INTO {table} (instance_id, fingerprint, config, state, state_rev, tick_seq, paused,
+                     pause_reason, last_tick_at, last_error, consecutive_failures, updated_at)
+SELECT v.instance_id, v.fingerprint, COALESCE(v.config::jsonb, '{{}}'::jsonb), v.state::jsonb,
+       v.state_rev, v.tick_seq, v.paused, v.pause_reason, to_timestamp(v.last_tick_at),
+       v.last_error::jsonb, v.consecutive_failures, now()
+FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[],
+            %s::boolean[], %s::text[], %s::float8[], %s::text[], %s::integer[])
+     AS v(instance_id, fingerprint, config, state, state_rev, tick_seq, paused, pause_reason,
+          last_tick_at, last_error, consecutive_failures)
+JOIN {instances} AS i ON i.id = v.instance_id
+ON CONFLICT (instance_id) DO UPDATE SET
+    fingerprint = EXCLUDED.fingerprint, config = EXCLUDED.config, state = EXCLUDED.state,
+    state_rev = EXCLUDED.state_rev, tick_seq = EXCLUDED.tick_seq, paused = EXCLUDED.paused,
+    pause_reason = EXCLUDED.pause_reason, last_tick_at = EXCLUDED.last_tick_at,
+    last_error = EXCLUDED.last_error, consecutive_failures = EXCLUDED.consecutive_failures,
+    updated_at = EXCLUDED.updated_at
+"""
+
+
 def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> int:
-    """Copy the runtime of the given (or all dirty) instances into PostgreSQL; returns rows written."""
+    """Copy the runtime of the given (or all dirty) instances into PostgreSQL; returns rows written.
+
+    One pipelined read of the raw hash fields and one INSERT ... ON CONFLICT for the whole batch:
+    at 1,000 instances the ORM's bulk_create spent ~10 % of a tick worker's CPU here."""
     r = runtime.r()
     if instance_ids is None:
         instance_ids = list(r.spop(runtime.DIRTY_KEY, batch) or [])
@@ -39,47 +79,49 @@ def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> 
         r.srem(runtime.DIRTY_KEY, *instance_ids) if instance_ids else None
     if not instance_ids:
         return 0
-    rts = runtime.rt_get_many(instance_ids)
-    existing = set(
-        str(pk) for pk in StrategyInstance.objects.filter(pk__in=list(rts)).values_list("pk", flat=True)
+    pipe = r.pipeline(transaction=False)
+    for iid in instance_ids:
+        pipe.hmget(runtime.rt_key(iid), _FLUSH_FIELDS)
+    columns: list[list[Any]] = [[] for _ in range(len(_FLUSH_FIELDS))]
+    for iid, values in zip(instance_ids, pipe.execute(), strict=True):
+        raw = dict(zip(_FLUSH_FIELDS, values, strict=True))
+        if raw["loaded"] != "1":
+            continue
+        row = (
+            iid,
+            raw["fingerprint"] or "",
+            raw["config"] or None,
+            raw["state"] or None,
+            int(raw["state_rev"] or 0),
+            int(raw["tick_seq"] or 0),
+            raw["paused"] == "1",
+            raw["pause_reason"] or "",
+            float(raw["last_tick_at"]) if raw["last_tick_at"] else None,
+            raw["last_error"] or None,
+            int(raw["consecutive_failures"] or 0),
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    if not columns[0]:
+        return 0
+    sql = _FLUSH_SQL.format(
+        table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table
     )
-    rows = [
-        InstanceRuntime(
-            instance_id=iid,
-            fingerprint=rt.get("fingerprint") or "",
-            config=rt.get("config") or {},
-            state=rt.get("state"),
-            state_rev=rt.get("state_rev") or 0,
-            tick_seq=rt.get("tick_seq") or 0,
-            paused=bool(rt.get("paused")),
-            pause_reason=rt.get("pause_reason") or "",
-            last_tick_at=_dt(rt.get("last_tick_at")),
-            last_error=rt.get("last_error"),
-            consecutive_failures=rt.get("consecutive_failures") or 0,
-        )
-        for iid, rt in rts.items()
-        if iid in existing and rt.get("loaded")
-    ]
-    if rows:
-        InstanceRuntime.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["instance"],
-            update_fields=[
-                "fingerprint",
-                "config",
-                "state",
-                "state_rev",
-                "tick_seq",
-                "paused",
-                "pause_reason",
-                "last_tick_at",
-                "last_error",
-                "consecutive_failures",
-                "updated_at",
-            ],
-        )
-    return len(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)
+        return int(cursor.rowcount)
+
+
+def flush_all() -> int:
+    """Flush every dirty instance's runtime and roll up the counters (the dispatcher's periodic step)."""
+    written = 0
+    for _ in range(50):  # bounded: instances ticking while we flush are simply flushed next time
+        n = snapshot_flush()
+        written += n
+        if n == 0:
+            break
+    stats_rollup()
+    return written
 
 
 def stats_rollup(limit: int = 5000) -> int:

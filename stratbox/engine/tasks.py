@@ -47,16 +47,10 @@ def reconcile_task(instance_ids: list[str] | None = None) -> dict[str, Any]:
 
 @shared_task(name="engine.snapshot_flush", ignore_result=True)
 def snapshot_flush_task() -> int:
-    from stratbox.engine.snapshots import snapshot_flush, stats_rollup
+    """The dispatcher process flushes every few seconds; this task is for operations and cron."""
+    from stratbox.engine.snapshots import flush_all
 
-    written = 0
-    for _ in range(50):  # bounded: instances ticking while we flush are simply flushed next time
-        n = snapshot_flush()
-        written += n
-        if n == 0:
-            break
-    stats_rollup()
-    return written
+    return flush_all()
 
 
 @shared_task(name="engine.runs_prune", ignore_result=True)

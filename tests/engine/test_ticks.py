@@ -456,3 +456,46 @@ def test_the_dispatcher_process_queues_due_ticks(instance_factory, quote, celery
     assert first == int(_next(inst, -1))
     call_command("run_dispatcher", "--once", stdout=StringIO())
     assert int(_rt(inst)["queued_slot"]) > first  # a later slot, never the same one twice
+
+
+def test_quiet_ticks_of_a_batch_are_persisted_together_and_before_any_order(
+    instance_factory, quote, monkeypatch
+):
+    """Quiet ticks share one round trip; an order never waits with unpersisted quiet ticks before it."""
+    import time
+
+    from stratbox.engine import events
+    from stratbox.engine.execution import tick_run_batch
+    from stratbox.trading import services as trading_services
+
+    q1, q2, q3 = (instance_factory(mode="observe", config={"every": 1000}) for _ in range(3))
+    orderer = instance_factory(mode="observe")
+    reconcile()
+    persisted: list[list[str]] = []
+    at_order: list[tuple[int, int, int]] = []
+    real_end, real_place = runtime.tick_end_many, trading_services.order_place
+
+    def tick_end_many(ends):
+        persisted.append([e.iid for e in ends])
+        return real_end(ends)
+
+    def order_place(**kwargs):
+        at_order.append(tuple(_rt(i)["state_rev"] for i in (q1, q2, q3)))
+        return real_place(**kwargs)
+
+    monkeypatch.setattr(runtime, "tick_end_many", tick_end_many)
+    monkeypatch.setattr(trading_services, "order_place", order_place)
+    slot = int(time.time())
+    outcomes = tick_run_batch([(str(i.pk), slot + 0.001) for i in (q1, q2, orderer, q3)])
+
+    assert [o.status for o in outcomes] == ["ok"] * 4
+    assert persisted == [[str(q1.pk), str(q2.pk)], [str(orderer.pk)], [str(q3.pk)]]
+    assert at_order == [(1, 1, 0)]  # the quiet ticks before the order were already persisted
+    r = runtime.r()
+    for inst in (q1, q2, q3, orderer):
+        rt = _rt(inst)
+        assert rt["state"]["n"] == 1 and rt["state_rev"] == 1 and rt["tick_seq"] == slot
+        assert r.get(runtime.lock_key(str(inst.pk))) is None  # every lock released
+        assert r.hget(runtime.stats_key(str(inst.pk)), "runs") == "1"
+        assert int(r.get(events.SEQ_KEY.format(inst.pk)) or 0) >= 1  # its events' seqs reserved
+    assert Order.objects.get(instance=orderer).client_order_id == f"{orderer.pk}-{slot}-1"
