@@ -41,7 +41,10 @@ from sandbox.sdk import Strategy
 
 
 class Bench(Strategy):
-    CONFIG_SCHEMA = {"every": {"type": "int", "default": 10, "min": 1, "max": 1000}}
+    CONFIG_SCHEMA = {
+        "every": {"type": "int", "default": 10, "min": 1, "max": 1000},
+        "offset": {"type": "int", "default": 0, "min": 0, "max": 1000},
+    }
 
     def init(self):
         return {"n": 0, "ema": 0.0, "side": "buy"}
@@ -50,7 +53,7 @@ class Bench(Strategy):
         st = self.state
         st["n"] += 1
         st["ema"] = st["ema"] * 0.9 + tick.price * 0.1
-        if st["n"] % self.config["every"] == 0:
+        if (st["n"] + self.config["offset"]) % self.config["every"] == 0:
             self.context.place_order(st["side"], 0.001)
             st["side"] = "sell" if st["side"] == "buy" else "buy"
 """
@@ -269,7 +272,9 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
                 version=version,
                 account=account,
                 market=market,
-                config={"every": args.order_every},
+                # Instances deployed at different times order in different seconds: with one
+                # offset for all, every instance would order in the same second every 10 s.
+                config={"every": args.order_every, "offset": i % args.order_every},
                 frequency_seconds=1,
                 mode="active",
                 max_positions=1000,
@@ -336,6 +341,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
             str(args.concurrency),
             "--without-gossip",
             "--without-mingle",
+            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
             "--loglevel",
             args.worker_loglevel,
         ],
@@ -374,6 +380,10 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         ticks = [tuple(map(float, x.split(","))) for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         order_ms = [float(x) for x in r.lrange(runtime.METRICS_ORDER_KEY, 0, -1)]
         batches = [x.split(",") for x in r.lrange(runtime.METRICS_BATCH_KEY, 0, -1)]
+        if os.environ.get("BENCH_DUMP"):
+            import json as _json
+
+            Path(os.environ["BENCH_DUMP"]).write_text(_json.dumps({"ticks": ticks, "batches": batches}))
         coalesced = sum(int(v or 0) for v in _coalesced(r, instances)) - coalesced0
         orders = Order.objects.filter(instance__in=instances).count() - orders0
     finally:
@@ -432,6 +442,23 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
             f"{statistics.fmean(float(b[3]) for b in batches) * 1000:.1f} ms, whole batch "
             f"{busy / len(batches) * 1000:.1f} ms; workers busy {busy / window / args.concurrency * 100:.0f}% "
             f"of the window; outcomes seen: {', '.join(statuses)}",
+            flush=True,
+        )
+        # Per worker process: the gaps between one batch's end and the next one's start (Celery's
+        # hand-off, or nothing to do), and how late batches started after their last member was due.
+        by_pid: dict[str, list[tuple[float, float]]] = {}
+        for b in batches:
+            by_pid.setdefault(b[6], []).append((float(b[7]), float(b[8])))
+        gaps = [
+            (nxt[0] - cur[1]) * 1000
+            for spans in by_pid.values()
+            for cur, nxt in zip(sorted(spans), sorted(spans)[1:], strict=False)
+        ]
+        late = [float(b[9]) * 1000 for b in batches]
+        print(
+            f"[N={size}] between batches of a worker process: p50 {pct(gaps, 50):.1f} ms, mean "
+            f"{statistics.fmean(gaps) if gaps else float('nan'):.1f} ms; batch start after its last due "
+            f"time: p50 {pct(late, 50):.1f} ms, p99 {pct(late, 99):.1f} ms",
             flush=True,
         )
     return result

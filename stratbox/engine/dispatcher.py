@@ -35,9 +35,11 @@ def dispatch_once(
     """Enqueue every due (or soon due) slot once; returns how many ticks were enqueued.
 
     Items are `[instance_id, due]` (`int(due)` is the slot). Batches take instances in due order,
-    so one batch spans a short stretch of one second (at most `ENGINE_BATCH_SPAN`, never two slots);
-    its ETA is its first due time and the batch runs each tick at its own due time (see
-    `execution.tick_run_batch`): no tick starts early, and none waits for the last of its batch.
+    so one batch spans a short stretch of one second (at most `ENGINE_BATCH_SPAN`, never two slots).
+    Its ETA is its last due time: no tick starts early, and the batch's ticks run together (one
+    host round trip per tenant, one write of their states), each at most the span after its own due
+    time. A batch run before its ETA still runs each tick at its own due time (see
+    `execution.tick_run_batch`).
     """
     now = time.time() if now is None else now
     lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead
@@ -63,8 +65,8 @@ def dispatch_once(
 
 
 def _send_chunk(send: Enqueue, chunk: list[tuple[str, float]], now: float) -> None:
-    first = chunk[0][1]
-    send([[iid, due] for iid, due in chunk], first if first > now + 0.005 else None)
+    last = chunk[-1][1]
+    send([[iid, due] for iid, due in chunk], last if last > now + 0.005 else None)
 
 
 MTM_KEY = runtime.PREFIX + "mtm:{}"

@@ -12,6 +12,7 @@ periodically from beat; it always re-reads the database, so a late or duplicate 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -57,9 +58,7 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
     report = ReconcileReport()
     r = runtime.r()
     if instance_ids is None:
-        desired = list(_desired_queryset())
-        ids = {str(i.pk) for i in desired}
-        leftovers = set(r.smembers(LOADED_SET)) - ids
+        desired, leftovers = _sweep(report)
     else:
         wanted = {str(i) for i in instance_ids}
         desired = list(_desired_queryset().filter(pk__in=wanted))
@@ -68,7 +67,6 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
     for instance in desired:
         rt = hints.get(str(instance.pk))
         if _in_line(instance, rt):
-            # The common case of the periodic sweep: nothing to load, no lock to take.
             _refresh(instance, rt)  # type: ignore[arg-type]
             if instance.tenant.killed_at is not None and not rt["paused"]:  # type: ignore[index]
                 from stratbox.engine.control import pause_runtime
@@ -87,6 +85,57 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
             instance_unload(iid)
             report.unloaded.append(iid)
     return report
+
+
+_SWEEP_FIELDS = ("loaded", "fingerprint", "config", "mode", "freq", "paused")
+
+
+def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
+    """The periodic sweep's common case, cheaply: plain rows and one pipelined Redis read.
+
+    Instances already in line only get their mode and frequency refreshed; the rest (to load,
+    reload or pause) are returned as full rows for the usual path, with the runtime leftovers of
+    instances that are off or gone. Building 1,000 model graphs and reading 1,000 runtimes one by
+    one held a tick worker for over a second every 30 s.
+    """
+    rows = list(
+        StrategyInstance.objects.exclude(mode=Mode.OFF).values_list(
+            "pk", "tenant_id", "mode", "version_id", "config_revision", "config", "frequency_seconds",
+            "tenant__killed_at",
+        )
+    )
+    r = runtime.r()
+    pipe = r.pipeline(transaction=False)
+    for row in rows:
+        pipe.hmget(runtime.rt_key(str(row[0])), _SWEEP_FIELDS)
+        pipe.zscore(runtime.DUE_KEY, str(row[0]))
+    pipe.smembers(LOADED_SET)
+    replies = pipe.execute()
+    leftovers = set(replies[-1]) - {str(row[0]) for row in rows}
+    rest = []
+    for i, (pk, tenant_id, mode, version_id, revision, config, freq, killed_at) in enumerate(rows):
+        loaded, fp, rt_config, rt_mode, rt_freq, paused = replies[2 * i]
+        if (
+            loaded != "1"
+            or fp != f"{version_id}:{revision}"
+            or (json.loads(rt_config) if rt_config else {}) != (config or {})
+            or (killed_at is not None and paused != "1")
+        ):
+            rest.append(pk)
+            continue
+        _refresh_values(
+            str(pk),
+            tenant_id,
+            mode=mode,
+            freq=int(freq),
+            rt_mode=rt_mode,
+            rt_freq=int(rt_freq or 0),
+            paused=paused == "1",
+            scheduled=replies[2 * i + 1] is not None,
+        )
+        report.unchanged += 1
+    desired = list(_desired_queryset().filter(pk__in=rest)) if rest else []
+    return desired, leftovers
 
 
 class LockBusy(Exception):
@@ -282,20 +331,43 @@ def _apply_live(instance: StrategyInstance, rt: dict[str, Any], changed: list[st
 
 def _refresh(instance: StrategyInstance, rt: dict[str, Any]) -> None:
     """Cheap fields that never need a reload: mode and frequency."""
-    iid = str(instance.pk)
+    _refresh_values(
+        str(instance.pk),
+        instance.tenant_id,
+        mode=instance.mode,
+        freq=int(instance.frequency_seconds),
+        rt_mode=rt.get("mode"),
+        rt_freq=rt.get("freq"),
+        paused=bool(rt["paused"]),
+    )
+
+
+def _refresh_values(
+    iid: str,
+    tenant_id: Any,
+    *,
+    mode: str,
+    freq: int,
+    rt_mode: Any,
+    rt_freq: Any,
+    paused: bool,
+    scheduled: bool | None = None,
+) -> None:
     updates: dict[str, Any] = {}
-    if rt.get("mode") != instance.mode:
-        updates["mode"] = instance.mode
-    if rt.get("freq") != int(instance.frequency_seconds):
-        updates["freq"] = int(instance.frequency_seconds)
+    if rt_mode != mode:
+        updates["mode"] = mode
+    if rt_freq != freq:
+        updates["freq"] = freq
     if not updates:
-        if not rt["paused"] and runtime.r().zscore(runtime.DUE_KEY, iid) is None:
-            runtime.schedule(iid, runtime.first_due(iid, int(instance.frequency_seconds), time.time()))
+        if scheduled is None:
+            scheduled = runtime.r().zscore(runtime.DUE_KEY, iid) is not None
+        if not paused and not scheduled:
+            runtime.schedule(iid, runtime.first_due(iid, freq, time.time()))
         return
     runtime.r().hset(runtime.rt_key(iid), mapping=updates)
-    if "freq" in updates and not rt["paused"]:
-        runtime.schedule(iid, runtime.first_due(iid, int(instance.frequency_seconds), time.time()))
-    events.publish(tenant_id=instance.tenant_id, instance_id=iid, kind="status", data=updates)
+    if "freq" in updates and not paused:
+        runtime.schedule(iid, runtime.first_due(iid, freq, time.time()))
+    events.publish(tenant_id=tenant_id, instance_id=iid, kind="status", data=updates)
 
 
 def _load_failed(instance: StrategyInstance, exc: Any) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.utils import timezone
+
 from stratbox.engine import runtime
 from stratbox.engine.execution import tick_run
 from stratbox.engine.models import InstanceRuntime
@@ -155,3 +157,35 @@ class Bad(Strategy):
     rt = _rt(inst)
     assert not rt["loaded"] and rt["last_error"]["code"] == "RUNTIME_ERROR"
     assert runtime.r().zscore(runtime.DUE_KEY, str(inst.pk)) is None
+
+
+def test_the_periodic_sweep_reads_in_line_instances_cheaply_and_still_applies_every_change(
+    instance_factory, quote, user, tenant
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    steady = [instance_factory(mode="observe") for _ in range(4)]
+    changed_mode = instance_factory(mode="observe")
+    reconfigured = instance_factory(mode="observe")
+    reconcile()
+    for inst in (*steady, changed_mode, reconfigured):
+        _tick(inst)
+    runtime.r().zrem(runtime.DUE_KEY, str(steady[0].pk))  # lost from the schedule: put back
+
+    with CaptureQueriesContext(connection) as queries:
+        report = reconcile()
+    assert report.unchanged == 6 and not report.changed
+    assert len(queries) == 1  # one plain read of every instance: no model graphs, no per-row reads
+    assert runtime.r().zscore(runtime.DUE_KEY, str(steady[0].pk)) is not None
+
+    type(changed_mode).objects.filter(pk=changed_mode.pk).update(mode="active")
+    instance_update_config(instance=reconfigured, actor=user, config={"qty": 0.05})
+    report = reconcile()
+    assert report.reloaded == [str(reconfigured.pk)] and report.unchanged == 5
+    assert _rt(changed_mode)["mode"] == "active"
+    assert _rt(reconfigured)["state"]["n"] == 0 and _rt(steady[1])["state"]["n"] == 1
+
+    type(tenant).objects.filter(pk=tenant.pk).update(killed_at=timezone.now())
+    reconcile()
+    assert all(_rt(i)["paused"] and _rt(i)["pause_reason"] == "KILL_SWITCH" for i in steady)

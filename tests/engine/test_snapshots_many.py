@@ -137,3 +137,26 @@ def test_a_cached_snapshot_is_recomputed_after_every_ledger_write(instance_facto
         == instance_snapshots_many(instances=[inst], quotes=moved)[inst.pk]["pnl"]
         != snap["pnl"]
     )
+
+
+def test_any_change_of_a_related_row_is_seen_and_a_fill_is_not_a_change(
+    instance_factory, quote, tenant, paper_account, market
+):
+    """The stamp covers every column of the instance's rows, except the balance that fills move."""
+    from stratbox.engine.execution import instances_for_batch
+
+    inst = instance_factory(mode="observe")
+    iid = str(inst.pk)
+    first = instances_for_batch([iid])[iid]
+    type(paper_account).objects.filter(pk=paper_account.pk).update(balance=12345)
+    balances: dict = {}
+    assert instances_for_batch([iid], balances)[iid] is first  # not rebuilt for a balance
+    assert balances[paper_account.pk] == 12345  # which is read fresh all the same
+    type(market).objects.filter(pk=market.pk).update(lot_size="0.5")
+    assert str(instances_for_batch([iid])[iid].market.lot_size) == "0.5000000000"
+    type(tenant).objects.filter(pk=tenant.pk).update(capital_limit=777)
+    assert instances_for_batch([iid])[iid].tenant.capital_limit == 777
+    type(paper_account).objects.filter(pk=paper_account.pk).update(fee_bps=9)
+    assert instances_for_batch([iid])[iid].account.fee_bps == 9
+    type(inst).objects.filter(pk=inst.pk).update(max_positions=3)
+    assert instances_for_batch([iid])[iid].max_positions == 3

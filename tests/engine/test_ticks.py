@@ -303,9 +303,9 @@ def test_dispatch_groups_slots_with_an_eta(instance_factory, quote):
     now = min(_next(a), _next(b)) - 0.5
     n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     assert n == 2
-    for batch, eta in sent:  # in due order, one slot per batch; the ETA is the first due
+    for batch, eta in sent:  # in due order, one slot per batch; the ETA is the last due
         dues = [item[1] for item in batch]
-        assert dues == sorted(dues) and eta == dues[0] and len({int(d) for d in dues}) == 1
+        assert dues == sorted(dues) and eta == dues[-1] and len({int(d) for d in dues}) == 1
     # dispatching again never queues the same slot twice: only the following slots come out
     dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
     pairs = [tuple(item) for batch, _ in sent for item in batch]

@@ -1,22 +1,28 @@
-"""`manage.py run_dispatcher [--once] [--interval 0.25]`: the engine's dispatcher process.
+"""`manage.py run_dispatcher [--once] [--interval S]`: the engine's dispatcher process.
 
-Every interval it queues the slots falling due soon (`dispatcher.dispatch_once`, with a Celery ETA
-at each batch's first due time); once a second it fills the resting paper limit orders the latest
-quotes crossed, and every `ENGINE_SNAPSHOT_SECONDS` it copies the dirty runtimes and the run
-counters into PostgreSQL (`snapshots.flush_all`, also once more on a clean stop). It used to be a beat task, but a beat message waits in the broker behind the tick
-batches a busy worker has reserved — seconds under load, and every slot that fell due meanwhile was
-coalesced. This process does not queue behind anything. Several may run (one per
-machine for redundancy): the due set is taken atomically in Redis, so no slot is queued twice.
-SIGTERM / SIGINT finish the current step and exit cleanly.
+Every `ENGINE_DISPATCH_INTERVAL` (20 ms) it queues the slots that fell due (`dispatcher.dispatch_once`):
+a batch is published when its ticks are due, so a worker starts it at once, with no Celery ETA
+timer in between. Housekeeping runs beside it in a thread of its own, so that it never holds the
+schedule up: once a second it fills the resting paper limit orders the latest quotes crossed, and
+every `ENGINE_SNAPSHOT_SECONDS` it copies the dirty runtimes and the run counters into PostgreSQL
+(`snapshots.flush_all`, also once more on a clean stop).
+
+It used to be a beat task, but a beat message waits in the broker behind the tick batches a busy
+worker has reserved — seconds under load, and every slot that fell due meanwhile was coalesced.
+This process does not queue behind anything. Several may run (one per machine for redundancy): the
+due set is taken atomically in Redis, so no slot is queued twice. SIGTERM / SIGINT finish the
+current step and exit cleanly.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import close_old_connections, connections
 
 from stratbox.engine import conf
 from stratbox.engine.dispatcher import dispatch_once, markets_mark_to_market
@@ -32,35 +38,57 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one step, then exit (tests, cron)")
         parser.add_argument(
-            "--interval", type=float, default=0.25, help="seconds between steps (default 0.25)"
+            "--interval", type=float, default=None, help="seconds between steps (ENGINE_DISPATCH_INTERVAL)"
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        marked = {"at": 0.0}
-        flushed = {"at": time.monotonic()}
         queued: list[int] = []
-
-        def flush() -> None:
-            flushed["at"] = time.monotonic()
-            try:
-                flush_all()
-            except Exception:  # the next flush writes the same rows
-                logger.exception("runtime snapshot flush failed")
 
         def step() -> None:
             try:
                 queued.append(dispatch_once())
-                if time.monotonic() - marked["at"] >= 1.0:
-                    marked["at"] = time.monotonic()
-                    markets_mark_to_market()
             except Exception:  # Redis or the database blinked: log, keep the schedule going
                 logger.exception("dispatch step failed")
-            if time.monotonic() - flushed["at"] >= conf.get("ENGINE_SNAPSHOT_SECONDS"):
-                flush()
 
-        steps = run_every(max(0.02, float(opts["interval"])), step, once=opts["once"])
-        flush()
         if opts["once"]:
+            step()
+            _housekeeping_step(flush=True)
             self.stdout.write(f"queued {sum(queued)} tick(s)")
-        else:
-            self.stdout.write(f"dispatcher stopped after {steps} step(s)")
+            return
+        stop = threading.Event()
+        keeper = threading.Thread(target=_housekeeping, args=(stop,), name="housekeeping", daemon=True)
+        keeper.start()
+        interval = opts["interval"] if opts["interval"] is not None else conf.get("ENGINE_DISPATCH_INTERVAL")
+        try:
+            steps = run_every(max(0.005, float(interval)), step)
+        finally:
+            stop.set()
+            keeper.join(timeout=30)
+        _housekeeping_step(flush=True)
+        self.stdout.write(f"dispatcher stopped after {steps} step(s)")
+
+
+def _housekeeping_step(*, flush: bool) -> None:
+    try:
+        markets_mark_to_market()
+    except Exception:  # the next quote is marked all the same
+        logger.exception("marking to market failed")
+    if flush:
+        try:
+            flush_all()
+        except Exception:  # the next flush writes the same rows
+            logger.exception("runtime snapshot flush failed")
+
+
+def _housekeeping(stop: threading.Event) -> None:
+    """Mark to market every second and flush the runtimes every `ENGINE_SNAPSHOT_SECONDS`."""
+    flushed = time.monotonic()
+    try:
+        while not stop.wait(1.0):
+            due = time.monotonic() - flushed >= conf.get("ENGINE_SNAPSHOT_SECONDS")
+            if due:
+                flushed = time.monotonic()
+            _housekeeping_step(flush=due)
+            close_old_connections()
+    finally:
+        connections.close_all()  # this thread's own connection
