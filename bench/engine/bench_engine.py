@@ -19,6 +19,7 @@ and removes its Redis keys afterwards; the timings come from the engine's ENGINE
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -154,6 +155,12 @@ def main() -> int:
     parser.add_argument("--order-every", type=int, default=10)
     parser.add_argument(
         "--worker-loglevel", default="WARNING", help="INFO logs every task and its duration (diagnosis)"
+    )
+    parser.add_argument(
+        "--worker-args", default="", help='more `celery worker` options, e.g. "--prefetch-multiplier 4"'
+    )
+    parser.add_argument(
+        "--dump", default="", help="write the raw tick and batch metrics of the window to this JSON file"
     )
     args = parser.parse_args()
 
@@ -341,7 +348,7 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
             str(args.concurrency),
             "--without-gossip",
             "--without-mingle",
-            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
+            *args.worker_args.split(),
             "--loglevel",
             args.worker_loglevel,
         ],
@@ -380,10 +387,8 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
         ticks = [tuple(map(float, x.split(","))) for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         order_ms = [float(x) for x in r.lrange(runtime.METRICS_ORDER_KEY, 0, -1)]
         batches = [x.split(",") for x in r.lrange(runtime.METRICS_BATCH_KEY, 0, -1)]
-        if os.environ.get("BENCH_DUMP"):
-            import json as _json
-
-            Path(os.environ["BENCH_DUMP"]).write_text(_json.dumps({"ticks": ticks, "batches": batches}))
+        if args.dump:
+            Path(args.dump).write_text(json.dumps({"n": size, "ticks": ticks, "batches": batches}))
         coalesced = sum(int(v or 0) for v in _coalesced(r, instances)) - coalesced0
         orders = Order.objects.filter(instance__in=instances).count() - orders0
     finally:

@@ -1,12 +1,13 @@
 """The dispatcher: turns due slots into tick batches on the Celery queue.
 
-The dispatcher process (`manage.py run_dispatcher`) runs this every quarter second. Each run takes
-the slots falling due within the next `ENGINE_DISPATCH_LOOKAHEAD` seconds and enqueues them as
-`engine.run_ticks` batches with a Celery ETA at their due time, so a tick starts on time without a
-worker child spinning in a polling loop. Slots are whole epoch seconds; each instance runs at a fixed phase
-inside its second (`runtime.phase`), and a batch is a run of instances in due order. The due set
-and the "queued" marks live in Redis: which worker dispatches does not matter, and two dispatchers
-running at once cannot queue a slot twice (the Lua step is atomic and a tick claims its slot).
+The dispatcher process (`manage.py run_dispatcher`) runs this every `ENGINE_DISPATCH_INTERVAL`
+(20 ms). Each run takes the slots that fell due (or, with `ENGINE_DISPATCH_LOOKAHEAD`, will within
+that many seconds) and enqueues them as `engine.run_ticks` batches: due ones at once, later ones
+with a Celery ETA at their last due time. Slots are whole epoch seconds; each instance runs at a
+fixed phase inside its second (`runtime.phase`), and a batch is a run of instances in due order.
+The due set and the "queued" marks live in Redis: which process dispatches does not matter, and
+two dispatchers running at once cannot queue a slot twice (the Lua step is atomic and a tick
+claims its slot).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def dispatch_once(
     send = enqueue or _celery_enqueue
     chunk: list[tuple[str, float]] = []
     for item in items:
-        # A batch holds a worker process from its first due time to its last: cap its stretch.
+        # A batch starts at its last due time: cap its stretch (the wait of its first member).
         if chunk and (
             len(chunk) >= batch_size or item[1] - chunk[0][1] > span or int(item[1]) != int(chunk[0][1])
         ):

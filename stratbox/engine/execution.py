@@ -249,8 +249,9 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
     t_begun = time.perf_counter()
     outcomes = []
     for (iid, slot), began in zip(items, begun, strict=True):
-        # The batch started at its first member's due time (its ETA): a later member waits for its
-        # own, never longer than its offset from the first (a batch run by hand runs at once).
+        # A batch is queued when due (or with an ETA at its last due time), so its members are all
+        # due; one started early (ahead of that ETA) waits for each member's own due time, never
+        # longer than its offset from the first.
         early = min(slot - time.time(), slot - items[0][1])
         if early > 0:
             pre.flush()
