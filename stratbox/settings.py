@@ -2,16 +2,17 @@
 
 Every setting that differs between a laptop, CI and production comes from an environment
 variable documented in `.env.example`. With `DATABASE_URL` and `REDIS_URL` unset the platform
-uses embedded stores under `var/`: a SQLite file and a private Redis server on a unix socket
-(started by `make run`). Tests refuse the embedded defaults: see `tests/conftest.py`.
+uses embedded stores under `var/` (or `STRATBOX_VAR_DIR`): a private PostgreSQL server and a
+private Redis server, each on a unix socket (started by `make run`). Tests refuse the embedded defaults: see `tests/conftest.py`.
 """
 
+import os
 from pathlib import Path
 
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+VAR_DIR = Path(os.environ.get("STRATBOX_VAR_DIR") or BASE_DIR / "var")
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -23,7 +24,16 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "redis.sock"
-EMBEDDED_DATABASE_URL = f"sqlite:///{VAR_DIR / 'stratbox.sqlite3'}"
+# `make run` without DATABASE_URL: a private PostgreSQL (the `pgserver` wheel) on a unix socket in
+# var/postgres, started by the launcher. The engine's hot paths are PostgreSQL SQL, and its
+# guarantees (row locks under concurrent ticks) are PostgreSQL's.
+EMBEDDED_POSTGRES_DIR = VAR_DIR / "postgres"
+EMBEDDED_DATABASE = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": "stratbox",
+    "USER": "postgres",
+    "HOST": str(EMBEDDED_POSTGRES_DIR),  # the socket's directory
+}
 REDIS_URL = env("REDIS_URL", default=f"unix://{EMBEDDED_REDIS_SOCKET}")
 USING_EMBEDDED_REDIS = "REDIS_URL" not in env
 USING_EMBEDDED_DATABASE = "DATABASE_URL" not in env
@@ -93,17 +103,9 @@ TEMPLATES = [
 
 # --- stores -------------------------------------------------------------------------------
 
-DATABASES = {"default": env.db("DATABASE_URL", default=EMBEDDED_DATABASE_URL)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Without these, concurrent writers from web, worker and beat fail with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": env.db("DATABASE_URL") if "DATABASE_URL" in env else dict(EMBEDDED_DATABASE)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {

@@ -28,9 +28,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from django.conf import settings
 
     engine = settings.DATABASES["default"]["ENGINE"]
-    if "postgresql" not in engine:
+    if "postgresql" not in engine or settings.USING_EMBEDDED_DATABASE:
         pytest.exit(
-            f"Tests need PostgreSQL (got {engine}). Run `make test`, or set "
+            f"Tests need the machine's PostgreSQL (got {engine}, embedded: {settings.USING_EMBEDDED_DATABASE}). Run `make test`, or set "
             "DATABASE_URL=postgres://postgres@127.0.0.1:5432/stratbox and REDIS_URL=redis://127.0.0.1:6379/1.",
             returncode=2,
         )

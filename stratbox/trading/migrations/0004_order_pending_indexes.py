@@ -6,9 +6,12 @@ indexes those sums visited every order the owner ever placed (their cost grew wi
 these indexes hold only resting orders, so a few entries each. Paper market orders are written
 already filled and never enter them.
 
-Plain SQL rather than `Meta.indexes` so that the model state (and `makemigrations`) is untouched;
-CONCURRENTLY so that building them on a large table does not block order writes.
+Plain SQL rather than `Meta.indexes` so that the model state (and `makemigrations`) is untouched.
+On PostgreSQL they are built CONCURRENTLY, so that building them on a large table does not block
+order writes; the embedded SQLite database of `make run` gets the same partial indexes plainly.
 """
+
+from typing import Any
 
 from django.db import migrations
 
@@ -20,6 +23,22 @@ INDEXES = {
 }
 
 
+def _concurrently(schema_editor: Any) -> str:
+    return "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+
+
+def create(apps: Any, schema_editor: Any) -> None:
+    for name, columns in INDEXES.items():
+        schema_editor.execute(
+            f"CREATE INDEX {_concurrently(schema_editor)}IF NOT EXISTS {name} ON trading_order {columns} {PENDING}"
+        )
+
+
+def drop(apps: Any, schema_editor: Any) -> None:
+    for name in INDEXES:
+        schema_editor.execute(f"DROP INDEX {_concurrently(schema_editor)}IF EXISTS {name}")
+
+
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
@@ -27,10 +46,4 @@ class Migration(migrations.Migration):
         ("trading", "0003_live_account_credentials"),
     ]
 
-    operations = [
-        migrations.RunSQL(
-            sql=f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON trading_order {columns} {PENDING}",
-            reverse_sql=f"DROP INDEX CONCURRENTLY IF EXISTS {name}",
-        )
-        for name, columns in INDEXES.items()
-    ]
+    operations = [migrations.RunPython(create, drop)]
