@@ -53,8 +53,9 @@ DEFAULTS: dict[str, Any] = {
     # Log lines and characters kept per Run.
     "ENGINE_RUN_MAX_LOG_LINES": 50,
     "ENGINE_RUN_MAX_LOG_CHARS": 500,
-    # A claimed tick's idempotency key lives this long (seconds).
-    "ENGINE_CLAIM_TTL": 6 * 3600,
+    # A claimed slot's idempotency key lives this long plus two periods (seconds). It must exceed
+    # ENGINE_MAX_LATENESS: a redelivered slot past the lateness bound is shed, claimed or not.
+    "ENGINE_CLAIM_TTL": 60,
     # Fault injection for tests only: sleep this long after placing orders, before persisting state.
     "ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS": 0.0,
     # Benchmarks only: 1 = record per-tick and per-order timings in Redis lists (see bench/engine).

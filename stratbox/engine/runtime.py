@@ -255,52 +255,26 @@ def lock_release(iid: str, token: str) -> None:
     _script("release", _RELEASE_LUA)(keys=[lock_key(iid)], args=[token])
 
 
-def claim(iid: str, slot: int) -> bool:
-    """True the first time a slot is claimed; a replay of the same slot gets False."""
-    return bool(r().set(claim_key(iid, slot), worker_id(), nx=True, ex=int(conf.get("ENGINE_CLAIM_TTL"))))
-
-
-# One round trip to start a tick: claim the slot (a replay is a no-op), clear its "queued" mark,
-# take the instance lock, and read the runtime hash.
-_BEGIN_LUA = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false then return {'duplicate'} end
-local queued = tonumber(redis.call('HGET', KEYS[3], 'queued_slot') or '')
-if queued and math.floor(queued) == tonumber(ARGV[5]) then redis.call('HDEL', KEYS[3], 'queued_slot') end
-redis.call('HSET', KEYS[3], 'started_slot', ARGV[5])
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4]) == false then return {'busy'} end
-return {'ok', redis.call('HGETALL', KEYS[3])}
-"""
-
-
 def tick_begin(iid: str, slot: int) -> tuple[str, str | None, dict[str, Any] | None]:
     """(status, lock token, runtime): status is ok | duplicate (slot already claimed) | busy (locked)."""
-    token = f"{worker_id()}:{uuid.uuid4().hex[:8]}"
-    res = _script("begin", _BEGIN_LUA)(
-        keys=[claim_key(iid, slot), lock_key(iid), rt_key(iid)],
-        args=[
-            worker_id(),
-            int(conf.get("ENGINE_CLAIM_TTL")),
-            token,
-            int(conf.get("ENGINE_LOCK_TTL") * 1000),
-            str(slot),
-        ],
-    )
-    if res[0] != "ok":
-        return res[0], None, None
-    flat = res[1]
-    raw = dict(zip(flat[::2], flat[1::2], strict=True))
-    return "ok", token, (decode(raw) if raw else None)
+    return tick_begin_many([(iid, slot)])[0]
 
 
-# The same for a whole batch: KEYS = (claim, lock, rt) per item; ARGV = claim value, claim TTL,
-# lock TTL ms, then (token, slot) per item. Returns one {status, runtime} pair per item.
+# Starts ticks in one round trip, per item: claim the slot (a replay is a no-op), clear its "queued"
+# mark, take the instance lock and read the runtime hash. KEYS = (claim, lock, rt) per item; ARGV =
+# claim value, claim TTL, lock TTL ms, then (token, slot) per item. A claim lives the claim TTL plus
+# two periods: longer than a slot can still run (a later tick, or the lateness bound, refuses an
+# older slot), so a day of 1-second ticks does not leave 86,400 keys per instance in Redis.
+# Returns one {status, runtime} pair per item.
 _BEGIN_MANY_LUA = """
 local out = {}
 local n = #KEYS / 3
 for i = 1, n do
   local claim, lock, rt = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local token, slot = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  if redis.call('SET', claim, ARGV[1], 'NX', 'EX', ARGV[2]) == false then
+  local freq = tonumber(redis.call('HGET', rt, 'freq') or '1') or 1
+  local ttl = tonumber(ARGV[2]) + 2 * math.max(freq, 1)
+  if redis.call('SET', claim, ARGV[1], 'NX', 'EX', ttl) == false then
     out[i] = {'duplicate'}
   else
     local queued = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
@@ -318,7 +292,7 @@ return out
 
 
 def tick_begin_many(items: list[tuple[str, int]]) -> list[tuple[str, str | None, dict[str, Any] | None]]:
-    """`tick_begin` for a whole batch in one round trip (claims, locks and runtimes of every item)."""
+    """Begin a batch's ticks in one round trip (claims, locks and runtimes of every item)."""
     if not items:
         return []
     keys: list[str] = []

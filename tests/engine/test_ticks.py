@@ -37,6 +37,9 @@ def test_same_tick_twice_places_one_order(instance_factory, quote):
     assert order.client_order_id == f"{inst.pk}-{int(slot)}-1" and order.is_shadow
     assert _rt(inst)["state"]["n"] == 1
     assert Run.objects.filter(instance=inst, trigger="scheduled").count() == 1
+    # The claim outlives every chance of the slot running (lateness bound: 5 s or two periods),
+    # and no longer: claims of 1-second ticks must not pile up in Redis for hours.
+    assert 5 < runtime.r().ttl(runtime.claim_key(str(inst.pk), int(slot))) <= 60 + 2 * 1
 
 
 def test_late_or_old_slots_are_not_run(instance_factory, quote):
