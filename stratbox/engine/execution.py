@@ -527,8 +527,7 @@ def _run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) ->
             or instance is None
             or instance.mode == Mode.OFF
             or instance.tenant.killed_at is not None
-            or rt["fingerprint"] != f"{instance.version_id}:{instance.config_revision}"
-            or (rt.get("config") or {}) != (instance.config or {})
+            or not runtime.desired_applied(rt, instance.version_id, instance.config_revision, instance.config)
         ):
             continue
         quote = pre.quotes.get(instance.market_id)
@@ -779,9 +778,8 @@ def _execute(
         r.hdel(runtime.rt_key(iid), "inflight")
         pause_runtime(instance, PauseReason.KILL_SWITCH)
         return TickOutcome(status="paused")
-    if inflight is None and (
-        rt["fingerprint"] != f"{instance.version_id}:{instance.config_revision}"
-        or (rt.get("config") or {}) != (instance.config or {})
+    if inflight is None and not runtime.desired_applied(
+        rt, instance.version_id, instance.config_revision, instance.config
     ):
         # The desired state changed and its on-commit reconcile has not reached us yet: apply it now.
         rt = reconcile_one(instance, locked=True) or rt
@@ -1171,9 +1169,8 @@ def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[s
         quote_source = "synthetic"
     tick = _tick_from_quote(quote, instance.market.code)
     rt = runtime.rt_get(iid)
-    fp = f"{instance.version_id}:{instance.config_revision}"
     state = None
-    if rt and rt["loaded"] and rt["fingerprint"] == fp and (rt.get("config") or {}) == config:
+    if rt and rt["loaded"] and runtime.desired_applied(rt, instance.version_id, instance.config_revision, config):
         state = rt.get("state")
     prefix = f"{iid}-dry{int(time.time() * 1000)}"
     started = time.time()
@@ -1186,7 +1183,7 @@ def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[s
             key=key,
             version=instance.version,
             config=config,
-            fingerprint=fp,
+            fingerprint=runtime.fingerprint(instance.version_id, instance.config_revision),
             load_id="dry",
             state=state,
             state_rev=0,

@@ -46,7 +46,7 @@ class ReconcileReport:
 
 
 def fingerprint(instance: StrategyInstance) -> str:
-    return f"{instance.version_id}:{instance.config_revision}"
+    return runtime.fingerprint(instance.version_id, instance.config_revision)
 
 
 def _desired_queryset() -> Any:
@@ -115,10 +115,10 @@ def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
     rest = []
     for i, (pk, tenant_id, mode, version_id, revision, config, freq, killed_at) in enumerate(rows):
         loaded, fp, rt_config, rt_mode, rt_freq, paused = replies[2 * i]
+        rt = {"fingerprint": fp, "config": json.loads(rt_config) if rt_config else None}
         if (
             loaded != "1"
-            or fp != f"{version_id}:{revision}"
-            or (json.loads(rt_config) if rt_config else {}) != (config or {})
+            or not runtime.desired_applied(rt, version_id, revision, config)
             or (killed_at is not None and paused != "1")
         ):
             rest.append(pk)
@@ -146,8 +146,7 @@ def _in_line(instance: StrategyInstance, rt: dict[str, Any] | None) -> bool:
     return bool(
         rt
         and rt["loaded"]
-        and rt["fingerprint"] == fingerprint(instance)
-        and (rt["config"] or {}) == (instance.config or {})
+        and runtime.desired_applied(rt, instance.version_id, instance.config_revision, instance.config)
     )
 
 

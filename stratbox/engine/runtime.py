@@ -78,6 +78,19 @@ def stats_key(iid: str) -> str:
     return f"{PREFIX}stats:{iid}"
 
 
+def fingerprint(version_id: Any, config_revision: Any) -> str:
+    """What a loaded runtime was loaded from: a version or config-revision change means a reload."""
+    return f"{version_id}:{config_revision}"
+
+
+def desired_applied(rt: dict[str, Any], version_id: Any, config_revision: Any, config: Any) -> bool:
+    """The runtime holds the instance's current version, config revision and config (live fields
+    included): nothing for the reconciler to do but cheap refreshes. `rt["config"]` is decoded."""
+    return rt.get("fingerprint") == fingerprint(version_id, config_revision) and (rt.get("config") or {}) == (
+        config or {}
+    )
+
+
 # --- reading ----------------------------------------------------------------------------------
 
 JSON_FIELDS = ("state", "config", "last_error", "inflight")
