@@ -112,14 +112,14 @@ def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> 
         return int(cursor.rowcount)
 
 
-def flush_all() -> int:
+def flush_all(batch: int = 1000) -> int:
     """Flush every dirty instance's runtime and roll up the counters (the dispatcher's periodic step)."""
     written = 0
+    r = runtime.r()
     for _ in range(50):  # bounded: instances ticking while we flush are simply flushed next time
-        n = snapshot_flush()
-        written += n
-        if n == 0:
+        if not r.scard(runtime.DIRTY_KEY):
             break
+        written += snapshot_flush(batch=batch)  # 0 when a batch held only unloaded instances: go on all the same
     stats_rollup()
     return written
 

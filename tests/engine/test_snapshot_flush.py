@@ -95,3 +95,19 @@ def test_dispatcher_flushes_when_it_stops(instance_factory, quote):
     call_command("run_dispatcher", "--once")
 
     assert InstanceRuntime.objects.get(instance=inst).state == {"n": 1, "inits": 1}
+
+
+def test_flush_all_goes_past_batches_of_unloaded_instances(instance_factory, quote):
+    from stratbox.engine.snapshots import flush_all
+
+    inst = instance_factory(mode="observe")
+    reconcile()
+    assert _tick(inst).status == "ok"
+    r = runtime.r()
+    # Ids whose runtime is gone (unloaded since they ticked): their batches write no row.
+    r.sadd(runtime.DIRTY_KEY, *[f"00000000-0000-0000-0000-{n:012d}" for n in range(3)])
+
+    assert flush_all(batch=1) == 1  # the loaded one, in whichever batch it came
+
+    assert InstanceRuntime.objects.get(instance=inst).state == {"n": 1, "inits": 1}
+    assert not r.scard(runtime.DIRTY_KEY)  # a batch that wrote nothing did not end the flush
