@@ -56,10 +56,13 @@ def _start_embedded_postgres() -> Any:
     and stops the server when this process exits. The data stays in var/postgres between runs.
     """
     import pgserver  # type: ignore[import-untyped]
+    import psycopg
 
     server = pgserver.get_server(VAR_DIR / "postgres", cleanup_mode="stop")
-    if not server.psql("SELECT 1 FROM pg_database WHERE datname = 'stratbox';").strip().endswith("(1 row)"):
-        server.psql("CREATE DATABASE stratbox;")
+    # The database the settings name (EMBEDDED_DATABASE) on the server's socket directory.
+    with psycopg.connect(host=str(VAR_DIR / "postgres"), user="postgres", dbname="postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'stratbox'").fetchone() is None:
+            conn.execute("CREATE DATABASE stratbox")
     return server
 
 
