@@ -8,6 +8,7 @@ behind (a suspended machine), resumes from now instead of bursting.
 
 from __future__ import annotations
 
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -15,9 +16,14 @@ from typing import Any
 
 from django.db import close_old_connections
 
+ALIGN_DELAY = 0.001  # an aligned step starts this long after its grid point (float rounding)
 
-def run_every(interval: float, step: Callable[[], Any], *, once: bool = False) -> int:
-    """Run `step` every `interval` seconds until a signal (or once); returns the number of steps."""
+
+def run_every(interval: float, step: Callable[[], Any], *, once: bool = False, align: bool = False) -> int:
+    """Run `step` every `interval` seconds until a signal (or once); returns the number of steps.
+
+    `align`: steps start on the wall clock's multiples of `interval` (just after them); a step
+    that overruns skips the grid points it covered instead of running late ones back to back."""
     stop = {"requested": False}
 
     def _request_stop(signum: int, _frame: Any) -> None:
@@ -34,6 +40,9 @@ def run_every(interval: float, step: Callable[[], Any], *, once: bool = False) -
                 break
             close_old_connections()
             next_at += interval
+            if align:
+                now = time.time()
+                next_at = time.monotonic() + (math.floor(now / interval) + 1) * interval + ALIGN_DELAY - now
             while not stop["requested"]:
                 remaining = next_at - time.monotonic()
                 if remaining <= 0:

@@ -149,7 +149,7 @@ def main() -> int:
     )
     parser.add_argument("--sizes", default="100,1000")
     parser.add_argument("--duration", type=float, default=60.0)
-    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--tenants", type=int, default=4)
     parser.add_argument("--order-every", type=int, default=10)

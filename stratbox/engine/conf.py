@@ -25,23 +25,26 @@ DEFAULTS: dict[str, Any] = {
     # When the newest slot a worker started for an instance began more than two periods plus this
     # long ago, the cluster is behind: further slots of that instance are coalesced, not queued.
     "ENGINE_QUEUE_GRACE": 1.0,
-    # The dispatcher process (`run_dispatcher`) looks for due slots every ENGINE_DISPATCH_INTERVAL
-    # seconds and enqueues those due within ENGINE_DISPATCH_LOOKAHEAD seconds. With no lookahead a
-    # batch is published when due and a worker starts it at once; a lookahead queues batches ahead
-    # with a Celery ETA at their last due time (it rides out a dispatcher pause, but the worker's
-    # ETA timer adds its own latency: p99 ~40 ms even on an idle machine).
+    # The schedule's resolution: every instance's phase inside its second is a multiple of
+    # ENGINE_DISPATCH_INTERVAL (`runtime.phase`), and the dispatcher process (`run_dispatcher`)
+    # steps on that wall-clock grid, enqueueing the slots due (or due within
+    # ENGINE_DISPATCH_LOOKAHEAD seconds). A tick is thus due exactly when a step takes it, and a
+    # batch's ticks are due together. A lookahead queues batches ahead with a Celery ETA at their
+    # last due time (it rides out a dispatcher pause, but the worker's ETA timer adds its own
+    # latency: p99 ~40 ms even on an idle machine).
     "ENGINE_DISPATCH_LOOKAHEAD": 0.0,
-    "ENGINE_DISPATCH_INTERVAL": 0.02,
+    "ENGINE_DISPATCH_INTERVAL": 0.05,
     # The dispatcher copies the dirty instances' Redis runtime (and the run counters) into
     # PostgreSQL this often: a Redis loss costs at most this much strategy state.
     "ENGINE_SNAPSHOT_SECONDS": 5.0,
     # A tick that starts later than this (or two periods, if longer) after its slot is shed as late
     # (counted as coalesced): under overload the engine keeps latency bounded instead of queueing.
     "ENGINE_MAX_LATENESS": 5.0,
-    # Instances per run_ticks task, and the longest stretch of due times (seconds) one batch may
-    # span: a batch starts at its last member's due time, so a tick may start up to the span late;
-    # in exchange the batch's ticks share their round trips.
-    "ENGINE_TICK_BATCH": 25,
+    # Instances per run_ticks task at most (the ticks due at one grid point are split into even
+    # batches, so several worker processes share them), and the longest stretch of due times
+    # (seconds) one batch may span when the dispatcher takes several grid points at once (it fell
+    # behind, or looks ahead): a batch starts at its last member's due time.
+    "ENGINE_TICK_BATCH": 60,
     "ENGINE_BATCH_SPAN": 0.02,
     # Keep 1 in N quiet runs (no actions, no error) as Run rows; all are counted in InstanceStats.
     "ENGINE_RUN_SAMPLE_EVERY": 60,

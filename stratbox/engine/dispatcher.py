@@ -12,6 +12,7 @@ claims its slot).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -51,17 +52,20 @@ def dispatch_once(
     batch_size = max(conf.get("ENGINE_TICK_BATCH"), 1)
     span = conf.get("ENGINE_BATCH_SPAN")
     send = enqueue or _celery_enqueue
-    chunk: list[tuple[str, float]] = []
+    # Runs of due times no longer than the span (a batch starts at its last due time: this caps the
+    # wait of its first member), never across two slots ...
+    runs: list[list[tuple[str, float]]] = []
     for item in items:
-        # A batch starts at its last due time: cap its stretch (the wait of its first member).
-        if chunk and (
-            len(chunk) >= batch_size or item[1] - chunk[0][1] > span or int(item[1]) != int(chunk[0][1])
-        ):
-            _send_chunk(send, chunk, now)
-            chunk = []
-        chunk.append(item)
-    if chunk:
-        _send_chunk(send, chunk, now)
+        if runs and item[1] - runs[-1][0][1] <= span and int(item[1]) == int(runs[-1][0][1]):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    # ... each split into as few batches as the size allows, of even sizes: the ticks of one grid
+    # point (`runtime.phase`) are due at once, and even halves keep two worker processes equally busy.
+    for run in runs:
+        parts = math.ceil(len(run) / batch_size)
+        for k in range(parts):
+            _send_chunk(send, run[k * len(run) // parts : (k + 1) * len(run) // parts], now)
     return len(items)
 
 

@@ -247,8 +247,10 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         logger.exception("batched tick begin failed; beginning one by one")
         begun = [None] * len(items)
     t_begun = time.perf_counter()
-    outcomes = []
-    for (iid, slot), began in zip(items, begun, strict=True):
+    results: dict[int, TickOutcome] = {}
+    todo = list(range(len(items)))  # what is left to run, by index into `items`
+    while todo:
+        iid, slot = items[todo[0]]
         # A batch is queued when due (or with an ETA at its last due time), so its members are all
         # due; one started early (ahead of that ETA) waits for each member's own due time, never
         # longer than its offset from the first.
@@ -260,27 +262,34 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
             pre.flush()
             now = time.time()
             due = [
-                (str(i), d, b)
-                for (i, d), b in zip(items[len(outcomes) :], begun[len(outcomes) :], strict=True)
-                if d <= now and str(i) not in pre.host_tried
+                (str(items[k][0]), items[k][1], begun[k])
+                for k in todo
+                if items[k][1] <= now and str(items[k][0]) not in pre.host_tried
             ]
             if len(due) > 1:
                 try:
                     _run_due_in_hosts(pre, due)
                 except Exception:  # the ticks run one by one instead
                     logger.exception("running due ticks together failed")
+                # The quiet ticks first: they are persisted together at the next flush, before the
+                # first tick that places an order (whose round trips would otherwise hold them up).
+                todo.sort(key=lambda k: _run_order(pre.host_results.get(str(items[k][0]))))
+        k = todo.pop(0)
+        iid, slot = items[k]
+        began = begun[k]
         try:
             if began is not None and began[1] is not None:
                 if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(
                     str(iid), began[1]
                 ):
                     _count_coalesced(str(iid))
-                    outcomes.append(TickOutcome(status="coalesced"))  # our lock lapsed: never overlap
+                    results[k] = TickOutcome(status="coalesced")  # our lock lapsed: never overlap
                     continue
-            outcomes.append(tick_run(iid, slot, prefetched=pre, begun=began))
+            results[k] = tick_run(iid, slot, prefetched=pre, begun=began)
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
-            outcomes.append(TickOutcome(status="engine_error"))
+            results[k] = TickOutcome(status="engine_error")
+    outcomes = [results[k] for k in range(len(items))]
     pre.flush()
     if pre.lost:
         outcomes = [
@@ -302,6 +311,17 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
             f"{os.getpid()},{started_at},{time.time()},{started_at - max(due for _, due in items)}",
         )
     return outcomes
+
+
+def _run_order(result: Any) -> int:
+    """Where a tick goes once the host answered for the due ticks of its batch: quiet ones first
+    (persisted together at the next flush), then those that act (orders, signals or an error,
+    each written at once), then the ticks the host did not run (not due yet, or not runnable)."""
+    if result is None:
+        return 2
+    if isinstance(result, Exception):
+        return 1
+    return int(bool(result.get("intents") or result.get("exits") or result.get("entries")))
 
 
 def _tick_from_quote(quote: dict[str, Any], market_code: str) -> dict[str, Any]:
@@ -863,6 +883,7 @@ def _execute(
     from stratbox.trading.services import order_place
 
     order_ms: list[float] = []
+    filled: list[Any] = []  # this tick's orders that filled (for the day's P&L after them)
     if intents and prefetched is not None:
         prefetched.flush()  # a death while ordering loses this tick only, never a quiet one before it
     if intents and inflight is None:
@@ -891,13 +912,15 @@ def _execute(
             )
             continue
         actions.append(_action(intent, placed))
+        if placed.order is not None and placed.order.filled_at is not None and not placed.duplicate:
+            filled.append(placed.order)
         if prefetched is not None and placed.status != "shadow":
             prefetched.balance_changed(instance)
     actions.extend(skipped)
     failpoint = conf.get("ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS")
     if failpoint and intents:
         time.sleep(failpoint)
-    paused_reason = _daily_loss_check(instance, mode, actions, snapshot)
+    paused_reason = _daily_loss_check(instance, mode, actions, snapshot, quote, filled)
     finished = time.time()
     new_state = result.get("state") if isinstance(result.get("state"), dict) else rt.get("state") or {}
     logs = list(result.get("logs") or [])
@@ -1047,19 +1070,36 @@ def _fail(
 
 
 def _daily_loss_check(
-    instance: StrategyInstance, mode: str, actions: list[dict[str, Any]], snapshot: dict[str, Any]
+    instance: StrategyInstance,
+    mode: str,
+    actions: list[dict[str, Any]],
+    snapshot: dict[str, Any],
+    quote: dict[str, Any],
+    filled: list[Any],
 ) -> str | None:
+    """The pause reason if the day's loss reached the instance's limit after this tick.
+
+    The day's P&L is the trusted snapshot's (realized today plus unrealized, at this tick's quote)
+    moved by this tick's own fills: at a mark m, a fill of q at price p with fee f changes it by
+    q·(m − p) − f for a buy and q·(p − m) − f for a sell (the cash paid against the value marked,
+    the same whether it opens, adds or closes). A replayed tick (duplicates) and anything filled
+    since the snapshot by others are not counted: the risk gate checks the stored figures under its
+    locks before every order, and denies DAILY_LOSS_LIMIT, which pauses the instance too."""
     if any(a.get("deny_code") == "DAILY_LOSS_LIMIT" for a in actions):
         return PauseReason.DAILY_LOSS_LIMIT
     if mode != Mode.ACTIVE:
         return None
-    from stratbox.trading.services import instance_daily_pnl
-
-    if any(a["kind"] == "order" for a in actions):
-        pnl: Any = instance_daily_pnl(instance=instance, day=timezone.now().date())
-    else:  # nothing filled since the trusted snapshot was taken at this tick's quote
-        pnl = (snapshot.get("pnl") or {}).get("today")
-    if pnl is not None and Decimal(pnl) <= -Decimal(instance.max_daily_loss):
+    today = (snapshot.get("pnl") or {}).get("today")
+    if today is None:
+        return None
+    pnl = Decimal(today)
+    mark = Decimal(str(quote["price"])) if quote.get("price") is not None else None
+    for order in filled:
+        if order.is_shadow or mark is None or order.fill_price is None:
+            continue
+        value = order.qty * (mark - order.fill_price)
+        pnl += (value if order.side == "buy" else -value) - order.fee
+    if pnl <= -Decimal(instance.max_daily_loss):
         return PauseReason.DAILY_LOSS_LIMIT
     return None
 

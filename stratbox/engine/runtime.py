@@ -17,6 +17,7 @@ Every worker on every machine sees the same keys, so any worker can continue any
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -132,14 +133,23 @@ def dumps(value: Any) -> str:
 
 
 def phase(iid: str) -> float:
-    """The instance's fixed offset inside its second, [0, 0.999] in milliseconds, from its id.
+    """The instance's fixed offset inside its second, from its id, on the schedule's grid.
 
     A tick's identity is its whole-second slot (`tick_seq`, part of every client_order_id); *when*
     it runs is that second plus this phase. Without it every 1-second instance falls due at the
     same instant and the last of 1,000 waits for the 999 before it; with it the load (and the
     dispatcher's batches) spread evenly over the second.
+
+    Phases are multiples of `ENGINE_DISPATCH_INTERVAL` (the schedule's resolution), and the
+    dispatcher steps on that same wall-clock grid: a tick is due exactly when a step takes it, and
+    every tick of a batch is due at the same instant, so none of them waits for the step or for
+    the batch's last member, and the whole batch runs in one host round trip per tenant.
     """
-    return ((uuid.UUID(iid).int >> 64) % 1000) / 1000.0
+    raw = ((uuid.UUID(iid).int >> 64) % 1000) / 1000.0
+    step = conf.get("ENGINE_DISPATCH_INTERVAL")
+    if step <= 0.001:
+        return raw
+    return round(math.floor(raw / step) * step, 6)
 
 
 def first_due(iid: str, freq: int, now: float) -> float:

@@ -7,10 +7,11 @@ runtime is copied into `InstanceRuntime`, and counter deltas are moved into `Ins
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from stratbox.engine import runtime
 from stratbox.engine.models import InstanceRuntime, InstanceStats
@@ -104,78 +105,86 @@ def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> 
             column.append(value)
     if not columns[0]:
         return 0
-    sql = _FLUSH_SQL.format(
-        table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table
-    )
+    sql = _FLUSH_SQL.format(table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
         return int(cursor.rowcount)
 
 
-def flush_all(batch: int = 1000) -> int:
-    """Flush every dirty instance's runtime and roll up the counters (the dispatcher's periodic step)."""
+def flush_all(batch: int = 1000, pause: float = 0.0) -> int:
+    """Flush every dirty instance's runtime and roll up the counters (the dispatcher's periodic step).
+
+    `pause`: seconds to sleep between two batches, so a large flush spreads its load on PostgreSQL
+    (and its CPU) over time instead of holding the machine's cores at once."""
     written = 0
     r = runtime.r()
     for _ in range(50):  # bounded: instances ticking while we flush are simply flushed next time
         if not r.scard(runtime.DIRTY_KEY):
             break
-        written += snapshot_flush(batch=batch)  # 0 when a batch held only unloaded instances: go on all the same
-    stats_rollup()
+        if written and pause:
+            time.sleep(pause)
+        written += snapshot_flush(
+            batch=batch
+        )  # 0 when a batch held only unloaded instances: go on all the same
+    stats_rollup(batch=batch, pause=pause)
     return written
 
 
-def stats_rollup(limit: int = 5000) -> int:
-    """Move Redis counter deltas into `InstanceStats`; returns the number of instances updated."""
+# One statement for all the instances of a roll-up, whatever their number: a row is created on an
+# instance's first roll-up and incremented afterwards; deleted instances are skipped (the join), and
+# rows are written in id order, so concurrent roll-ups never deadlock.
+_ROLLUP_SQL = """
+INSERT INTO {table} AS s (instance_id, {fields}, last_run_at, updated_at)
+SELECT v.instance_id, {v_fields}, v.last_run_at, now()
+FROM unnest(%s::uuid[], {arrays}, %s::timestamptz[]) AS v(instance_id, {fields}, last_run_at)
+JOIN {instances} AS i ON i.id = v.instance_id
+ORDER BY v.instance_id
+ON CONFLICT (instance_id) DO UPDATE SET {sets},
+    last_run_at = CASE WHEN EXCLUDED.last_run_at IS NULL THEN s.last_run_at
+                       ELSE GREATEST(s.last_run_at, EXCLUDED.last_run_at) END,
+    updated_at = now()
+""".format(
+    table=InstanceStats._meta.db_table,
+    instances=StrategyInstance._meta.db_table,
+    fields=", ".join(STAT_FIELDS),
+    v_fields=", ".join(f"v.{name}" for name in STAT_FIELDS),
+    arrays=", ".join(["%s::bigint[]"] * len(STAT_FIELDS)),
+    sets=", ".join(f"{name} = s.{name} + EXCLUDED.{name}" for name in STAT_FIELDS),
+)
+
+
+def stats_rollup(limit: int = 5000, batch: int = 1000, pause: float = 0.0) -> int:
+    """Move Redis counter deltas into `InstanceStats`; returns the number of instances updated.
+
+    `batch` instances per statement, `pause` seconds between two statements (see `flush_all`)."""
     r = runtime.r()
     keys = []
     for key in r.scan_iter(match=runtime.PREFIX + "stats:*", count=1000):
         keys.append(key)
         if len(keys) >= limit:
             break
-    if not keys:
-        return 0
+    updated = 0
     take = r.register_script(_TAKE_LUA)
-    pipe = r.pipeline(transaction=False)
-    for key in keys:
-        take(keys=[key], client=pipe)
-    deltas: dict[str, dict[str, Any]] = {}
-    for key, flat in zip(keys, pipe.execute(), strict=True):
-        values = dict(zip(flat[::2], flat[1::2], strict=True))
-        if values:
-            deltas[key.rsplit(":", 1)[1]] = values
-    existing = set(
-        str(pk) for pk in StrategyInstance.objects.filter(pk__in=list(deltas)).values_list("pk", flat=True)
-    )
-    rows = []
-    for iid in sorted(existing):  # a stable order: concurrent roll-ups never deadlock
-        values = deltas[iid]
-        counts = [int(values.get(name) or 0) for name in STAT_FIELDS]
-        last = _dt(float(values["last_run_at"])) if values.get("last_run_at") else None
-        if any(counts) or last is not None:
-            rows.append((iid, *counts, last))
-    if not rows:
-        return 0
-    table = InstanceStats._meta.db_table
-    sets = ", ".join(f"{name} = s.{name} + v.{name}" for name in STAT_FIELDS)
-    placeholders = ", ".join(
-        ["(%s::uuid, " + ", ".join(["%s::bigint"] * len(STAT_FIELDS)) + ", %s::timestamptz)"] * len(rows)
-    )
-    with transaction.atomic():
-        InstanceStats.objects.bulk_create(
-            [InstanceStats(instance_id=row[0]) for row in rows], ignore_conflicts=True
-        )
-        # One statement for every instance (not one UPDATE each): at 1,000 instances every 5 s the
-        # per-row form cost the worker ~1 s of database round trips per flush.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS s SET {sets}, "  # noqa: S608 - identifiers are ours, values are parameters
-                "last_run_at = CASE WHEN v.last_run_at IS NULL THEN s.last_run_at "
-                "ELSE GREATEST(s.last_run_at, v.last_run_at) END, updated_at = now() "
-                f"FROM (VALUES {placeholders}) AS v(instance_id, {', '.join(STAT_FIELDS)}, last_run_at) "
-                "WHERE s.instance_id = v.instance_id",
-                [value for row in rows for value in row],
-            )
-    return len(rows)
+    for start in range(0, len(keys), batch):
+        if start and pause:
+            time.sleep(pause)
+        chunk = keys[start : start + batch]
+        pipe = r.pipeline(transaction=False)
+        for key in chunk:
+            take(keys=[key], client=pipe)
+        columns: list[list[Any]] = [[] for _ in range(len(STAT_FIELDS) + 2)]
+        for key, flat in zip(chunk, pipe.execute(), strict=True):
+            values = dict(zip(flat[::2], flat[1::2], strict=True))
+            counts = [int(values.get(name) or 0) for name in STAT_FIELDS]
+            last = _dt(float(values["last_run_at"])) if values.get("last_run_at") else None
+            if any(counts) or last is not None:
+                for column, value in zip(columns, (key.rsplit(":", 1)[1], *counts, last), strict=True):
+                    column.append(value)
+        if columns[0]:
+            with connection.cursor() as cursor:
+                cursor.execute(_ROLLUP_SQL, columns)
+                updated += int(cursor.rowcount)
+    return updated
 
 
 def stats_live(iid: str) -> dict[str, int]:

@@ -111,3 +111,41 @@ def test_flush_all_goes_past_batches_of_unloaded_instances(instance_factory, quo
 
     assert InstanceRuntime.objects.get(instance=inst).state == {"n": 1, "inits": 1}
     assert not r.scard(runtime.DIRTY_KEY)  # a batch that wrote nothing did not end the flush
+
+
+def test_stats_rollup_creates_then_increments_in_batches_and_skips_deleted_instances(instance_factory):
+    from datetime import UTC, datetime
+
+    from stratbox.engine.models import InstanceStats
+    from stratbox.engine.snapshots import stats_rollup
+
+    a, b, gone = (instance_factory(mode="observe") for _ in range(3))
+    r = runtime.r()
+
+    def count(inst, **deltas):
+        pipe = r.pipeline()
+        runtime.stats_incr(pipe, str(inst.pk), **deltas)
+        pipe.execute()
+
+    count(a, runs=3, ok=2, failed=1)
+    count(b, runs=1, skipped=1)
+    count(gone, runs=5)
+    r.hset(runtime.stats_key(str(a.pk)), "last_run_at", 1_700_000_000.5)
+    gone_id = gone.pk
+    gone.delete()
+
+    assert stats_rollup(batch=1, pause=0.001) == 2  # one statement per instance; the deleted one skipped
+    first = {s.instance_id: s for s in InstanceStats.objects.filter(instance__in=[a, b])}
+    assert (first[a.pk].runs, first[a.pk].ok, first[a.pk].failed) == (3, 2, 1)
+    assert first[a.pk].last_run_at == datetime.fromtimestamp(1_700_000_000.5, tz=UTC)
+    assert (first[b.pk].runs, first[b.pk].skipped, first[b.pk].last_run_at) == (1, 1, None)
+    assert not InstanceStats.objects.filter(instance_id=gone_id).exists()
+    assert not r.exists(runtime.stats_key(str(gone_id)))  # taken: its deltas do not come back
+
+    count(a, runs=2, orders=4)
+    r.hset(runtime.stats_key(str(a.pk)), "last_run_at", 1_600_000_000)  # older: the newest is kept
+    assert stats_rollup() == 1
+    again = InstanceStats.objects.get(instance=a)
+    assert (again.runs, again.ok, again.orders) == (5, 2, 4)
+    assert again.last_run_at == datetime.fromtimestamp(1_700_000_000.5, tz=UTC)
+    assert stats_rollup() == 0  # nothing left to move

@@ -221,6 +221,33 @@ def test_circuit_breaker_pauses_after_n_failures(instance_factory, quote, settin
     assert Run.objects.filter(instance=inst).count() == 3
 
 
+def test_a_tick_whose_own_fill_reaches_the_daily_loss_limit_pauses_right_after_it(
+    instance_factory, market, paper_account, big_limits
+):
+    """The day's P&L after a tick's fills: the snapshot's, moved by q·(mark − price) − fee per buy.
+
+    At mark 100 (ask 100.01) with 100 bps slippage and a 100 bps fee, buying 0.5 fills at 101.0101
+    with a fee of 0.50505050: the day's P&L becomes 0.5 × (100 − 101.0101) − 0.5050505 = −1.0101005.
+    """
+    from django.utils import timezone
+
+    from stratbox.trading.services import instance_daily_pnl
+
+    paper_account.slippage_bps = paper_account.fee_bps = Decimal("100")
+    paper_account.save(update_fields=["slippage_bps", "fee_bps"])
+    set_quote(market, price=100.0)
+    breach = instance_factory(mode="active", config={"qty": 0.5}, max_daily_loss=Decimal("1.01"))
+    within = instance_factory(mode="active", config={"qty": 0.5}, max_daily_loss=Decimal("1.02"))
+    reconcile()
+    for inst in (breach, within):
+        assert tick_run(inst.pk, _next(inst)).status == "ok"
+        assert Order.objects.get(instance=inst).fill_price == Decimal("101.0101")
+        day = instance_daily_pnl(instance=inst, day=timezone.now().date(), marks={market.pk: Decimal("100")})
+        assert day == Decimal("-1.0101005")  # the stored figures agree with the tick's
+    assert _rt(breach)["paused"] and _rt(breach)["pause_reason"] == "DAILY_LOSS_LIMIT"
+    assert not _rt(within)["paused"]
+
+
 def test_daily_loss_breach_pauses_the_instance(instance_factory, market, big_limits):
     set_quote(market, price=100.0)
     inst = instance_factory(mode="active", config={"qty": 0.5}, max_daily_loss=Decimal("10"))
@@ -464,7 +491,8 @@ def test_the_dispatcher_process_queues_due_ticks(instance_factory, quote, celery
 def test_quiet_ticks_of_a_batch_are_persisted_together_and_before_any_order(
     instance_factory, quote, monkeypatch
 ):
-    """Quiet ticks share one round trip; an order never waits with unpersisted quiet ticks before it."""
+    """Quiet ticks share one round trip and go first: none waits for an order placed in its batch,
+    and an order never waits with unpersisted quiet ticks before it."""
     import time
 
     from stratbox.engine import events
@@ -492,8 +520,8 @@ def test_quiet_ticks_of_a_batch_are_persisted_together_and_before_any_order(
     outcomes = tick_run_batch([(str(i.pk), slot + 0.001) for i in (q1, q2, orderer, q3)])
 
     assert [o.status for o in outcomes] == ["ok"] * 4
-    assert persisted == [[str(q1.pk), str(q2.pk)], [str(orderer.pk)], [str(q3.pk)]]
-    assert at_order == [(1, 1, 0)]  # the quiet ticks before the order were already persisted
+    assert persisted == [[str(q1.pk), str(q2.pk), str(q3.pk)], [str(orderer.pk)]]
+    assert at_order == [(1, 1, 1)]  # every quiet tick of the batch was persisted before the order
     r = runtime.r()
     for inst in (q1, q2, q3, orderer):
         rt = _rt(inst)
