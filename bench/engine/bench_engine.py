@@ -127,7 +127,11 @@ def tree_usage(pid: int) -> tuple[float, int, int]:
 
 
 def services_cpu() -> float:
-    """CPU seconds used so far by the machine's PostgreSQL and Redis servers (all their processes)."""
+    """CPU seconds used so far by the machine's PostgreSQL and Redis servers (all their processes).
+
+    A backend that exits (a connection closed after CONN_MAX_AGE) leaves the sum of the live
+    processes, but the postmaster, which reaps it, adds its CPU to its own children's times: those
+    are counted too, so the figure never drops when backends come and go."""
     import psutil
 
     total = 0.0
@@ -137,7 +141,7 @@ def services_cpu() -> float:
         ):
             try:
                 t = p.cpu_times()
-                total += t.user + t.system
+                total += t.user + t.system + t.children_user + t.children_system
             except psutil.Error:
                 continue
     return total

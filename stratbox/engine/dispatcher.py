@@ -1,10 +1,11 @@
 """The dispatcher: turns due slots into tick batches on the Celery queue.
 
-The dispatcher process (`manage.py run_dispatcher`) runs this every `ENGINE_DISPATCH_INTERVAL`
-(20 ms). Each run takes the slots that fell due (or, with `ENGINE_DISPATCH_LOOKAHEAD`, will within
-that many seconds) and enqueues them as `engine.run_ticks` batches: due ones at once, later ones
-with a Celery ETA at their last due time. Slots are whole epoch seconds; each instance runs at a
-fixed phase inside its second (`runtime.phase`), and a batch is a run of instances in due order.
+The dispatcher process (`manage.py run_dispatcher`) runs this on the wall clock's multiples of
+`ENGINE_DISPATCH_INTERVAL` (50 ms), the grid the instances' phases lie on (`runtime.phase`). Each
+run takes the slots that fell due (or, with `ENGINE_DISPATCH_LOOKAHEAD`, will within that many
+seconds) and enqueues them as `engine.run_ticks` batches: due ones at once, later ones with a
+Celery ETA at their last due time. Slots are whole epoch seconds; each instance runs at a fixed
+phase inside its second, and a batch is a run of instances in due order.
 The due set and the "queued" marks live in Redis: which process dispatches does not matter, and
 two dispatchers running at once cannot queue a slot twice (the Lua step is atomic and a tick
 claims its slot).

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from stratbox.engine import conf, events, runtime, sandboxes
@@ -34,6 +34,7 @@ from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
+from stratbox.rows import row_write
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition, StrategyVersion
 from tenants.models import Tenant
@@ -65,23 +66,30 @@ def _instance(iid: str) -> StrategyInstance | None:
 
 
 # Instance rows (with tenant, market, account, version) kept between batches of this process, keyed
-# by id, each with its stamp: a hash of every column of the instance, tenant, market and account
-# rows (but the account's balance, which every fill moves and which is read here anyway) and the
-# definition's updated_at (versions are immutable). A batch reads the stamps of its instances in one
-# query and rebuilds only the rows whose stamp moved, so any change, through save() or not, is seen
-# by the very next batch; an unchanged row is never rebuilt. Building ~25 model graphs per batch was
-# a tenth of a quiet tick's CPU, and rebuilding every row every 30 s still 4 % of a worker's.
+# by id, each with its stamp: the `xmin` and `ctid` of the instance, tenant and market rows (the
+# transaction that wrote the row version and where it lies: every UPDATE, through save() or not,
+# makes a new version, in a new place and, from another transaction, with a new xmin, while a row
+# lock leaves both alone), a hash of every column of the account row but its balance
+# (which every fill moves and which is read here anyway; once per account, not per instance) and
+# the definition's updated_at (versions are immutable). A batch reads the stamps of its instances in
+# one statement and rebuilds only the rows whose stamp moved, so any change is seen by the very next
+# batch; an unchanged row is never rebuilt. Building ~25 model graphs per batch was a tenth of a
+# quiet tick's CPU, and rebuilding every row every 30 s still 4 % of a worker's; hashing every
+# joined row as JSON (the stamps before `xmin`) made this the costliest statement of a batch.
 ROW_CACHE_MAX = 50_000
 _rows: dict[str, tuple[tuple[Any, ...], StrategyInstance]] = {}
 _rows_pid: int | None = None
+
 _STAMP_SQL = (
-    "SELECT i.id, md5(to_jsonb(i)::text), md5(to_jsonb(t)::text), md5(to_jsonb(m)::text), "  # noqa: S608 - table names only
-    "md5((to_jsonb(a) - 'balance')::text), d.updated_at, a.id, a.balance "
-    f"FROM {StrategyInstance._meta.db_table} i JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id "
-    f"JOIN {Account._meta.db_table} a ON a.id = i.account_id "
+    f"WITH i AS (SELECT id, xmin::text || ctid::text AS x, tenant_id, account_id, market_id, version_id "  # noqa: S608 - table names only
+    f"FROM {StrategyInstance._meta.db_table} WHERE id = ANY(%s)), "
+    f"a AS (SELECT id, balance, md5((to_jsonb(acc) - 'balance')::text) AS h FROM {Account._meta.db_table} acc "
+    "WHERE id IN (SELECT account_id FROM i)) "
+    "SELECT i.id, i.x, t.xmin::text || t.ctid::text, m.xmin::text || m.ctid::text, a.h, d.updated_at, a.id, a.balance "
+    f"FROM i JOIN {Tenant._meta.db_table} t ON t.id = i.tenant_id JOIN a ON a.id = i.account_id "
     f"JOIN {Market._meta.db_table} m ON m.id = i.market_id "
     f"JOIN {StrategyVersion._meta.db_table} v ON v.id = i.version_id "
-    f"JOIN {StrategyDefinition._meta.db_table} d ON d.id = v.definition_id WHERE i.id = ANY(%s)"
+    f"JOIN {StrategyDefinition._meta.db_table} d ON d.id = v.definition_id"
 )
 
 
@@ -661,7 +669,13 @@ def _record_run(
         worker=runtime.worker_id(),
     )
     if trigger == RunTrigger.SCHEDULED and not replay:
-        run.save(force_insert=True)
+        # One plain INSERT (`Model.save` cost a tenth of a busy worker's time here).
+        sql, values = row_write(run)
+        with connection.cursor() as cursor:
+            cursor.execute(sql + " RETURNING id", values)
+            run.pk = cursor.fetchone()[0]
+        run._state.adding = False
+        run._state.db = DEFAULT_DB_ALIAS
     elif trigger == RunTrigger.SCHEDULED:
         try:
             with transaction.atomic():

@@ -18,18 +18,18 @@ balance = starting_balance - open cost_basis + sum(realized_pnl).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, connections, transaction
-from django.db.models import Model, Q
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
+from stratbox.rows import row_write
 from stratbox.trading.brokers import FillSpec, PaperBroker, broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.credentials import (
@@ -119,29 +119,6 @@ def _duplicate(client_order_id: str, instance: StrategyInstance) -> OrderResult:
     return existing
 
 
-@functools.cache
-def _write_sql(model: type[Model], update: tuple[str, ...] | None, auto_pk: bool) -> tuple[str, list[Any]]:
-    """INSERT (update None) or UPDATE ... WHERE pk of `model`'s table, and the fields it binds in order."""
-    meta = model._meta
-    if update is None:
-        fields = [f for f in meta.local_concrete_fields if not (auto_pk and f is meta.auto_field)]
-        columns = ", ".join(f'"{f.column}"' for f in fields)
-        marks = ", ".join("%s" for _ in fields)
-        return f'INSERT INTO "{meta.db_table}" ({columns}) VALUES ({marks})', fields  # noqa: S608 - model metadata
-    fields = [meta.get_field(name) for name in update]
-    assignments = ", ".join(f'"{f.column}" = %s' for f in fields)
-    return f'UPDATE "{meta.db_table}" SET {assignments} WHERE "{meta.pk.column}" = %s', [*fields, meta.pk]  # noqa: S608
-
-
-def _row_write(obj: Model, update: tuple[str, ...] | None = None) -> tuple[str, list[Any]]:
-    """The statement writing `obj` (a new row, or the `update` fields of its row) and its parameters,
-    prepared as the ORM's own INSERT / UPDATE prepare them."""
-    sql, fields = _write_sql(type(obj), update, obj.pk is None)
-    adding = update is None
-    conn = connections[DEFAULT_DB_ALIAS]  # `connection` itself is a proxy: one lookup, not one per field
-    return sql, [f.get_db_prep_save(f.pre_save(obj, adding), conn) for f in fields]
-
-
 def _order_insert(order: Order) -> bool:
     """Insert a new order; False, writing nothing, when its client_order_id is already taken.
 
@@ -149,7 +126,7 @@ def _order_insert(order: Order) -> bool:
     and a concurrent retry's uncommitted insert is waited for, then seen as the conflict it is.
     The values are prepared exactly as the ORM's INSERT prepares them.
     """
-    sql, values = _row_write(order)
+    sql, values = row_write(order)
     with connection.cursor() as cursor:
         cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
         inserted = cursor.rowcount == 1
@@ -199,7 +176,7 @@ def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) 
     for i, (sql, values) in enumerate(writes):
         ctes.append(f"w{i} AS ({sql} RETURNING 1)")
         params += values
-    fill_sql, fill_values = _row_write(fill)
+    fill_sql, fill_values = row_write(fill)
     ctes.append(f"f AS ({fill_sql} RETURNING id)")
     params += fill_values
     touched_counts = [f"(SELECT count(*) FROM w{i})" for i in range(len(writes))]  # noqa: S608 - no input
@@ -270,14 +247,14 @@ def _apply_fill(
         position.avg_price = q8(position.cost_basis / position.qty)
     else:
         position.closed_at = now
-    writes = [_row_write(position, None if position._state.adding else _POSITION_UPDATE_FIELDS)]
+    writes = [row_write(position, None if position._state.adding else _POSITION_UPDATE_FIELDS)]
     if not order.is_shadow:
         assert account is not None
         account.balance += cash
-        writes.append(_row_write(account, ("balance",)))
+        writes.append(row_write(account, ("balance",)))
     if not order_written:
         _mark_filled(order, [spec], now)
-        writes.append(_row_write(order, _ORDER_FILL_FIELDS))
+        writes.append(row_write(order, _ORDER_FILL_FIELDS))
     fill = Fill(
         order=order,
         tenant_id=order.tenant_id,

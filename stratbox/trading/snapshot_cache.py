@@ -74,8 +74,49 @@ def _f(value: Any) -> float | None:
     return float(value) if value is not None else None
 
 
+_POSITIONS_SQL = (
+    "SELECT instance_id, is_shadow, id, market_id, qty, avg_price, cost_basis, realized_pnl, opened_at "  # noqa: S608
+    f"FROM {Position._meta.db_table} WHERE instance_id = ANY(%s) AND closed_at IS NULL "
+    "ORDER BY opened_at DESC"
+)
+_REALIZED_SQL = (
+    "SELECT instance_id, is_shadow, SUM(realized_pnl), "  # noqa: S608
+    "SUM(realized_pnl) FILTER (WHERE ts >= %s AND ts < %s) "
+    f"FROM {Fill._meta.db_table} WHERE instance_id = ANY(%s) GROUP BY 1, 2"
+)
+_PENDING_SQL = (
+    "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
+    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'pending' "
+    "AND is_shadow = false AND side = 'buy' GROUP BY 1"
+)
+_RECENT_ORDERS_SQL = (
+    "SELECT o.instance_id, o.id, o.client_order_id, o.side, o.type, o.qty, o.limit_price, o.status, "  # noqa: S608
+    "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at "
+    "FROM unnest(%s::uuid[], %s::boolean[]) AS i(iid, shadow) CROSS JOIN LATERAL ("
+    f"SELECT * FROM {Order._meta.db_table} t WHERE t.instance_id = i.iid "
+    "AND t.is_shadow = i.shadow ORDER BY t.created_at DESC, t.id DESC LIMIT %s) o "
+    "ORDER BY o.instance_id, o.created_at DESC, o.id DESC"
+)
+
+
+def _query_all(statements: list[tuple[str, list[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """The rows of independent read statements, sent together: one round trip to PostgreSQL
+    (psycopg's pipeline mode) instead of one each."""
+    connection.ensure_connection()
+    cursors = [connection.cursor() for _ in statements]
+    try:
+        with connection.connection.pipeline():
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
 def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
-    """The mark- and balance-independent part of each instance's snapshot, in four statements."""
+    """The mark- and balance-independent part of each instance's snapshot: four statements, one
+    round trip."""
     ids = [i.pk for i in instances]
     shadow_of = {str(i.pk): i.mode != Mode.ACTIVE for i in instances}
     raw: dict[str, dict[str, Any]] = {
@@ -84,81 +125,62 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
     }
     start, end = day_bounds(timezone.now().date())
     active = [i.pk for i in instances if not shadow_of[str(i.pk)]]
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT instance_id, is_shadow, id, market_id, qty, avg_price, cost_basis, realized_pnl, opened_at "  # noqa: S608
-            f"FROM {Position._meta.db_table} WHERE instance_id = ANY(%s) AND closed_at IS NULL "
-            "ORDER BY opened_at DESC",
-            [ids],
-        )
-        for iid, shadow, pid, market_id, qty, avg, cost, realized, opened in cur.fetchall():
-            if shadow == shadow_of[str(iid)]:
-                raw[str(iid)]["positions"].append(
-                    [str(pid), market_id, str(qty), str(avg), str(cost), str(realized), _ts(opened)]
-                )
-        cur.execute(
-            "SELECT instance_id, is_shadow, SUM(realized_pnl), "  # noqa: S608
-            "SUM(realized_pnl) FILTER (WHERE ts >= %s AND ts < %s) "
-            f"FROM {Fill._meta.db_table} WHERE instance_id = ANY(%s) GROUP BY 1, 2",
-            [start, end, ids],
-        )
-        for iid, shadow, total, today in cur.fetchall():
-            if shadow == shadow_of[str(iid)]:
-                raw[str(iid)]["realized"] = str(total if total is not None else ZERO)
-                raw[str(iid)]["today"] = str(today if today is not None else ZERO)
-        if active:
-            cur.execute(
-                "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
-                f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'pending' "
-                "AND is_shadow = false AND side = 'buy' GROUP BY 1",
-                [active],
+    statements = [
+        (_POSITIONS_SQL, [ids]),
+        (_REALIZED_SQL, [start, end, ids]),
+        (_RECENT_ORDERS_SQL, [ids, [shadow_of[str(pk)] for pk in ids], RECENT_ORDERS]),
+    ]
+    if active:
+        statements.append((_PENDING_SQL, [active]))
+    results = _query_all(statements)
+    positions, realized, recent = results[:3]
+    pending = results[3] if active else []
+    for iid, shadow, pid, market_id, qty, avg, cost, realized_pnl, opened in positions:
+        if shadow == shadow_of[str(iid)]:
+            raw[str(iid)]["positions"].append(
+                [str(pid), market_id, str(qty), str(avg), str(cost), str(realized_pnl), _ts(opened)]
             )
-            for iid, total in cur.fetchall():
-                raw[str(iid)]["pending"] = str(total if total is not None else ZERO)
-        cur.execute(
-            "SELECT o.instance_id, o.id, o.client_order_id, o.side, o.type, o.qty, o.limit_price, o.status, "  # noqa: S608
-            "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at "
-            "FROM unnest(%s::uuid[], %s::boolean[]) AS i(iid, shadow) CROSS JOIN LATERAL ("
-            f"SELECT * FROM {Order._meta.db_table} t WHERE t.instance_id = i.iid "
-            "AND t.is_shadow = i.shadow ORDER BY t.created_at DESC, t.id DESC LIMIT %s) o "
-            "ORDER BY o.instance_id, o.created_at DESC, o.id DESC",
-            [ids, [shadow_of[str(pk)] for pk in ids], RECENT_ORDERS],
+    for iid, shadow, total, today in realized:
+        if shadow == shadow_of[str(iid)]:
+            raw[str(iid)]["realized"] = str(total if total is not None else ZERO)
+            raw[str(iid)]["today"] = str(today if today is not None else ZERO)
+    for iid, total in pending:
+        raw[str(iid)]["pending"] = str(total if total is not None else ZERO)
+    for (
+        iid,
+        oid,
+        coid,
+        side,
+        otype,
+        qty,
+        limit,
+        status,
+        filled_at,
+        fill_price,
+        fee,
+        deny,
+        tag,
+        created,
+    ) in recent:
+        # The same dict as services.order_as_dict.
+        raw[str(iid)]["orders"].append(
+            {
+                "id": str(oid),
+                "client_order_id": coid,
+                "side": side,
+                "type": otype,
+                "qty": float(qty),
+                "price": _f(limit),
+                "status": status,
+                "filled": filled_at is not None,
+                "fill_price": _f(fill_price),
+                "fee": float(fee),
+                "deny_code": deny or None,
+                "tag": tag or None,
+                "created_at": _ts(created),
+                "filled_at": _ts(filled_at),
+            }
         )
-        for (
-            iid,
-            oid,
-            coid,
-            side,
-            otype,
-            qty,
-            limit,
-            status,
-            filled_at,
-            fill_price,
-            fee,
-            deny,
-            tag,
-            created,
-        ) in cur.fetchall():
-            # The same dict as services.order_as_dict.
-            raw[str(iid)]["orders"].append(
-                {
-                    "id": str(oid),
-                    "client_order_id": coid,
-                    "side": side,
-                    "type": otype,
-                    "qty": float(qty),
-                    "price": _f(limit),
-                    "status": status,
-                    "filled": filled_at is not None,
-                    "fill_price": _f(fill_price),
-                    "fee": float(fee),
-                    "deny_code": deny or None,
-                    "tag": tag or None,
-                    "created_at": _ts(created),
-                    "filled_at": _ts(filled_at),
-                }
-            )
     return raw
 
 

@@ -1,8 +1,9 @@
 """`manage.py run_dispatcher [--once] [--interval S]`: the engine's dispatcher process.
 
-Every `ENGINE_DISPATCH_INTERVAL` (20 ms) it queues the slots that fell due (`dispatcher.dispatch_once`):
-a batch is published when its ticks are due, so a worker starts it at once, with no Celery ETA
-timer in between. Housekeeping runs beside it in a thread of its own, so that it never holds the
+Just after every multiple of `ENGINE_DISPATCH_INTERVAL` (50 ms) on the wall clock — the grid the
+instances' phases lie on — it queues the slots that fell due (`dispatcher.dispatch_once`): a batch
+is published when its ticks are due, so a worker starts it at once, with no Celery ETA timer in
+between. Housekeeping runs beside it in a thread of its own, so that it never holds the
 schedule up: once a second it fills the resting paper limit orders the latest quotes crossed, and
 every `ENGINE_SNAPSHOT_SECONDS` it copies the dirty runtimes and the run counters into PostgreSQL
 (`snapshots.flush_all`, also once more on a clean stop).
