@@ -621,10 +621,17 @@ def _cap_logs(logs: list[Any]) -> tuple[list[dict[str, Any]], int]:
     return clean[:max_lines], max(len(clean) - max_lines, 0)
 
 
-def _keep_run(trigger: str, actions: list[Any], error: Any, slot: int, freq: int, first: bool) -> bool:
+def _keep_run(
+    iid: str, trigger: str, actions: list[Any], error: Any, slot: int, freq: int, first: bool
+) -> bool:
+    """Whether a run is stored: always with actions or an error, the first after a load, and 1 in
+    ENGINE_RUN_SAMPLE_EVERY quiet ones. Each instance samples at its own offset (from its id): on a
+    common one, every 1-second instance stored its quiet run in the same second of each minute,
+    1,000 inserts at once at N = 1,000 instead of ~17 a second."""
     if trigger != RunTrigger.SCHEDULED or actions or error or first:
         return True
-    return (slot // max(freq, 1)) % max(conf.get("ENGINE_RUN_SAMPLE_EVERY"), 1) == 0
+    every = max(conf.get("ENGINE_RUN_SAMPLE_EVERY"), 1)
+    return (slot // max(freq, 1) + (uuid.UUID(iid).int >> 32)) % every == 0
 
 
 def _record_run(
@@ -939,7 +946,7 @@ def _execute(
     new_state = result.get("state") if isinstance(result.get("state"), dict) else rt.get("state") or {}
     logs = list(result.get("logs") or [])
     placed_orders = sum(1 for a in actions if a["kind"] in ("order", "shadow"))
-    keep = _keep_run(trigger, actions, None, slot, int(rt.get("freq") or 1), rt["state_rev"] == 0)
+    keep = _keep_run(iid, trigger, actions, None, slot, int(rt.get("freq") or 1), rt["state_rev"] == 0)
     run = None
     if keep:
         run = _record_run(

@@ -172,12 +172,12 @@ def unschedule(iid: str) -> None:
     pipe.execute()
 
 
-# Picks instances due up to `now + lookahead`, advances each to its next slot and marks the slot
-# queued. If the newest slot a worker started for the instance (`started_slot`, set when a tick
-# begins) is older than two periods plus `grace`, the cluster is behind: the new slot is coalesced and
-# counted instead of queued, so a slow cluster never builds an unbounded backlog, however far
-# ahead slots are queued. A queued slot older than `stale` is presumed lost (its worker died) and
-# the instance is queued again.
+# Picks instances due up to `now + lookahead`, advances each to its next slot (its phase on the
+# schedule's grid, `phase`) and marks the slot queued. If the newest slot a worker started for the
+# instance (`started_slot`, set when a tick begins) is older than two periods plus `grace`, the
+# cluster is behind: the new slot is coalesced and counted instead of queued, so a slow cluster
+# never builds an unbounded backlog, however far ahead slots are queued. A queued slot older than
+# `stale` is presumed lost (its worker died) and the instance is queued again.
 _DISPATCH_LUA = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -185,6 +185,7 @@ local stale = tonumber(ARGV[3])
 local prefix = ARGV[4]
 local lookahead = tonumber(ARGV[5])
 local grace = tonumber(ARGV[6])
+local grid = tonumber(ARGV[7])
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + lookahead, 'WITHSCORES', 'LIMIT', 0, limit)
 local out = {}
 for i = 1, #items, 2 do
@@ -200,6 +201,13 @@ for i = 1, #items, 2 do
     if due < now then k = math.floor((now - due) / freq) end
     local slot = due + k * freq
     local nxt = slot + freq
+    if grid > 0.001 then
+      -- A phase off the grid (scheduled before the grid, or under another interval) moves down to
+      -- it. The tolerance is far above a float's error at epoch seconds (~2.4e-7).
+      local second = math.floor(nxt)
+      local aligned = math.floor((nxt - second) / grid + 1e-4) * grid
+      if (nxt - second) - aligned > 1e-4 then nxt = second + aligned end
+    end
     redis.call('ZADD', KEYS[1], nxt, iid)
     redis.call('HSET', rt, 'next_due_at', tostring(nxt))
     local missed = k
@@ -243,6 +251,7 @@ def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tup
             PREFIX,
             repr(lookahead),
             conf.get("ENGINE_QUEUE_GRACE"),
+            repr(float(conf.get("ENGINE_DISPATCH_INTERVAL"))),
         ],
     )
     return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
