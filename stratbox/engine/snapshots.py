@@ -105,7 +105,9 @@ def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> 
             column.append(value)
     if not columns[0]:
         return 0
-    sql = _FLUSH_SQL.format(table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table)
+    sql = _FLUSH_SQL.format(
+        table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, columns)
         return int(cursor.rowcount)
@@ -123,9 +125,8 @@ def flush_all(batch: int = 1000, pause: float = 0.0) -> int:
             break
         if written and pause:
             time.sleep(pause)
-        written += snapshot_flush(
-            batch=batch
-        )  # 0 when a batch held only unloaded instances: go on all the same
+        # 0 when a batch held only unloaded instances: go on all the same
+        written += snapshot_flush(batch=batch)
     stats_rollup(batch=batch, pause=pause)
     return written
 
