@@ -39,10 +39,11 @@ def run_every(interval: float, step: Callable[[], Any], *, once: bool = False, a
             if once:
                 break
             close_old_connections()
-            next_at += interval
             if align:
                 now = time.time()
                 next_at = time.monotonic() + (math.floor(now / interval) + 1) * interval + ALIGN_DELAY - now
+            else:
+                next_at += interval
             while not stop["requested"]:
                 remaining = next_at - time.monotonic()
                 if remaining <= 0:

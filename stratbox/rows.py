@@ -36,3 +36,9 @@ def row_write(obj: Model, update: tuple[str, ...] | None = None) -> tuple[str, l
     adding = update is None
     conn = connections[DEFAULT_DB_ALIAS]  # `connection` itself is a proxy: one lookup, not one per field
     return sql, [f.get_db_prep_save(f.pre_save(obj, adding), conn) for f in fields]
+
+
+def mark_saved(obj: Model) -> None:
+    """Tell the ORM that `obj` is now a stored row (as `save()` would have), after our own INSERT."""
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS

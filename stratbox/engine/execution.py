@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from stratbox.engine import conf, events, runtime, sandboxes
@@ -34,7 +34,7 @@ from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
-from stratbox.rows import row_write
+from stratbox.rows import mark_saved, row_write
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition, StrategyVersion
 from tenants.models import Tenant
@@ -134,9 +134,10 @@ def instances_for_batch(
 class Prefetched:
     """Rows, quotes and trusted snapshots read once for a whole batch of ticks.
 
-    One query for the row stamps (rows are rebuilt only when they moved), one Redis round trip for
-    the quotes, and the trusted snapshots of the whole batch from `trading.snapshot_cache` (one Redis
-    round trip and one balance query; four more only for instances whose ledger changed).
+    One query for the row stamps and balances (rows are rebuilt only when they moved), one Redis
+    round trip for the quotes, and the trusted snapshots of the whole batch from
+    `trading.snapshot_cache` (one Redis round trip; one more to PostgreSQL, four statements
+    pipelined, only for instances whose ledger changed).
     A tick that places orders changes its account's balance: later ticks of the batch on the same
     account that did not run in a host yet re-read just that balance (`balance_changed`), so no
     snapshot is staler than the batch (the risk gate re-reads the balance under its lock anyway).
@@ -681,8 +682,7 @@ def _record_run(
         with connection.cursor() as cursor:
             cursor.execute(sql + " RETURNING id", values)
             run.pk = cursor.fetchone()[0]
-        run._state.adding = False
-        run._state.db = DEFAULT_DB_ALIAS
+        mark_saved(run)
     elif trigger == RunTrigger.SCHEDULED:
         try:
             with transaction.atomic():
@@ -904,7 +904,7 @@ def _execute(
     from stratbox.trading.services import order_place
 
     order_ms: list[float] = []
-    filled: list[Any] = []  # this tick's orders that filled (for the day's P&L after them)
+    filled: list[Any] = []  # this tick's real orders that filled (for the day's P&L after them)
     if intents and prefetched is not None:
         prefetched.flush()  # a death while ordering loses this tick only, never a quiet one before it
     if intents and inflight is None:
@@ -933,8 +933,9 @@ def _execute(
             )
             continue
         actions.append(_action(intent, placed))
-        if placed.order is not None and placed.order.filled_at is not None and not placed.duplicate:
-            filled.append(placed.order)
+        order = placed.order
+        if order is not None and order.filled_at is not None and not order.is_shadow and not placed.duplicate:
+            filled.append(order)
         if prefetched is not None and placed.status != "shadow":
             prefetched.balance_changed(instance)
     actions.extend(skipped)
@@ -1114,12 +1115,11 @@ def _daily_loss_check(
     if today is None:
         return None
     pnl = Decimal(today)
-    mark = Decimal(str(quote["price"])) if quote.get("price") is not None else None
-    for order in filled:
-        if order.is_shadow or mark is None or order.fill_price is None:
-            continue
-        value = order.qty * (mark - order.fill_price)
-        pnl += (value if order.side == "buy" else -value) - order.fee
+    if quote.get("price") is not None:
+        mark = Decimal(str(quote["price"]))
+        for order in filled:
+            value = order.qty * (mark - order.fill_price)
+            pnl += (value if order.side == "buy" else -value) - order.fee
     if pnl <= -Decimal(instance.max_daily_loss):
         return PauseReason.DAILY_LOSS_LIMIT
     return None

@@ -23,13 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
-from stratbox.rows import row_write
+from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import FillSpec, PaperBroker, broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.credentials import (
@@ -131,8 +131,7 @@ def _order_insert(order: Order) -> bool:
         cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
         inserted = cursor.rowcount == 1
     if inserted:
-        order._state.adding = False
-        order._state.db = DEFAULT_DB_ALIAS
+        mark_saved(order)
         ledger_changed([order.instance_id])
     return inserted
 
@@ -187,8 +186,7 @@ def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) 
     if any(n != 1 for n in touched):
         raise DatabaseError(f"ledger write touched {touched} rows, expected one each")
     fill.pk = fill_id
-    fill._state.adding = False
-    fill._state.db = DEFAULT_DB_ALIAS
+    mark_saved(fill)
     if notify:
         ledger_changed([fill.instance_id])
 
@@ -271,8 +269,7 @@ def _apply_fill(
         ts=now,
     )
     _book(fill, writes, notify)
-    position._state.adding = False
-    position._state.db = DEFAULT_DB_ALIAS
+    mark_saved(position)
     return fill
 
 
