@@ -1,9 +1,9 @@
 """Forms of the web UI: strategy upload, instance creation, and the config form generated from a
 version's CONFIG_SCHEMA.
 
-Forms only parse and present; the rules live in the services. Errors the services raise (DRF
-`ValidationError`, the store's `UploadInvalid`, Django's `ValidationError`) are mapped back onto
-the form field the user typed into by `add_service_errors`.
+Forms only parse and present; the rules live in the services. The application errors the services
+raise are put back on the form field the user typed into by `tenants.errors.form_add_error`
+(`config_field_map` points `config.<key>` messages at the generated config fields).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import FileExtensionValidator
 
 CONFIG_PREFIX = "cfg__"
@@ -317,51 +316,11 @@ class InstanceConfigForm(ConfigFormMixin, AllocationFields):
 # --- mapping service errors onto forms --------------------------------------------------------
 
 
-def _messages(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)):
-        out: list[str] = []
-        for item in value:
-            out.extend(_messages(item))
-        return out
-    if isinstance(value, dict):
-        return [f"{k}: {m}" for k, v in value.items() for m in _messages(v)]
-    return [str(value)]
-
-
-def add_service_errors(form: forms.Form, detail: Any, field_map: Mapping[str, str] | None = None) -> None:
-    """Put a service's errors on the form's fields.
-
-    `detail` is a DRF ValidationError's `.detail`, a Django ValidationError, or a plain dict/list.
-    `config` errors are a nested dict keyed by CONFIG_SCHEMA field and land on the generated
-    fields; unknown keys and `non_field_errors`/`__all__` become form-wide errors.
-    """
-    field_map = dict(field_map or {})
-    if isinstance(detail, DjangoValidationError):
-        detail = detail.message_dict if hasattr(detail, "error_dict") else detail.messages
-    if not isinstance(detail, Mapping):
-        for message in _messages(detail):
-            form.add_error(None, message)
-        return
-    for key, value in detail.items():
-        if key == "config" and isinstance(value, Mapping):
-            for cfg_key, cfg_value in value.items():
-                target = CONFIG_PREFIX + str(cfg_key)
-                for message in _messages(cfg_value):
-                    if target in form.fields:
-                        form.add_error(target, message)
-                    else:
-                        form.add_error(None, f"config field '{cfg_key}': {message}")
-            continue
-        target = field_map.get(key, key)
-        if str(key).startswith("config.") and CONFIG_PREFIX + str(key)[7:] in form.fields:
-            target = CONFIG_PREFIX + str(key)[7:]
-        for message in _messages(value):
-            if target in form.fields and target not in ("non_field_errors", "__all__"):
-                form.add_error(target, message)
-            else:
-                form.add_error(
-                    None, message if key in ("non_field_errors", "__all__") else f"{key}: {message}"
-                )
+def config_field_map(form: forms.Form) -> dict[str, str]:
+    """Where an application error's `config.<key>` messages go: the generated config fields."""
+    return {
+        f"config.{name[len(CONFIG_PREFIX) :]}": name for name in form.fields if name.startswith(CONFIG_PREFIX)
+    }
 
 
 class LiveRequestForm(forms.Form):

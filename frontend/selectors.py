@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
@@ -204,8 +205,6 @@ def instance_runs(
 ) -> RunsPage:
     """A page of the instance's execution history, filtered by status/trigger (bad values ignored,
     with a message, rather than a 400: this is a page, not the API)."""
-    from rest_framework.exceptions import ValidationError
-
     from stratbox.engine.models import RunStatus, RunTrigger
     from stratbox.engine.selectors import run_list
 
@@ -219,7 +218,7 @@ def instance_runs(
     error = ""
     try:
         queryset = run_list(tenant=tenant, filters=filters)
-    except ValidationError:
+    except ApplicationError:
         error = "Unknown filter value; showing all runs."
         status = trigger = ""
         queryset = run_list(tenant=tenant, filters={"instance": str(instance.pk)})

@@ -218,7 +218,11 @@ REST_FRAMEWORK = {
         "token_create": env("STRATBOX_THROTTLE_TOKEN_CREATE", default="10/min"),
     },
 }
-DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
+DRF_STANDARDIZED_ERRORS = {
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+    # Services raise tenants.errors.ApplicationError; this handler class gives it the standard body.
+    "EXCEPTION_HANDLER_CLASS": "tenants.api_errors.ApplicationExceptionHandler",
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stratbox API",
     "DESCRIPTION": "Multi-tenant strategy hosting: strategies, versions, instances, accounts, tokens, audit.",

@@ -15,8 +15,9 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from strategies_store.models import StrategyDefinition, StrategyVersion
-from strategies_store.services import EDITABLE_FIELDS, StoreError, strategy_delete, strategy_update
+from strategies_store.services import EDITABLE_FIELDS, strategy_delete, strategy_update
 from strategies_store.validation import UploadInvalid
+from tenants.errors import ApplicationError
 
 
 class VersionInline(admin.TabularInline):
@@ -65,13 +66,13 @@ class StrategyDefinitionAdmin(admin.ModelAdmin):
         if changes:
             try:
                 strategy_update(definition=obj, actor=request.user, **changes)
-            except (StoreError, UploadInvalid) as exc:
+            except (ApplicationError, UploadInvalid) as exc:
                 messages.error(request, str(exc))
 
     def delete_model(self, request: HttpRequest, obj: StrategyDefinition) -> None:
         try:
             strategy_delete(definition=obj, actor=request.user)
-        except StoreError as exc:
+        except ApplicationError as exc:
             messages.error(request, exc.message)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[StrategyDefinition]) -> None:

@@ -64,16 +64,6 @@ from tenants.throttling import UploadThrottle
 # --- errors ----------------------------------------------------------------------------------------
 
 
-class CatalogReadOnlyError(exceptions.PermissionDenied):
-    default_code = "CATALOG_READ_ONLY"
-
-
-class StrategyInUseError(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "STRATEGY_IN_USE"
-    default_detail = "The strategy is in use."
-
-
 def upload_error_response(exc: UploadInvalid, fields: dict[str, str]) -> Response:
     """The standard validation error body, plus `line`/`col` per item for code positions."""
     fields = exc.fields or fields
@@ -93,18 +83,6 @@ def upload_error_response(exc: UploadInvalid, fields: dict[str, str]) -> Respons
         },
         status=status.HTTP_400_BAD_REQUEST,
     )
-
-
-def raise_store_error(exc: services.StoreError) -> None:
-    if isinstance(exc, services.CatalogReadOnly):
-        raise CatalogReadOnlyError(exc.message) from exc
-    if isinstance(exc, services.StrategyInUse):
-        raise StrategyInUseError(exc.message) from exc
-    if isinstance(exc, services.KeyTaken):
-        raise exceptions.ValidationError(
-            {"key": [exceptions.ErrorDetail(exc.message, code="KEY_TAKEN")]}
-        ) from exc
-    raise exc
 
 
 # --- upload parsing -------------------------------------------------------------------------------
@@ -261,7 +239,7 @@ class StoreApi(TenantScopedMixin, GenericAPIView):
     def get_writable_definition(self, strategy_id: Any) -> StrategyDefinition:
         definition = self.get_definition(strategy_id)
         if definition.is_builtin:
-            raise CatalogReadOnlyError(services.CatalogReadOnly(definition).message)
+            raise services.CatalogReadOnly(definition)
         return definition
 
     def paginated(self, queryset: Any, serializer_class: type, **context: Any) -> Response:
@@ -325,8 +303,6 @@ class StrategyListCreateApi(StoreApi):
             )
         except UploadInvalid as exc:
             return upload_error_response(exc, fields)
-        except services.StoreError as exc:
-            raise_store_error(exc)
         return Response(StrategyOutput(version.definition).data, status=status.HTTP_201_CREATED)
 
 
@@ -349,17 +325,12 @@ class StrategyDetailApi(StoreApi):
             )
         except UploadInvalid as exc:
             return upload_error_response(exc, {})
-        except services.StoreError as exc:
-            raise_store_error(exc)
         return Response(StrategyOutput(definition).data)
 
     @extend_schema(request=None, responses={204: None, 409: OpenApiResponse(description="STRATEGY_IN_USE")})
     def delete(self, request: Request, strategy_id: str) -> Response:
         definition = self.get_writable_definition(strategy_id)
-        try:
-            services.strategy_delete(definition=definition, actor=request.user)
-        except services.StoreError as exc:
-            raise_store_error(exc)
+        services.strategy_delete(definition=definition, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -403,8 +374,6 @@ class VersionListCreateApi(StoreApi):
         except services.DuplicateVersion as exc:
             body = VersionUploadOutput(exc.existing, context={"duplicate": True}).data
             return Response({**body, "detail": exc.message}, status=status.HTTP_200_OK)
-        except services.StoreError as exc:
-            raise_store_error(exc)
         return Response(
             VersionUploadOutput(version, context={"duplicate": False}).data, status=status.HTTP_201_CREATED
         )

@@ -31,6 +31,7 @@ from strategies_store.validation import (
     clean_thesis,
     validate_upload,
 )
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -40,20 +41,23 @@ CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
 EDITABLE_FIELDS = ("name", "description", "thesis")
 
 
-class StoreError(Exception):
+class StoreError(ApplicationError):
     """A refused write with a stable UPPER_SNAKE code (shown verbatim by the API)."""
 
-    code = "STORE_ERROR"
+    default_code = "STORE_ERROR"
+    field_name: str | None = None
 
     def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
+        super().__init__(message=message, field=self.field_name)
 
 
 class DuplicateVersion(StoreError):
-    """The upload is byte-identical (per file) to the latest version; nothing was created."""
+    """The upload is byte-identical (per file) to the latest version; nothing was created.
 
-    code = "DUPLICATE_VERSION"
+    The API answers it as a 200 with the existing version (`duplicate: true`), not as an error."""
+
+    status = 409
+    default_code = "DUPLICATE_VERSION"
 
     def __init__(self, existing: StrategyVersion) -> None:
         self.existing = existing
@@ -64,14 +68,16 @@ class DuplicateVersion(StoreError):
 
 
 class CatalogReadOnly(StoreError):
-    code = "CATALOG_READ_ONLY"
+    status = 403
+    default_code = "CATALOG_READ_ONLY"
 
     def __init__(self, definition: StrategyDefinition) -> None:
         super().__init__(f"'{definition.key}' is a built-in catalog strategy and cannot be changed.")
 
 
 class StrategyInUse(StoreError):
-    code = "STRATEGY_IN_USE"
+    status = 409
+    default_code = "STRATEGY_IN_USE"
 
     def __init__(self, definition: StrategyDefinition, count: int) -> None:
         self.count = count
@@ -79,7 +85,8 @@ class StrategyInUse(StoreError):
 
 
 class KeyTaken(StoreError):
-    code = "KEY_TAKEN"
+    default_code = "KEY_TAKEN"
+    field_name = "key"
 
     def __init__(self, key: str) -> None:
         super().__init__(f"You already have a strategy with key '{key}'; upload a new version to it instead.")

@@ -6,17 +6,13 @@ Objects are always looked up inside the caller's tenant, so another tenant's id 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
-from rest_framework import exceptions, generics, permissions, serializers, status
-from rest_framework.fields import get_error_detail
+from rest_framework import exceptions, generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -60,15 +56,6 @@ from tenants.services import (
     token_revoke,
 )
 from tenants.throttling import TokenCreateThrottle
-
-
-@contextmanager
-def service_errors() -> Iterator[None]:
-    """Translate a service's Django ValidationError into the API's 400 body, keeping field and code."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        raise serializers.ValidationError(get_error_detail(exc)) from exc
 
 
 def _tenant_data(request: Request) -> dict[str, Any]:
@@ -209,8 +196,7 @@ class MembershipListCreateApi(TenantScopedMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = MembershipCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        with service_errors():
-            membership = membership_create(tenant=request.tenant, actor=request.user, **data.validated_data)
+        membership = membership_create(tenant=request.tenant, actor=request.user, **data.validated_data)
         return Response(MembershipOutput(membership).data, status=201)
 
 
@@ -234,17 +220,15 @@ class MembershipDetailApi(TenantScopedApi):
         membership = self._membership(request, membership_id)
         data = MembershipUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        with service_errors():
-            membership = membership_set_role(
-                membership=membership, actor=request.user, role=data.validated_data["role"]
-            )
+        membership = membership_set_role(
+            membership=membership, actor=request.user, role=data.validated_data["role"]
+        )
         return Response(MembershipOutput(membership).data)
 
     @extend_schema(responses={204: None}, summary="Remove a member (owners)")
     def delete(self, request: Request, membership_id: int) -> Response:
         membership = self._membership(request, membership_id)
-        with service_errors():
-            membership_delete(membership=membership, actor=request.user)
+        membership_delete(membership=membership, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

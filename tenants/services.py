@@ -13,10 +13,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.errors import ApplicationError
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
 
 TOKEN_PREFIX = "sbx"  # noqa: S105 - a visible marker, not a secret
@@ -106,19 +106,8 @@ def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
 # --- errors -------------------------------------------------------------------------------
 
 
-class TenantRuleError(DjangoValidationError):
-    """A business rule refused the write; `code` is an UPPER_SNAKE reason the API shows verbatim.
-
-    A Django ValidationError (not a DRF one) so services stay usable from the admin, commands
-    and tasks; the API translates it at the boundary (`tenants.apis`).
-    """
-
-    def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
-        super().__init__(
-            {field: [DjangoValidationError(message, code=code)]} if field else message, code=code
-        )
-        self.field = field
-        self.reason = code
+class TenantRuleError(ApplicationError):
+    """A tenant rule refused the write (HTTP 400); `code` is an UPPER_SNAKE reason shown verbatim."""
 
 
 LAST_OWNER = "LAST_OWNER"
@@ -160,7 +149,7 @@ def tenant_set_capital_limit(*, tenant: Tenant, actor: AbstractBaseUser, capital
     capital_limit = Decimal(capital_limit)
     if capital_limit < 0:
         raise TenantRuleError(
-            "The capital limit cannot be negative.", code="NEGATIVE_CAPITAL_LIMIT", field="capital_limit"
+            "NEGATIVE_CAPITAL_LIMIT", "The capital limit cannot be negative.", field="capital_limit"
         )
     locked = _locked_tenant(tenant)
     if locked.capital_limit != capital_limit:
@@ -213,9 +202,9 @@ def membership_create(*, tenant: Tenant, actor: AbstractBaseUser, email: str, ro
     locked = _locked_tenant(tenant)
     user = get_user_model().objects.filter(email__iexact=email.strip(), is_active=True).first()
     if user is None:
-        raise TenantRuleError(f"No active user with the email {email!r}.", code=USER_NOT_FOUND, field="email")
+        raise TenantRuleError(USER_NOT_FOUND, f"No active user with the email {email!r}.", field="email")
     if Membership.objects.filter(tenant=locked, user=user).exists():
-        raise TenantRuleError(f"{email} is already a member.", code=ALREADY_MEMBER, field="email")
+        raise TenantRuleError(ALREADY_MEMBER, f"{email} is already a member.", field="email")
     membership = Membership.objects.create(tenant=locked, user=user, role=role)
     audit_record(
         tenant=locked,
@@ -235,9 +224,7 @@ def membership_set_role(*, membership: Membership, actor: AbstractBaseUser, role
         return membership
     if membership.role == Role.OWNER and not _other_owner_exists(tenant=locked_tenant, membership=membership):
         raise TenantRuleError(
-            "The last owner cannot be demoted: make another member an owner first.",
-            code=LAST_OWNER,
-            field="role",
+            LAST_OWNER, "The last owner cannot be demoted: make another member an owner first.", field="role"
         )
     before = _membership_snapshot(membership)
     membership.role = role
@@ -259,7 +246,7 @@ def membership_delete(*, membership: Membership, actor: AbstractBaseUser) -> Non
     membership = Membership.objects.select_related("user").get(pk=membership.pk)
     if membership.role == Role.OWNER and not _other_owner_exists(tenant=locked_tenant, membership=membership):
         raise TenantRuleError(
-            "The last owner cannot be removed: make another member an owner first.", code=LAST_OWNER
+            LAST_OWNER, "The last owner cannot be removed: make another member an owner first."
         )
     before = _membership_snapshot(membership)
     target_id = str(membership.pk)

@@ -2,8 +2,8 @@
 a result page with live progress (`ws/backtests/<uuid>/`), metrics, the equity curve with a marker
 per trade and the trade table, and two results side by side.
 
-The rules live in `stratbox.backtests.services.backtest_create`; its `BacktestInvalid` errors and
-the CSV parser's row errors land on the form field they are about.
+The rules live in `stratbox.backtests.services.backtest_create`; its errors (the CSV's bad
+rows among them, from `bars_from_csv`) land on the form field they are about.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from django.views.decorators.http import require_POST
 
 from frontend.access import tenant_view
 from frontend.selectors import markets_active
-from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
 from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
@@ -28,15 +27,14 @@ from stratbox.backtests.selectors import (
     version_get_for_tenant,
 )
 from stratbox.backtests.services import (
-    BacktestInvalid,
-    BacktestNotCancellable,
     BarsSpec,
     backtest_cancel,
     backtest_create,
-    csv_sha256,
+    bars_from_csv,
 )
 from stratbox.instances.selectors import instance_list
 from strategies_store.selectors import strategy_list, version_list
+from tenants.errors import ApplicationError, form_add_error
 
 # The service names logical inputs; the form has one field per thing the user touched.
 FIELD_MAP = {"config": "version", "csv": "csv_file"}
@@ -96,17 +94,6 @@ class BacktestForm(forms.Form):
         return data
 
 
-def _add_errors(form: forms.Form, errors: dict[str, Any]) -> None:
-    for key, value in errors.items():
-        field = FIELD_MAP.get(key, key)
-        if key.startswith("config."):
-            field = "version"
-        values = value if isinstance(value, list) else [value]
-        for message in values:
-            text = str(message) if field == key else f"{key}: {message}"
-            form.add_error(field if field in form.fields else None, text)
-
-
 @tenant_view(write=True)
 def backtest_new(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant  # type: ignore[attr-defined]
@@ -125,45 +112,33 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
             version_get_for_tenant(tenant=tenant, version_id=data["version"]) if data["version"] else None
         )
         try:
-            bars = _bars(form, data, instance)
-            if bars is not None:
-                backtest = backtest_create(
-                    tenant=tenant,
-                    actor=request.user,
-                    bars=bars,
-                    version=version,
-                    instance=instance,
-                    starting_capital=data.get("starting_capital"),
-                    slippage_bps=data.get("slippage_bps"),
-                    fee_bps=data.get("fee_bps"),
-                    name=data.get("name") or "",
-                    chunk_bars=data.get("chunk_bars"),
-                )
-                messages.success(request, "Backtest queued: progress updates live below.")
-                return redirect("frontend:backtest_detail", backtest_id=backtest.id)
-        except BacktestInvalid as exc:
-            _add_errors(form, exc.errors)
+            backtest = backtest_create(
+                tenant=tenant,
+                actor=request.user,
+                bars=_bars(data, instance),
+                version=version,
+                instance=instance,
+                starting_capital=data.get("starting_capital"),
+                slippage_bps=data.get("slippage_bps"),
+                fee_bps=data.get("fee_bps"),
+                name=data.get("name") or "",
+                chunk_bars=data.get("chunk_bars"),
+            )
+            messages.success(request, "Backtest queued: progress updates live below.")
+            return redirect("frontend:backtest_detail", backtest_id=backtest.id)
+        except ApplicationError as exc:
+            form_add_error(form, exc, FIELD_MAP)
     return render(request, "frontend/backtests/new.html", {"form": form}, status=400)
 
 
-def _bars(form: BacktestForm, data: dict[str, Any], instance: Any) -> BarsSpec | None:
+def _bars(data: dict[str, Any], instance: Any) -> BarsSpec:
     upload = data.get("csv_file")
     if upload is not None:
-        raw = upload.read()
-        try:
-            columns = parse_bars_csv(raw)
-        except CsvInvalid as exc:
-            for error in exc.errors:
-                form.add_error("csv_file", str(error))
-            if exc.total > len(exc.errors):
-                form.add_error("csv_file", f"… and {exc.total - len(exc.errors)} more bad rows")
-            return None
-        return BarsSpec(
-            csv_bars=columns,
-            csv_filename=upload.name or "upload.csv",
-            csv_sha256=csv_sha256(raw),
+        return bars_from_csv(
+            upload.read(),
+            filename=upload.name or "",
             interval_seconds=data["interval_seconds"],
-            extra={"market_code": instance.market.code if instance is not None else "CSV"},
+            market_code=instance.market.code if instance is not None else "CSV",
         )
     market = (
         market_get(market=data["market"]) if data.get("market") else (instance.market if instance else None)
@@ -250,8 +225,8 @@ def backtest_cancel_view(request: HttpRequest, backtest_id: str) -> HttpResponse
     backtest = _backtest_or_404(request, backtest_id)
     try:
         backtest_cancel(backtest=backtest, actor=request.user)
-    except BacktestNotCancellable as exc:
-        messages.error(request, str(exc))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
     else:
         messages.success(request, "Cancellation requested.")
     return redirect("frontend:backtest_detail", backtest_id=backtest.id)

@@ -14,7 +14,6 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.exceptions import APIException, ValidationError
 
 from frontend.access import staff_view, tenant_view
 from frontend.forms import LiveRequestForm
@@ -29,12 +28,15 @@ from stratbox.governance.services import (
     live_request_reject,
     live_request_revoke,
 )
+from tenants.errors import ApplicationError
 
 
-def _codes(detail: Any) -> list[tuple[str, str]]:
-    """(code, message) pairs of a DRF error detail (a list or a single ErrorDetail)."""
-    items = detail if isinstance(detail, list) else [detail]
-    return [(str(getattr(item, "code", "") or "").upper(), str(item)) for item in items]
+def _codes(exc: ApplicationError, field: str | None = None) -> list[tuple[str, str]]:
+    """(CODE, message) pairs of a refusal's messages (only `field`'s when it names any)."""
+    items = [(path, item) for path, item in exc.messages()]
+    if field is not None and any(path == field for path, _ in items):
+        items = [(path, item) for path, item in items if path == field]
+    return [(item.code.upper(), item.message) for _, item in items]
 
 
 @require_POST
@@ -56,18 +58,15 @@ def instance_live_request(request: HttpRequest, instance_id: str) -> HttpRespons
                 live_account_id=form.cleaned_data["live_account"],
                 note=form.cleaned_data["note"],
             )
-        except ValidationError as exc:
-            detail = exc.detail if isinstance(exc.detail, dict) else {"__all__": exc.detail}
-            for key, value in detail.items():
-                if key == "criteria":
-                    refusal += _codes(value)
-                elif key == "live_account":
-                    form.add_error("live_account", " ".join(m for _, m in _codes(value)))
-                else:
-                    refusal += _codes(value)
-        except APIException as exc:  # 409 REQUEST_PENDING
-            code = exc.get_codes()
-            refusal.append((code if isinstance(code, str) else "", str(exc.detail)))
+        except ApplicationError as exc:
+            if exc.status == 400:
+                for path, item in exc.messages():
+                    if path == "live_account":
+                        form.add_error("live_account", item.message)
+                    else:  # the unmet criteria, each with its code
+                        refusal.append((item.code.upper(), item.message))
+            else:  # 409 REQUEST_PENDING
+                refusal.append((exc.code, exc.message))
         else:
             messages.success(
                 request,
@@ -140,16 +139,15 @@ def staff_live_request_decide(request: HttpRequest, request_id: str, action: str
     reason = request.POST.get("reason", "")
     try:
         outcome = service(request=found, actor=request.user, reason=reason)
-    except ValidationError as exc:  # the reason is required to reject and to revoke
-        detail = exc.detail.get("reason", exc.detail) if isinstance(exc.detail, dict) else exc.detail
-        message = " ".join(f"{m} [{c}]" if c else m for c, m in _codes(detail))
-        context = _staff_detail(
-            request, request_id, decision_errors={action: message}, reasons={action: reason}
-        )
-        return render(request, "frontend/staff/live_request_detail.html", context, status=400)
-    except APIException as exc:  # 409: REQUEST_NOT_PENDING, REQUEST_STALE, REQUEST_NOT_APPROVED
-        code = exc.get_codes()
-        messages.error(request, f"{exc.detail} [{code if isinstance(code, str) else 'REFUSED'}]")
+    except ApplicationError as exc:
+        if exc.status == 400:  # the reason is required to reject and to revoke
+            message = " ".join(f"{m} [{c}]" if c else m for c, m in _codes(exc, "reason"))
+            context = _staff_detail(
+                request, request_id, decision_errors={action: message}, reasons={action: reason}
+            )
+            return render(request, "frontend/staff/live_request_detail.html", context, status=400)
+        # 409: REQUEST_NOT_PENDING, REQUEST_STALE, REQUEST_NOT_APPROVED
+        messages.error(request, f"{exc.message} [{exc.code or 'REFUSED'}]")
     else:
         if isinstance(outcome, RevokeOutcome):
             if outcome.paused:

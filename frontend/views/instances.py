@@ -16,10 +16,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
-from rest_framework.exceptions import APIException, ValidationError
 
 from frontend.access import tenant_view
-from frontend.forms import InstanceConfigForm, InstanceCreateForm, LiveRequestForm, add_service_errors
+from frontend.forms import InstanceConfigForm, InstanceCreateForm, LiveRequestForm, config_field_map
 from frontend.selectors import (
     accounts_for_tenant,
     governance_status,
@@ -31,12 +30,13 @@ from frontend.selectors import (
     instance_runtime,
     markets_active,
 )
-from stratbox.engine.control import EngineRuleError, PauseReason, instance_pause, instance_resume
+from stratbox.engine.control import PauseReason, instance_pause, instance_resume
 from stratbox.engine.execution import test_run
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.services import instance_create as instance_create_service
 from stratbox.instances.services import instance_set_mode, instance_update_config
 from strategies_store.selectors import strategy_get_by_key, strategy_list, version_get, version_list
+from tenants.errors import ApplicationError, form_add_error
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,8 @@ def instance_create(request: HttpRequest) -> HttpResponse:
                     config=form.config(),
                     **form.allocation(),
                 )
-            except ValidationError as exc:
-                add_service_errors(form, exc.detail)
+            except ApplicationError as exc:
+                form_add_error(form, exc, config_field_map(form))
             else:
                 messages.success(
                     request, f"Created instance {instance.name}. It is off: power it on to observe."
@@ -213,8 +213,8 @@ def instance_detail(request: HttpRequest, instance_id: str) -> HttpResponse:
                     config=form.config(),
                     **form.allocation(),
                 )
-            except ValidationError as exc:
-                add_service_errors(form, exc.detail)
+            except ApplicationError as exc:
+                form_add_error(form, exc, config_field_map(form))
             else:
                 if updated.config_revision != instance.config_revision:
                     note = "Saved. The strategy reloads with the new config (its state resets)."
@@ -287,12 +287,8 @@ def instance_mode(request: HttpRequest, instance_id: str) -> HttpResponse:
     target = request.POST.get("mode", "")
     try:
         updated = instance_set_mode(instance=instance, actor=request.user, mode=target)
-    except ValidationError as exc:
-        detail = exc.detail.get("mode", exc.detail) if isinstance(exc.detail, dict) else exc.detail
-        messages.error(request, " ".join(str(m) for m in (detail if isinstance(detail, list) else [detail])))
-    except APIException as exc:  # InstanceConflict (409): e.g. activation while off
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else ""
-        messages.error(request, f"{exc.detail}{f' [{code}]' if code else ''}")
+    except ApplicationError as exc:  # 400 an unknown mode, 409 InstanceConflict (e.g. activation while off)
+        messages.error(request, exc.message if exc.status == 400 else f"{exc.message} [{exc.code}]")
     else:
         messages.success(request, f"{updated.name}: {MODE_ACTIONS.get(updated.mode, ('', updated.mode))[1]}")
     return _back(request, instance)
@@ -304,7 +300,7 @@ def instance_pause_view(request: HttpRequest, instance_id: str) -> HttpResponse:
     instance = _instance_or_404(request, instance_id)
     try:
         changed = instance_pause(instance=instance, reason=PauseReason.USER, actor=request.user)
-    except EngineRuleError as err:
+    except ApplicationError as err:
         messages.error(request, f"{err.message} [{err.code}]")
     else:
         messages.success(
@@ -322,7 +318,7 @@ def instance_resume_view(request: HttpRequest, instance_id: str) -> HttpResponse
     instance = _instance_or_404(request, instance_id)
     try:
         changed = instance_resume(instance=instance, actor=request.user)
-    except EngineRuleError as err:
+    except ApplicationError as err:
         messages.error(request, f"{err.message} [{err.code}]")
     else:
         messages.success(

@@ -12,17 +12,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from frontend.access import forbidden, tenant_view
 from stratbox.engine.control import tenant_kill_switch
-from stratbox.trading.credentials import CredentialsUnavailable
 from stratbox.trading.models import AccountKind
 from stratbox.trading.selectors import account_list
 from stratbox.trading.services import account_create
+from tenants.errors import ApplicationError, form_add_error
 from tenants.models import Role
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
@@ -109,9 +108,8 @@ def _owner_only(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
-def _rule_message(exc: DjangoValidationError) -> str:
-    code = getattr(exc, "reason", None) or exc.code or ""
-    return f"{' '.join(exc.messages)}{f' [{code}]' if code else ''}"
+def _rule_message(exc: ApplicationError) -> str:
+    return f"{exc}{f' [{exc.code}]' if exc.code else ''}"
 
 
 @require_POST
@@ -128,7 +126,7 @@ def member_add(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
             )
-        except DjangoValidationError as exc:
+        except ApplicationError as exc:
             form.add_error("email", _rule_message(exc))
         else:
             messages.success(request, f"Added {membership.user.email} as {membership.role}.")
@@ -155,7 +153,7 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
         return redirect("frontend:settings")
     try:
         membership_set_role(membership=member, actor=request.user, role=role)
-    except DjangoValidationError as exc:
+    except ApplicationError as exc:
         messages.error(request, _rule_message(exc))
     else:
         messages.success(request, f"{member.user.email} is now {role}.")
@@ -170,7 +168,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     member = _member_or_404(request, membership_id)
     try:
         membership_delete(membership=member, actor=request.user)
-    except DjangoValidationError as exc:
+    except ApplicationError as exc:
         messages.error(request, _rule_message(exc))
     else:
         messages.success(
@@ -188,26 +186,23 @@ def live_account_add(request: HttpRequest) -> HttpResponse:
     form = LiveAccountForm(request.POST, prefix="account")
     if form.is_valid():
         tenant = request.tenant  # type: ignore[attr-defined]
-        if account_list(tenant=tenant).filter(name=form.cleaned_data["name"]).exists():
-            form.add_error("name", "An account with this name already exists.")
+        try:
+            account = account_create(
+                tenant=tenant,
+                actor=request.user,
+                kind=AccountKind.LIVE,
+                name=form.cleaned_data["name"],
+                broker=form.cleaned_data["broker"],
+                starting_balance=form.cleaned_data["starting_balance"],
+                credentials=form.credentials(),
+            )
+        except ApplicationError as exc:
+            form_add_error(form, exc, {"credentials": "api_key"})
         else:
-            try:
-                account = account_create(
-                    tenant=tenant,
-                    actor=request.user,
-                    kind=AccountKind.LIVE,
-                    name=form.cleaned_data["name"],
-                    broker=form.cleaned_data["broker"],
-                    starting_balance=form.cleaned_data["starting_balance"],
-                    credentials=form.credentials(),
-                )
-            except (CredentialsUnavailable, ValueError) as exc:
-                form.add_error("api_key", str(exc))
-            else:
-                messages.success(
-                    request, f"Live account “{account.name}” added. It trades only with a staff approval."
-                )
-                return redirect("frontend:settings")
+            messages.success(
+                request, f"Live account “{account.name}” added. It trades only with a staff approval."
+            )
+            return redirect("frontend:settings")
     return _settings_page(request, account_form=form, status=400)
 
 

@@ -19,8 +19,9 @@ from strategies_store.selectors import (
 from strategies_store.selectors import (
     strategy_list as strategy_list_query,
 )
-from strategies_store.services import DuplicateVersion, KeyTaken, StoreError, strategy_create, version_create
+from strategies_store.services import DuplicateVersion, strategy_create, version_create
 from strategies_store.validation import UploadInvalid
+from tenants.errors import ApplicationError, form_add_error
 
 # The store names logical inputs; the form has one field per thing the user touched.
 ISSUE_FIELDS = {
@@ -122,12 +123,13 @@ def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any,
             form.data = form.data.copy()
             form.data["source"] = sources["source"]
         return None, {"issues": exc.issues, "error_views": _error_views(exc.issues, sources)}
-    except KeyTaken as exc:
-        form.add_error("key", exc.message)
     except DuplicateVersion as exc:
         return None, {"duplicate": exc.existing, "duplicate_message": exc.message}
-    except StoreError as exc:
-        form.add_error(None, f"{exc.message} [{exc.code}]")
+    except ApplicationError as exc:  # KEY_TAKEN names `key`; anything else is form-wide, with its code
+        if exc.field:
+            form_add_error(form, exc)
+        else:
+            form.add_error(None, f"{exc.message} [{exc.code}]")
     return None, {}
 
 

@@ -10,12 +10,11 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
 from stratbox.backtests.models import Backtest, BacktestStatus
 from stratbox.backtests.selectors import (
     backtest_get,
@@ -34,12 +33,10 @@ from stratbox.backtests.serializers import (
     paginated,
 )
 from stratbox.backtests.services import (
-    BacktestInvalid,
-    BacktestNotCancellable,
     BarsSpec,
     backtest_cancel,
     backtest_create,
-    csv_sha256,
+    bars_from_csv,
 )
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.pagination import BoundedLimitOffsetPagination
@@ -56,11 +53,6 @@ COMPARED_METRICS = (
 )
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "BACKTEST_FINISHED"
-
-
 def _backtest_or_404(request: Request, backtest_id: Any) -> Backtest:
     bt = backtest_get(tenant=request.tenant, backtest_id=backtest_id)  # type: ignore[attr-defined]
     if bt is None:
@@ -71,20 +63,11 @@ def _backtest_or_404(request: Request, backtest_id: Any) -> Backtest:
 def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpec:
     upload = data.get("csv")
     if upload is not None:
-        raw = upload.read()
-        try:
-            cols = parse_bars_csv(raw)
-        except CsvInvalid as exc:
-            messages = [str(e) for e in exc.errors]
-            if exc.total > len(exc.errors):
-                messages.append(f"... and {exc.total - len(exc.errors)} more bad rows")
-            raise serializers.ValidationError({"csv": messages}) from exc
-        return BarsSpec(
-            csv_bars=cols,
-            csv_filename=getattr(upload, "name", "") or "upload.csv",
-            csv_sha256=csv_sha256(raw),
+        return bars_from_csv(
+            upload.read(),
+            filename=getattr(upload, "name", ""),
             interval_seconds=data["interval_seconds"],
-            extra={"market_code": instance.market.code if instance is not None else "CSV"},
+            market_code=instance.market.code if instance is not None else "CSV",
         )
     if "market" in data:
         market = market_get(market=data["market"])
@@ -138,22 +121,19 @@ class BacktestListCreateApi(TenantScopedApi):
             if instance is None:
                 raise serializers.ValidationError({"instance": "unknown instance"})
         bars = _bars_spec(request, data, instance)
-        try:
-            bt = backtest_create(
-                tenant=tenant,
-                actor=request.user,
-                bars=bars,
-                version=version,
-                instance=instance,
-                config=data.get("config"),
-                starting_capital=data.get("starting_capital"),
-                slippage_bps=data.get("slippage_bps"),
-                fee_bps=data.get("fee_bps"),
-                chunk_bars=data.get("chunk_bars"),
-                name=data.get("name", ""),
-            )
-        except BacktestInvalid as exc:
-            raise serializers.ValidationError(exc.errors) from exc
+        bt = backtest_create(
+            tenant=tenant,
+            actor=request.user,
+            bars=bars,
+            version=version,
+            instance=instance,
+            config=data.get("config"),
+            starting_capital=data.get("starting_capital"),
+            slippage_bps=data.get("slippage_bps"),
+            fee_bps=data.get("fee_bps"),
+            chunk_bars=data.get("chunk_bars"),
+            name=data.get("name", ""),
+        )
         return Response(BacktestOutput(bt).data, status=status.HTTP_201_CREATED)
 
 
@@ -217,10 +197,7 @@ class BacktestCancelApi(TenantScopedApi):
     )
     def post(self, request: Request, backtest_id: Any) -> Response:
         bt = _backtest_or_404(request, backtest_id)
-        try:
-            bt = backtest_cancel(backtest=bt, actor=request.user)
-        except BacktestNotCancellable as exc:
-            raise Conflict(str(exc)) from exc
+        bt = backtest_cancel(backtest=bt, actor=request.user)
         return Response(BacktestOutput(bt).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -17,12 +17,13 @@ from django.utils import timezone
 
 from sandbox.schema import apply_config
 from stratbox.backtests.bars import market_bars_count
-from stratbox.backtests.csvbars import BarColumns
+from stratbox.backtests.csvbars import BarColumns, CsvInvalid, parse_bars_csv
 from stratbox.backtests.fillmodel import broker_params_for
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestUpload
 from stratbox.instances.models import StrategyInstance
 from stratbox.markets.models import Market
 from strategies_store.models import StrategyVersion
+from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -30,12 +31,11 @@ DEFAULT_CHUNK_BARS = 50_000
 MAX_BARS = 5_000_000
 
 
-class BacktestInvalid(Exception):
-    """Bad input; ``errors`` maps a field name to its messages (the API returns them as a 400)."""
+class BacktestInvalid(ApplicationError):
+    """Bad input (HTTP 400); ``errors`` maps a field name to its messages."""
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        super().__init__(message="; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()), errors=errors)
 
 
 @dataclass
@@ -50,6 +50,24 @@ class BarsSpec:
     csv_filename: str = ""
     csv_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def bars_from_csv(raw: bytes, *, filename: str, interval_seconds: int, market_code: str) -> BarsSpec:
+    """The bars of an uploaded CSV; bad rows are a BacktestInvalid naming `csv`, line by line."""
+    try:
+        columns = parse_bars_csv(raw)
+    except CsvInvalid as exc:
+        messages = [str(e) for e in exc.errors]
+        if exc.total > len(exc.errors):
+            messages.append(f"... and {exc.total - len(exc.errors)} more bad rows")
+        raise BacktestInvalid({"csv": messages}) from exc
+    return BarsSpec(
+        csv_bars=columns,
+        csv_filename=filename or "upload.csv",
+        csv_sha256=csv_sha256(raw),
+        interval_seconds=interval_seconds,
+        extra={"market_code": market_code},
+    )
 
 
 def _enqueue(backtest_id: str) -> None:
@@ -173,8 +191,10 @@ def csv_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class BacktestNotCancellable(Exception):
-    pass
+class BacktestNotCancellable(Conflict):
+    """The backtest already finished (HTTP 409): nothing to cancel."""
+
+    default_code = "BACKTEST_FINISHED"
 
 
 @transaction.atomic
@@ -182,7 +202,7 @@ def backtest_cancel(*, backtest: Backtest, actor: AbstractBaseUser | None) -> Ba
     """Cancel a queued run at once; ask a running one to stop (it does so before its next chunk)."""
     bt = Backtest.objects.select_for_update().get(pk=backtest.pk)
     if bt.is_finished:
-        raise BacktestNotCancellable(f"the backtest already {bt.status}")
+        raise BacktestNotCancellable(message=f"the backtest already {bt.status}")
     now = timezone.now()
     before = bt.status
     bt.cancel_requested_at = bt.cancel_requested_at or now

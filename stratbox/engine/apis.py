@@ -6,32 +6,19 @@ from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from sandbox import SandboxError
 from stratbox.engine import control, rendering
-from stratbox.engine.control import EngineRuleError
 from stratbox.engine.execution import test_run
 from stratbox.engine.models import Run
 from stratbox.engine.selectors import RunFilter, instance_get, run_get, run_list, runtime_status
 from stratbox.engine.serializers import KillSwitchInput, RunDetailOutput, RunOutput
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import IsTenantMember, IsTenantOwner, TenantScopedApi, TenantScopedMixin, not_found
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "CONFLICT"
-
-
-def _conflict(err: EngineRuleError) -> Conflict:
-    return Conflict(detail=err.message, code=err.code)
-
 
 RuntimeOutput = inline_serializer(
     name="InstanceRuntime",
@@ -79,10 +66,7 @@ class InstancePauseApi(_InstanceApi):
     )
     def post(self, request: Request, instance_id: str) -> Response:
         instance = self.instance(request, instance_id)
-        try:
-            control.instance_pause(instance=instance, reason=control.PauseReason.USER, actor=request.user)
-        except EngineRuleError as err:
-            raise _conflict(err) from err
+        control.instance_pause(instance=instance, reason=control.PauseReason.USER, actor=request.user)
         return Response(runtime_status(instance=instance))
 
 
@@ -94,10 +78,7 @@ class InstanceResumeApi(_InstanceApi):
     )
     def post(self, request: Request, instance_id: str) -> Response:
         instance = self.instance(request, instance_id)
-        try:
-            control.instance_resume(instance=instance, actor=request.user)
-        except EngineRuleError as err:
-            raise _conflict(err) from err
+        control.instance_resume(instance=instance, actor=request.user)
         return Response(runtime_status(instance=instance))
 
 
@@ -139,12 +120,7 @@ class InstanceRenderApi(_InstanceApi):
     )
     def get(self, request: Request, instance_id: str) -> Response:
         instance = self.instance(request, instance_id)
-        try:
-            return Response(rendering.render_for_api(instance))
-        except rendering.RenderRefused as err:
-            raise Conflict(detail=err.message, code=err.code) from err
-        except SandboxError as err:  # the user's render() failed: their error, not ours
-            raise Conflict(detail=f"render() failed: {err.message}"[:1000], code=str(err.code)) from err
+        return Response(rendering.render_for_api(instance))
 
 
 class RunListApi(TenantScopedMixin, ListAPIView):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from stratbox.engine import events, runtime
 from stratbox.engine.models import InstanceRuntime
 from stratbox.instances.models import Mode, StrategyInstance
+from tenants.errors import Conflict
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -28,13 +29,8 @@ class PauseReason:
     KILL_SWITCH = "KILL_SWITCH"
 
 
-class EngineRuleError(Exception):
+class EngineRuleError(Conflict):
     """A refused engine action; `code` (UPPER_SNAKE) is shown verbatim by the API as a 409."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 def pause_runtime(instance: StrategyInstance, reason: str) -> bool:
@@ -88,11 +84,11 @@ def resume_runtime(instance: StrategyInstance) -> bool:
 def instance_pause(*, instance: StrategyInstance, reason: str = PauseReason.USER, actor: Any = None) -> bool:
     """Pause a loaded instance (user button or an automatic safety rule) and audit it."""
     if instance.mode == Mode.OFF:
-        raise EngineRuleError("The instance is off; power it on before pausing it.", code="INSTANCE_OFF")
+        raise EngineRuleError("INSTANCE_OFF", "The instance is off; power it on before pausing it.")
     with transaction.atomic():
         changed = pause_runtime(instance, reason)
         if not changed and runtime.r().hget(runtime.rt_key(str(instance.pk)), "loaded") != "1":
-            raise EngineRuleError("The instance is not loaded yet; try again in a moment.", code="NOT_LOADED")
+            raise EngineRuleError("NOT_LOADED", "The instance is not loaded yet; try again in a moment.")
         if changed:
             audit_record(
                 tenant=instance.tenant,
@@ -107,11 +103,11 @@ def instance_pause(*, instance: StrategyInstance, reason: str = PauseReason.USER
 
 def instance_resume(*, instance: StrategyInstance, actor: Any = None) -> bool:
     if instance.mode == Mode.OFF:
-        raise EngineRuleError("The instance is off; power it on instead.", code="INSTANCE_OFF")
+        raise EngineRuleError("INSTANCE_OFF", "The instance is off; power it on instead.")
     tenant = Tenant.objects.get(pk=instance.tenant_id)
     if tenant.killed_at is not None:
         raise EngineRuleError(
-            "The tenant's kill switch is on; turn it off before resuming instances.", code="KILL_SWITCH"
+            "KILL_SWITCH", "The tenant's kill switch is on; turn it off before resuming instances."
         )
     with transaction.atomic():
         rt = runtime.rt_get(str(instance.pk))

@@ -23,7 +23,9 @@ import logging
 import time
 from typing import Any
 
+from sandbox import SandboxError
 from stratbox.engine import conf, events, runtime, sandboxes, watch
+from tenants.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +48,9 @@ return out
 """
 
 
-class RenderRefused(Exception):
-    """The instance cannot be rendered now; `code` (UPPER_SNAKE) is shown by the API as a 409."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
+class RenderRefused(Conflict):
+    """The instance cannot be rendered now, or its `render()` failed (HTTP 409); `code` is UPPER_SNAKE
+    (or the sandbox's error code)."""
 
 
 def _interval_ms() -> int:
@@ -128,16 +126,17 @@ def render_for_api(instance: Any) -> dict[str, Any]:
 
     Renders from the persisted runtime state in this process's host for the tenant; within the rate
     limit it answers from the cache (filled by the last render, API or tick). Raises RenderRefused
-    (INSTANCE_OFF | NOT_LOADED | PAUSED | RENDER_BUSY) or the sandbox's error.
+    (INSTANCE_OFF | NOT_LOADED | PAUSED | RENDER_BUSY, or the sandbox error's code when the user's
+    `render()` failed: their error, not ours).
     """
     iid = str(instance.pk)
     if instance.mode == "off":
-        raise RenderRefused("The instance is off: nothing is running to render.", "INSTANCE_OFF")
+        raise RenderRefused("INSTANCE_OFF", "The instance is off: nothing is running to render.")
     rt = runtime.rt_get(iid)
     if rt is None or not rt["loaded"]:
-        raise RenderRefused("The instance is not loaded yet.", "NOT_LOADED")
+        raise RenderRefused("NOT_LOADED", "The instance is not loaded yet.")
     if rt["paused"]:
-        raise RenderRefused("A paused instance renders nothing.", "PAUSED")
+        raise RenderRefused("PAUSED", "A paused instance renders nothing.")
     if iid not in _grant([iid]):
         # Rate limited: somebody rendered a moment ago. Answer from that render if it is still fresh;
         # a concurrent first render fills the cache within its timeout.
@@ -147,13 +146,16 @@ def render_for_api(instance: Any) -> dict[str, Any]:
             if cached is not None:
                 return {**cached, "cached": True}
             if time.monotonic() > deadline:
-                raise RenderRefused("Rendered a moment ago; try again shortly.", "RENDER_BUSY")
+                raise RenderRefused("RENDER_BUSY", "Rendered a moment ago; try again shortly.")
             time.sleep(0.02)
     from stratbox.engine.execution import _instance
 
     full = _instance(iid) or instance  # the version's source is loaded lazily if the host needs it
-    sync = sandboxes.ensure_runtime_loaded(full, rt, iid)
-    widgets = _render_in_host(str(instance.tenant_id), iid, state=sync)
+    try:
+        sync = sandboxes.ensure_runtime_loaded(full, rt, iid)
+        widgets = _render_in_host(str(instance.tenant_id), iid, state=sync)
+    except SandboxError as err:
+        raise RenderRefused(str(err.code), f"render() failed: {err.message}"[:1000]) from err
     entry = {"widgets": widgets, "rendered_at": time.time()}
     pipe = runtime.r().pipeline(transaction=False)
     _cache_put(pipe, iid, entry)

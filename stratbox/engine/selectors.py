@@ -9,12 +9,12 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from rest_framework.exceptions import ValidationError
 
 from stratbox.engine import runtime
 from stratbox.engine.models import InstanceStats, Run, RunStatus, RunTrigger
 from stratbox.engine.snapshots import STAT_FIELDS, stats_live
 from stratbox.instances.models import Mode, StrategyInstance
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
 
@@ -87,7 +87,7 @@ def run_list(*, tenant: Tenant, filters: Mapping[str, Any] | None = None) -> Que
         return queryset
     filterset = RunFilter(data=filters, queryset=queryset)
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors)
+        raise ApplicationError(errors={field: list(messages) for field, messages in filterset.errors.items()})
     return filterset.qs
 
 

@@ -15,11 +15,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
-from rest_framework.exceptions import APIException
 
 from stratbox.governance import services
 from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest, RequestStatus
 from stratbox.governance.selectors import backtests_for, live_approval_is_current
+from tenants.errors import ApplicationError
 from tenants.services import audit_record
 
 DECISIONS = {
@@ -197,8 +197,8 @@ class LiveApprovalRequestAdmin(admin.ModelAdmin):
                     messages.warning(
                         request, "The engine was not running it: the instance was moved to observe."
                     )
-        except APIException as exc:
-            messages.error(request, f"{decision} refused: {exc.detail}")
+        except ApplicationError as exc:
+            messages.error(request, f"{decision} refused: {exc}")
 
 
 @admin.register(GraduationPolicy)

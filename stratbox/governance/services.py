@@ -23,7 +23,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import APIException, ErrorDetail, PermissionDenied, ValidationError
 
 from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest, RequestStatus
 from stratbox.governance.selectors import (
@@ -34,6 +33,7 @@ from stratbox.governance.selectors import (
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.trading.models import Account, AccountKind
 from stratbox.trading.track_record import TrackRecord, instance_track_record
+from tenants.errors import ApplicationError, Conflict, ErrorMessage, Forbidden
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -41,12 +41,8 @@ logger = logging.getLogger(__name__)
 REVOKE_PAUSE_REASON = "APPROVAL_REVOKED"
 
 
-class GovernanceConflict(APIException):
+class GovernanceConflict(Conflict):
     """The request's state forbids the action (HTTP 409); `code` is an UPPER_SNAKE reason."""
-
-    status_code = 409
-    default_detail = "The live-trading request's state does not allow this."
-    default_code = "GOVERNANCE_CONFLICT"
 
 
 # --- graduation -----------------------------------------------------------------------------
@@ -159,8 +155,8 @@ def _publish(request: LiveApprovalRequest, instance_id: Any) -> None:
     )
 
 
-def _refuse(errors: dict[str, list[ErrorDetail]]) -> ValidationError:
-    return ValidationError(errors)
+def _refuse(errors: dict[str, list[ErrorMessage]]) -> ApplicationError:
+    return ApplicationError(errors=errors)
 
 
 def live_request_create(
@@ -174,12 +170,12 @@ def live_request_create(
     for unmet criteria is audited too.
     """
     if instance.tenant_id != tenant.pk:
-        raise PermissionDenied("Not your instance.")  # the API's selector already made this a 404
+        raise Forbidden(message="Not your instance.")  # the API's selector already made this a 404
     if instance.account.kind != AccountKind.PAPER:
         raise _refuse(
             {
                 "instance": [
-                    ErrorDetail(
+                    ErrorMessage(
                         "Only a paper instance can earn live trading: its paper track record is the evidence.",
                         code="NOT_A_PAPER_INSTANCE",
                     )
@@ -188,7 +184,7 @@ def live_request_create(
         )
     account = Account.objects.filter(tenant=tenant, pk=live_account_id, kind=AccountKind.LIVE).first()
     if account is None:
-        raise _refuse({"live_account": [ErrorDetail("Unknown live account.", code="invalid")]})
+        raise _refuse({"live_account": [ErrorMessage("Unknown live account.", code="invalid")]})
 
     record = instance_track_record(instance=instance)
     shadow = instance_track_record(instance=instance, shadow=True)
@@ -207,15 +203,14 @@ def live_request_create(
                 "policy": policy_as_json(policy),
             },
         )
-        raise _refuse({"criteria": [ErrorDetail(c.message, code=c.code) for c in unmet]})
+        raise _refuse({"criteria": [ErrorMessage(c.message, code=c.code) for c in unmet]})
 
     bound = instance_bound_config(instance)
     with transaction.atomic():
         locked = StrategyInstance.objects.select_for_update().get(pk=instance.pk)
         if LiveApprovalRequest.objects.filter(instance=locked, status=RequestStatus.PENDING).exists():
             raise GovernanceConflict(
-                "A live-trading request for this instance is already waiting for staff.",
-                code="REQUEST_PENDING",
+                "REQUEST_PENDING", "A live-trading request for this instance is already waiting for staff."
             )
         try:
             with transaction.atomic():
@@ -234,8 +229,7 @@ def live_request_create(
                 )
         except IntegrityError as exc:  # the partial unique index: a concurrent duplicate
             raise GovernanceConflict(
-                "A live-trading request for this instance is already waiting for staff.",
-                code="REQUEST_PENDING",
+                "REQUEST_PENDING", "A live-trading request for this instance is already waiting for staff."
             ) from exc
         audit_record(
             tenant=tenant,
@@ -262,13 +256,13 @@ def live_request_create(
 
 def _require_staff(actor: Any) -> None:
     if not (getattr(actor, "is_authenticated", False) and getattr(actor, "is_staff", False)):
-        raise PermissionDenied("Only staff may decide live-trading requests.")
+        raise Forbidden(message="Only staff may decide live-trading requests.")
 
 
 def _require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": [ErrorDetail("A reason is required.", code="required")]})
+        raise ApplicationError("required", "A reason is required.", field="reason")
     return reason[:500]
 
 
@@ -288,7 +282,7 @@ def _decision_json(request: LiveApprovalRequest) -> dict[str, Any]:
 
 def _expect_status(locked: LiveApprovalRequest, status: str, code: str) -> None:
     if locked.status != status:
-        raise GovernanceConflict(f"The request is {locked.status}, not {status}.", code=code)
+        raise GovernanceConflict(code, f"The request is {locked.status}, not {status}.")
 
 
 def _record_decision(
@@ -335,13 +329,13 @@ def live_request_approve(
             or instance_config_hash(paper) != locked.config_hash
         ):
             raise GovernanceConflict(
+                "REQUEST_STALE",
                 "The paper instance changed (or was deleted) since the request; reject it and let "
                 "the tenant request again.",
-                code="REQUEST_STALE",
             )
         account = Account.objects.filter(pk=locked.live_account_id, tenant_id=locked.tenant_id).first()
         if account is None or account.kind != AccountKind.LIVE:
-            raise GovernanceConflict("The live account is no longer usable.", code="REQUEST_STALE")
+            raise GovernanceConflict("REQUEST_STALE", "The live account is no longer usable.")
         live = instance_create(
             tenant=paper.tenant,
             actor=actor,
@@ -363,7 +357,7 @@ def live_request_approve(
         if live.version_id != locked.version_id or instance_config_hash(live) != locked.config_hash:
             # Defensive: never bind an approval to something other than what was reviewed.
             raise GovernanceConflict(
-                "The live instance would differ from the reviewed version/config.", code="REQUEST_STALE"
+                "REQUEST_STALE", "The live instance would differ from the reviewed version/config."
             )
         _record_decision(
             locked,

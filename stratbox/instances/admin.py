@@ -13,7 +13,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from rest_framework.exceptions import APIException, ValidationError
 
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.instances.services import (
@@ -24,26 +23,10 @@ from stratbox.instances.services import (
     instance_set_mode,
     instance_update_config,
 )
+from tenants.errors import ApplicationError, form_add_error
 
 IDENTITY_READONLY = ["id", "tenant", "strategy", "version", "account", "market"]
 EDITABLE = ["name", "config", *ALLOCATION_FIELDS]
-
-
-def _flatten(detail: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """DRF error detail -> [(top-level field, message)], nested config errors folded into the message."""
-    out: list[tuple[str, str]] = []
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            if prefix:
-                out += [(prefix, f"{key}: {msg}") for _, msg in _flatten(value)]
-            else:
-                out += [(str(key), msg) for _, msg in _flatten(value, prefix=str(key))]
-    elif isinstance(detail, list):
-        for item in detail:
-            out += _flatten(item, prefix)
-    else:
-        out.append((prefix, str(detail)))
-    return out
 
 
 class StrategyInstanceAdminForm(forms.ModelForm):
@@ -59,9 +42,8 @@ class StrategyInstanceAdminForm(forms.ModelForm):
         values = {field: cleaned.get(field) for field in EDITABLE if field in self.changed_data}
         try:
             self.changes = instance_config_changes(instance=current, replace_config=True, **values)
-        except ValidationError as exc:
-            for field, message in _flatten(exc.detail):
-                self.add_error(field if field in self.fields else None, message)
+        except ApplicationError as exc:
+            form_add_error(self, exc)
         mode = cleaned.get("mode")
         if mode and mode != current.mode and (Mode(current.mode), Mode(mode)) not in ALLOWED_TRANSITIONS:
             self.add_error("mode", ACTIVATION_WHILE_OFF)
@@ -111,6 +93,6 @@ class StrategyInstanceAdmin(admin.ModelAdmin):
             try:
                 if instance_set_mode(instance=instance, actor=request.user, mode=Mode.OFF).mode == Mode.OFF:
                     stopped += 1
-            except APIException as exc:
-                self.message_user(request, f"{instance}: {exc.detail}", level=messages.ERROR)
+            except ApplicationError as exc:
+                self.message_user(request, f"{instance}: {exc.message}", level=messages.ERROR)
         self.message_user(request, f"{stopped} instance(s) are off.", level=messages.SUCCESS)

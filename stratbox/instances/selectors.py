@@ -8,10 +8,10 @@ from typing import Any
 
 import django_filters
 from django.db.models import QuerySet
-from rest_framework.exceptions import ValidationError
 
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.models import Market
+from tenants.errors import ApplicationError, ErrorMessage
 from tenants.models import Tenant
 
 ORDERING_FIELDS = ("name", "created_at", "updated_at", "mode", "frequency_seconds", "total_capital")
@@ -45,7 +45,14 @@ def instance_list(*, tenant: Tenant, filters: Mapping[str, Any] | None = None) -
         return queryset
     filterset = InstanceFilter(data=filters, queryset=queryset)
     if not filterset.is_valid():
-        raise ValidationError(filterset.errors.as_data())  # as_data keeps each error's code
+        # as_data keeps each error's code; str() of a Django error (its messages in brackets) is the
+        # text this 400 has always carried.
+        raise ApplicationError(
+            errors={
+                field: [ErrorMessage(str(error), error.code or "invalid") for error in errors]
+                for field, errors in filterset.errors.as_data().items()
+            }
+        )
     return filterset.qs
 
 

@@ -32,7 +32,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import ProtectedError
-from rest_framework.exceptions import APIException, ValidationError
 
 from sandbox.schema import apply_config, live_fields
 from stratbox.instances.events import instance_changed
@@ -40,6 +39,7 @@ from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.instances.selectors import account_for_instance, market_for_instance
 from strategies_store.models import StrategyVersion
 from strategies_store.selectors import strategy_get_by_key, version_get, version_latest
+from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -68,12 +68,8 @@ _INT_LIMIT = 2**31 - 1  # PositiveIntegerField
 _NAME_MAX = 120
 
 
-class InstanceConflict(APIException):
+class InstanceConflict(Conflict):
     """The instance's current state forbids the request (HTTP 409); `code` is an UPPER_SNAKE reason."""
-
-    status_code = 409
-    default_detail = "The instance's current state does not allow this."
-    default_code = "INSTANCE_CONFLICT"
 
 
 # --- validation helpers -------------------------------------------------------------------
@@ -309,7 +305,7 @@ def instance_create(
             errors["config"] = config_errors
 
     if errors:
-        raise ValidationError(errors)
+        raise ApplicationError(errors=errors)
 
     assert strategy is not None and version is not None and account is not None and market is not None
     instance = StrategyInstance.objects.create(
@@ -392,7 +388,7 @@ def instance_config_changes(
             changes["config"] = clean_config
 
     if errors:
-        raise ValidationError(errors)
+        raise ApplicationError(errors=errors)
     return changes
 
 
@@ -495,7 +491,7 @@ def instance_set_mode(
 ) -> StrategyInstance:
     """Move the instance to `mode` (idempotent when already there). Returns the updated row."""
     if mode not in Mode.values:
-        raise ValidationError({"mode": [f"must be one of {', '.join(Mode.values)}."]})
+        raise ApplicationError("invalid", f"must be one of {', '.join(Mode.values)}.", field="mode")
     return _transition(instance=instance, actor=actor, decide=lambda current: Mode(mode))
 
 
@@ -536,7 +532,7 @@ def _transition(
             return locked
         if (current, target) not in ALLOWED_TRANSITIONS:
             # The only pair left out is off -> active.
-            raise InstanceConflict(ACTIVATION_WHILE_OFF, code="ACTIVATION_WHILE_OFF")
+            raise InstanceConflict("ACTIVATION_WHILE_OFF", ACTIVATION_WHILE_OFF)
         locked.mode = target
         locked.save(update_fields=["mode", "updated_at"])
         audit_record(
@@ -557,7 +553,7 @@ def instance_delete(*, instance: StrategyInstance, actor: AbstractBaseUser | Non
         locked = _lock(instance)
         if locked.mode != Mode.OFF:
             raise InstanceConflict(
-                f"Turn the instance off before deleting it (it is {locked.mode}).", code="INSTANCE_NOT_OFF"
+                "INSTANCE_NOT_OFF", f"Turn the instance off before deleting it (it is {locked.mode})."
             )
         instance_id = locked.id
         before = {**_identity_snapshot(locked), **_mutable_snapshot(locked)}
@@ -565,8 +561,8 @@ def instance_delete(*, instance: StrategyInstance, actor: AbstractBaseUser | Non
             locked.delete()
         except ProtectedError as exc:
             raise InstanceConflict(
+                "INSTANCE_HAS_HISTORY",
                 "The instance has trading history and cannot be deleted; leave it off instead.",
-                code="INSTANCE_HAS_HISTORY",
             ) from exc
         audit_record(
             tenant=locked.tenant,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, permissions
 from rest_framework.request import Request
@@ -17,7 +16,6 @@ from rest_framework.response import Response
 
 from stratbox.markets.quotes import quotes_get_many
 from stratbox.trading import selectors
-from stratbox.trading.credentials import CredentialsUnavailable
 from stratbox.trading.filters import FillFilter, OrderFilter, PositionFilter
 from stratbox.trading.models import Account, AccountKind, Fill, Order, Position
 from stratbox.trading.serializers import (
@@ -52,12 +50,7 @@ class AccountListCreateApi(TenantScopedMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = AccountInput(data=request.data)
         data.is_valid(raise_exception=True)
-        if selectors.account_list(tenant=request.tenant).filter(name=data.validated_data["name"]).exists():  # type: ignore[attr-defined]
-            raise exceptions.ValidationError({"name": ["An account with this name already exists."]})
-        try:
-            account = account_create(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
-        except IntegrityError as exc:  # a concurrent create with the same name
-            raise exceptions.ValidationError({"name": ["An account with this name already exists."]}) from exc
+        account = account_create(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
         return Response(AccountOutput(account).data, status=201)
 
 
@@ -75,22 +68,12 @@ class LiveAccountCreateApi(TenantScopedApi):
     def post(self, request: Request) -> Response:
         data = LiveAccountInput(data=request.data)
         data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        if selectors.account_list(tenant=request.tenant).filter(name=values["name"]).exists():  # type: ignore[attr-defined]
-            raise exceptions.ValidationError({"name": ["An account with this name already exists."]})
-        try:
-            account = account_create(
-                tenant=request.tenant,  # type: ignore[attr-defined]
-                actor=request.user,
-                kind=AccountKind.LIVE,
-                **values,
-            )
-        except IntegrityError as exc:
-            raise exceptions.ValidationError({"name": ["An account with this name already exists."]}) from exc
-        except CredentialsUnavailable as exc:  # no encryption key: never store them in plaintext
-            raise exceptions.ValidationError({"credentials": [str(exc)]}) from exc
-        except ValueError as exc:
-            raise exceptions.ValidationError({"credentials": [str(exc)]}) from exc
+        account = account_create(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=request.user,
+            kind=AccountKind.LIVE,
+            **data.validated_data,
+        )
         return Response(AccountOutput(account).data, status=201)
 
 

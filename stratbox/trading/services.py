@@ -33,6 +33,7 @@ from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import FillSpec, PaperBroker, broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.credentials import (
+    CredentialsUnavailable,
     credentials_encrypt,
     credentials_hint,
     credentials_rotate,
@@ -70,6 +71,7 @@ from stratbox.trading.selectors import (
     position_unrealized_pnl,
 )
 from stratbox.trading.snapshot_cache import instance_snapshots_cached, ledger_changed
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -779,6 +781,8 @@ def instance_stats(*, instance: StrategyInstance, shadow: bool = False) -> dict[
 
 # --- accounts -----------------------------------------------------------------------------
 
+ACCOUNT_NAME_TAKEN = "An account with this name already exists."
+
 
 @transaction.atomic
 def account_create(
@@ -797,32 +801,42 @@ def account_create(
     """Create an account whose cash starts at `starting_balance`.
 
     `paper` (default): the simulated broker. `live`: an exchange/broker adapter named by `broker`,
-    with optional `credentials` that are encrypted before they touch the database (refused with
-    `CredentialsUnavailable` when no key is configured). A live account trades only for instances
-    with a current staff approval (governance); the audit log never sees the credentials.
+    with optional `credentials` that are encrypted before they touch the database (refused, naming
+    `credentials`, when they are malformed or no key is configured). A taken name is refused naming
+    `name`. A live account trades only for instances with a current staff approval (governance);
+    the audit log never sees the credentials.
     """
     if kind not in AccountKind.values:
         raise ValueError(f"unknown account kind {kind!r}")
     if kind == AccountKind.PAPER and (credentials or broker):
         raise ValueError("paper accounts take no broker or credentials")
+    if Account.objects.filter(tenant=tenant, name=name).exists():
+        raise ApplicationError("invalid", ACCOUNT_NAME_TAKEN, field="name")
     ciphertext = hint = ""
     if credentials:
-        clean = credentials_validate(credentials)
-        ciphertext, hint = credentials_encrypt(clean), credentials_hint(clean)
-    account = Account.objects.create(
-        tenant=tenant,
-        name=name,
-        kind=kind,
-        currency=currency,
-        starting_balance=starting_balance,
-        balance=starting_balance,
-        slippage_bps=slippage_bps,
-        fee_bps=fee_bps,
-        broker=broker,
-        credentials_ciphertext=ciphertext,
-        credentials_hint=hint,
-        credentials_updated_at=timezone.now() if ciphertext else None,
-    )
+        try:
+            clean = credentials_validate(credentials)
+            ciphertext, hint = credentials_encrypt(clean), credentials_hint(clean)
+        except (CredentialsUnavailable, ValueError) as exc:  # no key: never store them in plaintext
+            raise ApplicationError("invalid", str(exc), field="credentials") from exc
+    try:
+        with transaction.atomic():
+            account = Account.objects.create(
+                tenant=tenant,
+                name=name,
+                kind=kind,
+                currency=currency,
+                starting_balance=starting_balance,
+                balance=starting_balance,
+                slippage_bps=slippage_bps,
+                fee_bps=fee_bps,
+                broker=broker,
+                credentials_ciphertext=ciphertext,
+                credentials_hint=hint,
+                credentials_updated_at=timezone.now() if ciphertext else None,
+            )
+    except IntegrityError as exc:  # a concurrent create with the same name
+        raise ApplicationError("invalid", ACCOUNT_NAME_TAKEN, field="name") from exc
     audit_record(
         tenant=tenant,
         actor=actor,

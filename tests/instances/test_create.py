@@ -6,10 +6,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from rest_framework.exceptions import ValidationError
 
 from stratbox.instances.models import StrategyInstance
 from stratbox.instances.services import instance_create
+from tenants.errors import ApplicationError
 from tenants.models import AuditEvent
 from tests.instances.conftest import DEFAULTS, errors_by_attr, make_definition
 
@@ -27,9 +27,9 @@ def body(strategy: Any, paper_account: Any, market: Any, **extra: Any) -> dict[s
 
 
 def service_errors(**kwargs: Any) -> dict[str, Any]:
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(ApplicationError) as excinfo:
         instance_create(**kwargs)
-    return excinfo.value.detail  # type: ignore[return-value]
+    return dict(excinfo.value.errors)
 
 
 # --- the happy path -----------------------------------------------------------------------

@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 
+from tenants.errors import ApplicationError
 from tenants.models import AuditEvent, Membership, Role, Tenant
 from tenants.selectors import membership_get, token_get_active
 from tenants.services import (
@@ -46,18 +46,18 @@ def test_capital_limit_service_audits_only_real_changes(tenant: Tenant, user: An
     assert not AuditEvent.objects.filter(action="tenant.capital_limit").exists()
     tenant_set_capital_limit(tenant=tenant, actor=user, capital_limit=Decimal("1.50"))
     assert AuditEvent.objects.filter(action="tenant.capital_limit").count() == 1
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(ApplicationError) as excinfo:
         tenant_set_capital_limit(tenant=tenant, actor=user, capital_limit=Decimal("-1"))
-    assert "capital_limit" in excinfo.value.message_dict
+    assert (excinfo.value.field, excinfo.value.code) == ("capital_limit", "NEGATIVE_CAPITAL_LIMIT")
     tenant.refresh_from_db()
     assert tenant.capital_limit == Decimal("1.50")
 
 
 def test_last_owner_rule_in_services(tenant: Tenant, user: Any) -> None:
     owner = Membership.objects.get(tenant=tenant, user=user)
-    with pytest.raises(ValidationError, match="last owner"):
+    with pytest.raises(ApplicationError, match="last owner"):
         membership_set_role(membership=owner, actor=user, role=Role.VIEWER)
-    with pytest.raises(ValidationError, match="last owner"):
+    with pytest.raises(ApplicationError, match="last owner"):
         membership_delete(membership=owner, actor=user)
     assert Membership.objects.get(pk=owner.pk).role == Role.OWNER
 
@@ -95,7 +95,7 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner() -> None:
             barrier.wait(timeout=5)
             membership_set_role(membership=membership, actor=actor, role=Role.MEMBER)
             outcomes.append("ok")
-        except ValidationError:
+        except ApplicationError:
             outcomes.append("refused")
         finally:
             connection.close()
