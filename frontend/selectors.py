@@ -67,7 +67,7 @@ def instance_runtime(*, instance: Any) -> dict[str, Any]:
 
 def _pnl(instance: Any) -> dict[str, Any]:
     """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so."""
-    from stratbox.trading.services import instance_stats
+    from stratbox.trading.selectors import instance_stats
 
     real = instance_stats(instance=instance, shadow=False)
     shadow = real["orders"] == 0

@@ -20,7 +20,7 @@ from frontend.access import forbidden, tenant_view
 from stratbox.engine.control import tenant_kill_switch
 from stratbox.trading.models import AccountKind
 from stratbox.trading.selectors import account_list
-from stratbox.trading.services import account_create
+from stratbox.trading.services.accounts import account_create
 from tenants.errors import ApplicationError, form_add_error
 from tenants.models import Role
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible

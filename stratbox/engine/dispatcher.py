@@ -88,7 +88,7 @@ def markets_mark_to_market(now: float | None = None) -> int:
 
     from stratbox.markets.models import Market
     from stratbox.markets.quotes import quotes_get_many
-    from stratbox.trading.services import orders_mark_to_market
+    from stratbox.trading.services.orders import orders_mark_to_market
 
     ids = list(Market.objects.filter(active=True).values_list("pk", flat=True))
     quotes = quotes_get_many(ids)

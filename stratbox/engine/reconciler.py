@@ -413,7 +413,7 @@ def instance_unload(iid: str, *, locked: bool = False) -> None:
         InstanceRuntime.objects.filter(instance_id=iid).delete()
         instance = StrategyInstance.objects.filter(pk=iid).first()
         if instance is not None:
-            from stratbox.trading.services import orders_cancel_open
+            from stratbox.trading.services.orders import orders_cancel_open
 
             orders_cancel_open(instance=instance)
             events.publish(

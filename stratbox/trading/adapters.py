@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from stratbox.trading.services import account_create
+from stratbox.trading.services.accounts import account_create
 from tenants.adapters import TenantAccountAdapter
 from tenants.selectors import membership_get
 

@@ -26,7 +26,7 @@ from stratbox.trading.serializers import (
     OrderOutput,
     PositionOutput,
 )
-from stratbox.trading.services import account_create
+from stratbox.trading.services.accounts import account_create
 from tenants.scoping import IsTenantOwner, TenantScopedApi, TenantScopedMixin
 
 

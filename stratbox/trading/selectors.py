@@ -18,8 +18,8 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import DecimalField, ExpressionWrapper, F, Model, QuerySet, Sum
 from django.utils import timezone
 
-from stratbox.instances.models import StrategyInstance
-from stratbox.markets.quotes import quotes_get_many
+from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.markets.quotes import quote_is_valid, quotes_get_many
 from stratbox.trading.models import Account, Fill, Order, OrderSide, OrderStatus, Position
 from tenants.models import Tenant
 
@@ -385,3 +385,115 @@ def exposure_read(
         tenant_pending_buy=tenant_pending or ZERO,
         account_pending_buy=account_pending or ZERO,
     )
+
+
+# --- snapshots and stats (what a tick and the pages read) -------------------------------------
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value else None
+
+
+def order_as_dict(order: Order) -> dict[str, Any]:
+    return {
+        "id": str(order.pk),
+        "client_order_id": order.client_order_id,
+        "side": order.side,
+        "type": order.type,
+        "qty": float(order.qty),
+        "price": float(order.limit_price) if order.limit_price is not None else None,
+        "status": order.status,
+        "filled": order.filled_at is not None,
+        "fill_price": float(order.fill_price) if order.fill_price is not None else None,
+        "fee": float(order.fee),
+        "deny_code": order.deny_code or None,
+        "tag": order.tag or None,
+        "created_at": _ts(order.created_at),
+        "filled_at": _ts(order.filled_at),
+    }
+
+
+def position_as_dict(position: Position, mark: Decimal | None) -> dict[str, Any]:
+    return {
+        "id": str(position.pk),
+        "market_id": position.market_id,
+        "qty": float(position.qty),
+        "avg_price": float(position.avg_price),
+        "cost_basis": str(position.cost_basis),
+        "realized_pnl": str(position.realized_pnl),
+        "unrealized_pnl": str(position_unrealized_pnl(position, mark)),
+        "opened_at": _ts(position.opened_at),
+    }
+
+
+def _mark(quote: dict[str, Any] | None) -> Decimal | None:
+    return Decimal(str(quote["price"])) if quote_is_valid(quote) else None
+
+
+def instance_snapshot(*, instance: StrategyInstance, quote: dict[str, Any] | None) -> dict[str, Any]:
+    """The trusted parts of a tick's snapshot. Observe mode sees its shadow ledger, active its real one."""
+    shadow = instance.mode != Mode.ACTIVE
+    mark = _mark(quote)
+    marks = {instance.market_id: mark} if mark is not None else {}
+    positions = list(Position.objects.filter(instance=instance, is_shadow=shadow, closed_at__isnull=True))
+    own = next((p for p in positions if p.market_id == instance.market_id), None)
+    balance = Account.objects.filter(pk=instance.account_id).values_list("balance", flat=True).first() or ZERO
+    realized = instance_realized_pnl(instance_id=instance.pk, shadow=shadow)
+    unrealized = instance_unrealized_pnl(instance_id=instance.pk, shadow=shadow, marks=marks)
+    deployed = (
+        instance_deployed_capital(instance_id=instance.pk)
+        if not shadow
+        else sum((p.cost_basis for p in positions), ZERO)
+    )
+    return {
+        "orders": [order_as_dict(o) for o in instance_recent_orders(instance=instance, shadow=shadow)],
+        "position": position_as_dict(own, mark) if own else None,
+        "positions": [position_as_dict(p, marks.get(p.market_id)) for p in positions],
+        "balance": str(balance),
+        "pnl": {
+            "realized": str(realized),
+            "unrealized": str(unrealized),
+            "today": str(
+                instance_daily_pnl(instance=instance, day=timezone.now().date(), shadow=shadow, marks=marks)
+            ),
+        },
+        "deployed_capital": str(deployed),
+        "available_capital": str(max(ZERO, instance.total_capital - deployed)),
+    }
+
+
+def instance_daily_pnl(
+    *, instance: StrategyInstance, day: date, shadow: bool = False, marks: dict[int, Decimal] | None = None
+) -> Decimal:
+    """Realized P&L of fills on `day` (UTC) plus, for today, the unrealized P&L of open positions.
+
+    Today's (what the engine checks after every active order) is one statement for both parts.
+    """
+    if day != timezone.now().date():
+        return instance_realized_pnl(instance_id=instance.pk, shadow=shadow, day=day)
+    realized, positions = instance_realized_and_open_positions(
+        instance_id=instance.pk, shadow=shadow, day=day
+    )
+    return realized + open_positions_unrealized_pnl(positions, marks)
+
+
+def instance_stats(*, instance: StrategyInstance, shadow: bool = False) -> dict[str, Any]:
+    """Trades (closing sells), wins, win rate, realized / unrealized P&L, fees, order counts."""
+    fills = Fill.objects.filter(instance=instance, is_shadow=shadow)
+    closing = list(fills.filter(side=OrderSide.SELL).values_list("realized_pnl", flat=True))
+    wins = sum(1 for pnl in closing if pnl > 0)
+    orders = Order.objects.filter(instance=instance, is_shadow=shadow)
+    return {
+        "trades": len(closing),
+        "wins": wins,
+        "losses": sum(1 for pnl in closing if pnl < 0),
+        "win_rate": (wins / len(closing)) if closing else None,
+        "realized_pnl": str(instance_realized_pnl(instance_id=instance.pk, shadow=shadow)),
+        "unrealized_pnl": str(instance_unrealized_pnl(instance_id=instance.pk, shadow=shadow)),
+        "fees": str(sum(fills.values_list("fee", flat=True), ZERO)),
+        "orders": orders.count(),
+        "rejected": orders.filter(status=OrderStatus.REJECTED).count(),
+        "open_positions": Position.objects.filter(
+            instance=instance, is_shadow=shadow, closed_at__isnull=True
+        ).count(),
+    }

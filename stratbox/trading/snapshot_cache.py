@@ -13,7 +13,7 @@ of each instance's snapshot is cached in Redis and recomputed only after its led
 - what depends on the moment is never cached: marks (unrealized P&L) come from the batch's quotes
   and balances from one query per batch.
 
-`instance_snapshots_cached` equals `services.instance_snapshots_many` (the reference, tested equal).
+`instance_snapshots_cached` equals `instance_snapshots_many` (the reference, tested equal).
 Read-only, no locks: the risk gate re-reads everything it enforces under its row locks.
 """
 
@@ -162,7 +162,7 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
         tag,
         created,
     ) in recent:
-        # The same dict as services.order_as_dict.
+        # The same dict as selectors.order_as_dict.
         raw[str(iid)]["orders"].append(
             {
                 "id": str(oid),
@@ -243,9 +243,9 @@ def instance_snapshots_cached(
     balances: dict[Any, Any] | None = None,
     use_cache: bool = True,
 ) -> dict[Any, dict[str, Any]]:
-    """Each instance's trusted snapshot (what `services.instance_snapshot` returns, for the whole
+    """Each instance's trusted snapshot (what `selectors.instance_snapshot` returns, for the whole
     batch), from the cache where it is current (see the module doc); `use_cache=False` reads
-    everything from the database (`services.instance_snapshots_many`).
+    everything from the database (`instance_snapshots_many`).
 
     `balances` (account id -> balance), when the caller read them a moment ago, saves the query."""
     if not instances:
@@ -302,3 +302,19 @@ def _finish_all(
     return {
         inst.pk: _finish(inst, raws[str(inst.pk)], marks, balances.get(inst.account_id)) for inst in instances
     }
+
+
+def instance_snapshots_many(
+    *, instances: list[StrategyInstance], quotes: dict[int, dict[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """`instance_snapshot` for a whole batch of instances in five statements, whatever the batch size.
+
+    Each result (keyed by pk) equals `instance_snapshot(instance=, quote=quotes.get(
+    instance.market_id))` at the same moment (tested): positions, realized P&L (total and today's),
+    resting buy notional and the 20 most recent orders (a LATERAL join on the (instance,
+    -created_at) index) are each read once for the batch, then the balances. The engine reads the
+    same through `instance_snapshots_cached` (above) with its cache, which skips the first four
+    for instances whose ledger did not change. Read-only, no locks: the risk gate re-reads everything
+    it enforces under its row locks.
+    """
+    return instance_snapshots_cached(instances=instances, quotes=quotes, use_cache=False)

@@ -92,7 +92,7 @@ def world(
     from stratbox.engine.models import Run
     from stratbox.governance.models import LiveApprovalRequest
     from stratbox.markets.quotes import quote_set
-    from stratbox.trading.services import account_create
+    from stratbox.trading.services.accounts import account_create
     from strategies_store.services import strategy_create
 
     settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]

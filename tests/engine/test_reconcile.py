@@ -38,7 +38,7 @@ def test_mode_on_loads_with_init_and_off_unloads(instance_factory, quote, user):
     assert _tick(on).status == "ok"
     from django.utils import timezone
 
-    from stratbox.trading.services import order_place
+    from stratbox.trading.services.orders import order_place
 
     resting = order_place(
         instance=on,

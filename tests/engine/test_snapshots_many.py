@@ -8,7 +8,9 @@ from django.utils import timezone
 
 from stratbox.engine.execution import prefetch
 from stratbox.trading.models import Order
-from stratbox.trading.services import instance_snapshot, instance_snapshots_many, order_place
+from stratbox.trading.selectors import instance_snapshot
+from stratbox.trading.services.orders import order_place
+from stratbox.trading.snapshot_cache import instance_snapshots_many
 
 
 def _intent(inst, n, side="buy", qty=0.01, type_="market", price=None):
@@ -107,7 +109,7 @@ def test_instance_rows_are_reused_until_their_stamp_moves(instance_factory, quot
 
 
 def test_a_cached_snapshot_is_recomputed_after_every_ledger_write(instance_factory, quote, big_limits):
-    from stratbox.trading.services import orders_cancel_open
+    from stratbox.trading.services.orders import orders_cancel_open
     from stratbox.trading.snapshot_cache import instance_snapshots_cached
 
     inst = instance_factory(mode="active")

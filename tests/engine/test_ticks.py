@@ -232,7 +232,7 @@ def test_a_tick_whose_own_fill_reaches_the_daily_loss_limit_pauses_right_after_i
     """
     from django.utils import timezone
 
-    from stratbox.trading.services import instance_daily_pnl
+    from stratbox.trading.selectors import instance_daily_pnl
 
     paper_account.slippage_bps = paper_account.fee_bps = Decimal("100")
     paper_account.save(update_fields=["slippage_bps", "fee_bps"])

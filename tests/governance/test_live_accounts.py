@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 
 from stratbox.trading.credentials import CredentialsUnavailable, credentials_decrypt
 from stratbox.trading.models import Account
-from stratbox.trading.services import account_credentials_rotate
+from stratbox.trading.services.accounts import account_credentials_rotate
 from tenants.models import AuditEvent
 from tests.factories import add_member, client_for
 

@@ -117,7 +117,7 @@ def _quote(market: Any, price: float) -> dict[str, Any]:
 
 
 def _order(instance: Any, market: Any, n: int, *, side: str, qty: float, mode: str, label: str) -> Any:
-    from stratbox.trading.services import order_place
+    from stratbox.trading.services.orders import order_place
 
     intent = {
         "kind": "order",
@@ -137,7 +137,7 @@ def build_side(label: str, market: Any) -> Side:
     from stratbox.engine.models import InstanceRuntime, InstanceStats, Run
     from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest
     from stratbox.trading.models import Account
-    from stratbox.trading.services import account_create
+    from stratbox.trading.services.accounts import account_create
     from tenants.models import AuditEvent, Membership
     from tenants.services import token_create
 

@@ -98,6 +98,6 @@ def place(
     mode: str = "active",
     now: datetime = NOW,
 ) -> Any:
-    from stratbox.trading.services import order_place
+    from stratbox.trading.services.orders import order_place
 
     return order_place(instance=instance, intent=intent, quote=quote, mode=mode, now=now)

@@ -392,7 +392,7 @@ def test_the_gate_decides_as_before(world, seed, settings):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_daily_pnl_equals_realized_plus_unrealized(world, seed, monkeypatch):
-    from stratbox.trading.services import instance_daily_pnl
+    from stratbox.trading.selectors import instance_daily_pnl
 
     _build(world, 200 + seed)
     monkeypatch.setattr("django.utils.timezone.now", lambda: NOW)  # "today" is the ledger's day

@@ -8,7 +8,8 @@ from decimal import Decimal as D
 import pytest
 
 from stratbox.trading.models import Fill, Order
-from stratbox.trading.services import client_order_id_for, instance_snapshot, orders_cancel_open
+from stratbox.trading.selectors import instance_snapshot
+from stratbox.trading.services.orders import client_order_id_for, orders_cancel_open
 from tests.trading.conftest import make_instance, make_quote, place
 
 

@@ -6,7 +6,8 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 from stratbox.trading.models import Fill, Order, Position
-from stratbox.trading.services import instance_stats, orders_mark_to_market
+from stratbox.trading.selectors import instance_stats
+from stratbox.trading.services.orders import orders_mark_to_market
 from tests.trading.conftest import NOW, make_quote, place
 
 

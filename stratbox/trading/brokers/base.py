@@ -1,4 +1,4 @@
-"""The broker interface every adapter implements, and the account -> broker lookup."""
+"""The broker interface every adapter implements and the types they share (the factory is in `__init__`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from stratbox.trading.models import Account, Order
+    from stratbox.trading.models import Order
 
 Q8 = Decimal("0.00000001")
 
@@ -46,14 +46,3 @@ class Broker(Protocol):
         ...
 
     def cancel(self, order: Order) -> None: ...
-
-
-def broker_for_account(account: Account) -> Broker:
-    from stratbox.trading.brokers.live import LiveBroker
-    from stratbox.trading.brokers.paper import PaperBroker
-
-    if account.kind == "paper":
-        return PaperBroker.for_account(account)
-    if account.kind == "live":
-        return LiveBroker.for_account(account)
-    raise BrokerUnavailable(f"unknown account kind {account.kind!r} for account {account.pk}")

@@ -1,0 +1,452 @@
+"""Placing orders (idempotent, under row locks), filling resting ones, cancelling open ones.
+
+The one rule that matters: every write that can change deployed capital or cash (an active order,
+a resting order's fill) runs in ONE transaction that first locks the tenant row and then the
+account row (`SELECT ... FOR UPDATE`, always in that order, so concurrent ticks queue instead of
+deadlocking), re-reads the instance, runs the risk gate and applies the fill (`ledger`). Two ticks
+of one tenant therefore see each other's orders and can never exceed a limit together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.markets.quotes import quote_is_valid
+from stratbox.rows import mark_saved, row_write
+from stratbox.trading.brokers import PaperBroker, broker_for_account
+from stratbox.trading.brokers.base import q8
+from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, OrderType, Position
+from stratbox.trading.risk import (
+    Deny,
+    InvalidOrder,
+    OrderRequest,
+    pre_trade_decide,
+    validate_client_order_id,
+    validate_intent,
+)
+from stratbox.trading.selectors import column_count, exposure_read, model_columns, model_from_row
+from stratbox.trading.services.ledger import (
+    UNREAD,
+    fill_apply,
+    fills_apply,
+    order_mark_filled,
+    position_lock_open,
+)
+from stratbox.trading.snapshot_cache import ledger_changed
+from tenants.models import Tenant
+
+
+@dataclass(frozen=True)
+class OrderResult:
+    order: Order | None
+    status: str  # an OrderStatus value ("rejected" also for INVALID_ORDER, which stores no row)
+    deny_code: str | None
+    message: str
+    duplicate: bool = False  # True when a retry returned the order placed earlier
+
+
+def client_order_id_for(*, instance: StrategyInstance, tick_seq: int, n: int) -> str:
+    """The id the engine gives the n-th order intent of a tick: `<instance uuid>-<tick seq>-<n>`."""
+    return f"{instance.pk}-{tick_seq}-{n}"
+
+
+def _result(order: Order, *, duplicate: bool = False, message: str = "") -> OrderResult:
+    return OrderResult(
+        order=order,
+        status=order.status,
+        deny_code=order.deny_code or None,
+        message=message or order.deny_reason,
+        duplicate=duplicate,
+    )
+
+
+def _existing(client_order_id: str, instance: StrategyInstance) -> OrderResult | None:
+    order = Order.objects.filter(client_order_id=client_order_id).first()
+    if order is None:
+        return None
+    if order.instance_id != instance.pk:  # cannot happen with the uuid prefix; refuse loudly if it does
+        return OrderResult(
+            None, OrderStatus.REJECTED, Deny.INVALID_ORDER, "client_order_id belongs to another instance"
+        )
+    return _result(order, duplicate=True, message="duplicate client_order_id: returning the existing order")
+
+
+def _duplicate(client_order_id: str, instance: StrategyInstance) -> OrderResult:
+    """The order that took `client_order_id` first (our INSERT found it taken)."""
+    existing = _existing(client_order_id, instance)
+    if existing is None:  # the conflicting row vanished: nothing sane to return
+        raise IntegrityError(f"client_order_id {client_order_id} conflicts with no visible order")
+    return existing
+
+
+def _order_insert(order: Order) -> bool:
+    """Insert a new order; False, writing nothing, when its client_order_id is already taken.
+
+    `ON CONFLICT DO NOTHING` rather than a savepoint around an INSERT that may fail: one statement,
+    and a concurrent retry's uncommitted insert is waited for, then seen as the conflict it is.
+    The values are prepared exactly as the ORM's INSERT prepares them.
+    """
+    sql, values = row_write(order)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
+        inserted = cursor.rowcount == 1
+    if inserted:
+        mark_saved(order)
+        ledger_changed([order.instance_id])
+    return inserted
+
+
+def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **fields: Any) -> Order:
+    return Order(
+        tenant_id=instance.tenant_id,
+        instance_id=instance.pk,
+        account_id=instance.account_id,
+        market_id=instance.market_id,
+        client_order_id=req.client_order_id,
+        side=req.side,
+        type=req.type,
+        qty=req.qty,
+        limit_price=req.limit_price,
+        tag=req.tag,
+        created_at=now,
+        **fields,
+    )
+
+
+def _fills_on_arrival(req: OrderRequest, quote: Any) -> bool:
+    """Whether the paper broker fills this order now (a market order, or a limit the quote crosses)."""
+    if not quote_is_valid(quote):
+        return False
+    return req.type != OrderType.LIMIT or PaperBroker.crosses(req.side, req.limit_price, quote)  # type: ignore[arg-type]
+
+
+def _place_shadow(
+    *,
+    instance: StrategyInstance,
+    req: OrderRequest,
+    quote: Any,
+    now: datetime,
+    reason: str,
+    broker: PaperBroker,
+    position: Position | None = UNREAD,
+) -> OrderResult:
+    """Observe mode: record what would have been placed and fill it into the shadow ledger.
+
+    Runs inside the caller's transaction. `position` is the open shadow position, already locked,
+    when the caller read it (by default it is locked and read here, and only if the order fills).
+    The paper broker's fills are a pure computation, so they are known before the INSERT and the
+    order row is written once, complete.
+    """
+    order = _new_order(
+        instance,
+        req,
+        now,
+        status=OrderStatus.SHADOW,
+        is_shadow=True,
+        deny_code=Deny.MODE_OBSERVE,
+        deny_reason=reason,
+    )
+    if not quote_is_valid(quote):
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, instance)
+        return _result(order, message=reason + "; no quote, so it was not filled virtually")
+    fills = broker.submit(order, quote)
+    message = reason
+    if fills:
+        if position is UNREAD:
+            position = position_lock_open(order)
+        if req.side == OrderSide.SELL and (position is None or position.qty < req.qty):
+            # Long-only: a shadow sell beyond the shadow position is recorded but never filled.
+            order.deny_reason = message = (
+                f"{reason}; not filled: sell exceeds the shadow position (long-only)"
+            )
+            fills = []
+        else:
+            order_mark_filled(order, fills, now)
+    if not _order_insert(order):
+        return _duplicate(req.client_order_id, instance)
+    fills_apply(order=order, specs=fills, account=None, now=now, position=position, order_written=True)
+    return _result(order, message=message)
+
+
+def _reject(
+    instance: StrategyInstance,
+    req: OrderRequest,
+    now: datetime,
+    deny: Deny,
+    message: str,
+    est: Decimal | None,
+) -> OrderResult:
+    order = _new_order(
+        instance,
+        req,
+        now,
+        status=OrderStatus.REJECTED,
+        deny_code=deny,
+        deny_reason=message[:300],
+        est_price=est,
+    )
+    if not _order_insert(order):
+        return _duplicate(req.client_order_id, instance)
+    return _result(order)
+
+
+_SHADOW_READ_SQL = """
+SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, {position}
+FROM instances_strategyinstance i
+JOIN tenants_tenant t ON t.id = i.tenant_id
+JOIN trading_account a ON a.id = i.account_id
+LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = i.id AND market_id = i.market_id
+  AND is_shadow AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1 {lock}) p ON true
+WHERE i.id = %s
+"""
+_SHADOW_READ = {
+    lock: _SHADOW_READ_SQL.format(position=model_columns(Position, "p"), lock="FOR UPDATE" if lock else "")
+    for lock in (True, False)
+}
+_LOCK_SQL_TEMPLATE = """
+SELECT {tenant}, {account}
+FROM (SELECT * FROM tenants_tenant WHERE id = %s FOR UPDATE) t
+CROSS JOIN LATERAL (SELECT * FROM trading_account WHERE id = %s AND t.id IS NOT NULL FOR UPDATE) a
+"""
+_LOCK_SQL = _LOCK_SQL_TEMPLATE.format(tenant=model_columns(Tenant, "t"), account=model_columns(Account, "a"))
+
+
+def _lock_tenant_and_account(instance: StrategyInstance) -> tuple[Tenant, Account]:
+    """`SELECT ... FOR UPDATE` the instance's tenant row, then its account row: one round trip.
+
+    The account subquery is LATERAL on the locked tenant row, so PostgreSQL can only run it once
+    the tenant row is locked: the same order as every other writer of capital (tenant, account).
+    The ids come from the instance's identity, which never changes.
+    """
+    assert connection.in_atomic_block, "row locks need the caller's transaction"
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [instance.tenant_id, instance.account_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Account.DoesNotExist(f"no tenant/account row for instance {instance.pk}")
+    tenant = model_from_row(Tenant, row)
+    account = model_from_row(Account, row, column_count(Tenant))
+    assert tenant is not None and account is not None
+    return tenant, account
+
+
+def order_place(
+    *,
+    instance: StrategyInstance,
+    intent: dict[str, Any],
+    quote: dict[str, Any] | None,
+    mode: str,
+    now: datetime,
+) -> OrderResult:
+    """Place one untrusted order intent of `instance`; idempotent on its client_order_id.
+
+    `mode` is what the engine believes; the database's mode is re-read and the more restrictive
+    of the two wins (a host or a stale engine claiming `active` for an observing instance gets a
+    shadow order). INVALID_ORDER stores no row (nothing trustworthy to store).
+
+    A retry finds its client_order_id taken when it inserts its order (`_order_insert`) and gets
+    the order placed the first time (`duplicate=True`), whatever has changed since.
+    """
+    try:
+        coid = validate_client_order_id(
+            instance=instance, value=intent.get("client_order_id") if type(intent) is dict else None
+        )
+    except InvalidOrder as exc:
+        return OrderResult(None, OrderStatus.REJECTED, Deny.INVALID_ORDER, f"{exc.field}: {exc.message}")
+    try:
+        req = validate_intent(instance=instance, intent=intent)
+    except InvalidOrder as exc:
+        # A retry is answered with the order placed the first time, even if it no longer validates.
+        existing = _existing(coid, instance)
+        if existing is not None:
+            return existing
+        return OrderResult(None, OrderStatus.REJECTED, Deny.INVALID_ORDER, f"{exc.field}: {exc.message}")
+    if mode != Mode.ACTIVE:
+        return _place_not_active(instance=instance, req=req, quote=quote, now=now)
+    return _place_active(instance=instance, req=req, quote=quote, now=now)
+
+
+def _place_not_active(
+    *, instance: StrategyInstance, req: OrderRequest, quote: dict[str, Any] | None, now: datetime
+) -> OrderResult:
+    """The engine does not claim active: no capital moves, so no tenant lock. Off and the kill
+    switch store a denial; anything else is a shadow order."""
+    lock_position = _fills_on_arrival(req, quote)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_SHADOW_READ[lock_position], [instance.pk])
+            row = cursor.fetchone()
+        if row is None:
+            raise StrategyInstance.DoesNotExist(f"instance {instance.pk} does not exist")
+        mode, killed_at, slippage_bps, fee_bps = row[:4]
+        if mode == Mode.OFF:
+            return _reject(instance, req, now, Deny.MODE_OFF, "the instance is off", None)
+        if killed_at is not None:
+            return _reject(instance, req, now, Deny.KILL_SWITCH, "the tenant's kill switch is on", None)
+        return _place_shadow(
+            instance=instance,
+            req=req,
+            quote=quote,
+            now=now,
+            reason="observe mode: recorded as a shadow order, never sent",
+            broker=PaperBroker.for_params(slippage_bps, fee_bps),
+            position=model_from_row(Position, row, 4) if lock_position else UNREAD,
+        )
+
+
+def _place_active(
+    *, instance: StrategyInstance, req: OrderRequest, quote: dict[str, Any] | None, now: datetime
+) -> OrderResult:
+    """Lock tenant then account, read the instance and the gate's aggregates in one statement under
+    those locks, decide, then write the order and its fills in the same transaction."""
+    with transaction.atomic():
+        tenant, account = _lock_tenant_and_account(instance)
+        fresh, exposure = exposure_read(
+            instance_id=instance.pk,
+            tenant_id=tenant.pk,
+            account_id=account.pk,
+            market_id=instance.market_id,
+            side=req.side,
+            now=now,
+            with_instance=True,
+        )
+        assert fresh is not None
+        fresh.tenant, fresh.account = tenant, account
+        if fresh.mode == Mode.OFF:
+            return _reject(fresh, req, now, Deny.MODE_OFF, "the instance is off", None)
+        if tenant.killed_at is not None:
+            return _reject(fresh, req, now, Deny.KILL_SWITCH, "the tenant's kill switch is on", None)
+        if fresh.mode == Mode.OBSERVE:
+            return _place_shadow(
+                instance=fresh,
+                req=req,
+                quote=quote,
+                now=now,
+                reason="the database says observe (the caller claimed active): shadow order, never sent",
+                broker=PaperBroker.for_account(account),
+            )
+        decision = pre_trade_decide(
+            instance=fresh, order_request=req, quote=quote, now=now, exposure=exposure
+        )
+        if decision.deny is not None:
+            return _reject(fresh, req, now, decision.deny, decision.message, decision.est_price)
+        assert quote is not None
+        broker = broker_for_account(account)
+        order = _new_order(fresh, req, now, status=OrderStatus.PENDING, est_price=decision.est_price)
+        # The paper broker's fills are a pure computation: known before the INSERT, so the order
+        # row is written once, complete. Any other broker is only called once the order is stored.
+        simulated = isinstance(broker, PaperBroker)
+        fills = broker.submit(order, quote) if simulated else []
+        if fills:
+            order_mark_filled(order, fills, now)
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, fresh)
+        if not simulated:
+            fills = broker.submit(order, quote)
+        fills_apply(
+            order=order,
+            specs=fills,
+            account=account,
+            now=now,
+            position=exposure.position,
+            order_written=simulated,
+        )
+        return _result(order)
+
+
+def orders_mark_to_market(*, market_id: int, quote: dict[str, Any], now: datetime) -> list[Order]:
+    """Fill the resting limit orders (real and shadow) of a market that `quote` crosses."""
+    if not quote_is_valid(quote):
+        return []
+    ask, bid = Decimal(str(quote["ask"])), Decimal(str(quote["bid"]))
+    crossing = Q(side=OrderSide.BUY, limit_price__gte=ask) | Q(side=OrderSide.SELL, limit_price__lte=bid)
+    candidates = list(
+        Order.objects.filter(
+            crossing,
+            market_id=market_id,
+            type=OrderType.LIMIT,
+            filled_at__isnull=True,
+            status__in=[OrderStatus.PENDING, OrderStatus.SHADOW],
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", "is_shadow", "tenant_id", "account_id")
+    )
+    filled: list[Order] = []
+    for order_id, is_shadow, tenant_id, account_id in candidates:
+        with transaction.atomic():
+            account = None
+            if not is_shadow:
+                tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
+                account = Account.objects.select_for_update().get(pk=account_id)
+                if tenant.killed_at is not None:
+                    continue  # a killed tenant trades nothing, not even resting orders
+            order = Order.objects.select_for_update().filter(pk=order_id, filled_at__isnull=True).first()
+            if order is None or order.status not in (OrderStatus.PENDING, OrderStatus.SHADOW):
+                continue
+            broker = (
+                broker_for_account(account)
+                if account
+                else PaperBroker.for_account(Account.objects.get(pk=account_id))
+            )
+            fills = broker.fill_resting(order, quote)
+            if not fills:
+                continue
+            position = Position.objects.filter(
+                instance_id=order.instance_id,
+                market_id=market_id,
+                is_shadow=is_shadow,
+                closed_at__isnull=True,
+            ).first()
+            spec = fills[0]
+            if order.side == OrderSide.SELL and (position is None or position.qty < spec.qty):
+                if not is_shadow:
+                    _deny_resting(
+                        order,
+                        Deny.INSUFFICIENT_POSITION,
+                        "the position was reduced before the sell filled",
+                        now,
+                    )
+                continue
+            if (
+                order.side == OrderSide.BUY
+                and account is not None
+                and q8(spec.qty * spec.price) + spec.fee > account.balance
+            ):
+                _deny_resting(
+                    order, Deny.INSUFFICIENT_BALANCE, "balance too low when the limit was crossed", now
+                )
+                continue
+            fill_apply(order=order, spec=spec, account=account, now=now)
+            filled.append(order)
+    return filled
+
+
+def _deny_resting(order: Order, deny: Deny, reason: str, now: datetime) -> None:
+    order.status = OrderStatus.REJECTED
+    order.deny_code = deny
+    order.deny_reason = reason
+    order.cancelled_at = now
+    order.save(update_fields=["status", "deny_code", "deny_reason", "cancelled_at"])
+    ledger_changed([order.instance_id])
+
+
+def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = None) -> int:
+    """Cancel the instance's resting orders (real and shadow); returns how many were cancelled."""
+    now = now or timezone.now()
+    open_orders = Order.objects.filter(instance=instance, filled_at__isnull=True).filter(
+        Q(status=OrderStatus.PENDING) | Q(status=OrderStatus.SHADOW, type=OrderType.LIMIT)
+    )
+    with transaction.atomic():
+        for order in open_orders.select_for_update().filter(is_shadow=False):
+            broker_for_account(order.account).cancel(order)
+        ledger_changed([instance.pk])
+        return open_orders.update(status=OrderStatus.CANCELLED, cancelled_at=now)
