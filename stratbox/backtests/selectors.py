@@ -7,7 +7,6 @@ from uuid import UUID
 from django.db.models import Q, QuerySet
 
 from stratbox.backtests.models import Backtest, BacktestTrade
-from stratbox.instances.models import StrategyInstance
 from stratbox.markets.models import Market
 from strategies_store.models import StrategyVersion
 from tenants.models import Tenant
@@ -49,17 +48,6 @@ def version_get_for_tenant(*, tenant: Tenant, version_id: UUID | str) -> Strateg
     return (
         StrategyVersion.objects.select_related("definition")
         .filter(Q(definition__tenant=tenant) | Q(definition__tenant__isnull=True), pk=pk)
-        .first()
-    )
-
-
-def instance_get_for_tenant(*, tenant: Tenant, instance_id: UUID | str) -> StrategyInstance | None:
-    pk = _uuid(instance_id)
-    if pk is None:
-        return None
-    return (
-        StrategyInstance.objects.select_related("version__definition", "market")
-        .filter(tenant=tenant, pk=pk)
         .first()
     )
 

@@ -18,8 +18,10 @@ from django.utils import timezone
 from sandbox.schema import apply_config
 from stratbox.backtests.bars import market_bars_count
 from stratbox.backtests.csvbars import BarColumns, CsvInvalid, parse_bars_csv
+from stratbox.backtests.events import progress_publish
 from stratbox.backtests.fillmodel import broker_params_for
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestUpload
+from stratbox.backtests.tasks import backtest_run_task
 from stratbox.instances.models import StrategyInstance
 from stratbox.markets.models import Market
 from strategies_store.models import StrategyVersion
@@ -71,8 +73,6 @@ def bars_from_csv(raw: bytes, *, filename: str, interval_seconds: int, market_co
 
 
 def _enqueue(backtest_id: str) -> None:
-    from stratbox.backtests.tasks import backtest_run_task
-
     backtest_run_task.delay(backtest_id)
 
 
@@ -221,7 +221,5 @@ def backtest_cancel(*, backtest: Backtest, actor: AbstractBaseUser | None) -> Ba
         after={"status": bt.status},
     )
     if bt.status == BacktestStatus.CANCELLED:
-        from stratbox.backtests.events import progress_publish
-
         transaction.on_commit(lambda: progress_publish(bt))
     return bt

@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from stratbox.engine import control, rendering
 from stratbox.engine.execution import test_run
 from stratbox.engine.models import Run
-from stratbox.engine.selectors import RunFilter, instance_get, run_get, run_list, runtime_status
+from stratbox.engine.selectors import RunFilter, run_get, run_list, runtime_status
 from stratbox.engine.serializers import KillSwitchInput, RunDetailOutput, RunOutput
+from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import IsTenantMember, IsTenantOwner, TenantScopedApi, TenantScopedMixin, not_found
 

@@ -17,7 +17,7 @@ BEAT_SCHEDULE = {
 
 def reconcile_soon(instance_id: uuid.UUID) -> None:
     """Called by the instances app after a committed change: reconcile that instance on a worker."""
-    from stratbox.engine.tasks import reconcile_task
+    from stratbox.engine.tasks import reconcile_task  # apps.py loads before the models: no app code at import
 
     reconcile_task.delay([str(instance_id)])
 
@@ -28,6 +28,7 @@ class EngineConfig(AppConfig):
     verbose_name = "Engine"
 
     def ready(self) -> None:
+        # Imported here, once the app registry is ready (models may be imported from now on).
         from celery import current_app
 
         from stratbox.engine import tasks  # noqa: F401 - connects the worker signals

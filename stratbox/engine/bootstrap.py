@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from stratbox.instances.models import StrategyInstance
+from stratbox.instances.services import instance_create, instance_set_mode
 from stratbox.markets.models import Market
 from stratbox.markets.services import bars_simulate
 from stratbox.trading.models import Account, AccountKind
@@ -97,9 +99,6 @@ def demo_instance_install(*, tenant: Tenant, owner: Any, account: Account) -> st
 
     Created once; a demo instance the user later changed or switched off is left alone.
     """
-    from stratbox.instances.models import StrategyInstance
-    from stratbox.instances.services import instance_create, instance_set_mode
-
     existing = StrategyInstance.objects.filter(tenant=tenant, name=DEMO_INSTANCE_NAME).first()
     if existing is not None:
         return f"demo instance: {existing.name} ({existing.mode})"

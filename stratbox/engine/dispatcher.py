@@ -18,18 +18,25 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from celery import current_app
+from django.utils import timezone
+
 from stratbox.engine import conf, runtime
+from stratbox.markets.models import Market
+from stratbox.markets.quotes import quotes_get_many
+from stratbox.trading.services.orders import orders_mark_to_market
 
 Enqueue = Callable[[list[list[object]], float | None], None]
 
 
-def _celery_enqueue(batch: list[list[object]], eta: float | None) -> None:
-    from stratbox.engine.tasks import run_ticks_task
+RUN_TICKS_TASK = "engine.run_ticks"  # `tasks.run_ticks_task`, sent by name: tasks imports this module
 
+
+def _celery_enqueue(batch: list[list[object]], eta: float | None) -> None:
     if eta is None:
-        run_ticks_task.apply_async(args=[batch])
+        current_app.send_task(RUN_TICKS_TASK, args=[batch])
     else:
-        run_ticks_task.apply_async(args=[batch], eta=datetime.fromtimestamp(eta, tz=UTC))
+        current_app.send_task(RUN_TICKS_TASK, args=[batch], eta=datetime.fromtimestamp(eta, tz=UTC))
 
 
 def dispatch_once(
@@ -84,12 +91,6 @@ def markets_mark_to_market(now: float | None = None) -> int:
     Markets cannot import trading (layering), so the engine drives it from the dispatcher cycle.
     A quote is processed once cluster-wide (a Redis marker per market and quote timestamp).
     """
-    from django.utils import timezone
-
-    from stratbox.markets.models import Market
-    from stratbox.markets.quotes import quotes_get_many
-    from stratbox.trading.services.orders import orders_mark_to_market
-
     ids = list(Market.objects.filter(active=True).values_list("pk", flat=True))
     quotes = quotes_get_many(ids)
     r = runtime.r()

@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Any
 
+import redis
 from django.db import transaction
 
 from stratbox.engine import runtime
@@ -140,7 +141,6 @@ def _group_checker(layer: Any) -> Any:
     hosts = getattr(layer, "hosts", None)
     if key_of is None or not hosts or len(hosts) != 1 or not isinstance(hosts[0].get("address"), str):
         return None
-    import redis
 
     client = redis.Redis.from_url(hosts[0]["address"])
 

@@ -22,9 +22,13 @@ from typing import Any
 
 from django.utils import timezone
 
-from stratbox.engine import events, runtime, sandboxes
+from sandbox import SandboxError
+from stratbox.engine import conf, events, runtime, sandboxes
+from stratbox.engine.control import pause_runtime
 from stratbox.engine.models import InstanceRuntime
+from stratbox.engine.snapshots import snapshot_flush
 from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.trading.services.orders import orders_cancel_open
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +73,6 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
         if _in_line(instance, rt):
             _refresh(instance, rt)  # type: ignore[arg-type]
             if instance.tenant.killed_at is not None and not rt["paused"]:  # type: ignore[index]
-                from stratbox.engine.control import pause_runtime
-
                 pause_runtime(instance, "KILL_SWITCH")
             report.unchanged += 1
             continue
@@ -151,8 +153,6 @@ def _in_line(instance: StrategyInstance, rt: dict[str, Any] | None) -> bool:
 
 
 def _lock(iid: str, wait: float | None = None) -> str:
-    from stratbox.engine import conf
-
     deadline = time.monotonic() + (conf.get("ENGINE_LOCK_TTL") if wait is None else wait)
     while True:
         token = runtime.lock_acquire(iid)
@@ -208,15 +208,11 @@ def reconcile_one(
             report.unchanged += 1
         rt = runtime.rt_get(iid)
         if rt and rt["loaded"] and instance.tenant.killed_at is not None and not rt["paused"]:
-            from stratbox.engine.control import pause_runtime
-
             pause_runtime(instance, "KILL_SWITCH")
         return runtime.rt_get(iid)
     except LockBusy:
         raise
     except Exception as exc:
-        from sandbox import SandboxError
-
         if not isinstance(exc, SandboxError):
             raise
         report.failed[iid] = str(exc.code)
@@ -291,8 +287,6 @@ def _load(
     pipe.execute()
     if snap is None:
         # A fresh init() is the new baseline: snapshot it now so a Redis loss never falls back further.
-        from stratbox.engine.snapshots import snapshot_flush
-
         snapshot_flush([iid])
     events.publish(
         tenant_id=tenant_id,
@@ -413,8 +407,6 @@ def instance_unload(iid: str, *, locked: bool = False) -> None:
         InstanceRuntime.objects.filter(instance_id=iid).delete()
         instance = StrategyInstance.objects.filter(pk=iid).first()
         if instance is not None:
-            from stratbox.trading.services.orders import orders_cancel_open
-
             orders_cancel_open(instance=instance)
             events.publish(
                 tenant_id=instance.tenant_id,

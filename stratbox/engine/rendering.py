@@ -124,6 +124,9 @@ def render_watched_after_ticks(instances: dict[str, Any], ticked: list[str]) -> 
 def render_for_api(instance: Any) -> dict[str, Any]:
     """`{"widgets": [...], "rendered_at": ts, "cached": bool}` for the API, rate limited per instance.
 
+    `instance` is as `instances.selectors.instance_get` returns it (version, definition, tenant,
+    market and account loaded: what a host needs to load it).
+
     Renders from the persisted runtime state in this process's host for the tenant; within the rate
     limit it answers from the cache (filled by the last render, API or tick). Raises RenderRefused
     (INSTANCE_OFF | NOT_LOADED | PAUSED | RENDER_BUSY, or the sandbox error's code when the user's
@@ -148,11 +151,8 @@ def render_for_api(instance: Any) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise RenderRefused("RENDER_BUSY", "Rendered a moment ago; try again shortly.")
             time.sleep(0.02)
-    from stratbox.engine.execution import _instance
-
-    full = _instance(iid) or instance  # the version's source is loaded lazily if the host needs it
     try:
-        sync = sandboxes.ensure_runtime_loaded(full, rt, iid)
+        sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)
         widgets = _render_in_host(str(instance.tenant_id), iid, state=sync)
     except SandboxError as err:
         raise RenderRefused(str(err.code), f"render() failed: {err.message}"[:1000]) from err

@@ -16,7 +16,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from sandbox import Limits, SandboxClient
 from stratbox.engine import conf
+from strategies_store.models import StrategyVersion
 
 _lock = threading.Lock()
 _client: Any = None
@@ -29,8 +31,6 @@ def client() -> Any:
     global _client, _client_pid
     with _lock:
         if _client is None or _client_pid != os.getpid():
-            from sandbox import Limits, SandboxClient
-
             _held.clear()
             limits = Limits(tick_timeout=conf.get("ENGINE_TICK_TIMEOUT"))
             try:
@@ -73,8 +73,6 @@ def version_sources(version: Any) -> tuple[str, str]:
         return version.source, version.exit_source or ""
     cached = _sources.get(version.pk)
     if cached is None:
-        from strategies_store.models import StrategyVersion
-
         row = StrategyVersion.objects.filter(pk=version.pk).values_list("source", "exit_source").first()
         if row is None:
             raise LookupError(f"strategy version {version.pk} is gone")

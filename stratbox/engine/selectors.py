@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -97,15 +96,3 @@ def run_get(*, tenant: Tenant, run_id: Any) -> Run | None:
     except (TypeError, ValueError):
         return None
     return Run.objects.filter(tenant=tenant, pk=pk).select_related("version").first()
-
-
-def instance_get(*, tenant: Tenant, instance_id: Any) -> StrategyInstance | None:
-    try:
-        pk = uuid.UUID(str(instance_id))
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return (
-        StrategyInstance.objects.select_related("version__definition", "tenant", "market", "account")
-        .filter(tenant=tenant, pk=pk)
-        .first()
-    )

@@ -8,21 +8,24 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
 
+from stratbox.engine import sandboxes
+from stratbox.engine.dispatcher import RUN_TICKS_TASK, dispatch_once, markets_mark_to_market
+from stratbox.engine.execution import tick_run_batch
+from stratbox.engine.history import runs_prune
+from stratbox.engine.reconciler import reconcile
+from stratbox.engine.snapshots import flush_all
+
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="engine.run_ticks", acks_late=True, ignore_result=True)
+@shared_task(name=RUN_TICKS_TASK, acks_late=True, ignore_result=True)
 def run_ticks_task(items: list[list[Any]]) -> None:
     """Run a batch of `[instance_id, due_slot]` ticks; each is claimed, so a redelivery is a no-op."""
-    from stratbox.engine.execution import tick_run_batch
-
     tick_run_batch([(str(iid), float(slot)) for iid, slot in items])
 
 
 @shared_task(name="engine.dispatch", ignore_result=True)
 def dispatch_task() -> int:
-    from stratbox.engine.dispatcher import dispatch_once, markets_mark_to_market
-
     enqueued = dispatch_once()
     try:
         markets_mark_to_market()
@@ -33,8 +36,6 @@ def dispatch_task() -> int:
 
 @shared_task(name="engine.reconcile", acks_late=True, ignore_result=True)
 def reconcile_task(instance_ids: list[str] | None = None) -> dict[str, Any]:
-    from stratbox.engine.reconciler import reconcile
-
     report = reconcile(instance_ids)
     return {
         "loaded": report.loaded,
@@ -48,15 +49,11 @@ def reconcile_task(instance_ids: list[str] | None = None) -> dict[str, Any]:
 @shared_task(name="engine.snapshot_flush", ignore_result=True)
 def snapshot_flush_task() -> int:
     """The dispatcher process flushes every few seconds; this task is for operations and cron."""
-    from stratbox.engine.snapshots import flush_all
-
     return flush_all()
 
 
 @shared_task(name="engine.runs_prune", ignore_result=True)
 def runs_prune_task() -> int:
-    from stratbox.engine.history import runs_prune
-
     return runs_prune()
 
 
@@ -71,6 +68,4 @@ def _reconcile_at_startup(sender: Any = None, **kwargs: Any) -> None:
 
 @worker_shutdown.connect
 def _close_sandbox(sender: Any = None, **kwargs: Any) -> None:
-    from stratbox.engine import sandboxes
-
     sandboxes.close()

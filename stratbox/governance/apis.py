@@ -26,6 +26,7 @@ from stratbox.governance.serializers import (
     StaffLiveRequestDetailOutput,
     StaffLiveRequestOutput,
 )
+from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.scoping import TenantScopedApi, TenantScopedMixin
 
@@ -40,7 +41,7 @@ STATUS = OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "approved
 
 
 def _instance_or_404(request: Request, instance_id: str) -> Any:
-    instance = selectors.instance_get(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
+    instance = instance_get(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
     if instance is None:
         raise NotFound("Instance not found.")
     return instance

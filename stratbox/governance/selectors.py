@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db.models import Case, Q, QuerySet, Value, When
 
+from stratbox.backtests.models import Backtest
 from stratbox.governance.models import (
     DEFAULT_MAX_DRAWDOWN,
     DEFAULT_MIN_PNL,
@@ -151,17 +152,6 @@ def live_request_get(*, tenant: Tenant, request_id: Any) -> LiveApprovalRequest 
     return _requests().filter(tenant=tenant, pk=pk).first() if pk else None
 
 
-def instance_get(*, tenant: Tenant, instance_id: Any) -> StrategyInstance | None:
-    pk = _uuid(instance_id)
-    if pk is None:
-        return None
-    return (
-        StrategyInstance.objects.select_related("tenant", "account", "version", "strategy", "market")
-        .filter(tenant=tenant, pk=pk)
-        .first()
-    )
-
-
 # --- staff (cross-tenant by design; the API checks is_staff) -------------------------------
 
 
@@ -179,8 +169,6 @@ def staff_live_request_get(*, request_id: Any) -> LiveApprovalRequest | None:
 
 def backtests_for(request: LiveApprovalRequest, limit: int = 20) -> list[Any]:
     """The tenant's backtests of the requested code version (the staff reviewer's evidence)."""
-    from stratbox.backtests.models import Backtest
-
     return list(
         Backtest.objects.filter(tenant_id=request.tenant_id, version_id=request.version_id).order_by(
             "-created_at"

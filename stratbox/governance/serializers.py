@@ -7,7 +7,8 @@ from typing import Any
 from rest_framework import serializers
 
 from stratbox.governance.models import LiveApprovalRequest, RequestStatus
-from stratbox.governance.selectors import live_approval_is_current
+from stratbox.governance.selectors import backtests_for, live_approval_is_current
+from stratbox.governance.services import instance_graduation
 
 
 class LiveRequestInput(serializers.Serializer):
@@ -105,13 +106,9 @@ class StaffLiveRequestDetailOutput(StaffLiveRequestOutput):
 
     def get_current(self, obj: LiveApprovalRequest) -> dict[str, Any] | None:
         """The paper instance's graduation as of now (it may have traded since the request)."""
-        from stratbox.governance.services import instance_graduation
-
         if obj.instance is None:
             return None
         return instance_graduation(obj.instance)
 
     def get_backtests(self, obj: LiveApprovalRequest) -> list[dict[str, Any]]:
-        from stratbox.governance.selectors import backtests_for
-
         return BacktestSummary(backtests_for(obj), many=True).data  # type: ignore[return-value]

@@ -24,6 +24,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from stratbox.engine import events
+from stratbox.engine.services import EngineRuleError, instance_pause
 from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest, RequestStatus
 from stratbox.governance.selectors import (
     graduation_policy_for,
@@ -31,6 +33,7 @@ from stratbox.governance.selectors import (
     instance_config_hash,
 )
 from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.instances.services import instance_create, instance_set_mode
 from stratbox.trading.models import Account, AccountKind
 from stratbox.trading.track_record import TrackRecord, instance_track_record
 from tenants.errors import ApplicationError, Conflict, ErrorMessage, Forbidden
@@ -138,7 +141,6 @@ def _publish(request: LiveApprovalRequest, instance_id: Any) -> None:
     """Tell the dashboard (after commit) that a request about this instance changed."""
     if instance_id is None:
         return
-    from stratbox.engine import events
 
     events.publish(
         tenant_id=request.tenant_id,
@@ -311,8 +313,6 @@ def live_request_approve(
     409 REQUEST_NOT_PENDING if already decided; 409 REQUEST_STALE if the paper instance is gone or
     its version/config changed since the request (staff would approve something they did not see).
     """
-    from stratbox.instances.services import instance_create
-
     _require_staff(actor)
     with transaction.atomic():
         locked = _lock_request(request)
@@ -438,9 +438,6 @@ def live_request_revoke(*, request: LiveApprovalRequest, actor: Any, reason: str
 
 
 def _pause_live_instance(instance: StrategyInstance, actor: Any) -> tuple[bool, bool]:
-    from stratbox.engine.services import EngineRuleError, instance_pause
-    from stratbox.instances.services import instance_set_mode
-
     try:
         if instance_pause(instance=instance, reason=REVOKE_PAUSE_REASON, actor=actor):
             return True, False

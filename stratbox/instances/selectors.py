@@ -57,12 +57,16 @@ def instance_list(*, tenant: Tenant, filters: Mapping[str, Any] | None = None) -
 
 
 def instance_get(*, tenant: Tenant, instance_id: uuid.UUID | str) -> StrategyInstance | None:
-    """One of the tenant's instances, or None (also for malformed ids and other tenants' ids)."""
+    """One of the tenant's instances, or None (also for malformed ids and other tenants' ids).
+
+    The one tenant-scoped instance lookup of every app (API, pages, engine, governance, backtests):
+    it brings the strategy, the version and its definition, the account, the market and the tenant.
+    """
     try:
         pk = uuid.UUID(str(instance_id))
     except (ValueError, TypeError, AttributeError):
         return None
-    return _base_queryset().filter(tenant=tenant, pk=pk).first()
+    return _base_queryset().select_related("version__definition").filter(tenant=tenant, pk=pk).first()
 
 
 def account_for_instance(*, tenant: Tenant, account_id: object) -> Any | None:

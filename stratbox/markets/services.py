@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -169,8 +170,6 @@ def bars_simulate(
     Each bar's close follows the market's simulated volatility; open is the previous close and
     high/low wrap both with a small random excursion, so every bar is a valid OHLC bar.
     """
-    import random
-
     if Bar.objects.filter(market=market, interval_seconds=interval_seconds).exists():
         return 0
     rng = random.Random(f"{seed}:{market.code}:{interval_seconds}")

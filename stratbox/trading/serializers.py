@@ -11,6 +11,7 @@ from decimal import Decimal
 from rest_framework import serializers
 
 from stratbox.trading.models import Account, Fill, Order, Position
+from stratbox.trading.selectors import position_unrealized_pnl
 
 
 class AccountOutput(serializers.ModelSerializer):
@@ -169,8 +170,6 @@ class PositionOutput(serializers.ModelSerializer):
         return "open" if obj.closed_at is None else "closed"
 
     def get_unrealized_pnl(self, obj: Position) -> str | None:
-        from stratbox.trading.selectors import position_unrealized_pnl
-
         marks: dict[int, Decimal] = self.context.get("marks", {})
         if obj.closed_at is not None:
             return "0"

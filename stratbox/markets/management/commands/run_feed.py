@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from stratbox.loops import run_every
@@ -26,8 +27,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from django.conf import settings
-
         seed = opts["seed"] if opts["seed"] is not None else getattr(settings, "STRATBOX_FEED_SEED", 0)
         registry = FeedRegistry(seed=seed)
         interval = max(0.05, float(opts["interval"]))
