@@ -8,6 +8,8 @@ from typing import Any
 from django import template
 from django.utils.html import format_html
 
+from stratbox.engine.control import PAUSE_LABELS
+from stratbox.trading.risk import deny_label
 from tenants.scoping import membership_for_request
 
 register = template.Library()
@@ -57,6 +59,12 @@ def form_field(bound_field: Any, help_html: str = "") -> dict[str, Any]:
     return {"field": bound_field, "help_html": help_html}
 
 
+@register.filter(name="deny_label")
+def deny_label_filter(code: str) -> str:
+    """`code|deny_label` — how a deny code reads to a person (empty for an unknown code)."""
+    return deny_label(code)
+
+
 @register.filter
 def get_field(form: Any, name: str) -> Any:
     """`form|get_field:name` — a bound field by name (for generated fields)."""
@@ -66,8 +74,6 @@ def get_field(form: Any, name: str) -> Any:
 @register.inclusion_tag("frontend/partials/status.html")
 def run_status(runtime: dict[str, Any], mode: str) -> dict[str, Any]:
     """Running / paused (+ reason) / error / off — one pill, updated live by the page's JS."""
-    from frontend.views.instances import PAUSE_REASONS
-
     if runtime.get("unknown"):
         state = "unknown"
     elif mode == "off":
@@ -84,7 +90,7 @@ def run_status(runtime: dict[str, Any], mode: str) -> dict[str, Any]:
     return {
         "state": state,
         "reason": reason,
-        "reason_label": PAUSE_REASONS.get(reason, ""),
+        "reason_label": PAUSE_LABELS.get(reason, ""),
         "error": runtime.get("last_error") or {},
     }
 

@@ -177,12 +177,7 @@ def _mode_controls(instance: Any, can_write: bool) -> list[dict[str, Any]]:
 TABS = (("overview", "Overview"), ("history", "Execution history"), ("live", "Live activity"))
 
 # How a pause reason reads to a person; the code itself is shown next to it.
-PAUSE_REASONS = {
-    PauseReason.USER: "paused by a user",
-    PauseReason.DAILY_LOSS_LIMIT: "daily loss limit reached",
-    PauseReason.CIRCUIT_BREAKER: "too many consecutive failed runs",
-    PauseReason.KILL_SWITCH: "the tenant's kill switch is on",
-}
+PAUSE_REASONS = {reason.value: reason.label for reason in PauseReason}
 
 
 def _back(request: HttpRequest, instance: Any) -> HttpResponse:

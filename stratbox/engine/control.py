@@ -9,6 +9,7 @@ circuit breaker, kill switch) survives a Redis loss.
 from __future__ import annotations
 
 import time
+from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
@@ -22,11 +23,28 @@ from tenants.models import Tenant
 from tenants.services import audit_record
 
 
-class PauseReason:
+class PauseReason(StrEnum):
+    """Why an instance is paused: the code is stored and shown verbatim, next to its `label`."""
+
     USER = "USER"
     DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
     CIRCUIT_BREAKER = "CIRCUIT_BREAKER"
     KILL_SWITCH = "KILL_SWITCH"
+    APPROVAL_REVOKED = "APPROVAL_REVOKED"  # staff revoked a live instance's approval (governance)
+
+    @property
+    def label(self) -> str:
+        return PAUSE_LABELS[self]
+
+
+# How a pause reason reads to a person (the status pill; live.js holds the same labels).
+PAUSE_LABELS = {
+    PauseReason.USER: "paused by a user",
+    PauseReason.DAILY_LOSS_LIMIT: "daily loss limit reached",
+    PauseReason.CIRCUIT_BREAKER: "too many consecutive failed runs",
+    PauseReason.KILL_SWITCH: "the tenant's kill switch is on",
+    PauseReason.APPROVAL_REVOKED: "staff revoked the live-trading approval",
+}
 
 
 class EngineRuleError(Conflict):

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from sandbox import SandboxError
 from stratbox.engine import conf, events, runtime, sandboxes
-from stratbox.engine.control import pause_runtime
+from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import InstanceRuntime
 from stratbox.engine.snapshots import snapshot_flush
 from stratbox.instances.models import Mode, StrategyInstance
@@ -73,7 +73,7 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
         if _in_line(instance, rt):
             _refresh(instance, rt)  # type: ignore[arg-type]
             if instance.tenant.killed_at is not None and not rt["paused"]:  # type: ignore[index]
-                pause_runtime(instance, "KILL_SWITCH")
+                pause_runtime(instance, PauseReason.KILL_SWITCH)
             report.unchanged += 1
             continue
         try:
@@ -208,7 +208,7 @@ def reconcile_one(
             report.unchanged += 1
         rt = runtime.rt_get(iid)
         if rt and rt["loaded"] and instance.tenant.killed_at is not None and not rt["paused"]:
-            pause_runtime(instance, "KILL_SWITCH")
+            pause_runtime(instance, PauseReason.KILL_SWITCH)
         return runtime.rt_get(iid)
     except LockBusy:
         raise

@@ -25,6 +25,7 @@ from typing import Any
 
 from sandbox import SandboxError
 from stratbox.engine import conf, events, runtime, sandboxes, watch
+from stratbox.engine.lua import lua_source
 from tenants.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -32,20 +33,7 @@ logger = logging.getLogger(__name__)
 RATE_KEY = runtime.PREFIX + "render:rl:{}"
 CACHE_KEY = runtime.PREFIX + "render:widgets:{}"
 
-# KEYS = per instance: rt hash, rate-limit marker (pairs). ARGV[1] = interval ms (0 = no limit).
-# Returns a 0/1 flag per instance: loaded, not paused, and the rate limit granted a render now.
-_GRANT_LUA = """
-local out = {}
-local ms = tonumber(ARGV[1])
-for i = 1, #KEYS, 2 do
-  local ok = 0
-  if redis.call('HGET', KEYS[i], 'loaded') == '1' and redis.call('HGET', KEYS[i], 'paused') ~= '1' then
-    if ms <= 0 or redis.call('SET', KEYS[i + 1], '1', 'NX', 'PX', ms) then ok = 1 end
-  end
-  out[#out + 1] = ok
-end
-return out
-"""
+_GRANT_LUA = lua_source("render_grant")  # contract at the top of lua/render_grant.lua
 
 
 class RenderRefused(Conflict):

@@ -30,6 +30,7 @@ import redis
 from django.conf import settings
 
 from stratbox.engine import conf
+from stratbox.engine.lua import lua_source
 
 PREFIX = "sbx:eng:"
 DUE_KEY = PREFIX + "due"
@@ -172,69 +173,7 @@ def unschedule(iid: str) -> None:
     pipe.execute()
 
 
-# Picks instances due up to `now + lookahead`, advances each to its next slot (its phase on the
-# schedule's grid, `phase`) and marks the slot queued. If the newest slot a worker started for the
-# instance (`started_slot`, set when a tick begins) is older than two periods plus `grace`, the
-# cluster is behind: the new slot is coalesced and counted instead of queued, so a slow cluster
-# never builds an unbounded backlog, however far ahead slots are queued. A queued slot older than
-# `stale` is presumed lost (its worker died) and the instance is queued again.
-_DISPATCH_LUA = """
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local stale = tonumber(ARGV[3])
-local prefix = ARGV[4]
-local lookahead = tonumber(ARGV[5])
-local grace = tonumber(ARGV[6])
-local grid = tonumber(ARGV[7])
-local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + lookahead, 'WITHSCORES', 'LIMIT', 0, limit)
-local out = {}
-for i = 1, #items, 2 do
-  local iid = items[i]
-  local due = tonumber(items[i + 1])
-  local rt = prefix .. 'rt:' .. iid
-  if redis.call('HGET', rt, 'loaded') ~= '1' or redis.call('HGET', rt, 'paused') == '1' then
-    redis.call('ZREM', KEYS[1], iid)
-  else
-    local freq = tonumber(redis.call('HGET', rt, 'freq') or '1') or 1
-    if freq < 1 then freq = 1 end
-    local k = 0
-    if due < now then k = math.floor((now - due) / freq) end
-    local slot = due + k * freq
-    local nxt = slot + freq
-    if grid > 0.001 then
-      -- A phase off the grid (scheduled before the grid, or under another interval) moves down to
-      -- it. The tolerance is far above a float's error at epoch seconds (~2.4e-7).
-      local second = math.floor(nxt)
-      local aligned = math.floor((nxt - second) / grid + 1e-4) * grid
-      if (nxt - second) - aligned > 1e-4 then nxt = second + aligned end
-    end
-    redis.call('ZADD', KEYS[1], nxt, iid)
-    redis.call('HSET', rt, 'next_due_at', tostring(nxt))
-    local missed = k
-    local qslot = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
-    local started = tonumber(redis.call('HGET', rt, 'started_slot') or '')
-    -- Behind: slots are queued ahead (lookahead), but the newest one a worker started began more
-    -- than two periods plus the grace ago (two: a slot coalesced earlier is never started, and
-    -- must not make the next one look late). Lost: the newest queued slot is older than `stale`
-    -- (its worker died with it, or a paused instance came back): queue again.
-    local phase = due - math.floor(due)
-    local behind = (started ~= nil and (now - started - phase) >= 2 * freq + grace) or
-                   (started == nil and qslot ~= nil and (now - qslot) >= grace)
-    if qslot and behind and (now - qslot) < stale then
-      missed = missed + 1
-    else
-      redis.call('HSET', rt, 'queued_slot', tostring(slot))
-      table.insert(out, iid)
-      table.insert(out, tostring(slot))
-    end
-    if missed > 0 then
-      redis.call('HINCRBY', rt, 'coalesced_ticks', missed)
-      redis.call('HINCRBY', prefix .. 'stats:' .. iid, 'coalesced', missed)
-    end
-  end
-end
-return out
-"""
+_DISPATCH_LUA = lua_source("dispatch")  # contract at the top of lua/dispatch.lua
 
 
 def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tuple[str, float]]:
@@ -259,10 +198,7 @@ def due_take(now: float, limit: int = 20000, lookahead: float = 0.0) -> list[tup
 
 # --- tick lock and claims ------------------------------------------------------------------------
 
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_RELEASE_LUA = lua_source("lock_release")  # contract at the top of lua/lock_release.lua
 
 
 def lock_acquire(iid: str) -> str | None:
@@ -292,35 +228,7 @@ def tick_begin(iid: str, slot: int) -> tuple[str, str | None, dict[str, Any] | N
     return tick_begin_many([(iid, slot)])[0]
 
 
-# Starts ticks in one round trip, per item: claim the slot (a replay is a no-op), clear its "queued"
-# mark, take the instance lock and read the runtime hash. KEYS = (claim, lock, rt) per item; ARGV =
-# claim value, claim TTL, lock TTL ms, then (token, slot) per item. A claim lives the claim TTL plus
-# two periods: longer than a slot can still run (a later tick, or the lateness bound, refuses an
-# older slot), so a day of 1-second ticks does not leave 86,400 keys per instance in Redis.
-# Returns one {status, runtime} pair per item.
-_BEGIN_MANY_LUA = """
-local out = {}
-local n = #KEYS / 3
-for i = 1, n do
-  local claim, lock, rt = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local token, slot = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
-  local freq = tonumber(redis.call('HGET', rt, 'freq') or '1') or 1
-  local ttl = tonumber(ARGV[2]) + 2 * math.max(freq, 1)
-  if redis.call('SET', claim, ARGV[1], 'NX', 'EX', ttl) == false then
-    out[i] = {'duplicate'}
-  else
-    local queued = tonumber(redis.call('HGET', rt, 'queued_slot') or '')
-    if queued and math.floor(queued) == tonumber(slot) then redis.call('HDEL', rt, 'queued_slot') end
-    redis.call('HSET', rt, 'started_slot', slot)
-    if redis.call('SET', lock, token, 'NX', 'PX', ARGV[3]) == false then
-      out[i] = {'busy'}
-    else
-      out[i] = {'ok', redis.call('HGETALL', rt)}
-    end
-  end
-end
-return out
-"""
+_BEGIN_MANY_LUA = lua_source("tick_begin_many")  # contract at the top of lua/tick_begin_many.lua
 
 
 def tick_begin_many(items: list[tuple[str, int]]) -> list[tuple[str, str | None, dict[str, Any] | None]]:
@@ -351,10 +259,7 @@ def tick_begin_many(items: list[tuple[str, int]]) -> list[tuple[str, str | None,
     return out
 
 
-_REFRESH_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
+_REFRESH_LUA = lua_source("lock_refresh")  # contract at the top of lua/lock_refresh.lua
 
 
 def lock_refresh(iid: str, token: str) -> bool:
@@ -369,36 +274,7 @@ def stats_incr(pipe: Any, iid: str, **counts: int) -> None:
             pipe.hincrby(stats_key(iid), name, value)
 
 
-# Ends one or more successful ticks atomically. Per tick: its state and fields, the in-flight
-# record dropped, dirty for the PostgreSQL snapshot, the counters, a block of event seqs reserved
-# and (if the token still holds it) its lock released. ARGV[1] is the key prefix, then per tick:
-# iid, token, finished, events, orders, seq key, tick metric, k, k order metrics, n, n field pairs.
-_TICK_END_LUA = """
-local prefix = ARGV[1]
-local out = {}
-local i = 2
-while i <= #ARGV do
-  local iid, token, finished = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local events, orders, seq_key = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), ARGV[i + 5]
-  local metric, k = ARGV[i + 6], tonumber(ARGV[i + 7])
-  local nf = tonumber(ARGV[i + 8 + k])
-  local rt, stats = prefix .. 'rt:' .. iid, prefix .. 'stats:' .. iid
-  redis.call('HSET', rt, unpack(ARGV, i + 9 + k, i + 8 + k + 2 * nf))
-  redis.call('HDEL', rt, 'inflight')
-  redis.call('SADD', KEYS[1], iid)
-  redis.call('HINCRBY', stats, 'runs', 1)
-  redis.call('HINCRBY', stats, 'ok', 1)
-  if orders > 0 then redis.call('HINCRBY', stats, 'orders', orders) end
-  redis.call('HSET', stats, 'last_run_at', finished)
-  if metric ~= '' then redis.call('RPUSH', KEYS[2], metric) end
-  if k > 0 then redis.call('RPUSH', KEYS[3], unpack(ARGV, i + 8, i + 7 + k)) end
-  table.insert(out, redis.call('INCRBY', seq_key, events))
-  local lock = prefix .. 'lock:' .. iid
-  if token ~= '' and redis.call('GET', lock) == token then redis.call('DEL', lock) end
-  i = i + 9 + k + 2 * nf
-end
-return out
-"""
+_TICK_END_LUA = lua_source("tick_end_many")  # contract at the top of lua/tick_end_many.lua
 
 
 @dataclass

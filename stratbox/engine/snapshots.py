@@ -14,17 +14,13 @@ from typing import Any
 from django.db import connection
 
 from stratbox.engine import runtime
+from stratbox.engine.lua import lua_source
 from stratbox.engine.models import InstanceRuntime, InstanceStats
 from stratbox.instances.models import StrategyInstance
 
 STAT_FIELDS = ("runs", "ok", "failed", "skipped", "coalesced", "orders")
 
-# Read and reset a counter hash atomically, so no increment between the read and the reset is lost.
-_TAKE_LUA = """
-local v = redis.call('HGETALL', KEYS[1])
-redis.call('DEL', KEYS[1])
-return v
-"""
+_TAKE_LUA = lua_source("counters_take")  # contract at the top of lua/counters_take.lua
 
 
 def _dt(ts: float | None) -> datetime | None:

@@ -26,42 +26,18 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from stratbox.engine.lua import lua_source
+
 PREFIX = "sbx:watch:"
 DEFAULT_TTL = 15.0
 # A caller that does not name itself (e.g. one API render request) shares this watcher id.
 ANONYMOUS = "api"
 
-# KEYS[1] = the instance's set; ARGV = watcher, ttl seconds. Returns the live watcher count.
-_TOUCH = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2]) * 1000))
-return redis.call('ZCARD', KEYS[1])
-"""
+_TOUCH = lua_source("watch_touch")  # contract at the top of lua/watch_touch.lua
 
-# KEYS[1] = the instance's set; ARGV[1] = watcher. Returns the live watcher count left.
-_RELEASE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return redis.call('ZCARD', KEYS[1])
-"""
+_RELEASE = lua_source("watch_release")  # contract at the top of lua/watch_release.lua
 
-# KEYS = instance sets. Returns a 0/1 flag per key: does it hold a watcher that has not expired?
-_WATCHED = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local out = {}
-for i = 1, #KEYS do
-  out[i] = redis.call('ZCOUNT', KEYS[i], '(' .. now, '+inf') > 0 and 1 or 0
-end
-return out
-"""
+_WATCHED = lua_source("watched")  # contract at the top of lua/watched.lua
 
 _local = threading.local()
 

@@ -25,7 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from stratbox.engine import events
-from stratbox.engine.services import EngineRuleError, instance_pause
+from stratbox.engine.services import EngineRuleError, PauseReason, instance_pause
 from stratbox.governance.models import GraduationPolicy, LiveApprovalRequest, RequestStatus
 from stratbox.governance.selectors import (
     graduation_policy_for,
@@ -41,7 +41,7 @@ from tenants.models import Tenant
 from tenants.services import audit_record
 
 logger = logging.getLogger(__name__)
-REVOKE_PAUSE_REASON = "APPROVAL_REVOKED"
+REVOKE_PAUSE_REASON = PauseReason.APPROVAL_REVOKED
 
 
 class GovernanceConflict(Conflict):

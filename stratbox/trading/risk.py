@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 
 class Deny(StrEnum):
+    """Every code an order or a signal is denied or skipped with: stored and shown verbatim, next
+    to its `label`. The risk gate decides most; the engine the ones marked so."""
+
     MODE_OFF = "MODE_OFF"
     MODE_OBSERVE = "MODE_OBSERVE"
     NOT_APPROVED = "NOT_APPROVED"
@@ -69,6 +72,45 @@ class Deny(StrEnum):
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # an approved live account whose adapter cannot trade
     KILL_SWITCH = "KILL_SWITCH"
     PAUSED = "PAUSED"  # decided by the engine (runtime state); listed so every code lives here
+    UNKNOWN_POSITION = "UNKNOWN_POSITION"  # engine: an exit signal named a position the instance lacks
+    SIZE_ZERO = "SIZE_ZERO"  # engine: a signal's sizing came to zero (nothing to order)
+    ENGINE_ERROR = "ENGINE_ERROR"  # engine: our own failure while placing the order, not the strategy's
+
+    @property
+    def label(self) -> str:
+        return DENY_LABELS[self]
+
+
+DENY_LABELS = {
+    Deny.MODE_OFF: "the instance is off",
+    Deny.MODE_OBSERVE: "observe mode: recorded, never sent",
+    Deny.NOT_APPROVED: "no current staff approval for live trading",
+    Deny.INVALID_ORDER: "the order intent is malformed",
+    Deny.CAPITAL_PER_TRADE_EXCEEDED: "more than the capital per trade",
+    Deny.MAX_POSITIONS_REACHED: "the maximum number of positions is open",
+    Deny.MAX_POSITION_SIZE_EXCEEDED: "the position would exceed its maximum size",
+    Deny.INSTANCE_CAPITAL_EXHAUSTED: "the instance's capital is deployed",
+    Deny.TENANT_CAPITAL_LIMIT_EXCEEDED: "the tenant's capital limit would be exceeded",
+    Deny.DAILY_LOSS_LIMIT: "the daily loss limit is reached",
+    Deny.ORDER_RATE_LIMIT: "too many orders this minute",
+    Deny.INSUFFICIENT_BALANCE: "the account's balance is too low",
+    Deny.INSUFFICIENT_POSITION: "selling more than the position holds",
+    Deny.NO_QUOTE: "no valid quote for the market",
+    Deny.BROKER_UNAVAILABLE: "the account's broker cannot trade",
+    Deny.KILL_SWITCH: "the tenant's kill switch is on",
+    Deny.PAUSED: "the instance is paused",
+    Deny.UNKNOWN_POSITION: "the exit names no open position",
+    Deny.SIZE_ZERO: "the signal sized to zero",
+    Deny.ENGINE_ERROR: "the engine failed to place it",
+}
+
+
+def deny_label(code: str) -> str:
+    """The label of a deny code, or "" for a code that is not one (shown verbatim anyway)."""
+    try:
+        return Deny(code).label
+    except ValueError:
+        return ""
 
 
 class InvalidOrder(ValueError):

@@ -13,7 +13,8 @@ const PAUSE_REASONS = {
   DAILY_LOSS_LIMIT: "daily loss limit reached",
   CIRCUIT_BREAKER: "too many consecutive failed runs",
   KILL_SWITCH: "the tenant's kill switch is on",
-};
+  APPROVAL_REVOKED: "staff revoked the live-trading approval",
+};  // the same labels as stratbox.engine.control.PAUSE_LABELS (a test compares them)
 const MODE_LABELS = { off: "Off", observe: "Observe", active: "Active" };
 const MAX_LOG_LINES = 500;
 const MAX_ACTIONS = 100;
