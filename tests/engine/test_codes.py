@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sources() -> list[tuple[Path, str]]:
-    return [(p, p.read_text()) for p in sorted((ROOT / "stratbox").rglob("*.py")) if "migrations" not in p.parts]
+    return [
+        (p, p.read_text()) for p in sorted((ROOT / "stratbox").rglob("*.py")) if "migrations" not in p.parts
+    ]
 
 
 def test_every_deny_code_written_as_a_literal_is_a_deny_member_with_a_label() -> None:
@@ -25,7 +27,12 @@ def test_every_deny_code_written_as_a_literal_is_a_deny_member_with_a_label() ->
         for _, text in _sources()
         for code in re.findall(r"""["']deny_code["']\s*(?::|==)\s*["']([A-Z_]+)["']""", text)
     }
-    assert {"UNKNOWN_POSITION", "SIZE_ZERO", "ENGINE_ERROR", "INVALID_ORDER"} <= literals  # the scan sees them
+    assert {
+        "UNKNOWN_POSITION",
+        "SIZE_ZERO",
+        "ENGINE_ERROR",
+        "INVALID_ORDER",
+    } <= literals  # the scan sees them
     assert literals <= set(Deny)
     assert all(member.label for member in Deny)
     assert deny_label("SIZE_ZERO") == "the signal sized to zero"
@@ -57,7 +64,12 @@ def test_live_js_shows_the_same_pause_labels() -> None:
 
 def test_the_status_pill_names_a_revoked_approval() -> None:
     html = Template("{% load stratbox_ui %}{% run_status runtime mode %}").render(
-        Context({"runtime": {"loaded": True, "paused": True, "pause_reason": "APPROVAL_REVOKED"}, "mode": "active"})
+        Context(
+            {
+                "runtime": {"loaded": True, "paused": True, "pause_reason": "APPROVAL_REVOKED"},
+                "mode": "active",
+            }
+        )
     )
     assert "staff revoked the live-trading approval" in html and "APPROVAL_REVOKED" in html
 
@@ -69,6 +81,8 @@ def test_lua_scripts_are_files_with_their_contract_at_the_top() -> None:
         lines = script.read_text().splitlines()
         header = list(itertools.takewhile(lambda line: line.startswith("--"), lines))
         assert len(lines) > len(header) > 2, script.name
-        assert any("KEYS" in line for line in header) and any("Returns" in line for line in header), script.name
+        assert any("KEYS" in line for line in header) and any("Returns" in line for line in header), (
+            script.name
+        )
     embedded = [p.name for p, text in _sources() if "redis.call(" in text]
     assert embedded == []  # no Python module carries a script inline
