@@ -40,9 +40,10 @@ frontend: $(FRONTEND_STAMP)
 run: install frontend
 	$(PY) -m stratbox.launcher
 
-## make test — ruff, import-linter, mypy (sandbox, strict) and the whole pytest suite against real PostgreSQL and Redis.
+## make test — ruff (lint and format), import-linter, mypy (sandbox, strict) and the whole pytest suite against real PostgreSQL and Redis.
 test: install frontend check-services
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
