@@ -8,9 +8,16 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.limits import Limits
 from sandbox.policy import CompileIssue, compile_tree, parse_source
 from sandbox.schema import validate_config_schema
+
+# Stand-ins for the other file of a bundle while one file is trial-loaded on its own.
+_BUNDLE_STUBS = {
+    "signal_entry": ("exit.py", "def should_exit(ctx, position):\n    return None\n"),
+    "signal_exit": ("entry.py", "def should_enter(ctx):\n    return []\n"),
+}
 
 VALIDATE_STYLES = ("tick", "signal", "signal_entry", "signal_exit")
 
@@ -106,8 +113,37 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
     _code, compile_issues, imports = compile_tree(tree, filename)
     report["imports"] = imports
     report["errors"] = [_compile_issue(i) for i in compile_issues] + issues
+    if not report["errors"]:
+        _trial_load(report, source, style, filename, limits)
     report["ok"] = not report["errors"]
     return report
+
+
+def _trial_load(report: dict[str, Any], source: str, style: str, filename: str, limits: Limits) -> None:
+    """Load the file exactly as a run would (module body, class, __init__, init(), on_load) with
+    the schema's defaults, inside the same budget as a load: a file that validates also loads, and
+    the report names the class that actually runs and the schema it actually has."""
+    from sandbox.runtime import Instance
+
+    if style in ("tick", "signal"):
+        sources = {filename: source}
+        run_style = style
+        schema_override = None
+    else:
+        other, stub = _BUNDLE_STUBS[style]
+        sources = {filename: source, other: stub}
+        run_style = "signal_bundle"
+        schema_override = report["config_schema"]  # a bundle's schema is config.json's
+    try:
+        inst = Instance("validate", style=run_style, sources=sources, config={}, state=None, seed=0,
+                        limits=limits, config_schema=schema_override)
+    except SandboxError as exc:
+        report["errors"].append({"code": str(exc.code), "message": f"loading {filename}: {exc.message}",
+                                 "line": exc.line, "col": None})
+        return
+    if inst.obj is not None:
+        report["class_name"] = type(inst.obj).__name__
+        report["config_schema"] = inst.schema
 
 
 def _compile_issue(issue: CompileIssue) -> dict[str, Any]:
