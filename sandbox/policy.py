@@ -607,9 +607,9 @@ class Runtime:
         if name == "sandbox":
             return {"sdk": self.module("sandbox.sdk")}
         if name == "__future__":
-            import __future__
-
-            return {"annotations": __future__.annotations}
+            # The compiler acts on the import; the value bound at run time is plain data, not the
+            # shared __future__._Feature object.
+            return {"annotations": "annotations"}
         if name == "typing":
             names = {n: TypingName(n) for n in TYPING_NAMES}
             names["TYPE_CHECKING"] = False
