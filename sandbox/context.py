@@ -286,6 +286,8 @@ class SignalContext:
     def get_price(self, market: Any = None) -> float | None:
         self._check()
         quote = self._snap.get("quote") or {}
+        if market is not None and type(market) is not str:
+            return None  # exact type first: comparing a user object would run its __eq__ in trusted code
         if market is None or market == quote.get("market"):
             return _price(quote.get("price"))
         for q in self._snap.get("quotes") or []:

@@ -15,6 +15,7 @@ runner = runner_fixture("t-trusted")
 fast = runner_fixture("t-trusted-fast", "fast_client")
 
 ENTRY_OK = "def should_enter(ctx):\n    return []\n"
+EXIT_SOURCE = "def should_exit(ctx, position):\n    return None\n"
 POSITION = {
     "position_id": "p1",
     "market": "BTC-USD",
@@ -77,3 +78,14 @@ def test_exception_messages_are_storable_text(runner) -> None:
     )
     assert "\x00" not in err.message
     err.message.encode("utf-8")  # no lone surrogate left
+
+
+def test_signal_get_price_does_not_compare_user_objects(runner) -> None:
+    entry = (
+        "class Market:\n    def __eq__(self, other):\n        raise ValueError('user __eq__ ran')\n"
+        "    def __hash__(self):\n        return 1\n\n"
+        "def should_enter(ctx):\n    ctx.state['p'] = ctx.get_price(Market())\n    return []\n"
+    )
+    quotes = [{"market": "ETH-USD", "price": 5.0}]
+    result = runner.ok(entry, style="signal_bundle", exit_source=EXIT_SOURCE, snap=snapshot(quotes=quotes))
+    assert result["state"]["p"] is None
