@@ -94,14 +94,16 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
         report["errors"] = [_compile_issue(i) for i in parse_issues]
         return report
     issues: list[dict[str, Any]] = []
+    # Found by reading the source: the trial load (which resolves aliases as a run does) decides.
+    class_issues: list[dict[str, Any]] = []
     if style in ("tick", "signal"):
         base = "Strategy" if style == "tick" else "SignalStrategy"
         classes = _strategy_classes(tree, base)
         if not classes:
-            issues.append(_issue("NO_STRATEGY_CLASS", f"define exactly one class subclassing {base} (from sandbox.sdk import {base})"))
+            class_issues.append(_issue("NO_STRATEGY_CLASS", f"define exactly one class subclassing {base} (from sandbox.sdk import {base})"))
         elif len(classes) > 1:
             names = ", ".join(sorted(c.name for c in classes))
-            issues.append(_issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1]))
+            class_issues.append(_issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1]))
         else:
             report["class_name"] = classes[0].name
             report["config_schema"] = _schema_from(classes[0].body, issues)
@@ -113,8 +115,13 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
     _code, compile_issues, imports = compile_tree(tree, filename)
     report["imports"] = imports
     report["errors"] = [_compile_issue(i) for i in compile_issues] + issues
-    if not report["errors"]:
+    if report["errors"]:
+        report["errors"] += class_issues
+    else:
         _trial_load(report, source, style, filename, limits)
+        if class_issues and report["errors"] and report["errors"][0]["code"] in (
+                "NO_STRATEGY_CLASS", "AMBIGUOUS_STRATEGY_CLASS"):
+            report["errors"] = class_issues  # the same verdict, with the source's line numbers
     report["ok"] = not report["errors"]
     return report
 

@@ -74,3 +74,10 @@ def test_validations_do_not_wait_for_each_other() -> None:
     thread.join()
     assert report.ok
     assert done["fast"] < done["slow"], "the quick validation waited for the slow one"
+
+
+def test_a_strategy_base_named_through_an_alias_validates_as_it_loads() -> None:
+    src = "from sandbox import sdk\n\nBase = sdk.Strategy\n\nclass Mine(Base):\n    def on_tick(self, tick):\n        pass\n"
+    report = validate_source(src)
+    assert report.ok, report.errors
+    assert report.class_name == "Mine"
