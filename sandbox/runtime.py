@@ -214,13 +214,15 @@ class Instance:
         self._user_call(init, self.obj)
 
     def _initial_state(self) -> Any:
+        """``init()``'s dict; an ``init()`` that returns None may have filled ``self.state`` (a fresh {}) instead."""
         if self.obj is not None:
+            object.__setattr__(self.obj, "state", {})
             object.__setattr__(self.obj, "_sb_context", TickContext(self.rec, {}, readonly=True))
             try:
                 state = self._user_call(self.obj.init)
             finally:
                 self._revoke_obj_context()
-            return {} if state is None else state
+            return self.obj.__dict__.get("state") if state is None else state
         return {}
 
     def _get_state(self) -> Any:

@@ -139,3 +139,8 @@ def test_state_stored_as_advised_round_trips(runner) -> None:
     result = runner.ok(src)
     assert result["state"] == {"w": [TICK["price"]], "bal": "1000.50", "counts": {"1": 2}}
     assert snapshot()["balance"] == "1000.50"
+
+
+def test_init_may_fill_self_state_in_place(runner) -> None:
+    src = strategy("self.state['n'] += 1", init="self.state['n'] = 10")
+    assert runner.ok(src)["state"] == {"n": 11}
