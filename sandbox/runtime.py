@@ -488,15 +488,18 @@ def _describe_exception(exc: BaseException, user_types: set[type] | frozenset[ty
     cls = type(exc)
     name = cls.__name__
     args = _EXC_ARGS.__get__(exc)
-    if type(args) is not tuple or not all(type(a) in _PLAIN_ARG_TYPES for a in args):
-        text = f"<{len(args) if type(args) is tuple else '?'} argument(s) not shown>"
-    elif any(t in user_types for t in cls.__mro__):
-        text = BaseException.__str__(exc)
-    else:
-        try:
+    try:
+        if type(args) is not tuple:
+            text = ""
+        elif not all(type(a) in _PLAIN_ARG_TYPES for a in args):
+            # Never the user's __str__/__repr__: plain arguments as they are, others by their type's name.
+            text = ", ".join(repr(a) if type(a) in _PLAIN_ARG_TYPES else f"<{type(a).__name__} object>" for a in args)
+        elif any(t in user_types for t in cls.__mro__):
+            text = BaseException.__str__(exc)
+        else:
             text = str(exc)  # a built-in or stdlib exception with built-in args: no user code
-        except Exception:  # noqa: BLE001 - e.g. an int too long to print
-            text = "<unprintable>"
+    except ValueError:  # an int too long to print
+        text = "<unprintable>"
     text = text[:1000]
     if text_problem(text) is not None:
         text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

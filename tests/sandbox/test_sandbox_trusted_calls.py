@@ -69,7 +69,7 @@ def test_user_objects_in_exception_args_are_not_printed(fast) -> None:
         module="class Key:\n    def __hash__(self):\n        return 1\n"
         "    def __repr__(self):\n        while True:\n            pass\n",
     )
-    fast.expect(src, "RUNTIME_ERROR", "KeyError: <1 argument(s) not shown>")
+    fast.expect(src, "RUNTIME_ERROR", "KeyError: <Key object>")
 
 
 def test_exception_messages_are_storable_text(runner) -> None:
@@ -89,3 +89,10 @@ def test_signal_get_price_does_not_compare_user_objects(runner) -> None:
     quotes = [{"market": "ETH-USD", "price": 5.0}]
     result = runner.ok(entry, style="signal_bundle", exit_source=EXIT_SOURCE, snap=snapshot(quotes=quotes))
     assert result["state"]["p"] is None
+
+
+def test_an_exception_with_an_unprintable_int_is_described(runner) -> None:
+    runner.expect(strategy("raise ValueError(10 ** 5000)"), "RUNTIME_ERROR", "ValueError: <unprintable>")
+    runner.expect(
+        strategy("raise ValueError(10 ** 5000, self)"), "RUNTIME_ERROR", "ValueError: <unprintable>"
+    )
