@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from sandbox import validate_source
+from sandbox import Limits, validate_source
 
 ALIAS = """
 from sandbox.sdk import Strategy
@@ -63,7 +63,8 @@ def test_validations_do_not_wait_for_each_other() -> None:
     done: dict[str, float] = {}
 
     def slow() -> None:
-        validate_source(SLOW_INIT)
+        report = validate_source(SLOW_INIT, limits=Limits(load_timeout=4.0))  # runs into its 4 s budget
+        assert report.errors[0].code == "TIMEOUT"
         done["slow"] = time.monotonic()
 
     thread = threading.Thread(target=slow)
