@@ -19,7 +19,17 @@ only where it depends on the *object*:
 * imports go through ``__import__`` to curated, per-instance, read-only module wrappers holding
   hand-picked functions -- never the real module objects (``statistics.sys`` does not exist);
 * builtins are an allow-list without ``type``/``vars``/``dir``/``eval``/``exec``/``open``/...;
-  ``getattr``/``hasattr`` re-apply the compile-time name rules at run time; ``print`` logs.
+  ``getattr``/``hasattr`` re-apply the compile-time name rules at run time; ``print`` logs;
+* no callable handed to user code takes an attribute *name* as data unless it applies the same
+  rules: ``functools.wraps``/``total_ordering`` and ``collections.namedtuple`` are stand-ins that
+  touch only the user's own functions and classes (``attrgetter``/``methodcaller`` are not offered);
+* classes may derive only from :data:`SUBCLASSABLE` bases and the user's own classes: a ``str``
+  subclass would carry the unguarded ``str.format`` at class level;
+* Python functions and bound methods are handed out as :class:`HostFunction` wrappers: no
+  ``__globals__``/``__self__`` behind them, and reprs without addresses or module paths.
+
+``tests/sandbox/test_sandbox_census.py`` walks everything reachable from user code and fails on
+anything not plain data and not on its reviewed allow-list.
 
 Runtime violations raise :class:`PolicyViolation` *and* are recorded on the instance, so a
 strategy that catches the exception still fails the call with ``FORBIDDEN``.
