@@ -8,9 +8,16 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from sandbox.errors import SandboxError
 from sandbox.limits import Limits
 from sandbox.policy import CompileIssue, compile_tree, parse_source
 from sandbox.schema import validate_config_schema
+
+# Stand-ins for the other file of a bundle while one file is trial-loaded on its own.
+_BUNDLE_STUBS = {
+    "signal_entry": ("exit.py", "def should_exit(ctx, position):\n    return None\n"),
+    "signal_exit": ("entry.py", "def should_enter(ctx):\n    return []\n"),
+}
 
 VALIDATE_STYLES = ("tick", "signal", "signal_entry", "signal_exit")
 
@@ -87,14 +94,16 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
         report["errors"] = [_compile_issue(i) for i in parse_issues]
         return report
     issues: list[dict[str, Any]] = []
+    # Found by reading the source: the trial load (which resolves aliases as a run does) decides.
+    class_issues: list[dict[str, Any]] = []
     if style in ("tick", "signal"):
         base = "Strategy" if style == "tick" else "SignalStrategy"
         classes = _strategy_classes(tree, base)
         if not classes:
-            issues.append(_issue("NO_STRATEGY_CLASS", f"define exactly one class subclassing {base} (from sandbox.sdk import {base})"))
+            class_issues.append(_issue("NO_STRATEGY_CLASS", f"define exactly one class subclassing {base} (from sandbox.sdk import {base})"))
         elif len(classes) > 1:
             names = ", ".join(sorted(c.name for c in classes))
-            issues.append(_issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1]))
+            class_issues.append(_issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1]))
         else:
             report["class_name"] = classes[0].name
             report["config_schema"] = _schema_from(classes[0].body, issues)
@@ -106,8 +115,42 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
     _code, compile_issues, imports = compile_tree(tree, filename)
     report["imports"] = imports
     report["errors"] = [_compile_issue(i) for i in compile_issues] + issues
+    if report["errors"]:
+        report["errors"] += class_issues
+    else:
+        _trial_load(report, source, style, filename, limits)
+        if class_issues and report["errors"] and report["errors"][0]["code"] in (
+                "NO_STRATEGY_CLASS", "AMBIGUOUS_STRATEGY_CLASS"):
+            report["errors"] = class_issues  # the same verdict, with the source's line numbers
     report["ok"] = not report["errors"]
     return report
+
+
+def _trial_load(report: dict[str, Any], source: str, style: str, filename: str, limits: Limits) -> None:
+    """Load the file exactly as a run would (module body, class, __init__, init(), on_load) with
+    the schema's defaults, inside the same budget as a load: a file that validates also loads, and
+    the report names the class that actually runs and the schema it actually has."""
+    from sandbox.runtime import Instance
+
+    if style in ("tick", "signal"):
+        sources = {filename: source}
+        run_style = style
+        schema_override = None
+    else:
+        other, stub = _BUNDLE_STUBS[style]
+        sources = {filename: source, other: stub}
+        run_style = "signal_bundle"
+        schema_override = report["config_schema"]  # a bundle's schema is config.json's
+    try:
+        inst = Instance("validate", style=run_style, sources=sources, config={}, state=None, seed=0,
+                        limits=limits, config_schema=schema_override)
+    except SandboxError as exc:
+        report["errors"].append({"code": str(exc.code), "message": f"loading {filename}: {exc.message}",
+                                 "line": exc.line, "col": None})
+        return
+    if inst.obj is not None:
+        report["class_name"] = type(inst.obj).__name__
+        report["config_schema"] = inst.schema
 
 
 def _compile_issue(issue: CompileIssue) -> dict[str, Any]:

@@ -171,6 +171,9 @@ class BacktestContext:
     def _revoke(self) -> None:
         self._revoked = True
 
+    def __repr__(self) -> str:
+        return "<backtest context>"
+
     @property
     def mode(self) -> str:
         return "active"

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.limits import Limits
-from sandbox.outputs import copy_json
+from sandbox.outputs import copy_json, text_problem
 from sandbox.sdk import OrderReceipt, Position
 
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
@@ -34,7 +34,8 @@ class ContextRevoked(RuntimeError):
 class CallRecord:
     """What one call into user code produced: logs, order intents, receipts, overflow flags."""
 
-    __slots__ = ("limits", "logs", "intents", "receipts", "log_overflow", "orders_attempted", "drop_logs", "logs_dropped")
+    __slots__ = ("limits", "logs", "intents", "receipts", "log_overflow", "orders_attempted", "drop_logs",
+                 "logs_dropped", "bad_output")
 
     def __init__(self, limits: Limits, drop_logs: bool = False) -> None:
         self.limits = limits
@@ -45,6 +46,7 @@ class CallRecord:
         self.orders_attempted = 0
         self.drop_logs = drop_logs  # backtests keep the first lines and count the rest
         self.logs_dropped = 0
+        self.bad_output: str | None = None  # a log line that could not be stored (fails the call)
 
     def log(self, level: Any, msg: Any) -> None:
         if len(self.logs) >= self.limits.max_log_lines:
@@ -57,23 +59,46 @@ class CallRecord:
         text = msg if type(msg) is str else str(msg)
         if len(text) > self.limits.max_log_chars:
             text = text[: self.limits.max_log_chars] + "…"
+        problem = text_problem(text)
+        if problem is not None:
+            if self.bad_output is None:
+                self.bad_output = f"log line {len(self.logs) + 1} {problem}"
+            return
         self.logs.append({"level": level, "msg": text})
+
+
+def order_number(value: Any) -> float | None:
+    """An order's qty or price as a finite float: exact int, float or finite Decimal; else None.
+
+    Exact types only (no lying subclasses); a huge int or Decimal that no float can hold is None.
+    """
+    t = type(value)
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t is int:
+        return float(value) if -(1 << 1000) < value < (1 << 1000) else None
+    if t is Decimal:
+        if not value.is_finite():
+            return None
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
 
 
 def order_problem(side: Any, qty: Any, type_: Any, price: Any, tag: Any) -> str | None:
     """Reason code for refusing order arguments, or None. Exact types only: no lying subclasses."""
     if type(side) is not str or side not in ORDER_SIDES:
         return "INVALID_SIDE"
-    if type(qty) not in (int, float) or not math.isfinite(qty) or qty <= 0 or qty > 1e12:
+    q = order_number(qty)
+    if q is None or q <= 0 or q > 1e12:
         return "INVALID_QTY"
     if type(type_) is not str or type_ not in ORDER_TYPES:
         return "INVALID_TYPE"
-    if type_ == "limit":
-        if type(price) not in (int, float) or not math.isfinite(price) or price <= 0:
+    if type_ == "limit" or price is not None:
+        p = order_number(price)
+        if p is None or p <= 0:
             return "INVALID_PRICE"
-    elif price is not None and (type(price) not in (int, float) or not math.isfinite(price) or price <= 0):
-        return "INVALID_PRICE"
-    if tag is not None and (type(tag) is not str or len(tag) > 64):
+    if tag is not None and (type(tag) is not str or len(tag) > 64 or text_problem(tag) is not None):
         return "INVALID_TAG"
     return None
 
@@ -124,6 +149,9 @@ class TickContext:
 
     def _revoke(self) -> None:
         self._revoked = True
+
+    def __repr__(self) -> str:
+        return "<context>"
 
     @property
     def mode(self) -> str:
@@ -188,8 +216,8 @@ class TickContext:
         coid = f"{prefix}-{self._seq}"
         status = "submitted" if self._snap.get("mode") == "active" else "shadow"
         rec.intents.append({
-            "kind": "order", "client_order_id": coid, "side": side, "qty": float(qty), "type": type,
-            "price": float(price) if price is not None else None, "tag": tag,
+            "kind": "order", "client_order_id": coid, "side": side, "qty": order_number(qty), "type": type,
+            "price": order_number(price) if price is not None else None, "tag": tag,
         })
         rec.receipts.append({"client_order_id": coid, "status": status, "reason": None})
         return OrderReceipt(coid, status, None)
@@ -219,6 +247,9 @@ class SignalContext:
 
     def _revoke(self) -> None:
         self._revoked = True
+
+    def __repr__(self) -> str:
+        return "<signal context>"
 
     @property
     def config(self) -> Any:
@@ -255,6 +286,8 @@ class SignalContext:
     def get_price(self, market: Any = None) -> float | None:
         self._check()
         quote = self._snap.get("quote") or {}
+        if market is not None and type(market) is not str:
+            return None  # exact type first: comparing a user object would run its __eq__ in trusted code
         if market is None or market == quote.get("market"):
             return _price(quote.get("price"))
         for q in self._snap.get("quotes") or []:

@@ -19,7 +19,17 @@ only where it depends on the *object*:
 * imports go through ``__import__`` to curated, per-instance, read-only module wrappers holding
   hand-picked functions -- never the real module objects (``statistics.sys`` does not exist);
 * builtins are an allow-list without ``type``/``vars``/``dir``/``eval``/``exec``/``open``/...;
-  ``getattr``/``hasattr`` re-apply the compile-time name rules at run time; ``print`` logs.
+  ``getattr``/``hasattr`` re-apply the compile-time name rules at run time; ``print`` logs;
+* no callable handed to user code takes an attribute *name* as data unless it applies the same
+  rules: ``functools.wraps``/``total_ordering`` and ``collections.namedtuple`` are stand-ins that
+  touch only the user's own functions and classes (``attrgetter``/``methodcaller`` are not offered);
+* classes may derive only from :data:`SUBCLASSABLE` bases and the user's own classes: a ``str``
+  subclass would carry the unguarded ``str.format`` at class level;
+* Python functions and bound methods are handed out as :class:`HostFunction` wrappers: no
+  ``__globals__``/``__self__`` behind them, and reprs without addresses or module paths.
+
+``tests/sandbox/test_sandbox_census.py`` walks everything reachable from user code and fails on
+anything not plain data and not on its reviewed allow-list.
 
 Runtime violations raise :class:`PolicyViolation` *and* are recorded on the instance, so a
 strategy that catches the exception still fails the call with ``FORBIDDEN``.
@@ -43,6 +53,7 @@ import re
 import statistics
 import string
 import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import CodeType
@@ -54,6 +65,20 @@ from sandbox import sdk
 
 # ---------------------------------------------------------------------------------------------
 # The allow-list shown to users: module -> exposed names.
+
+RANDOM_METHODS: tuple[str, ...] = (
+    "betavariate", "choice", "choices", "expovariate", "gammavariate", "gauss", "getrandbits",
+    "lognormvariate", "normalvariate", "paretovariate", "randint", "random", "randrange",
+    "sample", "seed", "shuffle", "triangular", "uniform", "vonmisesvariate", "weibullvariate",
+)
+# ``typing`` is offered for annotations only: inert per-instance markers, never the real objects
+# (whose aliases forward attribute access to their origin and share one lru cache between callers).
+TYPING_NAMES: tuple[str, ...] = (
+    "Any", "Callable", "ClassVar", "Counter", "DefaultDict", "Deque", "Dict", "Final", "FrozenSet",
+    "Generator", "Iterable", "Iterator", "List", "Literal", "Mapping", "MutableMapping",
+    "MutableSequence", "MutableSet", "Optional", "OrderedDict", "Sequence", "Set",
+    "Tuple", "Type", "Union",
+)
 
 _MATH_NAMES = sorted(n for n in dir(math) if not n.startswith("_"))
 _ITERTOOLS_NAMES = sorted(n for n in dir(itertools) if not n.startswith("_"))
@@ -77,11 +102,7 @@ ALLOWED_IMPORTS: dict[str, list[str]] = {
     "collections": ["ChainMap", "Counter", "OrderedDict", "defaultdict", "deque", "namedtuple"],
     "heapq": ["heapify", "heappop", "heappush", "heappushpop", "heapreplace", "merge", "nlargest", "nsmallest"],
     "bisect": ["bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"],
-    "random": [
-        "betavariate", "choice", "choices", "expovariate", "gammavariate", "gauss", "getrandbits",
-        "lognormvariate", "normalvariate", "paretovariate", "randint", "random", "randrange",
-        "sample", "seed", "shuffle", "triangular", "uniform", "vonmisesvariate", "weibullvariate",
-    ],
+    "random": [*RANDOM_METHODS, "Random"],
     "re": [
         "A", "ASCII", "DOTALL", "I", "IGNORECASE", "M", "MULTILINE", "S", "VERBOSE", "X", "compile",
         "error", "escape", "findall", "finditer", "fullmatch", "match", "search", "split", "sub", "subn",
@@ -92,6 +113,7 @@ ALLOWED_IMPORTS: dict[str, list[str]] = {
         "not_", "or_", "pos", "pow", "rshift", "sub", "truediv", "truth", "xor",
     ],
     "sandbox.sdk": sorted(sdk.SDK_EXPORTS),
+    "typing": sorted([*TYPING_NAMES, "TYPE_CHECKING", "cast"]),
     "__future__": ["annotations"],
 }
 """Modules user code may import and the names each exposes (``random`` is seeded per instance)."""
@@ -433,6 +455,76 @@ class ModuleProxy:
         return f"<module {self._sb_name!r} (sandboxed)>"
 
 
+class RandomGenerator(ModuleProxy):
+    """What ``random.Random(seed)`` returns: the generator's methods, bound to a private ``random.Random``."""
+
+    def __repr__(self) -> str:
+        return "<random.Random (sandboxed)>"
+
+
+class HostFunction:
+    """A trusted callable handed to user code in place of a Python function or bound method.
+
+    It calls straight through, but has no ``__globals__``, ``__self__`` or ``__wrapped__`` to walk
+    and a repr without a heap address or module path.
+    """
+
+    __slots__ = ("_sb_fn", "_sb_label")
+    _sb_fn: Callable[..., Any]
+    _sb_label: str
+
+    def __init__(self, fn: Callable[..., Any], label: str) -> None:
+        object.__setattr__(self, "_sb_fn", fn)
+        object.__setattr__(self, "_sb_label", label)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sb_fn(*args, **kwargs)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{self._sb_label} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{self._sb_label} is read-only")
+
+    def __repr__(self) -> str:
+        return f"<function {self._sb_label}>"
+
+
+class TypingName:
+    """An inert ``typing`` name for annotations: subscript it, ``|`` it, never call it."""
+
+    __slots__ = ("_sb_name",)
+    _sb_name: str
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_sb_name", name)
+
+    def __getitem__(self, item: Any) -> TypingName:
+        return TypingName(self._sb_name + "[...]")
+
+    def __or__(self, other: Any) -> TypingName:
+        return TypingName("Union[...]")
+
+    def __ror__(self, other: Any) -> TypingName:
+        return TypingName("Union[...]")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"typing.{self._sb_name} is for annotations only")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"typing.{self._sb_name} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"typing.{self._sb_name} is read-only")
+
+    def __repr__(self) -> str:
+        return f"typing.{self._sb_name}"
+
+
+def _typing_cast(tp: Any, value: Any) -> Any:
+    return value
+
+
 _FORMAT_PARSER = string.Formatter().parse
 
 
@@ -454,6 +546,27 @@ def _check_format_string(fmt: str, depth: int = 0) -> str | None:
     return None
 
 
+# Classes user code may subclass besides its own. Everything else is refused at class creation:
+# a subclass of ``str`` would carry the unguarded ``str.format`` at class level, a subclass of
+# ``cached_property`` a writable attribute *name*, and so on. Adding a base needs the same review
+# as adding a module name (see tests/sandbox/test_sandbox_census.py).
+SUBCLASSABLE_BUILTINS: tuple[type, ...] = (
+    object, dict, list, tuple, set, frozenset, int, float,
+    ArithmeticError, AssertionError, AttributeError, Exception, IndexError, KeyError, LookupError,
+    NotImplementedError, OverflowError, RuntimeError, StopIteration, TypeError, ValueError, ZeroDivisionError,
+)
+SUBCLASSABLE: frozenset[type] = frozenset({*SUBCLASSABLE_BUILTINS, sdk.Strategy, sdk.SignalStrategy})
+
+_PYTHON_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinMethodType)
+
+
+def _expose(module: str, name: str, value: Any) -> Any:
+    """Wrap a Python function or bound method in a :class:`HostFunction`; leave everything else."""
+    if isinstance(value, _PYTHON_CALLABLES) and not isinstance(getattr(value, "__self__", None), types.ModuleType):
+        return HostFunction(value, f"{module}.{name}")
+    return value
+
+
 @dataclass
 class Runtime:
     """Everything the guards of one loaded instance need. Created fresh for every load."""
@@ -463,6 +576,8 @@ class Runtime:
     violations: list[str] = field(default_factory=list)
     modules: dict[str, ModuleProxy] = field(default_factory=dict)
     log: Callable[[str, str], None] = field(default=lambda level, msg: None)
+    module_globals: list[dict[str, Any]] = field(default_factory=list)
+    generators: int = 0
 
     def violation(self, message: str) -> PolicyViolation:
         self.violations.append(message)
@@ -470,6 +585,18 @@ class Runtime:
 
     def is_user_object(self, ob: object) -> bool:
         return type(ob) in self.user_types or (isinstance(ob, type) and ob in self.user_types)
+
+    def is_user_function(self, fn: object) -> bool:
+        """A plain function (or lambda) defined in one of this instance's own files."""
+        if type(fn) is not types.FunctionType:
+            return False
+        fn_globals = fn.__globals__
+        return any(fn_globals is g for g in self.module_globals)
+
+    @property
+    def uses_shared_caches(self) -> bool:
+        """Whether user code can time the interpreter-wide ``re``/``strptime`` caches."""
+        return "re" in self.modules or "datetime" in self.modules
 
     # -- modules
     def module(self, name: str) -> ModuleProxy:
@@ -482,17 +609,81 @@ class Runtime:
     def _module_names(self, name: str) -> dict[str, Any]:
         if name == "random":
             rng = random.Random(self.seed if self.seed is not None else 0)
-            return {n: getattr(rng, n) for n in ALLOWED_IMPORTS["random"]}
+            names: dict[str, Any] = {n: HostFunction(getattr(rng, n), f"random.{n}") for n in RANDOM_METHODS}
+            names["Random"] = HostFunction(self._new_random, "random.Random")
+            return names
         if name == "sandbox.sdk":
-            return dict(sdk.SDK_EXPORTS)
+            return {n: _expose("sdk", n, v) for n, v in sdk.SDK_EXPORTS.items()}
         if name == "sandbox":
             return {"sdk": self.module("sandbox.sdk")}
         if name == "__future__":
-            import __future__
-
-            return {"annotations": __future__.annotations}
+            # The compiler acts on the import; the value bound at run time is plain data, not the
+            # shared __future__._Feature object.
+            return {"annotations": "annotations"}
+        if name == "typing":
+            names = {n: TypingName(n) for n in TYPING_NAMES}
+            names["TYPE_CHECKING"] = False
+            names["cast"] = HostFunction(_typing_cast, "typing.cast")
+            return names
         real = _REAL_MODULES[name]
-        return {n: getattr(real, n) for n in ALLOWED_IMPORTS[name]}
+        names = {n: _expose(name, n, getattr(real, n)) for n in ALLOWED_IMPORTS[name]}
+        if name == "functools":
+            names["wraps"] = HostFunction(self._wraps, "functools.wraps")
+            names["total_ordering"] = HostFunction(self._total_ordering, "functools.total_ordering")
+        elif name == "collections":
+            names["namedtuple"] = HostFunction(self._namedtuple, "collections.namedtuple")
+        return names
+
+    def _new_random(self, seed: Any = None) -> RandomGenerator:
+        """``random.Random(seed)``: a new generator of this instance only (seeded deterministically)."""
+        if seed is None:
+            self.generators += 1
+            seed = (self.seed or 0) * 1_000_003 + self.generators
+        elif type(seed) not in (int, float, str, bytes):
+            raise TypeError("random.Random(seed): the seed must be an int, float, str, bytes or None")
+        rng = random.Random(seed)
+        return RandomGenerator("random.Random", {n: HostFunction(getattr(rng, n), f"Random.{n}") for n in RANDOM_METHODS})
+
+    # functools/collections helpers that read or write attributes by name, narrowed to the
+    # user's own objects and to names the compile-time policy accepts.
+    def _wrapper_names(self, given: Any, default: tuple[str, ...], what: str) -> tuple[str, ...]:
+        if given is default:
+            same: tuple[str, ...] = default
+            return same
+        if type(given) is not tuple and type(given) is not list:
+            raise self.violation(f"functools.wraps({what}=...) must be a tuple of attribute names")
+        names: tuple[str, ...] = tuple(given)
+        for attr in names:
+            if type(attr) is not str:
+                raise self.violation(f"functools.wraps({what}=...) must be a tuple of attribute names")
+            if attr not in default:
+                problem = attribute_name_problem(attr)
+                if problem is not None:
+                    raise self.violation(problem)
+        return names
+
+    def _wraps(self, wrapped: Any, assigned: Any = functools.WRAPPER_ASSIGNMENTS,
+               updated: Any = functools.WRAPPER_UPDATES) -> HostFunction:
+        names_assigned = self._wrapper_names(assigned, functools.WRAPPER_ASSIGNMENTS, "assigned")
+        names_updated = self._wrapper_names(updated, functools.WRAPPER_UPDATES, "updated")
+
+        def decorator(wrapper: Any) -> Any:
+            if not self.is_user_function(wrapper):
+                raise self.violation("functools.wraps can only decorate a function defined in your strategy")
+            return functools.update_wrapper(wrapper, wrapped, names_assigned, names_updated)
+
+        return HostFunction(decorator, "functools.wraps(...)")
+
+    def _total_ordering(self, cls: Any) -> Any:
+        if not (isinstance(cls, type) and cls in self.user_types):
+            raise self.violation("functools.total_ordering can only decorate a class defined in your strategy")
+        return functools.total_ordering(cls)
+
+    def _namedtuple(self, typename: Any, field_names: Any, *, rename: bool = False, defaults: Any = None) -> type:
+        make: Any = collections.namedtuple
+        cls: type = make(typename, field_names, rename=rename, defaults=defaults)
+        self.user_types.add(cls)  # a fresh class of this instance: it may be subclassed
+        return cls
 
 
 def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
@@ -508,9 +699,10 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
 
     def _getattr_(ob: Any, name: str) -> Any:
         if name == "format" or name == "format_map":
-            if isinstance(ob, str):
-                return _safe_str_method(rt, str(ob), name)
+            if type(ob) is str:
+                return _safe_str_method(rt, ob, name)
             if type(ob) in user_types or (isinstance(ob, type) and ob in user_types):
+                # User classes cannot derive from str (see SUBCLASSABLE): no str.format to inherit.
                 return getattr(ob, name)
             raise rt.violation(f"access to .{name} of {_describe(ob)} is not allowed")
         if name == "obj" and isinstance(ob, BaseException) and type(ob) not in user_types:
@@ -563,6 +755,11 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
         for base in bases:
             if not isinstance(base, type):
                 raise rt.violation("class bases must be classes")
+            if base not in user_types and base not in SUBCLASSABLE:
+                raise rt.violation(
+                    f"subclassing {base.__name__} is not allowed; a class may derive from your own classes, "
+                    "Strategy, SignalStrategy, object, the built-in exceptions, dict, list, tuple, set, "
+                    "frozenset, int and float")
         cls = type(name, bases, ns)
         user_types.add(cls)
         return cls
@@ -575,20 +772,22 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
     safe_builtins.update({
         "__build_class__": _b.__build_class__,
         "__import__": _import_,
-        "getattr": safe_getattr,
-        "hasattr": safe_hasattr,
-        "print": _print,
+        "getattr": HostFunction(safe_getattr, "getattr"),
+        "hasattr": HostFunction(safe_hasattr, "hasattr"),
+        "print": HostFunction(_print, "print"),
     })
-    return {
+    module_globals = {
         "__builtins__": safe_builtins,
         "__name__": module_name,
         "__metaclass__": _class_factory,
         "_write_": _write_,
         "_getattr_": _getattr_,
     }
+    rt.module_globals.append(module_globals)
+    return module_globals
 
 
-def _safe_str_method(rt: Runtime, text: str, name: str) -> Callable[..., str]:
+def _safe_str_method(rt: Runtime, text: str, name: str) -> HostFunction:
     problem = _check_format_string(text)
 
     def fmt(*args: Any, **kwargs: Any) -> str:
@@ -598,7 +797,7 @@ def _safe_str_method(rt: Runtime, text: str, name: str) -> Callable[..., str]:
             return text.format_map(*args)
         return text.format(*args, **kwargs)
 
-    return fmt
+    return HostFunction(fmt, f"str.{name}")
 
 
 def _describe(ob: object) -> str:
@@ -606,4 +805,6 @@ def _describe(ob: object) -> str:
         return f"class {ob.__name__}"
     if isinstance(ob, ModuleProxy):
         return repr(ob)
+    if isinstance(ob, (HostFunction, types.FunctionType, types.BuiltinFunctionType)):
+        return "a function object"
     return f"a {type(ob).__name__} object"

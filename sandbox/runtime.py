@@ -11,6 +11,8 @@ from __future__ import annotations
 import builtins
 import json
 import math
+import re
+import sys
 import types
 from collections import deque
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from sandbox import sdk
 from sandbox.context import CallRecord, SignalContext, TickContext, make_position
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.limits import Limits
-from sandbox.outputs import check_json, check_widgets
+from sandbox.outputs import check_json, check_widgets, text_problem
 from sandbox.policy import CompileIssue, PolicyViolation, Runtime, compile_source, make_globals
 from sandbox.schema import apply_config, live_fields, validate_config_schema
 
@@ -31,6 +33,32 @@ HISTORY_KEY = "_sb_history"
 TICK_STYLES = frozenset({"tick"})
 SIGNAL_STYLES = frozenset({"signal", "signal_bundle"})
 STYLES = TICK_STYLES | SIGNAL_STYLES
+
+
+INIT_ARGS_MESSAGE = (
+    "the strategy class's __init__ must take no arguments besides self (it is called as __init__() on "
+    "every load); compute the initial state in init() and rebuild non-state attributes in on_load()"
+)
+
+# Which runtime last ran user code that can time the interpreter-wide regex/strptime caches.
+_CACHE_OWNER: list[Runtime | None] = [None]
+
+
+def _purge_shared_caches(rt: Runtime) -> None:
+    """Empty the ``re`` and ``strptime`` caches when another instance's code is about to run.
+
+    Compiling a pattern that is already cached is measurably faster, so a shared cache would tell
+    one instance which patterns another one used. Purged on a switch only: a backtest or a run of
+    ticks of one instance keeps its warm cache.
+    """
+    if _CACHE_OWNER[0] is rt:
+        return
+    _CACHE_OWNER[0] = rt
+    re.purge()
+    strptime = sys.modules.get("_strptime")
+    cache = getattr(strptime, "_regex_cache", None)
+    if type(cache) is dict:
+        cache.clear()
 
 
 class RawJSON(str):
@@ -83,6 +111,7 @@ class Instance:
         if self.obj is not None:
             object.__setattr__(self.obj, "_sb_config", self.config)
             object.__setattr__(self.obj, "_sb_context", None)
+            self._call_user_init()
         if state is None:
             state = self._initial_state()
         else:
@@ -103,6 +132,7 @@ class Instance:
             if code is None:
                 raise issue_error(issues[0])
             g = make_globals(self.rt, module_name=filename.rsplit(".", 1)[0])
+            _purge_shared_caches(self.rt)
         else:
             code = compile(source, filename, "exec")
             g = {"__name__": filename.rsplit(".", 1)[0], "__builtins__": builtins}
@@ -132,7 +162,10 @@ class Instance:
             # allocate without running user __init__.
             cls: Any = classes[0]
             self.obj = cls.__new__(cls)
-            raw_schema = cls.__dict__.get("CONFIG_SCHEMA", getattr(cls, "CONFIG_SCHEMA", {}))
+            if self.schema_override is None:
+                raw_schema = getattr(cls, "CONFIG_SCHEMA", {})
+                if raw_schema is sdk.EMPTY_SCHEMA:
+                    raw_schema = {}
             if self.style == "signal":
                 self.entry = self.obj.should_enter
                 self.exit = self.obj.should_exit
@@ -146,6 +179,8 @@ class Instance:
             if not callable(self.exit):
                 raise SandboxError(ErrorCode.MISSING_FUNCTION, "exit.py must define should_exit(ctx, position)")
             raw_schema = entry_g.get("CONFIG_SCHEMA", {})
+        # The engine passes the schema stored with the validated version: the instance's config
+        # never depends on what a class attribute holds at run time.
         if self.schema_override is not None:
             raw_schema = self.schema_override
         try:
@@ -161,14 +196,33 @@ class Instance:
             raise SandboxError(ErrorCode.BAD_SCHEMA, f"CONFIG_SCHEMA field {field!r}: {msg}")
         return schema
 
+    def _call_user_init(self) -> None:
+        """Run the strategy class's own ``__init__(self)`` (if any) on every load, before init().
+
+        Contract: no arguments besides ``self``; ``self.config`` is readable, ``self.context`` is
+        None and ``self.state`` is not set yet (it comes from init() or the saved state after)."""
+        init = type(self.obj).__init__
+        if init is object.__init__:
+            return
+        if type(init) is types.FunctionType:
+            code = init.__code__
+            required = code.co_argcount - len(init.__defaults__ or ())
+            kw_required = [n for n in code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
+                           if n not in (init.__kwdefaults__ or {})]
+            if required > 1 or kw_required:
+                raise SandboxError(ErrorCode.RUNTIME_ERROR, INIT_ARGS_MESSAGE, code.co_firstlineno)
+        self._user_call(init, self.obj)
+
     def _initial_state(self) -> Any:
+        """``init()``'s dict; an ``init()`` that returns None may have filled ``self.state`` (a fresh {}) instead."""
         if self.obj is not None:
+            object.__setattr__(self.obj, "state", {})
             object.__setattr__(self.obj, "_sb_context", TickContext(self.rec, {}, readonly=True))
             try:
                 state = self._user_call(self.obj.init)
             finally:
                 self._revoke_obj_context()
-            return {} if state is None else state
+            return self.obj.__dict__.get("state") if state is None else state
         return {}
 
     def _get_state(self) -> Any:
@@ -214,6 +268,8 @@ class Instance:
     def _user_call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run user code; classify anything it raises. Policy violations stick even if caught."""
         self.rt.violations.clear()
+        if self.rt.uses_shared_caches:
+            _purge_shared_caches(self.rt)
         try:
             result = fn(*args)
         except SandboxError:
@@ -227,11 +283,13 @@ class Instance:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not self.restricted:
                 raise
             line, tb = self._user_traceback(exc)
-            raise SandboxError(ErrorCode.RUNTIME_ERROR, _describe_exception(exc), line, tb) from None
+            raise SandboxError(ErrorCode.RUNTIME_ERROR, _describe_exception(exc, self.rt.user_types), line, tb) from None
         if self.rt.violations:
             raise SandboxError(ErrorCode.FORBIDDEN, self.rt.violations[0])
         if self.rec.log_overflow:
             raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"more than {self.limits.max_log_lines} log lines in one call")
+        if self.rec.bad_output is not None:
+            raise SandboxError(ErrorCode.BAD_OUTPUT, self.rec.bad_output)
         return result
 
     def _user_traceback(self, exc: BaseException) -> tuple[int | None, str | None]:
@@ -249,7 +307,8 @@ class Instance:
             tb = tb.tb_next
         if not lines:
             return None, None
-        return last, "Traceback (most recent call last):\n" + "\n".join(lines[-40:]) + "\n" + _describe_exception(exc)
+        described = _describe_exception(exc, self.rt.user_types)
+        return last, "Traceback (most recent call last):\n" + "\n".join(lines[-40:]) + "\n" + described
 
     def _finish(self, rec: CallRecord) -> str:
         """After a call: validate state, remember it as the last good one (signal styles: + history)."""
@@ -391,12 +450,12 @@ def check_entries(result: Any, limit: int) -> list[dict[str, Any]]:
     for sig in result:
         if type(sig) is not sdk.EntrySignal:
             raise SandboxError(ErrorCode.BAD_OUTPUT, "should_enter() must return EntrySignal objects")
-        if type(sig.market) is not str or not sig.market or len(sig.market) > 64:
-            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.market must be a non-empty string")
+        if type(sig.market) is not str or not sig.market or len(sig.market) > 64 or text_problem(sig.market):
+            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.market must be a non-empty string of text")
         if type(sig.side) is not str or sig.side not in ("long", "short"):
             raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.side must be 'long' or 'short'")
-        if type(sig.reason) is not str or len(sig.reason) > 500:
-            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.reason must be a string of at most 500 characters")
+        if type(sig.reason) is not str or len(sig.reason) > 500 or text_problem(sig.reason):
+            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.reason must be text of at most 500 characters")
         conf = sig.confidence
         if type(conf) not in (int, float) or not math.isfinite(conf) or not 0 <= conf <= 1:
             raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.confidence must be a number between 0 and 1")
@@ -409,18 +468,39 @@ def check_exit(signal: Any, position: sdk.Position) -> dict[str, Any] | None:
         return None
     if type(signal) is not sdk.ExitSignal:
         raise SandboxError(ErrorCode.BAD_OUTPUT, "should_exit() must return an ExitSignal or None")
-    if signal.position_id != position.position_id or type(signal.position_id) is not str:
+    # Exact type first: comparing a user object would run its __eq__/__ne__ in trusted code.
+    if type(signal.position_id) is not str or signal.position_id != position.position_id:
         raise SandboxError(ErrorCode.BAD_OUTPUT, "ExitSignal.position_id must be the id of the position passed in")
-    if type(signal.reason) is not str or len(signal.reason) > 500:
-        raise SandboxError(ErrorCode.BAD_OUTPUT, "ExitSignal.reason must be a string of at most 500 characters")
+    if type(signal.reason) is not str or len(signal.reason) > 500 or text_problem(signal.reason):
+        raise SandboxError(ErrorCode.BAD_OUTPUT, "ExitSignal.reason must be text of at most 500 characters")
     return {"position_id": signal.position_id, "reason": signal.reason}
 
 
-def _describe_exception(exc: BaseException) -> str:
-    name = type(exc).__name__
+_EXC_ARGS = BaseException.__dict__["args"]  # the C descriptor: a user class attribute "args" cannot stand in
+_PLAIN_ARG_TYPES = (str, int, float, bool, type(None), bytes)
+
+
+def _describe_exception(exc: BaseException, user_types: set[type] | frozenset[type] = frozenset()) -> str:
+    """``Name: message`` of an exception raised in user code, without running any user code.
+
+    A user exception class's ``__str__`` and the ``__str__``/``__repr__`` of user objects in its
+    args are never called: only exact built-in args are shown (the C ``BaseException.__str__``)."""
+    cls = type(exc)
+    name = cls.__name__
+    args = _EXC_ARGS.__get__(exc)
     try:
-        text = str(exc)
-    except BaseException:  # noqa: BLE001 - a user __str__ may raise anything
+        if type(args) is not tuple:
+            text = ""
+        elif not all(type(a) in _PLAIN_ARG_TYPES for a in args):
+            # Never the user's __str__/__repr__: plain arguments as they are, others by their type's name.
+            text = ", ".join(repr(a) if type(a) in _PLAIN_ARG_TYPES else f"<{type(a).__name__} object>" for a in args)
+        elif any(t in user_types for t in cls.__mro__):
+            text = BaseException.__str__(exc)
+        else:
+            text = str(exc)  # a built-in or stdlib exception with built-in args: no user code
+    except ValueError:  # an int too long to print
         text = "<unprintable>"
     text = text[:1000]
+    if text_problem(text) is not None:
+        text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
     return f"{name}: {text}" if text else name

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,6 +39,13 @@ class SealedMeta(type):
         if cls.__dict__.get("_sdk_sealed", False):
             raise AttributeError(f"the SDK class {cls.__name__} is read-only")
         super().__delattr__(name)
+
+    def __repr__(cls) -> str:
+        return f"<class {cls.__name__!r}>"
+
+
+EMPTY_SCHEMA: Mapping[str, Any] = MappingProxyType({})
+"""The base classes' ``CONFIG_SCHEMA``: read-only, so no instance can change another's defaults."""
 
 
 _TickBase = namedtuple(
@@ -167,7 +175,7 @@ class Strategy(metaclass=SealedMeta):
     """Base class of tick-style strategies. ``self.config`` and ``self.context`` are read-only."""
 
     _sdk_sealed = True
-    CONFIG_SCHEMA: dict[str, Any] = {}
+    CONFIG_SCHEMA: Mapping[str, Any] = EMPTY_SCHEMA
     state: Any
     # Set by the runtime with object.__setattr__ (unreachable from user code: "_" names).
     _sb_config: Mapping[str, Any]
@@ -196,12 +204,15 @@ class Strategy(metaclass=SealedMeta):
         """Called after a live config update; ``self.config`` already holds the new values."""
         return None
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} strategy>"
+
 
 class SignalStrategy(metaclass=SealedMeta):
     """Base class of single-file signal-style strategies."""
 
     _sdk_sealed = True
-    CONFIG_SCHEMA: dict[str, Any] = {}
+    CONFIG_SCHEMA: Mapping[str, Any] = EMPTY_SCHEMA
     THESIS: str = ""
     state: Any
     _sb_config: Mapping[str, Any]
@@ -221,6 +232,9 @@ class SignalStrategy(metaclass=SealedMeta):
 
     def render(self) -> dict[str, Any]:
         return {"widgets": []}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} strategy>"
 
 
 # --- widget helpers (plain dicts; see README.md ("Writing a strategy") for the shapes) ---

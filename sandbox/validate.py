@@ -2,7 +2,8 @@
 
 Parsing and compiling hostile source is untrusted work (a deeply nested file exhausts the
 recursion limit or memory), so the size check runs here and everything else in a single-use
-host process; nothing of the user's code is executed.
+host process, which then trial-loads the file exactly as a run would, under the same budget as a
+load (see :mod:`sandbox.analysis`): a file that validates also loads.
 """
 
 from __future__ import annotations
@@ -38,35 +39,61 @@ class ValidationReport:
 
 
 class _Validator:
-    """Single-use validation hosts with one pre-spawned spare."""
+    """Single-use validation hosts, a few kept warm as spares.
 
-    def __init__(self) -> None:
+    A validation takes a spare (or starts its own host) and never waits for another validation:
+    the lock guards only the list of spares, never a spawn or a request, so one tenant's slow
+    upload does not hold up another's.
+    """
+
+    def __init__(self, max_spares: int = 2) -> None:
         self._lock = threading.Lock()
-        self._spare: Any = None
-        self._limits: Limits | None = None
+        self._spares: list[tuple[Limits, Any]] = []
+        self._max_spares = max_spares
 
-    def run(self, msg: dict[str, Any], limits: Limits) -> Any:
+    def _take(self, limits: Limits) -> Any:
+        from sandbox.client import _Host
+
+        stale: list[Any] = []
+        found: Any = None
+        with self._lock:
+            while self._spares and found is None:
+                spare_limits, host = self._spares.pop()
+                if spare_limits == limits and host.alive():
+                    found = host
+                else:
+                    stale.append(host)
+        for host in stale:
+            host.kill()
+        return found if found is not None else _Host(limits)
+
+    def _refill(self, limits: Limits) -> None:
         from sandbox.client import _Host
 
         with self._lock:
-            host = self._spare if self._spare is not None and self._spare.alive() and self._limits == limits else None
-            if host is None:
-                if self._spare is not None:
-                    self._spare.kill()
-                host = _Host(limits)
-            self._spare = None
-            try:
-                return host.request(msg, limits.validate_timeout, "validation")
-            finally:
-                host.kill()
-                self._spare = _Host(limits)
-                self._limits = limits
+            if len(self._spares) >= self._max_spares:
+                return
+        host = _Host(limits)
+        with self._lock:
+            if len(self._spares) < self._max_spares:
+                self._spares.append((limits, host))
+                return
+        host.kill()
+
+    def run(self, msg: dict[str, Any], limits: Limits) -> Any:
+        host = self._take(limits)
+        try:
+            # The same budget as a load: validation does the work of one (see sandbox.analysis).
+            return host.request(msg, limits.load_timeout, "validation")
+        finally:
+            host.kill()
+            self._refill(limits)
 
     def close(self) -> None:
         with self._lock:
-            if self._spare is not None:
-                self._spare.kill()
-                self._spare = None
+            spares, self._spares = self._spares, []
+        for _limits, host in spares:
+            host.kill()
 
 
 _VALIDATOR = _Validator()
@@ -90,9 +117,12 @@ def validate_source(source: str, *, style: str = "tick", filename: str = "strate
         return ValidationReport(False, [Issue("TOO_LARGE", f"{filename} is {size} bytes; the limit is {limits.max_source_bytes // 1024} KiB")])
     try:
         raw = _VALIDATOR.run({"cmd": "validate", "source": source, "style": style, "filename": filename,
-                              "budget": limits.validate_timeout}, limits)
+                              "budget": limits.load_timeout}, limits)
     except SandboxError as exc:
-        code = "TOO_DEEP" if exc.code in ("MEMORY_LIMIT", "TIMEOUT", "HOST_CRASHED") else str(exc.code)
+        if exc.code == "TIMEOUT":
+            return ValidationReport(False, [Issue("TIMEOUT", f"{filename} does not load within the {limits.load_timeout:g} s "
+                                                             "a load may take (module body, __init__, init(), on_load)")])
+        code = "TOO_DEEP" if exc.code in ("MEMORY_LIMIT", "HOST_CRASHED") else str(exc.code)
         return ValidationReport(False, [Issue(code, f"{filename} could not be compiled: {exc.message}")])
     if not isinstance(raw, dict):
         return ValidationReport(False, [Issue("HOST_CRASHED", "malformed report from the validation host")])

@@ -42,6 +42,7 @@ def backtest_load(bt: Backtest, *, tenant_id: str, key: str) -> None:
         state=None,
         seed=0,  # deterministic: the same backtest gives the same trades
         fingerprint=f"{bt.version_sha256}:{bt.pk}",
+        config_schema=dict(version.config_schema or {}),  # the stored schema, never the class attribute
     )
 
 

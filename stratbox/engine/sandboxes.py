@@ -114,7 +114,8 @@ def load(
         state=state,
         seed=seed,
         fingerprint=fingerprint,
-        config_schema=version.config_schema or None,
+        # Always the stored, validated schema: never what the class attribute holds at run time.
+        config_schema=dict(version.config_schema or {}),
     )
     _held[key] = host_key(load_id, config, state_rev)
     return result

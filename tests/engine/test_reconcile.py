@@ -140,18 +140,23 @@ def test_redis_loss_restores_from_postgres_snapshot(instance_factory, quote):
 def test_load_failure_is_reported_not_scheduled(tenant, paper_account, market, quote):
     from tests.engine.conftest import make_instance, make_version
 
+    # Validation trial-loads with the schema's defaults, so the failure depends on this instance's config.
     source = """
 from sandbox.sdk import Strategy
 
 
 class Bad(Strategy):
+    CONFIG_SCHEMA = {"fail": {"type": "bool", "default": False}}
+
     def init(self):
-        raise RuntimeError("cannot init")
+        if self.config["fail"]:
+            raise RuntimeError("cannot init")
+        return {}
 
     def on_tick(self, tick):
         pass
 """
-    inst = make_instance(make_version(tenant, source), paper_account, market)
+    inst = make_instance(make_version(tenant, source), paper_account, market, config={"fail": True})
     report = reconcile()
     assert report.failed == {str(inst.pk): "RUNTIME_ERROR"}
     rt = _rt(inst)

@@ -27,6 +27,8 @@ class Legit(Strategy):
         self.context.place_order("buy", 1.0, tag="legit")
 '''
 
+WITNESS = "t-witness"  # the other tenant every hostile case is checked against
+
 TICK = {"market": "BTC-USD", "ts": 1700000000.0, "price": 100.0, "bid": 99.5, "ask": 100.5, "volume": 3.0}
 
 
@@ -66,6 +68,8 @@ class Runner:
         self.client = client
         self.tenant = tenant
         self.client.load(tenant, "legit", source=LEGIT, config={}, fingerprint="legit")
+        # Another tenant's instance on the same client: a hostile case must not disturb it either.
+        self.client.load(WITNESS, "legit", source=LEGIT, config={}, fingerprint="legit")
 
     def outcome(self, source: str, *, mode: str = "observe", render: bool = False, style: str = "tick",
                 exit_source: str | None = None, snap: dict[str, Any] | None = None) -> tuple[SandboxError | None, Any]:
@@ -101,11 +105,12 @@ class Runner:
         return result
 
     def assert_healthy(self) -> None:
-        """The next legitimate call on this tenant succeeds (after a respawn if one was needed)."""
-        before = self.client._specs[(self.tenant, "legit")].state["n"]  # noqa: SLF001
-        res = self.client.tick(self.tenant, "legit", dict(TICK), snapshot("active"))
-        assert res["state"]["n"] == before + 1
-        assert res["receipts"][0]["status"] == "submitted"
+        """The next legitimate call of this tenant and of another tenant succeeds (after a respawn if one was needed)."""
+        for tenant in (self.tenant, WITNESS):
+            before = self.client._specs[(tenant, "legit")].state["n"]  # noqa: SLF001
+            res = self.client.tick(tenant, "legit", dict(TICK), snapshot("active"))
+            assert res["state"]["n"] == before + 1
+            assert res["receipts"][0]["status"] == "submitted"
         assert not list(Path("/tmp").glob("sbx-pwned*")), "a payload wrote to the file system"
 
 

@@ -80,7 +80,7 @@ RUNTIME = [
     ("str-format-map-unbound", "f = str.format_map\nf('{x.real}', {'x': 1})", "access to .format_map of class str is not allowed"),
     ("partial-format", "import functools\nfunctools.partial(str.format, '{0.__class__}')(1)", "access to .format of class str is not allowed"),
     ("map-format", "list(map(str.format, ['{0.__class__}'], [1]))", "access to .format of class str is not allowed"),
-    ("str-subclass", "class U(str):\n    pass\nU('{0.__class__}').format(1)", "format fields may not access attributes or items"),
+    ("str-subclass", "class U(str):\n    pass\nU('{0.__class__}').format(1)", "subclassing str is not allowed"),
     ("getattr-dunder", "getattr(1, '__class__')", '"__class__" is an invalid attribute name'),
     ("getattr-frame", "g = (i for i in [1])\ngetattr(g, 'gi' + '_frame')", '"gi_frame" is a restricted attribute'),
     ("getattr-format", "getattr('{0.__class__}', 'format')(1)", "format fields may not access attributes or items"),

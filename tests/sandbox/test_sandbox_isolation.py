@@ -60,7 +60,7 @@ MUTATIONS = [
     ("module-attr", "import math\nmath.pi = 3", "cannot modify <module 'math' (sandboxed)>"),
     ("stdlib-class", "import collections\ncollections.deque.extra = 1", "cannot modify class deque"),
     ("stdlib-function", "import heapq\nheapq.nlargest.x = 1", "cannot modify a function object"),
-    ("random-method", "import random\nrandom.random.x = 1", "cannot modify a builtin_function_or_method object"),
+    ("random-method", "import random\nrandom.random.x = 1", "cannot modify a function object"),
     ("fraction-class", "import fractions\nfractions.Fraction.limit_denominator = None", "cannot modify class Fraction"),
 ]
 

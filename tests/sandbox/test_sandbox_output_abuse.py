@@ -10,16 +10,16 @@ runner = runner_fixture("t-output")
 BAD_STATE = [
     ("nan", "self.state['x'] = float('nan')", "NaN and Infinity are not JSON"),
     ("inf", "self.state['x'] = float('inf')", "NaN and Infinity are not JSON"),
-    ("cycle", "self.state['me'] = self.state", "reference cycle"),
-    ("list-cycle", "a = []\na.append(a)\nself.state['a'] = a", "reference cycle"),
-    ("object", "self.state['o'] = object()", "contains a object object"),
-    ("set", "self.state['s'] = {1, 2}", "contains a set object"),
-    ("bytes", "self.state['b'] = b'x'", "contains a bytes object"),
-    ("non-str-key", "self.state[1] = 2", "non-string key of type int"),
+    ("cycle", "self.state['me'] = self.state", "is a reference back to a containing object (a cycle)"),
+    ("list-cycle", "a = []\na.append(a)\nself.state['a'] = a", "state['a'][0] is a reference back"),
+    ("object", "self.state['o'] = object()", "state['o'] is a value of type object"),
+    ("set", "self.state['s'] = {1, 2}", "state['s'] is a value of type set; store sorted(value) (a list)"),
+    ("bytes", "self.state['b'] = b'x'", "state['b'] is a value of type bytes; store value.hex() (a string)"),
+    ("non-str-key", "self.state[1] = 2", "state has a key of type int (1); keys must be strings: use str(key)"),
     ("deep", "x = []\nfor i in range(100):\n    x = [x]\nself.state['deep'] = x", "nested more than 32 levels deep"),
     ("not-a-dict", "self.state = [1, 2]", "state must be a dict, not list"),
     ("dict-subclass", "class D(dict):\n    pass\nself.state = D()", "state must be a dict, not D"),
-    ("float-subclass", "class F(float):\n    pass\nself.state['f'] = F(1.0)", "contains a F object"),
+    ("float-subclass", "class F(float):\n    pass\nself.state['f'] = F(1.0)", "state['f'] is a value of type F"),
     ("function", "self.state['f'] = len", "builtin_function_or_method"),
 ]
 
@@ -47,7 +47,7 @@ BAD_RENDER = [
     ("nan", "return {'widgets': [{'type': 'metric', 'label': 'x', 'value': float('nan')}]}", "BAD_OUTPUT", "NaN"),
     ("bad-points", "return {'widgets': [{'type': 'line_chart', 'title': 't', 'series': [{'name': 'a', 'points': [[1]]}]}]}", "BAD_OUTPUT", "points must be"),
     ("bad-rows", "return {'widgets': [{'type': 'table', 'columns': ['a'], 'rows': [[{'x': 1}]]}]}", "BAD_OUTPUT", "each row must be"),
-    ("object", "return {'widgets': [{'type': 'text', 'text': object()}]}", "BAD_OUTPUT", "contains a object object"),
+    ("object", "return {'widgets': [{'type': 'text', 'text': object()}]}", "BAD_OUTPUT", "render() output['widgets'][0]['text'] is a value of type object"),
     ("giant", "return {'widgets': [{'type': 'text', 'text': 'x' * 19000}] * 40}", "OUTPUT_LIMIT", "render() output is"),
     ("too-many", "return {'widgets': [{'type': 'text', 'text': 'x'}] * 100}", "OUTPUT_LIMIT", "more than 50 widgets"),
 ]
@@ -75,7 +75,7 @@ BAD_SIGNALS = [
     ("flood", "    return [EntrySignal('X', 'long')] * 1000", "OUTPUT_LIMIT", "more than 50 signals"),
     ("nan-confidence", "    return [EntrySignal('X', 'long', 'r', float('nan'))]", "BAD_OUTPUT", "confidence"),
     ("bad-side", "    return [EntrySignal('X', 'sideways')]", "BAD_OUTPUT", "side must be"),
-    ("subclass", "    class E(EntrySignal):\n        pass\n    return [E('X', 'long')]", "BAD_OUTPUT", "must return EntrySignal objects"),
+    ("subclass", "    class E(EntrySignal):\n        pass\n    return [E('X', 'long')]", "FORBIDDEN", "subclassing EntrySignal is not allowed"),
     ("state-nan", "    ctx.state['x'] = float('nan')\n    return []", "BAD_STATE", "NaN"),
 ]
 

@@ -39,9 +39,12 @@ def test_invalid_sources_are_reported(source: str, style: str, code: str, line: 
         assert report.errors[0].line == line
 
 
-def test_validation_executes_nothing() -> None:
+def test_a_file_that_validates_must_load() -> None:
+    """Validation trial-loads the file under the load budget: a module body that never ends is refused."""
     report = validate_source("while True:\n    pass\n" + GOOD)
-    assert report.ok
+    assert not report.ok
+    assert report.errors[0].code == "TIMEOUT", report.errors
+    assert "does not load within the 2 s" in report.errors[0].message
 
 
 def test_schema_validation_messages() -> None:

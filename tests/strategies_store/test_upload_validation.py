@@ -421,10 +421,15 @@ def test_config_json_with_utf8_bom_is_accepted(api_client: Any) -> None:
 
 
 def test_code_is_never_run_in_the_web_process(api_client: Any) -> None:
-    """A module body that would blow up on import is only compiled (in a host), never executed."""
-    source = TICK_OK + "\nraise SystemExit('module body executed')\n"
+    """A module body that blows up on import runs only in a single-use sandbox host's trial load
+    (a file that validates must load), never in the web process: the upload is refused cleanly."""
+    source = TICK_OK + "\nraise ValueError('module body executed')\n"
     resp = api_client.post(STRATEGIES_URL, tick_payload(source=source), format="json")
-    assert resp.status_code == 201, resp.json()
+    err = upload_error(resp, attr="source")
+    assert err["code"] == "RUNTIME_ERROR"
+    assert "loading strategy.py: ValueError: module body executed" in err["detail"]
+    _nothing_stored()
+    assert api_client.post(STRATEGIES_URL, tick_payload(), format="json").status_code == 201
 
 
 def test_pathologically_nested_source_is_refused_not_crashing(api_client: Any) -> None:
