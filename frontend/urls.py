@@ -3,6 +3,7 @@
 from django.urls import path
 
 from frontend import views
+from frontend.views import assistants
 
 app_name = "frontend"
 
@@ -41,6 +42,8 @@ urlpatterns = [
     path("settings/live-accounts/", views.live_account_add, name="live_account_add"),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
+    path("settings/assistants/", assistants.assistants, name="assistants"),
+    path("settings/assistants/tokens/", assistants.assistant_token_add, name="assistant_token_add"),
     path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),
     path(
         "staff/live-requests/<uuid:request_id>/",

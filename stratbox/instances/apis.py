@@ -37,6 +37,7 @@ from stratbox.instances.services import (
     instance_set_mode,
     instance_update_config,
 )
+from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedApi, TenantScopedMixin
 
 TAG = ["instances"]
@@ -100,6 +101,7 @@ def _output(instance: StrategyInstance, *, status_code: int = status.HTTP_200_OK
     (["read_only"], ["id"], ["post"]),
 )
 class InstanceListCreateApi(TenantScopedMixin, generics.ListAPIView):
+    write_scope = TokenScope.INSTANCES_WRITE
     serializer_class = InstanceOutput
     filter_backends = [_SchemaOnlyFilterBackend]
     filterset_class = InstanceFilter
@@ -131,6 +133,8 @@ class InstanceListCreateApi(TenantScopedMixin, generics.ListAPIView):
     (["read_only"], list(READ_ONLY_REASONS), ["patch", "put"]),
 )
 class InstanceDetailApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_WRITE
+
     @extend_schema(tags=TAG, summary="Get an instance", parameters=[INSTANCE_ID], responses=InstanceOutput)
     def get(self, request: Request, instance_id: str) -> Response:
         return _output(_instance_or_404(request, instance_id))
@@ -178,6 +182,8 @@ class InstanceDetailApi(TenantScopedApi):
 
 
 class InstanceModeApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Set the mode (off | observe | active)",
@@ -197,6 +203,8 @@ class InstanceModeApi(TenantScopedApi):
 
 
 class InstancePowerApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Power toggle: on (off -> observe) or off (any mode -> off)",
@@ -212,6 +220,8 @@ class InstancePowerApi(TenantScopedApi):
 
 
 class InstanceActivateApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Activation toggle: observe <-> active (refused while off)",
