@@ -3,7 +3,7 @@
 from django.urls import path
 
 from frontend import views
-from frontend.views import assistants
+from frontend.views import assistants, upgrades
 
 app_name = "frontend"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("instances/new/", views.instance_create, name="instance_create"),
     path("instances/<uuid:instance_id>/", views.instance_detail, name="instance_detail"),
     path("instances/<uuid:instance_id>/mode/", views.instance_mode, name="instance_mode"),
+    path("instances/<uuid:instance_id>/upgrade/", upgrades.instance_upgrade_view, name="instance_upgrade"),
     path("instances/<uuid:instance_id>/pause/", views.instance_pause, name="instance_pause"),
     path("instances/<uuid:instance_id>/resume/", views.instance_resume, name="instance_resume"),
     path("instances/<uuid:instance_id>/test-run/", views.instance_test_run, name="instance_test_run"),

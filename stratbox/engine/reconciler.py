@@ -49,6 +49,11 @@ def fingerprint(instance: StrategyInstance) -> str:
     return runtime.fingerprint(instance.version_id, instance.config_revision)
 
 
+def _carries_state(instance: StrategyInstance) -> bool:
+    """Whether this reload is an upgrade that keeps the strategy's state (instance_upgrade)."""
+    return instance.carry_state_revision is not None and instance.carry_state_revision == instance.config_revision
+
+
 def _desired_queryset() -> Any:
     return StrategyInstance.objects.select_related("version__definition", "tenant").exclude(mode=Mode.OFF)
 
@@ -184,11 +189,18 @@ def reconcile_one(
             ):
                 # Redis lost the runtime (restart/failover): continue from the PostgreSQL snapshot.
                 _load(instance, state=snap.state, state_rev=snap.state_rev, snap=snap)
+            elif snap is not None and snap.state is not None and _carries_state(instance):
+                # An upgrade with keep_state of an instance that was not loaded: carry the snapshot.
+                _load(instance, state=snap.state, state_rev=snap.state_rev, snap=snap)
             else:
                 _load(instance, state=None, state_rev=0)
             report.loaded.append(iid)
         elif rt["fingerprint"] != fp:
-            _load(instance, state=None, state_rev=0, previous=rt)
+            if _carries_state(instance):
+                # An upgrade with keep_state: the new code's on_load gets the saved state.
+                _load(instance, state=rt.get("state") or {}, state_rev=int(rt.get("state_rev") or 0), previous=rt)
+            else:
+                _load(instance, state=None, state_rev=0, previous=rt)
             report.reloaded.append(iid)
         elif (rt["config"] or {}) != config:
             changed = sorted(
