@@ -51,7 +51,8 @@ def fingerprint(instance: StrategyInstance) -> str:
 
 def _carries_state(instance: StrategyInstance) -> bool:
     """Whether this reload is an upgrade that keeps the strategy's state (instance_upgrade)."""
-    return instance.carry_state_revision is not None and instance.carry_state_revision == instance.config_revision
+    carry = instance.carry_state_revision
+    return carry is not None and carry == instance.config_revision
 
 
 def _desired_queryset() -> Any:
@@ -198,7 +199,8 @@ def reconcile_one(
         elif rt["fingerprint"] != fp:
             if _carries_state(instance):
                 # An upgrade with keep_state: the new code's on_load gets the saved state.
-                _load(instance, state=rt.get("state") or {}, state_rev=int(rt.get("state_rev") or 0), previous=rt)
+                carried = rt.get("state") or {}
+                _load(instance, state=carried, state_rev=int(rt.get("state_rev") or 0), previous=rt)
             else:
                 _load(instance, state=None, state_rev=0, previous=rt)
             report.reloaded.append(iid)
