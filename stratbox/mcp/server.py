@@ -793,6 +793,7 @@ def _cap(limit: int, maximum: int = 500) -> int:
 
 def _backtest_json(backtest: Any) -> dict[str, Any]:
     data = dict(BacktestOutput(backtest).data)
+    data["version_number"] = backtest.version.number  # provenance: the code version it ran
     if data.get("error"):
         data["error"] = untrusted(data["error"], "tenant code")
     if "name" in data:
