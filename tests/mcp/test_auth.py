@@ -94,3 +94,11 @@ def test_revoking_the_token_stops_the_next_call(mcp_server: McpServer, tenant: A
     token_revoke(token=ApiToken.objects.get(name="assistant"), actor=user)
     response = httpx2.post(mcp_server.url, json=INIT, headers={**HEADERS, "Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+def test_the_endpoint_works_without_the_lifespan_protocol(asgi_server: Any, tenant: Any, user: Any) -> None:
+    """`make run` and the container run uvicorn with --lifespan off: the first MCP request starts
+    the SDK's session manager (the browser tests' server is started that way)."""
+    token = issue(tenant, user)
+    server = McpServer(base=asgi_server.url, proc=asgi_server.proc, log_path=asgi_server.log_path, queue="")
+    assert Assistant(server, token).ok("list_strategies")["strategies"] == []
