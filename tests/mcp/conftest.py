@@ -28,8 +28,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.conftest import BASE_DIR, _test_database_url
-from tests.frontend.conftest import _free_port
-from tests.frontend.conftest import _live_server_process, asgi_server  # noqa: F401 - the --lifespan off server
+from tests.frontend.conftest import _free_port, _live_server_process, asgi_server  # noqa: F401 - the --lifespan off server
 
 BACKTESTS_PER_DAY = 3
 
