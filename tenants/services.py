@@ -123,6 +123,14 @@ def token_create(
     return IssuedToken(token=token, plaintext=plaintext)
 
 
+def token_mark_used(token: ApiToken, *, resolution_seconds: int = 60) -> None:
+    """Record that the token was used (shown as "last used"); at most one write per `resolution_seconds`."""
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > resolution_seconds:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+
+
 @transaction.atomic
 def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
     if token.revoked_at is None:

@@ -18,6 +18,7 @@ from mcp.server.auth.provider import AccessToken
 from tenants.models import ApiToken, Membership
 from tenants.scoping import membership_for_request
 from tenants.selectors import token_get_active
+from tenants.services import token_mark_used
 
 _stdio_token: str | None = None
 
@@ -69,6 +70,7 @@ def principal_for(plaintext: str | None) -> Principal | None:
     membership = membership_for_request(_TokenRequest(token))  # type: ignore[arg-type]
     if membership is None or membership.tenant_id != token.tenant_id:
         return None
+    token_mark_used(token)  # "last used" on the AI assistants page
     return Principal(token=token, membership=membership)
 
 

@@ -530,9 +530,6 @@ def _register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of thin too
         def run(p: Principal) -> dict[str, Any]:
             from django.utils.dateparse import parse_datetime
 
-            begin, finish = parse_datetime(start), parse_datetime(end)
-            if begin is None or finish is None or begin >= finish:
-                raise ToolError("invalid: start and end must be ISO 8601 datetimes with start < end.")
             instance = chosen = bars_market = None
             if instance_id is not None:
                 instance = _instance(p, instance_id)
@@ -551,6 +548,9 @@ def _register(mcp: MCPServer) -> None:  # noqa: C901 - one flat list of thin too
                 bars_market = market_get(market_id=market) if market is not None else None
                 if bars_market is None:
                     raise ToolError("invalid: market is required (an id from list_accounts_and_markets).")
+            begin, finish = parse_datetime(start), parse_datetime(end)
+            if begin is None or finish is None or begin >= finish:
+                raise ToolError("invalid: start and end must be ISO 8601 datetimes with start < end.")
             limited = backtest_meter_take(p)
             if limited is not None:
                 return limited

@@ -48,6 +48,9 @@ def test_a_valid_token_lists_the_tools_and_django_still_serves(
         return tools, resources, prompts, client.protocol_version
 
     tools, resources, prompts, version = assistant.run(listing)
+    from tenants.models import ApiToken
+
+    assert ApiToken.objects.get(name="assistant").last_used_at is not None  # shown on the settings page
     names = {t.name for t in tools.tools}
     assert {
         "validate_strategy",
