@@ -298,7 +298,9 @@ STRATBOX_MCP_URL = env("STRATBOX_MCP_URL", default="http://127.0.0.1:8000/mcp")
 # Host / Origin headers the MCP endpoint accepts (DNS-rebinding protection); `host:*` = any port.
 STRATBOX_MCP_ALLOWED_HOSTS = env.list(
     "STRATBOX_MCP_ALLOWED_HOSTS",
-    default=[f"{h}{port}" for h in ALLOWED_HOSTS if h != "*" and not h.startswith(".") for port in ("", ":*")],
+    default=[
+        f"{h}{port}" for h in ALLOWED_HOSTS if h != "*" and not h.startswith(".") for port in ("", ":*")
+    ],
 )
 STRATBOX_MCP_ALLOWED_ORIGINS = env.list(
     "STRATBOX_MCP_ALLOWED_ORIGINS",

@@ -35,7 +35,9 @@ def client_for(user: Any, tenant: Any, scopes: Any = None) -> Any:
     from tenants.scopes import ALL_SCOPES
     from tenants.services import token_create
 
-    issued = token_create(tenant=tenant, user=user, name="tests", scopes=ALL_SCOPES if scopes is None else scopes)
+    issued = token_create(
+        tenant=tenant, user=user, name="tests", scopes=ALL_SCOPES if scopes is None else scopes
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     return client

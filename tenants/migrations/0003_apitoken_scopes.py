@@ -25,7 +25,9 @@ class Migration(migrations.Migration):
 
     operations = [
         # The default given here fills the existing rows; the next operation sets the real default.
-        migrations.AddField(model_name="apitoken", name="scopes", field=models.JSONField(default=every_scope)),
+        migrations.AddField(
+            model_name="apitoken", name="scopes", field=models.JSONField(default=every_scope)
+        ),
         migrations.AlterField(
             model_name="apitoken",
             name="scopes",

@@ -98,7 +98,9 @@ def world(
 
     settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
 
-    token = api_client.post("/api/v1/tokens/", {"name": "fuzz", "scopes": list(ALL_SCOPES)}, format="json").json()
+    token = api_client.post(
+        "/api/v1/tokens/", {"name": "fuzz", "scopes": list(ALL_SCOPES)}, format="json"
+    ).json()
     version = strategy_create(
         tenant=tenant,
         author=user,
@@ -194,7 +196,9 @@ def _staff_token() -> str:
     from tenants.services import token_create
 
     staff = make_user(is_staff=True)
-    return token_create(tenant=make_tenant("Ops", owner=staff), user=staff, name="fuzz-staff", scopes=ALL_SCOPES).plaintext
+    return token_create(
+        tenant=make_tenant("Ops", owner=staff), user=staff, name="fuzz-staff", scopes=ALL_SCOPES
+    ).plaintext
 
 
 def _with_real_ids(case: Any, world: dict[str, Any], use_ids: bool) -> Any:

@@ -83,7 +83,9 @@ def test_read_only_token_reads_but_every_write_is_403_naming_the_scope(
 def test_each_write_needs_its_own_scope(tenant: Any, user: Any, market: Any, paper_account: Any) -> None:
     owner = client_for(user, tenant)
     assert (
-        owner.post("/api/v1/strategies/", {"key": "s", "name": "S", "source": SOURCE}, format="json").status_code
+        owner.post(
+            "/api/v1/strategies/", {"key": "s", "name": "S", "source": SOURCE}, format="json"
+        ).status_code
         == 201
     )
     created = owner.post(
@@ -94,7 +96,12 @@ def test_each_write_needs_its_own_scope(tenant: Any, user: Any, market: Any, pap
     assert created.status_code == 201
     instance_id = created.json()["id"]
     cases = [
-        ("post", "/api/v1/strategies/", {"key": "t", "name": "T", "source": SOURCE}, TokenScope.STRATEGIES_WRITE),
+        (
+            "post",
+            "/api/v1/strategies/",
+            {"key": "t", "name": "T", "source": SOURCE},
+            TokenScope.STRATEGIES_WRITE,
+        ),
         (
             "post",
             "/api/v1/instances/",
@@ -110,7 +117,12 @@ def test_each_write_needs_its_own_scope(tenant: Any, user: Any, market: Any, pap
             {"instance": instance_id, "start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"},
             TokenScope.BACKTESTS_RUN,
         ),
-        ("post", f"/api/v1/instances/{instance_id}/live-request/", {"live_account": str(paper_account.pk)}, "live:request"),
+        (
+            "post",
+            f"/api/v1/instances/{instance_id}/live-request/",
+            {"live_account": str(paper_account.pk)},
+            "live:request",
+        ),
         ("post", "/api/v1/tokens/", {"name": "more"}, TokenScope.ADMIN),
     ]
     for method, path, body, scope in cases:
@@ -126,7 +138,9 @@ def test_each_write_needs_its_own_scope(tenant: Any, user: Any, market: Any, pap
 
 def test_a_token_cannot_mint_a_broader_token(tenant: Any, user: Any) -> None:
     admin_only = _scoped(tenant, user, TokenScope.ADMIN)
-    response = admin_only.post("/api/v1/tokens/", {"name": "wider", "scopes": ["live:request"]}, format="json")
+    response = admin_only.post(
+        "/api/v1/tokens/", {"name": "wider", "scopes": ["live:request"]}, format="json"
+    )
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert (error["code"], error["attr"]) == ("SCOPE_ESCALATION", "scopes")
