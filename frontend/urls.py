@@ -3,6 +3,7 @@
 from django.urls import path
 
 from frontend import views
+from frontend.views import assistants, upgrades
 
 app_name = "frontend"
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("instances/new/", views.instance_create, name="instance_create"),
     path("instances/<uuid:instance_id>/", views.instance_detail, name="instance_detail"),
     path("instances/<uuid:instance_id>/mode/", views.instance_mode, name="instance_mode"),
+    path("instances/<uuid:instance_id>/upgrade/", upgrades.instance_upgrade_view, name="instance_upgrade"),
     path("instances/<uuid:instance_id>/pause/", views.instance_pause, name="instance_pause"),
     path("instances/<uuid:instance_id>/resume/", views.instance_resume, name="instance_resume"),
     path("instances/<uuid:instance_id>/test-run/", views.instance_test_run, name="instance_test_run"),
@@ -41,6 +43,8 @@ urlpatterns = [
     path("settings/live-accounts/", views.live_account_add, name="live_account_add"),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
+    path("settings/assistants/", assistants.assistants, name="assistants"),
+    path("settings/assistants/tokens/", assistants.assistant_token_add, name="assistant_token_add"),
     path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),
     path(
         "staff/live-requests/<uuid:request_id>/",

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels routing."""
+"""ASGI entry point: HTTP through Django, websockets through Channels routing, and the MCP server
+for AI assistants at /mcp (stratbox/mcp/asgi.py) in the same process."""
 
 import os
 
@@ -11,11 +12,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 
 from frontend.routing import websocket_urlpatterns  # noqa: E402
 from frontend.ws_auth import websocket_stack  # noqa: E402
+from stratbox.mcp.asgi import with_mcp  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
-        "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
-    }
+application = with_mcp(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
+            "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

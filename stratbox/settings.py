@@ -293,3 +293,22 @@ LOGGING = {
 STRATBOX_MAX_SOURCE_BYTES = env.int("STRATBOX_MAX_SOURCE_BYTES", default=256 * 1024)
 # Fernet key(s) for credentials at rest (live accounts); comma-separated for rotation.
 STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
+
+# --- AI assistants: the MCP server (stratbox/mcp, mounted at /mcp by stratbox/asgi.py) -------
+
+# The URL MCP clients use: the resource identifier in the protected-resource metadata and in the
+# settings page's client snippet. Behind a proxy: https://<your host>/mcp.
+STRATBOX_MCP_URL = env("STRATBOX_MCP_URL", default="http://127.0.0.1:8000/mcp")
+# Host / Origin headers the MCP endpoint accepts (DNS-rebinding protection); `host:*` = any port.
+STRATBOX_MCP_ALLOWED_HOSTS = env.list(
+    "STRATBOX_MCP_ALLOWED_HOSTS",
+    default=[
+        f"{h}{port}" for h in ALLOWED_HOSTS if h != "*" and not h.startswith(".") for port in ("", ":*")
+    ],
+)
+STRATBOX_MCP_ALLOWED_ORIGINS = env.list(
+    "STRATBOX_MCP_ALLOWED_ORIGINS",
+    default=[*CSRF_TRUSTED_ORIGINS, "http://127.0.0.1:*", "http://localhost:*"],
+)
+# Backtests an assistant may start per tenant and UTC day (then a structured "limit reached").
+STRATBOX_MCP_BACKTESTS_PER_DAY = env.int("STRATBOX_MCP_BACKTESTS_PER_DAY", default=50)

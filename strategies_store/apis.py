@@ -59,6 +59,7 @@ from strategies_store.validation import (
     too_large_issue,
 )
 from tenants.pagination import BoundedLimitOffsetPagination
+from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedMixin
 from tenants.throttling import UploadThrottle
 
@@ -262,6 +263,7 @@ STRATEGY_LIST_PARAMS = [
 @extend_validation_errors(["invalid"], field_name="builtin", methods=["get"])
 @extend_validation_errors(["invalid"], field_name="style", methods=["get"])
 class StrategyListCreateApi(StoreApi):
+    write_scope = TokenScope.STRATEGIES_WRITE
     serializer_class = StrategyOutput
     throttle_classes = [UploadThrottle]  # each upload compiles in a sandbox host process
 
@@ -309,6 +311,7 @@ class StrategyListCreateApi(StoreApi):
 
 @extend_schema(parameters=[STRATEGY_ID])
 class StrategyDetailApi(StoreApi):
+    write_scope = TokenScope.STRATEGIES_WRITE
     serializer_class = StrategyOutput
 
     @extend_schema(responses=StrategyOutput)
@@ -337,6 +340,7 @@ class StrategyDetailApi(StoreApi):
 
 @extend_schema(parameters=[STRATEGY_ID])
 class VersionListCreateApi(StoreApi):
+    write_scope = TokenScope.STRATEGIES_WRITE
     serializer_class = VersionSummaryOutput
     throttle_classes = [UploadThrottle]
 

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.models import ApiToken, AuditEvent, Membership
+from tenants.scopes import TokenScope
 from tenants.scoping import (
     SESSION_TENANT_KEY,
     IsTenantMember,
@@ -84,6 +85,7 @@ class TenantApi(TenantScopedApi):
 
 
 class TenantSwitchApi(TenantScopedApi):
+    write_scope = TokenScope.READ  # not a write; tokens are refused below anyway
     # Switching is not a write to tenant data: viewers may switch too.
     permission_classes = [permissions.IsAuthenticated]
 
@@ -137,11 +139,24 @@ class TokenListCreateApi(TenantScopedMixin, generics.ListAPIView):
     def post(self, request: Request) -> Response:
         data = TokenCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        issued = token_create(tenant=request.tenant, user=request.user, name=data.validated_data["name"])
+        issued = token_create(
+            tenant=request.tenant,
+            user=request.user,
+            name=data.validated_data["name"],
+            scopes=data.validated_data.get("scopes"),
+            created_with=request.auth if isinstance(request.auth, ApiToken) else None,
+        )
         return Response({**TokenOutput(issued.token).data, "token": issued.plaintext}, status=201)
 
 
 class _VisibleTokenMixin:
+    def token_scope_for(self, method: str) -> str | None:
+        # A token may always revoke itself (it only gives up rights); any other token needs `admin`.
+        request = self.request  # type: ignore[attr-defined]
+        auth = getattr(request, "auth", None)
+        own = isinstance(auth, ApiToken) and str(auth.pk) == str(self.kwargs.get("token_id"))  # type: ignore[attr-defined]
+        return TokenScope.READ if own and method in ("DELETE", "POST") else None
+
     def _token(self, request: Request, token_id: Any) -> ApiToken:
         token = token_get_visible(membership=request.membership, token_id=token_id)
         if token is None:

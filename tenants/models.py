@@ -50,6 +50,12 @@ class Membership(models.Model):
         return self.role != Role.VIEWER
 
 
+def default_token_scopes() -> list[str]:
+    from tenants.scopes import DEFAULT_SCOPES
+
+    return list(DEFAULT_SCOPES)
+
+
 class ApiToken(models.Model):
     """A Bearer token bound to one user *and one tenant*; only its SHA-256 digest is stored.
 
@@ -65,6 +71,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # What the token may do (tenants.scopes.TokenScope values, canonical order, always with "read").
+    scopes = models.JSONField(default=default_token_scopes)
 
     class Meta:
         ordering = ["-created_at"]

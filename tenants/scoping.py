@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from tenants.models import ApiToken, Membership
+from tenants.scopes import TokenScopePermission
 from tenants.selectors import membership_get
 
 SESSION_TENANT_KEY = "stratbox_tenant_id"
@@ -66,6 +67,11 @@ class IsTenantOwnerOrReadOnly(permissions.BasePermission):
 
 class TenantScopedMixin:
     permission_classes = [permissions.IsAuthenticated, IsTenantMember]
+
+    def get_permissions(self) -> list[Any]:
+        # Every tenant-facing endpoint also checks the caller's token scopes (tenants.scopes),
+        # whatever permission_classes a view sets.
+        return [*super().get_permissions(), TokenScopePermission()]  # type: ignore[misc]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         self.perform_authentication(request)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
+from tenants.scopes import TokenScope
 
 # --- tenant ---------------------------------------------------------------------------------
 
@@ -80,8 +81,10 @@ class TokenOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "user_email", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "user_email", "scopes", "created_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
+
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=TokenScope.choices), read_only=True)
 
 
 class TokenCreatedOutput(TokenOutput):
@@ -98,6 +101,12 @@ class TokenCreatedOutput(TokenOutput):
 
 class TokenCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=80, trim_whitespace=True)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=TokenScope.choices),
+        required=False,
+        allow_empty=True,
+        help_text="What the token may do; `read` is always included and is the default.",
+    )
 
 
 # --- members --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from tenants.errors import ApplicationError
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
+from tenants.scopes import DEFAULT_SCOPES, normalise_scopes
 
 TOKEN_PREFIX = "sbx"  # noqa: S105 - a visible marker, not a secret
 
@@ -76,16 +78,57 @@ class IssuedToken:
 
 
 @transaction.atomic
-def token_create(*, tenant: Tenant, user: AbstractBaseUser, name: str) -> IssuedToken:
+def token_create(
+    *,
+    tenant: Tenant,
+    user: AbstractBaseUser,
+    name: str,
+    scopes: Iterable[str] | None = None,
+    created_with: ApiToken | None = None,
+) -> IssuedToken:
+    """Issue a token with `scopes` (default: read only; `read` is always included).
+
+    `created_with` is the token the request itself was authenticated with, if any: a token can
+    never mint a token with a scope it does not hold itself (no escalation through the API).
+    """
+    try:
+        clean_scopes = normalise_scopes(DEFAULT_SCOPES if scopes is None else scopes)
+    except ValueError as exc:
+        raise TenantRuleError("UNKNOWN_SCOPE", str(exc), field="scopes") from exc
+    if created_with is not None:
+        beyond = [scope for scope in clean_scopes if scope not in (created_with.scopes or ())]
+        if beyond:
+            raise TenantRuleError(
+                "SCOPE_ESCALATION",
+                f"A token cannot grant scopes it does not hold: {', '.join(beyond)}.",
+                field="scopes",
+            )
     prefix = secrets.token_hex(4)
     plaintext = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     token = ApiToken.objects.create(
-        tenant=tenant, user=user, name=name, prefix=prefix, digest=token_digest(plaintext)
+        tenant=tenant,
+        user=user,
+        name=name,
+        prefix=prefix,
+        digest=token_digest(plaintext),
+        scopes=clean_scopes,
     )
     audit_record(
-        tenant=tenant, actor=user, action="token.create", target=token, after={"name": name, "prefix": prefix}
+        tenant=tenant,
+        actor=user,
+        action="token.create",
+        target=token,
+        after={"name": name, "prefix": prefix, "scopes": clean_scopes},
     )
     return IssuedToken(token=token, plaintext=plaintext)
+
+
+def token_mark_used(token: ApiToken, *, resolution_seconds: int = 60) -> None:
+    """Record that the token was used (shown as "last used"); at most one write per `resolution_seconds`."""
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > resolution_seconds:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
 
 
 @transaction.atomic

@@ -27,13 +27,17 @@ def add_member(tenant: Any, role: str = "member", user: Any = None) -> Any:
     return user
 
 
-def client_for(user: Any, tenant: Any) -> Any:
-    """An APIClient authenticated with a real Bearer token of `user` in `tenant`."""
+def client_for(user: Any, tenant: Any, scopes: Any = None) -> Any:
+    """An APIClient authenticated with a real Bearer token of `user` in `tenant` (every scope unless
+    `scopes` narrows it)."""
     from rest_framework.test import APIClient
 
+    from tenants.scopes import ALL_SCOPES
     from tenants.services import token_create
 
-    issued = token_create(tenant=tenant, user=user, name="tests")
+    issued = token_create(
+        tenant=tenant, user=user, name="tests", scopes=ALL_SCOPES if scopes is None else scopes
+    )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     return client

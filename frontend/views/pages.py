@@ -23,6 +23,7 @@ from stratbox.trading.selectors import account_list
 from stratbox.trading.services.accounts import account_create
 from tenants.errors import ApplicationError, form_add_error
 from tenants.models import Role
+from tenants.scopes import TokenScope
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
     membership_create,
@@ -58,6 +59,13 @@ class LiveAccountForm(forms.Form):
 
 class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=100, label="Token name", help_text="What uses it, e.g. “CI bot”.")
+    scopes = forms.MultipleChoiceField(
+        choices=TokenScope.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Scopes",
+        help_text="What the token may do. Read is always included; tick nothing for a read-only token.",
+    )
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -216,6 +224,7 @@ def token_add(request: HttpRequest) -> HttpResponse:
         tenant=request.tenant,  # type: ignore[attr-defined]
         user=request.user,
         name=form.cleaned_data["name"],
+        scopes=form.cleaned_data["scopes"],
     )
     # Rendered, not redirected: the plaintext exists only in this response, never in a session.
     response = _settings_page(request, new_token=issued.plaintext)

@@ -40,6 +40,7 @@ from stratbox.backtests.services import (
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.pagination import BoundedLimitOffsetPagination
+from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedApi, not_found
 
 COMPARED_METRICS = (
@@ -83,6 +84,7 @@ def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpe
 # Query parameters validated by hand (not by a serializer), so their 400s are declared here.
 @extend_validation_errors(["invalid"], field_name="status", methods=["get"])
 class BacktestListCreateApi(TenantScopedApi):
+    write_scope = TokenScope.BACKTESTS_RUN
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
@@ -188,6 +190,8 @@ class BacktestEquityApi(TenantScopedApi):
 
 
 class BacktestCancelApi(TenantScopedApi):
+    write_scope = TokenScope.BACKTESTS_RUN
+
     @extend_schema(
         request=None,
         responses={

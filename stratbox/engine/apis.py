@@ -19,6 +19,7 @@ from stratbox.engine.selectors import RunFilter, run_get, run_list, runtime_stat
 from stratbox.engine.serializers import KillSwitchInput, RunDetailOutput, RunOutput
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
+from tenants.scopes import TokenScope, TokenScopePermission
 from tenants.scoping import IsTenantMember, IsTenantOwner, TenantScopedApi, TenantScopedMixin, not_found
 
 RuntimeOutput = inline_serializer(
@@ -60,6 +61,8 @@ class InstanceRuntimeApi(_InstanceApi):
 
 
 class InstancePauseApi(_InstanceApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         request=None,
         responses={200: RuntimeOutput, 409: ConflictErrorResponse},
@@ -72,6 +75,8 @@ class InstancePauseApi(_InstanceApi):
 
 
 class InstanceResumeApi(_InstanceApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         request=None,
         responses={200: RuntimeOutput, 409: ConflictErrorResponse},
@@ -84,6 +89,8 @@ class InstanceResumeApi(_InstanceApi):
 
 
 class InstanceTestRunApi(_InstanceApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         request=None,
         responses=inline_serializer(
@@ -153,9 +160,11 @@ KillSwitchOutput = inline_serializer(
 
 
 class KillSwitchApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     def get_permissions(self) -> list[Any]:
         if self.request.method == "POST":
-            return [IsAuthenticated(), IsTenantMember(), IsTenantOwner()]
+            return [IsAuthenticated(), IsTenantMember(), IsTenantOwner(), TokenScopePermission()]
         return super().get_permissions()
 
     @extend_schema(responses=KillSwitchOutput)

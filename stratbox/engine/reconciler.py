@@ -53,6 +53,12 @@ def fingerprint(instance: StrategyInstance) -> str:
     return runtime.fingerprint(instance.version_id, instance.config_revision)
 
 
+def _carries_state(instance: StrategyInstance) -> bool:
+    """Whether this reload is an upgrade that keeps the strategy's state (instance_upgrade)."""
+    carry = instance.carry_state_revision
+    return carry is not None and carry == instance.config_revision
+
+
 def _desired_queryset() -> Any:
     return StrategyInstance.objects.select_related("version__definition", "tenant").exclude(mode=Mode.OFF)
 
@@ -184,11 +190,19 @@ def reconcile_one(
             ):
                 # Redis lost the runtime (restart/failover): continue from the PostgreSQL snapshot.
                 _load(instance, state=snap.state, state_rev=snap.state_rev, snap=snap)
+            elif snap is not None and snap.state is not None and _carries_state(instance):
+                # An upgrade with keep_state of an instance that was not loaded: carry the snapshot.
+                _load(instance, state=snap.state, state_rev=snap.state_rev, snap=snap)
             else:
                 _load(instance, state=None, state_rev=0)
             report.loaded.append(iid)
         elif rt["fingerprint"] != fp:
-            _load(instance, state=None, state_rev=0, previous=rt)
+            if _carries_state(instance):
+                # An upgrade with keep_state: the new code's on_load gets the saved state.
+                carried = rt.get("state") or {}
+                _load(instance, state=carried, state_rev=int(rt.get("state_rev") or 0), previous=rt)
+            else:
+                _load(instance, state=None, state_rev=0, previous=rt)
             report.reloaded.append(iid)
         elif (rt["config"] or {}) != config:
             changed = sorted(

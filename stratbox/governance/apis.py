@@ -28,6 +28,7 @@ from stratbox.governance.serializers import (
 )
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
+from tenants.scopes import TokenScope, TokenScopePermission
 from tenants.scoping import TenantScopedApi, TenantScopedMixin
 
 TAG = ["governance"]
@@ -48,6 +49,8 @@ def _instance_or_404(request: Request, instance_id: str) -> Any:
 
 
 class InstanceLiveRequestApi(TenantScopedApi):
+    write_scope = TokenScope.LIVE_REQUEST
+
     @extend_schema(
         tags=TAG,
         summary="Request live trading for a paper instance",
@@ -129,7 +132,8 @@ class LiveRequestDetailApi(TenantScopedApi):
 
 
 class _StaffOnly:
-    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser]
+    # Staff decisions through a token need its `admin` scope (TokenScopePermission's default).
+    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser, TokenScopePermission]
 
 
 def _staff_request_or_404(request_id: str) -> LiveApprovalRequest:

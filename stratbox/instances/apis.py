@@ -28,6 +28,8 @@ from stratbox.instances.serializers import (
     InstanceUpdateInput,
     ModeInput,
     PowerInput,
+    UpgradeInput,
+    UpgradeOutput,
 )
 from stratbox.instances.services import (
     instance_activate,
@@ -36,7 +38,9 @@ from stratbox.instances.services import (
     instance_power,
     instance_set_mode,
     instance_update_config,
+    instance_upgrade,
 )
+from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedApi, TenantScopedMixin
 
 TAG = ["instances"]
@@ -100,6 +104,7 @@ def _output(instance: StrategyInstance, *, status_code: int = status.HTTP_200_OK
     (["read_only"], ["id"], ["post"]),
 )
 class InstanceListCreateApi(TenantScopedMixin, generics.ListAPIView):
+    write_scope = TokenScope.INSTANCES_WRITE
     serializer_class = InstanceOutput
     filter_backends = [_SchemaOnlyFilterBackend]
     filterset_class = InstanceFilter
@@ -131,6 +136,8 @@ class InstanceListCreateApi(TenantScopedMixin, generics.ListAPIView):
     (["read_only"], list(READ_ONLY_REASONS), ["patch", "put"]),
 )
 class InstanceDetailApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_WRITE
+
     @extend_schema(tags=TAG, summary="Get an instance", parameters=[INSTANCE_ID], responses=InstanceOutput)
     def get(self, request: Request, instance_id: str) -> Response:
         return _output(_instance_or_404(request, instance_id))
@@ -178,6 +185,8 @@ class InstanceDetailApi(TenantScopedApi):
 
 
 class InstanceModeApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Set the mode (off | observe | active)",
@@ -197,6 +206,8 @@ class InstanceModeApi(TenantScopedApi):
 
 
 class InstancePowerApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Power toggle: on (off -> observe) or off (any mode -> off)",
@@ -212,6 +223,8 @@ class InstancePowerApi(TenantScopedApi):
 
 
 class InstanceActivateApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_CONTROL
+
     @extend_schema(
         tags=TAG,
         summary="Activation toggle: observe <-> active (refused while off)",
@@ -227,3 +240,32 @@ class InstanceActivateApi(TenantScopedApi):
             instance=instance, actor=request.user, active=data.validated_data["active"]
         )
         return _output(updated)
+
+
+@_document_errors((["invalid"], ["version", "config"], ["post"]))
+class InstanceUpgradeApi(TenantScopedApi):
+    write_scope = TokenScope.INSTANCES_WRITE
+
+    @extend_schema(
+        tags=TAG,
+        summary="Upgrade (or roll back) the instance to another version of its strategy",
+        description="The config is carried over and validated against the new version's schema "
+        "(kept, added with defaults, removed — reported); an invalid value is a 400 naming "
+        "`config.<field>`. The instance reloads: state reset unless `keep_state`. A live instance "
+        "stops trading (active -> observe) until staff approve the new version. Audited.",
+        parameters=[INSTANCE_ID],
+        request=UpgradeInput,
+        responses={200: UpgradeOutput, 409: CONFLICT},
+    )
+    def post(self, request: Request, instance_id: str) -> Response:
+        instance = _instance_or_404(request, instance_id)
+        data = UpgradeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        upgraded, report = instance_upgrade(
+            instance=instance,
+            actor=request.user,
+            version_number=data.validated_data["version"],
+            keep_state=data.validated_data["keep_state"],
+            config=data.validated_data.get("config"),
+        )
+        return Response({"instance": InstanceOutput(upgraded).data, "report": report.as_json()})

@@ -1,7 +1,9 @@
 """A strategy instance: a configured, uniquely identifiable deployment of a strategy version.
 
-Identity (strategy, version, account, market) never changes after creation. Config and the
-capital allocation are mutable and validated; `mode` is the single persisted control surface.
+Identity (id, strategy, account, market) never changes after creation. The strategy *version* it
+runs is deployment state, changed only by an audited upgrade (`instances.services.instance_upgrade`).
+Config and the capital allocation are mutable and validated; `mode` is the single persisted control
+surface.
 `paused` is runtime state owned by the engine and is deliberately not stored here.
 """
 
@@ -18,7 +20,7 @@ from stratbox.markets.models import Market
 from strategies_store.models import StrategyDefinition, StrategyVersion
 from tenants.models import Tenant
 
-IDENTITY_FIELDS = ("id", "strategy", "version", "account", "market")
+IDENTITY_FIELDS = ("id", "strategy", "account", "market")
 
 
 class Mode(models.TextChoices):
@@ -39,7 +41,11 @@ class StrategyInstance(models.Model):
     name = models.CharField(max_length=120)
     # --- immutable identity
     strategy = models.ForeignKey(StrategyDefinition, on_delete=models.PROTECT, related_name="instances")
+    # --- deployment: the version of `strategy` it runs (an upgrade changes it, audited)
     version = models.ForeignKey(StrategyVersion, on_delete=models.PROTECT, related_name="instances")
+    # An upgrade with keep_state sets this to the config_revision it produced: the engine's reload to
+    # that revision hands the saved state to the new code (`on_load`) instead of running `init()`.
+    carry_state_revision = models.PositiveIntegerField(null=True, blank=True)
     # A string reference: trading sits above instances in the layering and imports it, not the reverse.
     account = models.ForeignKey("trading.Account", on_delete=models.PROTECT, related_name="instances")
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="instances")

@@ -18,6 +18,7 @@ MONEY = {"max_digits": 18, "decimal_places": 2, "min_value": 0}
 # Keys that appear in the response but are never accepted in a write, with the reason shown.
 READ_ONLY_REASONS = {
     "identity": "Identity cannot be changed; create a new instance instead.",
+    "version": "Change the version with POST /api/v1/instances/{id}/upgrade/.",
     "mode": "Change the mode with POST /api/v1/instances/{id}/mode/.",
     "config_revision": "Read-only: bumped by the server when a change needs a reload.",
     "created_at": "Read-only.",
@@ -119,6 +120,21 @@ class InstanceUpdateInput(_StrictInput, _AllocationFields):
     )
 
 
+class UpgradeInput(_StrictInput):
+    version = serializers.IntegerField(
+        min_value=1, help_text="The version number of the instance's strategy to run (lower = roll back)."
+    )
+    keep_state = serializers.BooleanField(
+        default=False,
+        help_text="Hand the saved state to the new code's on_load instead of resetting it (init()).",
+    )
+    config = serializers.DictField(
+        required=False,
+        help_text="Patch applied to the carried config before it is validated against the new schema "
+        "(null resets a field to its default).",
+    )
+
+
 class ModeInput(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Mode.choices)
 
@@ -165,7 +181,8 @@ class MarketRef(serializers.Serializer):
 
 
 class IdentityOutput(serializers.Serializer):
-    """What never changes after creation."""
+    """What never changes after creation (`version` mirrors the deployed version for older clients;
+    an upgrade changes it)."""
 
     id = serializers.UUIDField()
     strategy = StrategyRef()
@@ -198,6 +215,27 @@ class InstanceOutput(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class UpgradeConfigReport(serializers.Serializer):
+    kept = serializers.DictField(help_text="Fields carried over, with their values.")
+    added = serializers.DictField(help_text="Fields new in this version, with their (default) values.")
+    removed = serializers.DictField(help_text="Fields the new version no longer has, with their last values.")
+
+
+class UpgradeReportOutput(serializers.Serializer):
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    config = UpgradeConfigReport()
+    keep_state = serializers.BooleanField()
+    live_trading_paused = serializers.BooleanField(
+        help_text="A live instance went from active to observe: its approval covered the old version."
+    )
+
+
+class UpgradeOutput(serializers.Serializer):
+    instance = InstanceOutput()
+    report = UpgradeReportOutput()
 
 
 class ConflictError(serializers.Serializer):

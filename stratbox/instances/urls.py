@@ -8,6 +8,7 @@ from stratbox.instances.apis import (
     InstanceListCreateApi,
     InstanceModeApi,
     InstancePowerApi,
+    InstanceUpgradeApi,
 )
 
 urlpatterns = [
@@ -17,4 +18,5 @@ urlpatterns = [
     path("instances/<str:instance_id>/mode/", InstanceModeApi.as_view(), name="instance-mode"),
     path("instances/<str:instance_id>/power/", InstancePowerApi.as_view(), name="instance-power"),
     path("instances/<str:instance_id>/activate/", InstanceActivateApi.as_view(), name="instance-activate"),
+    path("instances/<str:instance_id>/upgrade/", InstanceUpgradeApi.as_view(), name="instance-upgrade"),
 ]

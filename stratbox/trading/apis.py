@@ -27,6 +27,7 @@ from stratbox.trading.serializers import (
     PositionOutput,
 )
 from stratbox.trading.services.accounts import account_create
+from tenants.scopes import TokenScope
 from tenants.scoping import IsTenantOwner, TenantScopedApi, TenantScopedMixin
 
 
@@ -40,6 +41,7 @@ from tenants.scoping import IsTenantOwner, TenantScopedApi, TenantScopedMixin
     ),
 )
 class AccountListCreateApi(TenantScopedMixin, generics.ListAPIView):
+    write_scope = TokenScope.INSTANCES_WRITE  # paper accounts; live ones need `admin`
     serializer_class = AccountOutput
 
     def get_queryset(self) -> Any:

@@ -93,6 +93,10 @@ class Order(models.Model):
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
     # "<instance uuid>-<tick seq>-<n>": deterministic per tick, so a retried tick finds its order.
     client_order_id = models.CharField(max_length=128, unique=True)
+    # Provenance: the strategy version the instance ran when it placed the order (upgrades move it).
+    version = models.ForeignKey(
+        "strategies_store.StrategyVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     side = models.CharField(max_length=4, choices=OrderSide.choices)
     type = models.CharField(max_length=8, choices=OrderType.choices)
     qty = _money()

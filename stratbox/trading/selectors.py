@@ -50,7 +50,7 @@ def account_get(*, tenant: Tenant, account_id: Any) -> Account | None:
 
 
 def order_list(*, tenant: Tenant) -> QuerySet[Order]:
-    return Order.objects.filter(tenant=tenant).select_related("market")
+    return Order.objects.filter(tenant=tenant).select_related("market", "version")
 
 
 def order_get(*, tenant: Tenant, order_id: Any) -> Order | None:

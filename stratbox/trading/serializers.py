@@ -88,6 +88,12 @@ class LiveAccountInput(serializers.Serializer):
 
 class OrderOutput(serializers.ModelSerializer):
     market = serializers.CharField(source="market.code")
+    version_number = serializers.IntegerField(
+        source="version.number",
+        read_only=True,
+        allow_null=True,
+        help_text="The strategy version that placed it.",
+    )
 
     class Meta:
         model = Order
@@ -97,6 +103,8 @@ class OrderOutput(serializers.ModelSerializer):
             "account",
             "market",
             "client_order_id",
+            "version",
+            "version_number",
             "side",
             "type",
             "qty",

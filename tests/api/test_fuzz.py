@@ -30,6 +30,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from tenants.models import AuditEvent
+from tenants.scopes import ALL_SCOPES
 from tests.api.openapi import InTransactionWsgiApp, finished_schema
 from tests.factories import add_member, client_for, make_tenant, make_user
 from tests.trading.conftest import Intents, make_instance, make_quote, place
@@ -97,7 +98,9 @@ def world(
 
     settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
 
-    token = api_client.post("/api/v1/tokens/", {"name": "fuzz"}, format="json").json()
+    token = api_client.post(
+        "/api/v1/tokens/", {"name": "fuzz", "scopes": list(ALL_SCOPES)}, format="json"
+    ).json()
     version = strategy_create(
         tenant=tenant,
         author=user,
@@ -193,7 +196,9 @@ def _staff_token() -> str:
     from tenants.services import token_create
 
     staff = make_user(is_staff=True)
-    return token_create(tenant=make_tenant("Ops", owner=staff), user=staff, name="fuzz-staff").plaintext
+    return token_create(
+        tenant=make_tenant("Ops", owner=staff), user=staff, name="fuzz-staff", scopes=ALL_SCOPES
+    ).plaintext
 
 
 def _with_real_ids(case: Any, world: dict[str, Any], use_ids: bool) -> Any:

@@ -57,8 +57,14 @@ class Client:
 def test_documented_flow_with_a_bearer_token(
     client_api: Any, api_client: Any, paper_account: Any, market: Any
 ) -> None:
-    bootstrap = api_client.post("/api/v1/tokens/", {"name": "bootstrap"}, format="json").json()["token"]
-    created = Client(client_api, bootstrap).call("POST", "/api/v1/tokens/", expect=201, body={"name": "ci"})
+    every = ["read", "strategies:write", "instances:write", "instances:control", "backtests:run", "admin"]
+    bootstrap = api_client.post(
+        "/api/v1/tokens/", {"name": "bootstrap", "scopes": every}, format="json"
+    ).json()["token"]
+    created = Client(client_api, bootstrap).call(
+        "POST", "/api/v1/tokens/", expect=201, body={"name": "ci", "scopes": every[:-1]}
+    )
+    assert created["scopes"] == every[:-1]
     assert created["token"].startswith("sbx_")
     api = Client(client_api, created["token"])
 

@@ -55,7 +55,7 @@ def identity_values(tenant: Any, instance: Any, market: Any, catalog_strategy: A
 
 @pytest.mark.parametrize("method", ["patch", "put"])
 @pytest.mark.parametrize("field", ["id", "strategy", "version", "account", "market"])
-def test_identity_cannot_change(
+def test_identity_and_version_cannot_change_here(
     api_client: Any, instance: Any, identity_values: dict[str, Any], method: str, field: str
 ) -> None:
     before = snapshot(instance)
@@ -65,7 +65,12 @@ def test_identity_cannot_change(
         payload = {field: identity_values[field], "name": "renamed"}
     response = getattr(api_client, method)(url(instance), payload, format="json")
     assert response.status_code == 400
-    assert errors_by_attr(response) == {field: f"Identity field '{field}' cannot be changed."}
+    expected = (
+        "Change the version with POST /api/v1/instances/{id}/upgrade/."  # deployment state, not identity
+        if field == "version"
+        else f"Identity field '{field}' cannot be changed."
+    )
+    assert errors_by_attr(response) == {field: expected}
     assert snapshot(instance) == before  # the name did not change either
     assert AuditEvent.objects.count() == events
 

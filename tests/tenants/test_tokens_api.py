@@ -52,7 +52,16 @@ def test_list_fields(api_client: Any) -> None:
     assert body["count"] == 2  # the fixture's own token and "ci"
     row = body["results"][0]
     assert row["name"] == "ci"  # newest first
-    assert set(row) == {"id", "name", "prefix", "user_email", "created_at", "last_used_at", "revoked_at"}
+    assert set(row) == {
+        "id",
+        "name",
+        "prefix",
+        "user_email",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    }
 
 
 def test_create_validates_name(api_client: Any, tenant: Tenant) -> None:

@@ -111,6 +111,7 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
         account_id=instance.account_id,
         market_id=instance.market_id,
         client_order_id=req.client_order_id,
+        version_id=instance.version_id,
         side=req.side,
         type=req.type,
         qty=req.qty,
