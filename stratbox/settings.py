@@ -164,6 +164,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="stratbox")
+# Backtests and other long work: the queue `<CELERY_QUEUE>.long`, served by its own worker pool.
+CELERY_TASK_ROUTES = ("stratbox.celery.route_task",)
 
 # --- auth -------------------------------------------------------------------------------
 
@@ -216,6 +218,8 @@ REST_FRAMEWORK = {
         "user": "1200/min",
         "uploads": env("STRATBOX_THROTTLE_UPLOADS", default="30/min"),
         "token_create": env("STRATBOX_THROTTLE_TOKEN_CREATE", default="10/min"),
+        "backtests": env("STRATBOX_THROTTLE_BACKTESTS", default="20/min"),
+        "diffs": env("STRATBOX_THROTTLE_DIFFS", default="30/min"),
     },
 }
 DRF_STANDARDIZED_ERRORS = {"ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True}
@@ -289,3 +293,24 @@ LOGGING = {
 STRATBOX_MAX_SOURCE_BYTES = env.int("STRATBOX_MAX_SOURCE_BYTES", default=256 * 1024)
 # Fernet key(s) for credentials at rest (live accounts); comma-separated for rotation.
 STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
+# `/healthz` shows its parts (database, Redis, workers) to staff and to `Bearer <this token>`.
+STRATBOX_HEALTH_TOKEN = env("STRATBOX_HEALTH_TOKEN", default="")
+# Per-plan quotas (tenants.plans): instance count and shortest frequency, backtests running at once
+# per tenant (the rest wait in order) and backtests queued at once (one more is a 429).
+STRATBOX_PLANS = env.json(
+    "STRATBOX_PLANS",
+    default={
+        "standard": {
+            "max_instances": 50,
+            "min_frequency_seconds": 1,
+            "backtests_running": 1,
+            "backtests_queued": 5,
+        },
+        "pro": {
+            "max_instances": 500,
+            "min_frequency_seconds": 1,
+            "backtests_running": 2,
+            "backtests_queued": 20,
+        },
+    },
+)

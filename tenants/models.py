@@ -17,6 +17,8 @@ class Tenant(models.Model):
     capital_limit = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("100000.00"))
     # Tenant-wide kill switch: every instance of the tenant is paused while this is set.
     killed_at = models.DateTimeField(null=True, blank=True)
+    # The quotas this tenant runs under (tenants.plans, settings.STRATBOX_PLANS); staff set it.
+    plan = models.CharField(max_length=32, default="standard")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from tenants.access_events import access_changed_on_commit
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
 
 TOKEN_PREFIX = "sbx"  # noqa: S105 - a visible marker, not a secret
@@ -100,6 +101,7 @@ def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
             target=token,
             before={"prefix": token.prefix},
         )
+        access_changed_on_commit(token_id=token.pk, reason="token_revoked")
     return token
 
 
@@ -250,6 +252,7 @@ def membership_set_role(*, membership: Membership, actor: AbstractBaseUser, role
         before=before,
         after=_membership_snapshot(membership),
     )
+    access_changed_on_commit(user_id=membership.user_id, reason="role_changed")
     return membership
 
 
@@ -276,3 +279,4 @@ def membership_delete(*, membership: Membership, actor: AbstractBaseUser) -> Non
         target_id=target_id,
         before=before,
     )
+    access_changed_on_commit(user_id=membership.user_id, reason="membership_removed")

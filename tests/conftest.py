@@ -130,9 +130,11 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` subprocess bound to the test database and a private queue."""
 
-    def __init__(self, name: str, queue: str, concurrency: int = 1) -> None:
+    def __init__(self, name: str, queue: str, concurrency: int = 1, queues: str | None = None) -> None:
         self.name = name
         self.queue = queue
+        # Both the default and the long queue (backtests) unless told otherwise: one pool serves all.
+        self.queues = queues or f"{queue},{queue}.long"
         self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = BASE_DIR / "var" / f"test-worker-{name}.log"
@@ -160,7 +162,7 @@ class WorkerProcess:
                 "--loglevel",
                 "INFO",
                 "-Q",
-                self.queue,
+                self.queues,
                 "-n",
                 f"{self.name}@%h",
                 "--concurrency",

@@ -36,6 +36,7 @@ from stratbox.backtests.serializers import (
 from stratbox.backtests.services import (
     BacktestInvalid,
     BacktestNotCancellable,
+    BacktestQuotaExceeded,
     BarsSpec,
     backtest_cancel,
     backtest_create,
@@ -44,6 +45,7 @@ from stratbox.backtests.services import (
 from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scoping import TenantScopedApi, not_found
+from tenants.throttling import BacktestCreateThrottle
 
 COMPARED_METRICS = (
     "total_return",
@@ -59,6 +61,11 @@ COMPARED_METRICS = (
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "BACKTEST_FINISHED"
+
+
+class QuotaExceeded(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = BacktestQuotaExceeded.code
 
 
 def _backtest_or_404(request: Request, backtest_id: Any) -> Backtest:
@@ -101,6 +108,7 @@ def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpe
 @extend_validation_errors(["invalid"], field_name="status", methods=["get"])
 class BacktestListCreateApi(TenantScopedApi):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    throttle_classes = [BacktestCreateThrottle]  # creation only; listing is never counted
 
     @extend_schema(
         operation_id="v1_backtests_list",
@@ -122,7 +130,16 @@ class BacktestListCreateApi(TenantScopedApi):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(BacktestOutput(page, many=True).data)
 
-    @extend_schema(request=BacktestCreateInput, responses={201: BacktestOutput})
+    @extend_schema(
+        request=BacktestCreateInput,
+        responses={
+            201: BacktestOutput,
+            429: OpenApiResponse(
+                ConflictErrorResponse,
+                description="BACKTEST_QUOTA_EXCEEDED (the plan's unfinished backtests) or throttled",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data_in = BacktestCreateInput(data=request.data)
         data_in.is_valid(raise_exception=True)
@@ -154,6 +171,8 @@ class BacktestListCreateApi(TenantScopedApi):
             )
         except BacktestInvalid as exc:
             raise serializers.ValidationError(exc.errors) from exc
+        except BacktestQuotaExceeded as exc:
+            raise QuotaExceeded(str(exc)) from exc
         return Response(BacktestOutput(bt).data, status=status.HTTP_201_CREATED)
 
 
