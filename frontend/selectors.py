@@ -9,7 +9,6 @@ shown as unknown, rather than failing with a traceback.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -364,6 +363,7 @@ def staff_request_detail(*, request_id: Any) -> dict[str, Any] | None:
 
 def version_diff(*, version: Any) -> dict[str, Any]:
     """Unified diff of each file of `version` against the previous version (as the store's diff API)."""
+    from strategies_store.diffs import unified_diff
     from strategies_store.selectors import version_previous
     from strategies_store.serializers import version_files
 
@@ -372,15 +372,14 @@ def version_diff(*, version: Any) -> dict[str, Any]:
     files = []
     for name, new in version_files(version).items():
         old = old_files.get(name, "")
-        lines = list(
-            difflib.unified_diff(
-                old.splitlines(),
-                new.splitlines(),
-                fromfile=f"v{base.number}/{name}" if base else "/dev/null",
-                tofile=f"v{version.number}/{name}",
-                lineterm="",
-            )
+        text = unified_diff(
+            old,
+            new,
+            fromfile=f"v{base.number}/{name}" if base else "/dev/null",
+            tofile=f"v{version.number}/{name}",
+            keepends=False,
         )
+        lines = text.split("\n") if text else []
         files.append(
             {
                 "name": name,

@@ -74,6 +74,9 @@ def _manage(*args: str) -> None:
 
 def main() -> int:
     VAR_DIR.mkdir(exist_ok=True)
+    # Plain http on loopback: the production default (secure cookies, HSTS, redirect to https) would
+    # lock a laptop's browser out. Set STRATBOX_HTTPS=1 to run it behind a TLS proxy.
+    os.environ.setdefault("STRATBOX_HTTPS", "0")
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable

@@ -39,6 +39,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # Fast hashing here and in every subprocess (workers, live servers) the suite starts.
     os.environ["STRATBOX_FAST_PASSWORD_HASHER"] = "1"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Plain http on loopback (the production default is HTTPS only): here and in every subprocess.
+    os.environ["STRATBOX_HTTPS"] = "0"
+    for name, value in {
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }.items():
+        setattr(settings, name, value)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from frontend.access import tenant_view
 from frontend.selectors import markets_active
+from frontend.throttling import form_throttled
 from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
 from stratbox.backtests.selectors import (
     backtest_get,
@@ -30,6 +31,7 @@ from stratbox.backtests.selectors import (
 from stratbox.backtests.services import (
     BacktestInvalid,
     BacktestNotCancellable,
+    BacktestQuotaExceeded,
     BarsSpec,
     backtest_cancel,
     backtest_create,
@@ -37,6 +39,7 @@ from stratbox.backtests.services import (
 )
 from stratbox.instances.selectors import instance_list
 from strategies_store.selectors import strategy_list, version_list
+from tenants.throttling import BacktestCreateThrottle
 
 # The service names logical inputs; the form has one field per thing the user touched.
 FIELD_MAP = {"config": "version", "csv": "csv_file"}
@@ -116,6 +119,8 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
             request, "frontend/backtests/new.html", {"form": BacktestForm(initial=initial, tenant=tenant)}
         )
     form = BacktestForm(request.POST, request.FILES, tenant=tenant)
+    if form_throttled(request, BacktestCreateThrottle, form):
+        return render(request, "frontend/backtests/new.html", {"form": form}, status=429)
     if form.is_valid():
         data = form.cleaned_data
         instance = (
@@ -143,6 +148,9 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
                 return redirect("frontend:backtest_detail", backtest_id=backtest.id)
         except BacktestInvalid as exc:
             _add_errors(form, exc.errors)
+        except BacktestQuotaExceeded as exc:
+            form.add_error(None, str(exc))
+            return render(request, "frontend/backtests/new.html", {"form": form}, status=429)
     return render(request, "frontend/backtests/new.html", {"form": form}, status=400)
 
 

@@ -111,6 +111,11 @@ def instance_create(request: HttpRequest) -> HttpResponse:
                 )
             except ValidationError as exc:
                 add_service_errors(form, exc.detail)
+            except APIException as exc:  # InstanceConflict: INSTANCE_QUOTA_EXCEEDED
+                form.add_error(None, str(exc.detail))
+                return render(
+                    request, "frontend/instances/create.html", {"form": form, **choices}, status=409
+                )
             else:
                 messages.success(
                     request, f"Created instance {instance.name}. It is off: power it on to observe."

@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from frontend.access import forbidden, tenant_view
+from frontend.throttling import form_throttled
 from stratbox.engine.control import tenant_kill_switch
 from stratbox.trading.credentials import CredentialsUnavailable
 from stratbox.trading.models import AccountKind
@@ -32,6 +33,7 @@ from tenants.services import (
     token_create,
     token_revoke,
 )
+from tenants.throttling import TokenCreateThrottle
 
 
 class MemberAddForm(forms.Form):
@@ -215,6 +217,8 @@ def live_account_add(request: HttpRequest) -> HttpResponse:
 @tenant_view(write=True)
 def token_add(request: HttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST, prefix="token")
+    if form_throttled(request, TokenCreateThrottle, form):
+        return _settings_page(request, token_form=form, status=429)
     if not form.is_valid():
         return _settings_page(request, token_form=form, status=400)
     issued = token_create(
