@@ -24,10 +24,10 @@ from stratbox.trading.credentials import CredentialsUnavailable
 from stratbox.trading.models import AccountKind
 from stratbox.trading.selectors import account_list
 from stratbox.trading.services import account_create
+from tenants.invitations import invitation_create
 from tenants.models import Role
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
-    membership_create,
     membership_delete,
     membership_set_role,
     token_create,
@@ -124,16 +124,22 @@ def member_add(request: HttpRequest) -> HttpResponse:
     form = MemberAddForm(request.POST, prefix="member")
     if form.is_valid():
         try:
-            membership = membership_create(
+            issued = invitation_create(
                 tenant=request.tenant,  # type: ignore[attr-defined]
                 actor=request.user,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
+                base_url=request.build_absolute_uri("/").rstrip("/"),
             )
         except DjangoValidationError as exc:
             form.add_error("email", _rule_message(exc))
         else:
-            messages.success(request, f"Added {membership.user.email} as {membership.role}.")
+            # The same answer whether or not the address has an account: nothing is revealed.
+            messages.success(
+                request,
+                f"Invited {issued.invitation.email} as {issued.invitation.role}: they join when they accept "
+                "the emailed link.",
+            )
             return redirect("frontend:settings")
     return _settings_page(request, member_form=form, status=400)
 
