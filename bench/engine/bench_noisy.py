@@ -24,7 +24,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from bench_engine import STRATEGY, Proc, bench_database_url, cleanup_redis, pct, recreate_database
+from bench_engine import STRATEGY, Proc, bench_database_url, cleanup_redis, pct, recreate_database, tree_usage
 
 HEAVY = """
 from sandbox.sdk import Strategy
@@ -101,10 +101,11 @@ def main(argv: list[str]) -> int:
     for name, r in (("quiet tenant alone", quiet_alone), ("with heavy neighbour", with_neighbour)):
         print(
             f"{name:<22} {r['tps']:>8.1f} {r['coalesced']:>9} {r['lat_p50']:>10.1f} ms {r['lat_p99']:>6.1f} ms "
-            f"{r['late_p50']:>6.1f} ms {r['late_p99']:>6.1f} ms {r['load']:>6.2f}"
+            f"{r['late_p50']:>6.1f} ms {r['late_p99']:>6.1f} ms {r['load']:>6.2f} {r['long_pool_cpu_pct']:>12.0f} %"
         )
     ratio = with_neighbour["lat_p99"] / quiet_alone["lat_p99"] if quiet_alone["lat_p99"] else float("nan")
-    print(f"p99 due→done ratio (with / without neighbour): {ratio:.2f} (target <= 1.5)")
+    p50_ratio = with_neighbour["lat_p50"] / quiet_alone["lat_p50"] if quiet_alone["lat_p50"] else float("nan")
+    print(f"due→done ratio (with / without neighbour): p99 {ratio:.2f} (target <= 1.5), p50 {p50_ratio:.2f}")
     print("=" * 100)
     return 0
 
@@ -115,6 +116,7 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
 
     from sandbox import validate_source
     from stratbox.backtests.csvbars import BarColumns
+    from stratbox.backtests.models import Backtest
     from stratbox.backtests.services import BarsSpec, backtest_create
     from stratbox.engine import runtime
     from stratbox.engine.reconciler import reconcile
@@ -215,9 +217,11 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         time.sleep(args.warmup)
         r.delete(runtime.METRICS_TICK_KEY, runtime.METRICS_ORDER_KEY, runtime.METRICS_BATCH_KEY)
         before = _coalesced(r, instances)
+        long_cpu0 = tree_usage(long.proc.pid)[0]
         started = time.perf_counter()
         time.sleep(args.duration)
         elapsed = time.perf_counter() - started
+        long_cpu = (tree_usage(long.proc.pid)[0] - long_cpu0) / elapsed * 100
         rows = [tuple(map(float, x.split(",")))[:3] for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         latency = [(t[2] - t[0]) * 1000 for t in rows]
         late = [(t[1] - t[0]) * 1000 for t in rows]
@@ -225,6 +229,8 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
             "tps": len(rows) / elapsed, "coalesced": _coalesced(r, instances) - before,
             "lat_p50": pct(latency, 50), "lat_p99": pct(latency, 99),
             "late_p50": pct(late, 50), "late_p99": pct(late, 99), "load": os.getloadavg()[0],
+            "long_pool_cpu_pct": long_cpu,
+            "backtests_running": Backtest.objects.filter(status="running").count(),
         }  # fmt: skip
         print(f"[{label}] {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True)
         return result
