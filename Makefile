@@ -61,7 +61,7 @@ bench-sandbox: install
 
 bench-engine: install frontend check-services
 	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
-	$(BENCH_ENV) $(PY) bench/engine/bench_engine.py
+	$(BENCH_ENV) $(PY) bench/engine/bench_engine.py $(BENCH_ENGINE_ARGS)
 
 bench-live: install frontend check-services
 	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)

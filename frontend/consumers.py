@@ -46,6 +46,8 @@ from stratbox.backtests.selectors import backtest_get
 from stratbox.engine import watch
 from stratbox.engine.events import instance_group, tenant_group
 from stratbox.instances.selectors import instance_get
+from tenants.access_events import MESSAGE_TYPE as ACCESS_CHANGED
+from tenants.access_events import token_access_group, user_access_group
 from tenants.models import Membership
 from tenants.scoping import membership_for_request
 from tenants.selectors import token_get_active
@@ -55,10 +57,12 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NO_TENANT = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_ACCESS_CHANGED = 4409
 CLOSE_REASONS = {
     CLOSE_UNAUTHENTICATED: "not authenticated",
     CLOSE_NO_TENANT: "not a member of any tenant",
     CLOSE_NOT_FOUND: "not found",
+    CLOSE_ACCESS_CHANGED: "access changed: reconnect",
 }
 
 HEARTBEAT_SECONDS = 5.0  # what clients are told to use
@@ -176,13 +180,42 @@ class Outbox:
 # --- tenant and object resolution (sync, run through database_sync_to_async) ---------------
 
 
-def _membership(scope: dict[str, Any]) -> tuple[int, Membership | None]:
-    """The caller's membership under the same rule as the REST API (token's tenant, else session's)."""
+def _session_valid(scope: dict[str, Any], user: Any) -> bool:
+    """Whether the socket's browser session still exists and still belongs to `user` (a logout,
+    or a login as someone else, ends it)."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import SESSION_KEY
+
+    key = getattr(scope.get("session"), "session_key", None)
+    if not key:
+        return False
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+    return bool(store.exists(key)) and str(store.get(SESSION_KEY)) == str(user.pk)
+
+
+def _membership(scope: dict[str, Any], *, recheck: bool = False) -> tuple[int, Membership | None]:
+    """The caller's membership under the same rule as the REST API (token's tenant, else session's).
+
+    `recheck` (a connection already open): the user is read again from the database, the token
+    must still be active and a session must still exist."""
     if scope.get("auth_failed"):
         return CLOSE_UNAUTHENTICATED, None
     user = scope.get("user")
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return CLOSE_UNAUTHENTICATED, None
+    if recheck:
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+        if user is None:
+            return CLOSE_UNAUTHENTICATED, None
+        if scope.get("api_token") is not None:
+            if token_get_active(plaintext=token_from_scope(scope) or "") is None:
+                return CLOSE_UNAUTHENTICATED, None
+        elif not _session_valid(scope, user):
+            return CLOSE_UNAUTHENTICATED, None
     request = SimpleNamespace(user=user, auth=scope.get("api_token"), session=scope.get("session"))
     membership = membership_for_request(request)  # type: ignore[arg-type]
     if membership is None:
@@ -238,16 +271,37 @@ class PushConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _check(self) -> tuple[int, list[str], dict[str, Any]]:
-        code, membership = _membership(self.scope)
-        if code == 0 and self.subscribed and self.scope.get("api_token") is not None:
-            # A long-lived connection is re-checked: the token may have been revoked since connect.
-            if token_get_active(plaintext=token_from_scope(self.scope) or "") is None:
-                code = CLOSE_UNAUTHENTICATED
+        # A long-lived connection is re-checked in full: token revoked, session ended, user gone.
+        code, membership = _membership(self.scope, recheck=self.subscribed)
         if code:
             return code, [], {}
         assert membership is not None
+        if self.membership is not None and (
+            membership.pk != self.membership.pk or membership.role != self.membership.role
+        ):
+            return CLOSE_ACCESS_CHANGED, [], {}  # the client reconnects under its new role
         self.membership = membership
         return self.authorize(membership)
+
+    def _access_groups(self) -> list[str]:
+        user = self.scope.get("user")
+        token = self.scope.get("api_token")
+        groups = [user_access_group(user.pk)] if user is not None and user.is_authenticated else []
+        return groups + ([token_access_group(token.pk)] if token is not None else [])
+
+    async def _access_changed(self, message: dict[str, Any]) -> None:
+        """Pushed by the tenants services after a revoke, removal, role change or logout."""
+        if not self.subscribed:
+            return
+        ended = message.get("session_key")
+        if ended and ended == getattr(self.scope.get("session"), "session_key", None):
+            code = CLOSE_UNAUTHENTICATED  # this socket's session is being logged out
+        else:
+            code, _, _ = await self._check()
+        if code and self.subscribed:
+            self.subscribed = False
+            await self.on_disconnect()
+            await self.close(code=code, reason=CLOSE_REASONS[code])
 
     async def connect(self) -> None:
         code, groups, hello = await self._check()
@@ -255,9 +309,9 @@ class PushConsumer(AsyncWebsocketConsumer):
         if code:
             await self.close(code=code, reason=CLOSE_REASONS[code])
             return
-        self.hub_groups = groups
+        self.hub_groups = groups + self._access_groups()
         fanout = hub()
-        for group in groups:
+        for group in self.hub_groups:
             await fanout.join(group, self)
         self.subscribed = True
         self.authorized_at = time.monotonic()
@@ -318,7 +372,9 @@ class PushConsumer(AsyncWebsocketConsumer):
         if not self.subscribed:
             return
         kind = message.get("type")
-        if kind == "instance.event":
+        if kind == ACCESS_CHANGED:
+            self.access_task = asyncio.ensure_future(self._access_changed(message))
+        elif kind == "instance.event":
             self.forward_instance_event(message)
         elif kind == "backtest.progress":
             self.forward_backtest_progress(message)
@@ -406,3 +462,11 @@ class BacktestConsumer(PushConsumer):
         if backtest is None:
             return CLOSE_NOT_FOUND, [], {}
         return 0, [backtest_group(backtest.pk)], {"backtest_id": str(backtest.pk)}
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Every unknown websocket path: the same 4404 as an object that is not the caller's."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND, reason=CLOSE_REASONS[CLOSE_NOT_FOUND])

@@ -9,7 +9,6 @@ shown as unknown, rather than failing with a traceback.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -358,15 +357,14 @@ def version_diff(*, version: Any) -> dict[str, Any]:
     files = []
     for name, new in version_files(version).items():
         old = old_files.get(name, "")
-        lines = list(
-            difflib.unified_diff(
-                old.splitlines(),
-                new.splitlines(),
-                fromfile=f"v{base.number}/{name}" if base else "/dev/null",
-                tofile=f"v{version.number}/{name}",
-                lineterm="",
-            )
+        text = unified_diff(
+            old,
+            new,
+            fromfile=f"v{base.number}/{name}" if base else "/dev/null",
+            tofile=f"v{version.number}/{name}",
+            keepends=False,
         )
+        lines = text.split("\n") if text else []
         files.append(
             {
                 "name": name,

@@ -4,6 +4,7 @@ from django.urls import path
 
 from frontend import views
 from frontend.views import assistants, upgrades
+from frontend.views.invitations import invitation_accept_page
 
 app_name = "frontend"
 
@@ -36,6 +37,7 @@ urlpatterns = [
     path("backtests/<uuid:backtest_id>/", views.backtest_detail, name="backtest_detail"),
     path("backtests/<uuid:backtest_id>/cancel/", views.backtest_cancel_view, name="backtest_cancel"),
     path("settings/", views.tenant_settings, name="settings"),
+    path("invitations/<str:token>/", invitation_accept_page, name="invitation_accept"),
     path("settings/members/", views.member_add, name="member_add"),
     path("settings/members/<int:membership_id>/role/", views.member_role, name="member_role"),
     path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),

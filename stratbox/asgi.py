@@ -8,6 +8,10 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stratbox.settings")
 django_asgi_app = get_asgi_application()
 
+from stratbox import accesslog  # noqa: E402
+
+accesslog.install()  # `?token=` never reaches an access log
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs the app registry)
 
 from frontend.routing import websocket_urlpatterns  # noqa: E402

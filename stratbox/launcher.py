@@ -62,7 +62,9 @@ def _start_embedded_postgres() -> Any:
 
     server = pgserver.get_server(VAR_DIR / "postgres", cleanup_mode="stop")
     # The database the settings name (EMBEDDED_DATABASE) on the server's socket directory.
-    with psycopg.connect(host=str(VAR_DIR / "postgres"), user="postgres", dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=str(VAR_DIR / "postgres"), user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'stratbox'").fetchone() is None:
             conn.execute("CREATE DATABASE stratbox")
     return server
@@ -74,6 +76,9 @@ def _manage(*args: str) -> None:
 
 def main() -> int:
     VAR_DIR.mkdir(exist_ok=True)
+    # Plain http on loopback: the production default (secure cookies, HSTS, redirect to https) would
+    # lock a laptop's browser out. Set STRATBOX_HTTPS=1 to run it behind a TLS proxy.
+    os.environ.setdefault("STRATBOX_HTTPS", "0")
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable
@@ -94,8 +99,18 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     _manage("collectstatic", "--noinput", "-v", "0")
     _manage("bootstrap_demo")
 
-    procs["web"] = f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
-    procs["worker"] = f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 2 -n worker@%h"
+    procs["web"] = (
+        f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
+    )
+    queue = os.environ.get("CELERY_QUEUE") or "stratbox"
+    # Ticks and orders on the default queue; backtests and other long work on `<queue>.long`, in a
+    # pool of their own, so a tick never waits behind a backtest chunk (stratbox.celery.route_task).
+    procs["worker"] = (
+        f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 2 -Q {queue} -n worker@%h"
+    )
+    procs["worker_long"] = (
+        f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 1 -Q {queue}.long -n long@%h"
+    )
     procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{py} manage.py run_feed"
@@ -108,7 +123,7 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
         "=" * 72,
         "  Stratbox is starting",
         f"  Database : {'from DATABASE_URL' if env_db else 'embedded PostgreSQL on ' + str(VAR_DIR / 'postgres')}",
-        f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on var/redis.sock'}",
+        f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on ' + str(VAR_DIR / 'redis.sock')}",
         f"  Open     : http://{HOST}:{PORT}/   (API docs: http://{HOST}:{PORT}/api/docs/)",
         "  Demo     : demo@stratbox.local / stratbox-demo   (staff: admin@stratbox.local / stratbox-admin)",
         "  Stop     : Ctrl-C",

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "stratbox.request_limits.RequestLimitsMiddleware",  # 413/400 for oversized or too-deep bodies
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +80,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "stratbox.urls"
@@ -164,6 +166,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="stratbox")
+# Backtests and other long work: the queue `<CELERY_QUEUE>.long`, served by its own worker pool.
+CELERY_TASK_ROUTES = ("stratbox.celery.route_task",)
 
 # --- auth -------------------------------------------------------------------------------
 
@@ -216,11 +220,14 @@ REST_FRAMEWORK = {
         "user": "1200/min",
         "uploads": env("STRATBOX_THROTTLE_UPLOADS", default="30/min"),
         "token_create": env("STRATBOX_THROTTLE_TOKEN_CREATE", default="10/min"),
+        "backtests": env("STRATBOX_THROTTLE_BACKTESTS", default="20/min"),
+        "diffs": env("STRATBOX_THROTTLE_DIFFS", default="30/min"),
     },
 }
 DRF_STANDARDIZED_ERRORS = {
     "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
-    # Services raise tenants.errors.ApplicationError; this handler class gives it the standard body.
+    # Services raise tenants.errors.ApplicationError, and oversized / too-deep bodies are 413 / 400
+    # (stratbox/request_limits.py): this handler class gives both the standard body.
     "EXCEPTION_HANDLER_CLASS": "tenants.api_errors.ApplicationExceptionHandler",
 }
 SPECTACULAR_SETTINGS = {
@@ -263,6 +270,42 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- HTTPS and browser security ---------------------------------------------------------
+# Production defaults: HTTPS only (secure cookies, HSTS, redirect to https), behind a TLS proxy that
+# sets X-Forwarded-Proto. `make run` and the test suite serve plain http on loopback and set
+# STRATBOX_HTTPS=0; every setting can also be set on its own from the environment.
+HTTPS = env.bool("STRATBOX_HTTPS", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # the container's own health check speaks http on loopback
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=HTTPS)
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=HTTPS):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from our own origin. Inline `style=""`
+# attributes are allowed (the templates use a few); no inline scripts, no frames, no plugins. The
+# API docs (Swagger UI / ReDoc start with an inline script) are excluded.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/", "/api/redoc/", "/admin/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
 # --- static, i18n -------------------------------------------------------------------------
 
 STATIC_URL = "static/"
@@ -277,6 +320,8 @@ USE_I18N = True
 USE_TZ = True
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Multipart bodies (a backtest's CSV may be 100 MiB); larger ones are refused with a 413.
+STRATBOX_MAX_UPLOAD_BYTES = env.int("STRATBOX_MAX_UPLOAD_BYTES", default=105 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,
@@ -312,3 +357,24 @@ STRATBOX_MCP_ALLOWED_ORIGINS = env.list(
 )
 # Backtests an assistant may start per tenant and UTC day (then a structured "limit reached").
 STRATBOX_MCP_BACKTESTS_PER_DAY = env.int("STRATBOX_MCP_BACKTESTS_PER_DAY", default=50)
+# `/healthz` shows its parts (database, Redis, workers) to staff and to `Bearer <this token>`.
+STRATBOX_HEALTH_TOKEN = env("STRATBOX_HEALTH_TOKEN", default="")
+# Per-plan quotas (tenants.plans): instance count and shortest frequency, backtests running at once
+# per tenant (the rest wait in order) and backtests queued at once (one more is a 429).
+STRATBOX_PLANS = env.json(
+    "STRATBOX_PLANS",
+    default={
+        "standard": {
+            "max_instances": 50,
+            "min_frequency_seconds": 1,
+            "backtests_running": 1,
+            "backtests_queued": 5,
+        },
+        "pro": {
+            "max_instances": 500,
+            "min_frequency_seconds": 1,
+            "backtests_running": 2,
+            "backtests_queued": 20,
+        },
+    },
+)

@@ -16,7 +16,6 @@ safe and needs no special-casing, and the status code still tells the two apart.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from rest_framework.response import Response
 
 from sandbox.policy import ALLOWED_IMPORTS  # the sandbox's own, documented allow-list
 from strategies_store import selectors, services
+from strategies_store.diffs import unified_diff
 from strategies_store.models import StrategyDefinition, StrategyStyle
 from strategies_store.serializers import (
     AllowedImportsOutput,
@@ -61,7 +61,7 @@ from strategies_store.validation import (
 from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedMixin
-from tenants.throttling import UploadThrottle
+from tenants.throttling import DiffThrottle, UploadThrottle
 
 # --- errors ----------------------------------------------------------------------------------------
 
@@ -401,6 +401,7 @@ class VersionDetailApi(StoreApi):
 @extend_validation_errors(["invalid"], field_name="against", methods=["get"])
 class VersionDiffApi(StoreApi):
     serializer_class = VersionDiffOutput
+    throttle_classes = [DiffThrottle]  # results are cached; distinct pairs still cost CPU
 
     @extend_schema(
         parameters=[
@@ -430,14 +431,7 @@ class VersionDiffApi(StoreApi):
         for name in new_files:
             old = old_files.get(name, "")
             old_label = f"v{base.number}/{name}" if base else "/dev/null"
-            diff = "".join(
-                difflib.unified_diff(
-                    old.splitlines(keepends=True),
-                    new_files[name].splitlines(keepends=True),
-                    fromfile=old_label,
-                    tofile=f"v{version.number}/{name}",
-                )
-            )
+            diff = unified_diff(old, new_files[name], fromfile=old_label, tofile=f"v{version.number}/{name}")
             files.append({"file": name, "diff": diff, "changed": old != new_files[name]})
         return Response(
             VersionDiffOutput(

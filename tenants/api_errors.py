@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions
 
@@ -39,8 +40,21 @@ def as_drf_exception(exc: ApplicationError) -> exceptions.APIException:
     return drf
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "request_too_large"
+
+
 class ApplicationExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, ApplicationError):
             return as_drf_exception(exc)
+        # Body errors raised while a view reads the request are 413 / 400, never a 500
+        # (stratbox/request_limits.py refuses most of them earlier, from Content-Length).
+        if isinstance(exc, RequestDataTooBig):
+            return RequestTooLarge("The request body is too large.")
+        if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+            return exceptions.ParseError(str(exc))
+        if isinstance(exc, RecursionError):
+            return exceptions.ParseError("The request body is nested too deeply.")
         return super().convert_known_exceptions(exc)

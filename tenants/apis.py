@@ -16,7 +16,8 @@ from rest_framework import exceptions, generics, permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from tenants.models import ApiToken, AuditEvent, Membership
+from tenants.invitations import invitation_accept, invitation_create
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership
 from tenants.scopes import TokenScope
 from tenants.scoping import (
     SESSION_TENANT_KEY,
@@ -30,6 +31,7 @@ from tenants.selectors import (
     AuditEventFilter,
     audit_event_get,
     audit_event_list,
+    invitation_list,
     membership_get,
     membership_get_in_tenant,
     membership_list,
@@ -38,6 +40,8 @@ from tenants.selectors import (
 )
 from tenants.serializers import (
     AuditEventOutput,
+    InvitationAcceptInput,
+    InvitationOutput,
     MembershipCreateInput,
     MembershipOutput,
     MembershipUpdateInput,
@@ -49,7 +53,6 @@ from tenants.serializers import (
     TokenOutput,
 )
 from tenants.services import (
-    membership_create,
     membership_delete,
     membership_set_role,
     tenant_update,
@@ -205,14 +208,54 @@ class MembershipListCreateApi(TenantScopedMixin, generics.ListAPIView):
 
     @extend_schema(
         request=MembershipCreateInput,
-        responses={201: MembershipOutput},
-        summary="Add an existing user (owners)",
+        responses={202: InvitationOutput},
+        summary="Invite an email address (owners); its user accepts the emailed link",
     )
     def post(self, request: Request) -> Response:
+        """Nobody is added without consent: an invitation is emailed, and the answer is the same
+        whether or not an account exists for the address."""
         data = MembershipCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        membership = membership_create(tenant=request.tenant, actor=request.user, **data.validated_data)
-        return Response(MembershipOutput(membership).data, status=201)
+        issued = invitation_create(
+            tenant=request.tenant,
+            actor=request.user,
+            base_url=request.build_absolute_uri("/").rstrip("/"),
+            **data.validated_data,
+        )
+        return Response(InvitationOutput(issued.invitation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvitationListApi(TenantScopedMixin, generics.ListAPIView):
+    """The tenant's pending invitations (owners; others read)."""
+
+    serializer_class = InvitationOutput
+    permission_classes = [permissions.IsAuthenticated, IsTenantOwnerOrReadOnly]
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Invitation]:
+        if getattr(self, "swagger_fake_view", False):
+            return Invitation.objects.none()
+        return invitation_list(tenant=self.request.tenant)
+
+    @extend_schema(summary="List pending invitations")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class InvitationAcceptApi(generics.GenericAPIView):
+    """Accept an invitation sent to the signed-in user's email (any user: they need no tenant yet)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = InvitationAcceptInput
+
+    @extend_schema(
+        request=InvitationAcceptInput, responses={201: MembershipOutput}, summary="Accept an invitation"
+    )
+    def post(self, request: Request) -> Response:
+        data = InvitationAcceptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = invitation_accept(token=data.validated_data["token"], user=request.user)
+        return Response(MembershipOutput(membership).data, status=status.HTTP_201_CREATED)
 
 
 class MembershipDetailApi(TenantScopedApi):

@@ -17,6 +17,8 @@ class Tenant(models.Model):
     capital_limit = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("100000.00"))
     # Tenant-wide kill switch: every instance of the tenant is paused while this is set.
     killed_at = models.DateTimeField(null=True, blank=True)
+    # The quotas this tenant runs under (tenants.plans, settings.STRATBOX_PLANS); staff set it.
+    plan = models.CharField(max_length=32, default="standard")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -107,3 +109,34 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action} {self.target_type}:{self.target_id}"
+
+
+class Invitation(models.Model):
+    """An owner's invitation of an email address to the tenant, accepted by that address's user.
+
+    Adding someone needs their consent (they follow the emailed link, signed in with that email), and
+    the inviter never learns whether an account exists for the address. Only the SHA-256 digest of
+    the link's token is stored.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()  # lower-cased
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    digest = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "email"])]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.tenant} ({self.role})"

@@ -81,3 +81,12 @@ def audit_event_list(*, tenant: Tenant, filters: Mapping[str, Any] | None = None
 
 def audit_event_get(*, tenant: Tenant, event_id: int) -> AuditEvent | None:
     return audit_event_list(tenant=tenant).filter(pk=event_id).first()
+
+
+def invitation_list(*, tenant: Any) -> Any:
+    """The tenant's pending, unexpired invitations, newest first."""
+    from django.utils import timezone
+
+    from tenants.models import Invitation
+
+    return Invitation.objects.filter(tenant=tenant, accepted_at__isnull=True, expires_at__gt=timezone.now())

@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
-from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
+from tenants.models import ApiToken, AuditEvent, Invitation, Membership, Role, Tenant
 from tenants.scopes import TokenScope
 
 # --- tenant ---------------------------------------------------------------------------------
@@ -124,6 +124,22 @@ class MembershipOutput(serializers.ModelSerializer):
 class MembershipCreateInput(serializers.Serializer):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+
+class InvitationOutput(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "status", "created_at", "expires_at"]
+        read_only_fields = fields
+
+    def get_status(self, invitation: Invitation) -> str:
+        return "accepted" if invitation.accepted_at else "invited"
+
+
+class InvitationAcceptInput(serializers.Serializer):
+    token = serializers.CharField(max_length=200, help_text="the token of the emailed link")
 
 
 class MembershipUpdateInput(RejectReadOnlyFieldsMixin, serializers.Serializer):

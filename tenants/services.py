@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tenants.errors import ApplicationError
+from tenants.access_events import access_changed_on_commit
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
 from tenants.scopes import DEFAULT_SCOPES, normalise_scopes
 
@@ -143,6 +144,7 @@ def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
             target=token,
             before={"prefix": token.prefix},
         )
+        access_changed_on_commit(token_id=token.pk, reason="token_revoked")
     return token
 
 
@@ -280,6 +282,7 @@ def membership_set_role(*, membership: Membership, actor: AbstractBaseUser, role
         before=before,
         after=_membership_snapshot(membership),
     )
+    access_changed_on_commit(user_id=membership.user_id, reason="role_changed")
     return membership
 
 
@@ -306,3 +309,4 @@ def membership_delete(*, membership: Membership, actor: AbstractBaseUser) -> Non
         target_id=target_id,
         before=before,
     )
+    access_changed_on_commit(user_id=membership.user_id, reason="membership_removed")

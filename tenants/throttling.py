@@ -40,3 +40,16 @@ class UploadThrottle(ScopedWriteThrottle):
 
 class TokenCreateThrottle(ScopedWriteThrottle):
     scope = "token_create"
+
+
+class BacktestCreateThrottle(ScopedWriteThrottle):
+    scope = "backtests"
+
+
+class DiffThrottle(UserRateThrottle):
+    """Version diffs of large sources cost CPU on every GET: a per-user rate (reads included)."""
+
+    scope = "diffs"
+
+    def get_rate(self) -> str | None:
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("tokens/<uuid:token_id>/revoke/", apis.TokenRevokeApi.as_view(), name="token-revoke"),
     path("members/", apis.MembershipListCreateApi.as_view(), name="member-list"),
     path("members/<int:membership_id>/", apis.MembershipDetailApi.as_view(), name="member-detail"),
+    path("invitations/", apis.InvitationListApi.as_view(), name="invitation-list"),
+    path("invitations/accept/", apis.InvitationAcceptApi.as_view(), name="invitation-accept"),
     path("audit-events/", apis.AuditEventListApi.as_view(), name="audit-event-list"),
     path("audit-events/<int:event_id>/", apis.AuditEventDetailApi.as_view(), name="audit-event-detail"),
 ]

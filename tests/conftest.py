@@ -39,6 +39,18 @@ def pytest_configure(config: pytest.Config) -> None:
     # Fast hashing here and in every subprocess (workers, live servers) the suite starts.
     os.environ["STRATBOX_FAST_PASSWORD_HASHER"] = "1"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Plain http on loopback (the production default is HTTPS only): here and in every subprocess.
+    os.environ["STRATBOX_HTTPS"] = "0"
+    for name, value in {
+        "SESSION_COOKIE_SECURE": False,
+        "CSRF_COOKIE_SECURE": False,
+        "SECURE_SSL_REDIRECT": False,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_HSTS_INCLUDE_SUBDOMAINS": False,
+        "SECURE_HSTS_PRELOAD": False,
+        "SECURE_PROXY_SSL_HEADER": None,
+    }.items():
+        setattr(settings, name, value)
 
 
 @pytest.fixture(autouse=True)
@@ -130,9 +142,11 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` subprocess bound to the test database and a private queue."""
 
-    def __init__(self, name: str, queue: str, concurrency: int = 1) -> None:
+    def __init__(self, name: str, queue: str, concurrency: int = 1, queues: str | None = None) -> None:
         self.name = name
         self.queue = queue
+        # Both the default and the long queue (backtests) unless told otherwise: one pool serves all.
+        self.queues = queues or f"{queue},{queue}.long"
         self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = BASE_DIR / "var" / f"test-worker-{name}.log"
@@ -160,7 +174,7 @@ class WorkerProcess:
                 "--loglevel",
                 "INFO",
                 "-Q",
-                self.queue,
+                self.queues,
                 "-n",
                 f"{self.name}@%h",
                 "--concurrency",

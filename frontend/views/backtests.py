@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 
 from frontend.access import tenant_view
 from frontend.selectors import markets_active
+from frontend.throttling import form_throttled
 from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
@@ -26,6 +27,7 @@ from stratbox.backtests.selectors import (
     version_get_for_tenant,
 )
 from stratbox.backtests.services import (
+    BacktestQuotaExceeded,
     BarsSpec,
     backtest_cancel,
     backtest_create,
@@ -34,6 +36,7 @@ from stratbox.backtests.services import (
 from stratbox.instances.selectors import instance_get, instance_list
 from strategies_store.selectors import strategy_list, version_list
 from tenants.errors import ApplicationError, form_add_error
+from tenants.throttling import BacktestCreateThrottle
 
 # The service names logical inputs; the form has one field per thing the user touched.
 FIELD_MAP = {"config": "version", "csv": "csv_file"}
@@ -102,6 +105,8 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
             request, "frontend/backtests/new.html", {"form": BacktestForm(initial=initial, tenant=tenant)}
         )
     form = BacktestForm(request.POST, request.FILES, tenant=tenant)
+    if form_throttled(request, BacktestCreateThrottle, form):
+        return render(request, "frontend/backtests/new.html", {"form": form}, status=429)
     if form.is_valid():
         data = form.cleaned_data
         instance = instance_get(tenant=tenant, instance_id=data["instance"]) if data["instance"] else None
@@ -123,6 +128,9 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
             )
             messages.success(request, "Backtest queued: progress updates live below.")
             return redirect("frontend:backtest_detail", backtest_id=backtest.id)
+        except BacktestQuotaExceeded as exc:
+            form.add_error(None, str(exc))
+            return render(request, "frontend/backtests/new.html", {"form": form}, status=429)
         except ApplicationError as exc:
             form_add_error(form, exc, FIELD_MAP)
     return render(request, "frontend/backtests/new.html", {"form": form}, status=400)

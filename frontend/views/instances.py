@@ -110,7 +110,13 @@ def instance_create(request: HttpRequest) -> HttpResponse:
                     **form.allocation(),
                 )
             except ApplicationError as exc:
-                form_add_error(form, exc, config_field_map(form))
+                if exc.status != 409:
+                    form_add_error(form, exc, config_field_map(form))
+                else:  # INSTANCE_QUOTA_EXCEEDED
+                    form.add_error(None, str(exc))
+                    return render(
+                        request, "frontend/instances/create.html", {"form": form, **choices}, status=409
+                    )
             else:
                 messages.success(
                     request, f"Created instance {instance.name}. It is off: power it on to observe."

@@ -17,21 +17,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from frontend.access import forbidden, tenant_view
+from frontend.throttling import form_throttled
 from stratbox.engine.control import tenant_kill_switch
 from stratbox.trading.models import AccountKind
 from stratbox.trading.selectors import account_list
 from stratbox.trading.services.accounts import account_create
 from tenants.errors import ApplicationError, form_add_error
+from tenants.invitations import invitation_create
 from tenants.models import Role
 from tenants.scopes import TokenScope
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
-    membership_create,
     membership_delete,
     membership_set_role,
     token_create,
     token_revoke,
 )
+from tenants.throttling import TokenCreateThrottle
 
 
 class MemberAddForm(forms.Form):
@@ -128,16 +130,22 @@ def member_add(request: HttpRequest) -> HttpResponse:
     form = MemberAddForm(request.POST, prefix="member")
     if form.is_valid():
         try:
-            membership = membership_create(
+            issued = invitation_create(
                 tenant=request.tenant,  # type: ignore[attr-defined]
                 actor=request.user,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
+                base_url=request.build_absolute_uri("/").rstrip("/"),
             )
         except ApplicationError as exc:
             form.add_error("email", _rule_message(exc))
         else:
-            messages.success(request, f"Added {membership.user.email} as {membership.role}.")
+            # The same answer whether or not the address has an account: nothing is revealed.
+            messages.success(
+                request,
+                f"Invited {issued.invitation.email} as {issued.invitation.role}: they join when they accept "
+                "the emailed link.",
+            )
             return redirect("frontend:settings")
     return _settings_page(request, member_form=form, status=400)
 
@@ -218,6 +226,8 @@ def live_account_add(request: HttpRequest) -> HttpResponse:
 @tenant_view(write=True)
 def token_add(request: HttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST, prefix="token")
+    if form_throttled(request, TokenCreateThrottle, form):
+        return _settings_page(request, token_form=form, status=429)
     if not form.is_valid():
         return _settings_page(request, token_form=form, status=400)
     issued = token_create(

@@ -12,6 +12,7 @@ from frontend.access import tenant_view
 from frontend.forms import StrategyUploadForm
 from frontend.selectors import version_diff
 from sandbox.policy import ALLOWED_IMPORTS
+from frontend.throttling import form_throttled
 from strategies_store.selectors import (
     strategy_get,
     version_get,
@@ -23,6 +24,7 @@ from strategies_store.selectors import (
 from strategies_store.services import DuplicateVersion, strategy_create, version_create
 from strategies_store.validation import UploadInvalid
 from tenants.errors import ApplicationError, form_add_error
+from tenants.throttling import DiffThrottle, UploadThrottle
 
 # The store names logical inputs; the form has one field per thing the user touched.
 ISSUE_FIELDS = {
@@ -148,6 +150,13 @@ def strategy_upload(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {}
     if request.method == "POST":
         form = StrategyUploadForm(request.POST, request.FILES)
+        if form_throttled(request, UploadThrottle, form):
+            return render(
+                request,
+                "frontend/strategies/upload.html",
+                {"form": form, "definition": None, "allowed_imports": allowed_imports()},
+                status=429,
+            )
         if form.is_valid():
             version, context = _handle_upload(request, form)
             if version is not None:
@@ -179,6 +188,13 @@ def strategy_version_upload(request: HttpRequest, strategy_id: str) -> HttpRespo
     context: dict[str, Any] = {}
     if request.method == "POST":
         form = StrategyUploadForm(request.POST, request.FILES, new_version_of=definition)
+        if form_throttled(request, UploadThrottle, form):
+            return render(
+                request,
+                "frontend/strategies/upload.html",
+                {"form": form, "definition": definition, "allowed_imports": allowed_imports()},
+                status=429,
+            )
         if form.is_valid():
             version, context = _handle_upload(request, form)
             if version is not None:
@@ -210,6 +226,8 @@ def strategy_version(request: HttpRequest, strategy_id: str, number: int) -> Htt
     version = version_get(definition=definition, number=number)
     if version is None:
         raise Http404("No such version.")
+    # The diff is cached per pair of versions; the API's per-user diff limit applies here too.
+    throttled = form_throttled(request, DiffThrottle)
     files = [("strategy.py" if definition.style == "tick" else "entry.py", version.source)]
     if version.exit_source:
         files.append(("exit.py", version.exit_source))
@@ -221,6 +239,7 @@ def strategy_version(request: HttpRequest, strategy_id: str, number: int) -> Htt
             "version": version,
             "files": [{"name": n, "lines": (t or "").splitlines()} for n, t in files],
             "schema": version.config_schema_ordered,
-            "diff": version_diff(version=version),
+            "diff": None if throttled else version_diff(version=version),
+            "diff_throttled": throttled,
         },
     )

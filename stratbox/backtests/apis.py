@@ -42,6 +42,7 @@ from stratbox.instances.serializers import ConflictErrorResponse
 from tenants.pagination import BoundedLimitOffsetPagination
 from tenants.scopes import TokenScope
 from tenants.scoping import TenantScopedApi, not_found
+from tenants.throttling import BacktestCreateThrottle
 
 COMPARED_METRICS = (
     "total_return",
@@ -86,6 +87,7 @@ def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpe
 class BacktestListCreateApi(TenantScopedApi):
     write_scope = TokenScope.BACKTESTS_RUN
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    throttle_classes = [BacktestCreateThrottle]  # creation only; listing is never counted
 
     @extend_schema(
         operation_id="v1_backtests_list",
@@ -107,7 +109,16 @@ class BacktestListCreateApi(TenantScopedApi):
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(BacktestOutput(page, many=True).data)
 
-    @extend_schema(request=BacktestCreateInput, responses={201: BacktestOutput})
+    @extend_schema(
+        request=BacktestCreateInput,
+        responses={
+            201: BacktestOutput,
+            429: OpenApiResponse(
+                ConflictErrorResponse,
+                description="BACKTEST_QUOTA_EXCEEDED (the plan's unfinished backtests) or throttled",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         data_in = BacktestCreateInput(data=request.data)
         data_in.is_valid(raise_exception=True)

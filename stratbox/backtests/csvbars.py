@@ -13,6 +13,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -108,6 +109,13 @@ def parse_bars_csv(data: bytes | str) -> BarColumns:
     else:
         text = data
     reader = csv.reader(io.StringIO(text))
+    try:
+        return _parse_rows(reader)
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): a clear 400, not a 500
+        raise CsvInvalid([RowError(reader.line_num or 1, f"unreadable CSV: {exc}")]) from None
+
+
+def _parse_rows(reader: Any) -> BarColumns:
     errors: list[RowError] = []
     total_errors = 0
     header = next(reader, None)

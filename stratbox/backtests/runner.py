@@ -33,7 +33,9 @@ from stratbox.backtests.bars import market_bars_chunks
 from stratbox.backtests.csvbars import BarColumns
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
-from stratbox.backtests.sandbox_client import backtest_chunk, backtest_load, backtest_unload
+from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
+from tenants.models import Tenant
+from tenants.plans import plan_get
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +43,67 @@ STALE_AFTER = timedelta(minutes=5)
 MAX_CURVE_POINTS = 2000
 
 
-def backtest_claim(backtest_id: str) -> Backtest | None:
+WAITING = "waiting"
+CANCEL_KEY = "sbx:bt:cancel:{}"
+CANCEL_POLL_SECONDS = 0.1
+
+
+def cancel_flag_set(backtest_id: str) -> None:
+    """Tell the worker running this backtest to stop now (called after the cancel commits)."""
+    from stratbox.engine.runtime import r
+
+    r().set(CANCEL_KEY.format(backtest_id), "1", ex=3600)
+
+
+class _CancelWatch(threading.Thread):
+    """Polls the run's cancel flag while it runs; on a cancel, kills the chunk's sandbox host so the
+    call in flight ends within a poll interval instead of at the end of its chunk."""
+
+    def __init__(self, backtest_id: str, tenant_id: str) -> None:
+        super().__init__(name=f"backtest-cancel-{backtest_id[:8]}", daemon=True)
+        self.key = CANCEL_KEY.format(backtest_id)
+        self.tenant_id = tenant_id
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        from stratbox.engine.runtime import r
+
+        while not self.done.wait(CANCEL_POLL_SECONDS):
+            try:
+                if r().get(self.key):
+                    self.cancelled.set()
+                    backtest_abort(tenant_id=self.tenant_id)
+                    return
+            except Exception:  # noqa: BLE001 - Redis away: the chunk-boundary check still cancels
+                logger.warning("backtest cancel watch: Redis unavailable", exc_info=True)
+
+
+def backtest_claim(backtest_id: str) -> Backtest | str | None:
+    """Mark the backtest running; None if it cannot run (finished, cancelled, running elsewhere),
+    `WAITING` while its tenant already runs its plan's number of backtests (the task retries)."""
     now = timezone.now()
+    with transaction.atomic():
+        row = Backtest.objects.filter(pk=backtest_id).values("tenant_id").first()
+        if row is None:
+            return None
+        tenant = Tenant.objects.select_for_update().get(pk=row["tenant_id"])
+        running = (
+            Backtest.objects.filter(
+                tenant=tenant, status=BacktestStatus.RUNNING, heartbeat_at__gte=now - STALE_AFTER
+            )
+            .exclude(pk=backtest_id)
+            .count()
+        )
+        queued = Backtest.objects.filter(
+            pk=backtest_id, status=BacktestStatus.QUEUED, cancel_requested_at__isnull=True
+        ).exists()
+        if queued and running >= plan_get(tenant).backtests_running:
+            return WAITING
+        return _claim(backtest_id, now)
+
+
+def _claim(backtest_id: str, now: Any) -> Backtest | None:
     claimed = Backtest.objects.filter(
         Q(status=BacktestStatus.QUEUED)
         | Q(status=BacktestStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER),
@@ -190,10 +251,14 @@ def backtest_run(backtest_id: str) -> str:
     bt = backtest_claim(backtest_id)
     if bt is None:
         return "skipped"
+    if isinstance(bt, str):
+        return bt  # WAITING: the task queues itself again
     progress_publish(bt)
     tenant_id = str(bt.tenant_id)
     key = f"backtest-{bt.pk}"
     chunks: Generator[BarColumns, None, None] | None = None
+    watch = _CancelWatch(str(bt.pk), tenant_id)
+    watch.start()
     try:
         acc = _Accumulator()
         started = time.monotonic()
@@ -209,7 +274,7 @@ def backtest_run(backtest_id: str) -> str:
             if part is None:
                 break
             t = time.monotonic()
-            if _cancel_requested(bt):
+            if watch.cancelled.is_set() or _cancel_requested(bt):
                 _finish(bt, BacktestStatus.CANCELLED)
                 return bt.status
             parts.append(part)
@@ -237,6 +302,9 @@ def backtest_run(backtest_id: str) -> str:
         _store_results(bt, cols, acc, t)
         return bt.status
     except SandboxError as exc:
+        if watch.cancelled.is_set():  # the host was killed to honour a cancel, not by the strategy
+            _finish(bt, BacktestStatus.CANCELLED)
+            return bt.status
         logger.info("backtest %s failed: %s", bt.pk, exc)
         _finish(
             bt,
@@ -251,6 +319,7 @@ def backtest_run(backtest_id: str) -> str:
         _finish(bt, BacktestStatus.FAILED, error_code="INTERNAL_ERROR", error_message=str(exc)[:4000])
         raise
     finally:
+        watch.done.set()
         if chunks is not None:
             chunks.close()  # stops the prefetch thread
         backtest_unload(tenant_id=tenant_id, key=key)

@@ -60,3 +60,12 @@ def market_get(*, market: int | str) -> Market | None:
         venue, symbol = market.split(":", 1)
         return Market.objects.filter(venue=venue, symbol=symbol).first()
     return None
+
+
+def backtest_queue_position(*, backtest: Backtest) -> int | None:
+    """1 for the next queued backtest to start on the long pool, 2 for the one after, ...; None
+    unless queued. The pool is shared, so every tenant's queued runs count (as a number only)."""
+    if backtest.status != "queued":
+        return None
+    ahead = Backtest.objects.filter(status="queued", created_at__lt=backtest.created_at).count()
+    return ahead + 1

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from stratbox.backtests.models import Backtest, BacktestTrade
+from stratbox.backtests.selectors import backtest_queue_position
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
 
@@ -123,6 +124,8 @@ class BacktestOutput(serializers.ModelSerializer):
             "bars_per_s": bt.bars_per_s,
             "eta_s": bt.eta_s,
             "cancel_requested": bt.cancel_requested_at is not None,
+            # Where a queued run stands on the shared backtest pool (1 = next); null once it runs.
+            "queue_position": backtest_queue_position(backtest=bt),
         }
 
     def get_error(self, bt: Backtest) -> dict[str, Any] | None:

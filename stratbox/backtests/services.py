@@ -21,12 +21,14 @@ from stratbox.backtests.csvbars import BarColumns, CsvInvalid, parse_bars_csv
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.fillmodel import broker_params_for
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestUpload
+from stratbox.backtests.runner import cancel_flag_set
 from stratbox.backtests.tasks import backtest_run_task
 from stratbox.instances.models import StrategyInstance
 from stratbox.markets.models import Market
 from strategies_store.models import StrategyVersion
 from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
+from tenants.plans import plan_get
 from tenants.services import audit_record
 
 DEFAULT_CHUNK_BARS = 50_000
@@ -72,6 +74,18 @@ def bars_from_csv(raw: bytes, *, filename: str, interval_seconds: int, market_co
     )
 
 
+class BacktestQuotaExceeded(ApplicationError):
+    """The tenant already has its plan's number of backtests queued or running (HTTP 429)."""
+
+    status = 429
+    default_code = "BACKTEST_QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, *, waiting: int, limit: int) -> None:
+        self.waiting = waiting
+        self.limit = limit
+        super().__init__(message=message)
+
+
 def _enqueue(backtest_id: str) -> None:
     backtest_run_task.delay(backtest_id)
 
@@ -99,6 +113,19 @@ def backtest_create(
     errors: dict[str, list[str]] = {}
     if (version is None) == (instance is None):
         raise BacktestInvalid({"version": ["give exactly one of version or instance"]})
+    # The plan's quota of unfinished backtests, counted under the tenant's row lock (no race).
+    plan = plan_get(tenant)
+    list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True))
+    unfinished = Backtest.objects.filter(
+        tenant=tenant, status__in=(BacktestStatus.QUEUED, BacktestStatus.RUNNING)
+    ).count()
+    if unfinished >= plan.backtests_queued:
+        raise BacktestQuotaExceeded(
+            f"{unfinished} backtests of this tenant are queued or running; the {plan.name} plan allows "
+            f"{plan.backtests_queued} at once. Wait for one to finish or cancel one.",
+            waiting=unfinished,
+            limit=plan.backtests_queued,
+        )
     if instance is not None:
         if instance.tenant_id != tenant.pk:  # selectors already scope; this is a second lock on the door
             raise BacktestInvalid({"instance": ["not found"]})
@@ -199,7 +226,8 @@ class BacktestNotCancellable(Conflict):
 
 @transaction.atomic
 def backtest_cancel(*, backtest: Backtest, actor: AbstractBaseUser | None) -> Backtest:
-    """Cancel a queued run at once; ask a running one to stop (it does so before its next chunk)."""
+    """Cancel a queued run at once; stop a running one within a second (its runner watches a Redis
+    flag and kills the chunk's sandbox host, see `runner._CancelWatch`)."""
     bt = Backtest.objects.select_for_update().get(pk=backtest.pk)
     if bt.is_finished:
         raise BacktestNotCancellable(message=f"the backtest already {bt.status}")
@@ -220,6 +248,8 @@ def backtest_cancel(*, backtest: Backtest, actor: AbstractBaseUser | None) -> Ba
         before={"status": before},
         after={"status": bt.status},
     )
+    if bt.status == BacktestStatus.RUNNING:
+        transaction.on_commit(lambda: cancel_flag_set(str(bt.pk)))
     if bt.status == BacktestStatus.CANCELLED:
         transaction.on_commit(lambda: progress_publish(bt))
     return bt

@@ -32,6 +32,7 @@ from django.utils import timezone
 from stratbox.engine import conf, events, runtime, sandboxes
 from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
+from stratbox.engine.storable import clean_json, clean_text
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
 from stratbox.rows import mark_saved, row_write
@@ -614,8 +615,11 @@ def _action(intent: dict[str, Any], result: Any) -> dict[str, Any]:
 def _cap_logs(logs: list[Any]) -> tuple[list[dict[str, Any]], int]:
     max_lines = conf.get("ENGINE_RUN_MAX_LOG_LINES")
     max_chars = conf.get("ENGINE_RUN_MAX_LOG_CHARS")
-    clean = [
-        {"level": str(line.get("level", "info"))[:10], "msg": str(line.get("msg", ""))[:max_chars]}
+    clean = [  # clean_text: a NUL in a log line must not fail the run's insert (jsonb refuses it)
+        {
+            "level": clean_text(str(line.get("level", "info"))[:10]),
+            "msg": clean_text(str(line.get("msg", ""))[:max_chars]),
+        }
         for line in logs
         if isinstance(line, dict)
     ]
@@ -670,10 +674,10 @@ def _record_run(
         mode=mode,
         logs=kept_logs,
         logs_dropped=dropped,
-        actions=actions,
+        actions=clean_json(actions),
         error_code=(error or {}).get("code") or "",
-        error_message=((error or {}).get("message") or "")[:4000],
-        traceback=((error or {}).get("traceback") or "")[:20000],
+        error_message=clean_text(((error or {}).get("message") or "")[:4000]),
+        traceback=clean_text(((error or {}).get("traceback") or "")[:20000]),
         worker=runtime.worker_id(),
     )
     if trigger == RunTrigger.SCHEDULED and not replay:

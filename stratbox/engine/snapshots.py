@@ -7,18 +7,26 @@ runtime is copied into `InstanceRuntime`, and counter deltas are moved into `Ins
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from stratbox.engine import runtime
 from stratbox.engine.lua import lua_source
 from stratbox.engine.models import InstanceRuntime, InstanceStats
+from stratbox.engine.storable import clean_text, unstorable_json_text
 from stratbox.instances.models import StrategyInstance
 
+logger = logging.getLogger(__name__)
+
 STAT_FIELDS = ("runs", "ok", "failed", "skipped", "coalesced", "orders")
+# Consecutive flushes an instance's runtime could not be stored before it is paused (BAD_STATE).
+BAD_STATE_PAUSE_AFTER = 3
+BAD_STATE_KEY = runtime.PREFIX + "badstate"  # hash: instance id -> consecutive unstorable flushes
 
 _TAKE_LUA = lua_source("counters_take")  # contract at the top of lua/counters_take.lua
 
@@ -79,34 +87,111 @@ def snapshot_flush(instance_ids: list[str] | None = None, batch: int = 1000) -> 
     pipe = r.pipeline(transaction=False)
     for iid in instance_ids:
         pipe.hmget(runtime.rt_key(iid), _FLUSH_FIELDS)
-    columns: list[list[Any]] = [[] for _ in range(len(_FLUSH_FIELDS))]
+    rows: list[tuple[Any, ...]] = []
+    bad: dict[str, tuple[str, str]] = {}
     for iid, values in zip(instance_ids, pipe.execute(), strict=True):
         raw = dict(zip(_FLUSH_FIELDS, values, strict=True))
         if raw["loaded"] != "1":
             continue
-        row = (
-            iid,
-            raw["fingerprint"] or "",
-            raw["config"] or None,
-            raw["state"] or None,
-            int(raw["state_rev"] or 0),
-            int(raw["tick_seq"] or 0),
-            raw["paused"] == "1",
-            raw["pause_reason"] or "",
-            float(raw["last_tick_at"]) if raw["last_tick_at"] else None,
-            raw["last_error"] or None,
-            int(raw["consecutive_failures"] or 0),
+        # Validated before the write: one tenant's unstorable state must not fail the batch.
+        problem = next(
+            (
+                (f"{field} {where}", what)
+                for field in ("state", "config", "last_error")
+                for where, what in [unstorable_json_text(raw[field]) or ("", "")]
+                if what
+            ),
+            None,
         )
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    if not columns[0]:
-        return 0
-    sql = _FLUSH_SQL.format(
-        table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, columns)
-        return int(cursor.rowcount)
+        if problem is not None:
+            bad[iid] = problem
+            continue
+        rows.append(
+            (
+                iid,
+                raw["fingerprint"] or "",
+                raw["config"] or None,
+                raw["state"] or None,
+                int(raw["state_rev"] or 0),
+                int(raw["tick_seq"] or 0),
+                raw["paused"] == "1",
+                raw["pause_reason"] or "",
+                float(raw["last_tick_at"]) if raw["last_tick_at"] else None,
+                raw["last_error"] or None,
+                int(raw["consecutive_failures"] or 0),
+            )
+        )
+    written = _write_rows(_flush_sql(), rows, bad) if rows else 0
+    _bad_state_report(bad, good=[row[0] for row in rows if row[0] not in bad])
+    return written
+
+
+def _flush_sql() -> str:
+    return _FLUSH_SQL.format(table=InstanceRuntime._meta.db_table, instances=StrategyInstance._meta.db_table)
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _write_rows(sql: str, rows: list[tuple[Any, ...]], bad: dict[str, tuple[str, str]]) -> int:
+    """One statement for the batch; if PostgreSQL still refuses it, row by row, so that only the
+    offending instances fail (each added to `bad` with the database's reason)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, _columns(rows))
+            return int(cursor.rowcount)
+    except DatabaseError:
+        logger.warning("a batch write failed; retrying its %d rows one by one", len(rows), exc_info=True)
+    written = 0
+    for row in rows:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, _columns([row]))
+                written += int(cursor.rowcount)
+        except DatabaseError as exc:
+            bad[str(row[0])] = (
+                "row",
+                f"was refused by the database: {clean_text(str(exc).splitlines()[0])[:200]}",
+            )
+    return written
+
+
+def _bad_state_report(bad: dict[str, tuple[str, str]], good: list[str]) -> None:
+    """Show each offending instance a BAD_STATE error naming the path; pause it when it persists."""
+    r = runtime.r()
+    if good and r.exists(BAD_STATE_KEY):
+        r.hdel(BAD_STATE_KEY, *good)
+    for iid, (where, what) in bad.items():
+        message = f"The runtime {where} {what}: it cannot be stored, so it is not snapshotted."
+        error = {"code": "BAD_STATE", "message": message, "path": where, "line": None, "traceback": None}
+        pipe = r.pipeline()
+        pipe.hset(runtime.rt_key(iid), "last_error", runtime.dumps(error))
+        pipe.hincrby(BAD_STATE_KEY, iid, 1)
+        count = int(pipe.execute()[-1])
+        logger.warning("instance %s: %s", iid, message)
+        if count >= BAD_STATE_PAUSE_AFTER:
+            _bad_state_pause(iid, message)
+
+
+def _bad_state_pause(iid: str, message: str) -> None:
+    from stratbox.engine.control import pause_runtime
+    from stratbox.engine.events import publish
+
+    instance = StrategyInstance.objects.filter(pk=iid).first()
+    if instance is None:
+        return
+    if pause_runtime(instance, "BAD_STATE"):
+        publish(
+            tenant_id=instance.tenant_id,
+            instance_id=iid,
+            kind="status",
+            data={
+                "paused": True,
+                "pause_reason": "BAD_STATE",
+                "error": {"code": "BAD_STATE", "message": message},
+            },
+        )
 
 
 def flush_all(batch: int = 1000, pause: float = 0.0) -> int:
@@ -169,19 +254,35 @@ def stats_rollup(limit: int = 5000, batch: int = 1000, pause: float = 0.0) -> in
         pipe = r.pipeline(transaction=False)
         for key in chunk:
             take(keys=[key], client=pipe)
-        columns: list[list[Any]] = [[] for _ in range(len(STAT_FIELDS) + 2)]
+        rows: list[tuple[Any, ...]] = []
         for key, flat in zip(chunk, pipe.execute(), strict=True):
-            values = dict(zip(flat[::2], flat[1::2], strict=True))
-            counts = [int(values.get(name) or 0) for name in STAT_FIELDS]
-            last = _dt(float(values["last_run_at"])) if values.get("last_run_at") else None
-            if any(counts) or last is not None:
-                for column, value in zip(columns, (key.rsplit(":", 1)[1], *counts, last), strict=True):
-                    column.append(value)
-        if columns[0]:
-            with connection.cursor() as cursor:
-                cursor.execute(_ROLLUP_SQL, columns)
-                updated += int(cursor.rowcount)
+            row = _stats_row(key, flat)
+            if row is not None:
+                rows.append(row)
+        if rows:
+            bad: dict[str, tuple[str, str]] = {}
+            updated += _write_rows(_ROLLUP_SQL, rows, bad)
+            for iid, (_where, what) in bad.items():
+                logger.warning("stats of instance %s not rolled up: %s", iid, what)
     return updated
+
+
+def _stats_row(key: str, flat: list[str]) -> tuple[Any, ...] | None:
+    """A roll-up row, or None when empty or malformed (a malformed hash is dropped, logged, and
+    never reaches the statement the other instances share)."""
+    try:
+        values = dict(zip(flat[::2], flat[1::2], strict=True))
+        iid = str(uuid.UUID(key.rsplit(":", 1)[1]))
+        counts = [int(values.get(name) or 0) for name in STAT_FIELDS]
+        if any(not 0 <= c < 2**62 for c in counts):
+            raise ValueError("counter out of range")
+        last = _dt(float(values["last_run_at"])) if values.get("last_run_at") else None
+    except (ValueError, TypeError, OverflowError) as exc:
+        logger.warning("malformed stats hash %s dropped: %s", key, exc)
+        return None
+    if not any(counts) and last is None:
+        return None
+    return (iid, *counts, last)
 
 
 def stats_live(iid: str) -> dict[str, int]:

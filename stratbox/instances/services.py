@@ -43,6 +43,7 @@ from strategies_store.models import StrategyVersion
 from strategies_store.selectors import strategy_get_by_key, version_get, version_latest
 from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
+from tenants.plans import plan_get
 from tenants.services import audit_record
 
 MONEY_FIELDS = ("total_capital", "capital_per_trade", "max_position_size", "max_daily_loss")
@@ -134,8 +135,11 @@ def _clean_allocation(
             errors[field] = [err]
         else:
             clean[field] = amount
-    for field, minimum in (("max_positions", 1), ("frequency_seconds", 1)):
+    min_frequency = plan_get(tenant).min_frequency_seconds
+    for field, minimum in (("max_positions", 1), ("frequency_seconds", min_frequency)):
         number, err = _clean_int(values[field], minimum=minimum)
+        if err and field == "frequency_seconds" and min_frequency > 1 and err.startswith("must be at least"):
+            err = f"{err[:-1]} (the shortest period of the tenant's plan)."
         if err:
             errors[field] = [err]
         else:
@@ -249,6 +253,16 @@ def instance_create(
     model's defaults; omitted config fields take the schema's defaults.
     """
     errors: dict[str, Any] = {}
+
+    # The plan's instance quota, counted under the tenant's row lock so two creations cannot both
+    # take the last place.
+    plan = plan_get(tenant)
+    list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk", flat=True))
+    if StrategyInstance.objects.filter(tenant=tenant).count() >= plan.max_instances:
+        raise InstanceConflict(
+            "INSTANCE_QUOTA_EXCEEDED",
+            f"The tenant's plan ({plan.name}) allows {plan.max_instances} instances; delete one first.",
+        )
 
     clean_name, err = _clean_name(name)
     if err:

@@ -97,6 +97,15 @@ def bars_import(
 ) -> BarImportResult:
     """Validate every row of a ts,open,high,low,close[,volume] CSV and store the bars."""
     reader = csv.DictReader(stream)
+    try:
+        return _bars_import_rows(reader, market=market, interval_seconds=interval_seconds, skip_bad=skip_bad)
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): a clear 400, not a 500
+        raise BarImportError(f"line {reader.line_num or 1}: unreadable CSV: {exc}") from None
+
+
+def _bars_import_rows(
+    reader: csv.DictReader[str], *, market: Market, interval_seconds: int, skip_bad: bool
+) -> BarImportResult:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

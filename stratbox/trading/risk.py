@@ -113,6 +113,10 @@ def deny_label(code: str) -> str:
         return ""
 
 
+# What a PostgreSQL text column cannot hold (stratbox.engine.storable says the same, a layer above).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 class InvalidOrder(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -230,6 +234,8 @@ def validate_intent(*, instance: StrategyInstance, intent: Any) -> OrderRequest:
     tag = intent.get("tag")
     if tag is not None and (type(tag) is not str or len(tag) > 64):
         raise InvalidOrder("tag", "must be a string of at most 64 characters or null")
+    if tag and _UNSTORABLE.search(tag):  # PostgreSQL text cannot hold them; never rely on the sandbox
+        raise InvalidOrder("tag", "must not contain NUL characters or unpaired surrogates")
     if limit_price is not None and qty * limit_price > MAX_NOTIONAL:
         raise InvalidOrder("qty", "notional is too large")
     return OrderRequest(

@@ -45,6 +45,7 @@ def test_create_from_stored_bars_snapshots_provenance(api_client, sma_version, m
         "bars_per_s": None,
         "eta_s": None,
         "cancel_requested": False,
+        "queue_position": 1,
     }
     bt = Backtest.objects.get(pk=body["id"])
     assert bt.tenant == tenant and bt.created_by == user

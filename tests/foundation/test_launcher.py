@@ -42,7 +42,12 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
     var = Path(tempfile.mkdtemp(prefix="sbx-run-"))  # short: unix socket paths are limited
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(STRATBOX_VAR_DIR=str(var), STRATBOX_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(
+        STRATBOX_VAR_DIR=str(var),
+        STRATBOX_PORT=str(port),
+        PYTHONUNBUFFERED="1",
+        STRATBOX_HEALTH_TOKEN="launch-test",
+    )
     log = var / "run.log"
     with open(log, "wb") as out:
         launcher = subprocess.Popen(
@@ -56,11 +61,17 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
     try:
 
         def healthy() -> bool:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/healthz", headers={"Authorization": "Bearer launch-test"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - loopback
                 body = json.loads(resp.read())
+            # "ok" needs a heartbeat from a worker on the default queue and one on the long queue.
             return body["status"] == "ok" and body["database"]["detail"] == "postgresql"
 
         _wait("the platform answered /healthz", healthy, 240, log)
+        # The banner names the socket the embedded Redis really listens on (under STRATBOX_VAR_DIR).
+        assert f"embedded redis-server on {var / 'redis.sock'}" in log.read_text()
 
         def demo_traded() -> tuple[int, int] | None:
             with psycopg.connect(host=str(var / "postgres"), user="postgres", dbname="stratbox") as conn:
@@ -81,7 +92,9 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
             launcher.wait()
     assert launcher.returncode is not None
     # Everything stopped with it, the embedded stores included.
-    _wait("the embedded PostgreSQL stopped", lambda: not (var / "postgres" / "postmaster.pid").exists(), 30, log)
+    _wait(
+        "the embedded PostgreSQL stopped", lambda: not (var / "postgres" / "postmaster.pid").exists(), 30, log
+    )
     assert not (var / "redis.sock").exists() or not _redis_answers(var / "redis.sock")
 
 

@@ -10,3 +10,5 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = False
 # The browser tests flush tables between tests; idle persistent connections would only get in the way.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# The health check's details for a monitor (tests/fairness/test_healthz_flood.py).
+STRATBOX_HEALTH_TOKEN = "test-health-token"

@@ -146,6 +146,11 @@ def build_side(label: str, market: Any) -> Side:
     member = add_member(tenant, role="member", user=make_user(f"member.{label}@{label}.test"))
     viewer = add_member(tenant, role="viewer", user=make_user(f"viewer.{label}@{label}.test"))
     member_token = token_create(tenant=tenant, user=member, name=f"{label} token").token
+    from tenants.invitations import invitation_create
+
+    invitation = invitation_create(
+        tenant=tenant, actor=owner, email=f"invitee.{label}@{label}.test", role="member"
+    )
     paper = account_create(
         tenant=tenant, actor=owner, name=f"{label} paper", starting_balance=Decimal("10000")
     )
@@ -241,6 +246,7 @@ def build_side(label: str, market: Any) -> Side:
         "viewer": Membership.objects.get(tenant=tenant, user=viewer),
         "viewer_user": viewer,
         "member_token": member_token,
+        "invitation_token": invitation.token,
         "paper": paper,
         "live": Account.objects.get(pk=live.pk),
         "strategy": definition,
@@ -296,6 +302,8 @@ def a_identifiers(side: Side) -> set[str]:
     found |= {m.user.email for m in side.tenant.memberships.select_related("user")}
     found |= set(A_SECRET.values())
     found.add(side.objects["member_token"].prefix)
+    found |= set(side.tenant.invitations.values_list("email", flat=True))
+    found.add(side.objects["invitation_token"])
     found.add(side.objects["version"].sha256)
     return found
 
@@ -338,11 +346,12 @@ def redis_fingerprint() -> dict[bytes, bytes | None]:
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
+    cache_prefix = f"{settings.CACHES['default'].get('KEY_PREFIX', '')}:1:".encode()
     try:
         return {
             key: client.dump(key)
             for key in sorted(client.scan_iter(count=1000))
-            if not key.startswith((b":1:", b"asgi"))
+            if not key.startswith((b":1:", cache_prefix, b"asgi"))
         }
     finally:
         client.close()

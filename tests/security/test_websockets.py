@@ -67,6 +67,8 @@ def _session_cookie(user: Any, tenant: Any | None = None) -> tuple[bytes, bytes]
 async def _close_code(path: str, headers: list[tuple[bytes, bytes]]) -> Any:
     from stratbox.asgi import application
 
+    if not any(name == b"host" for name, _ in headers):
+        headers = [*headers, (b"host", b"127.0.0.1")]  # as a browser sends it; the Origin check compares it
     comm = WebsocketCommunicator(application, path, headers=headers)
     connected, _ = await comm.connect(timeout=5)
     if not connected:

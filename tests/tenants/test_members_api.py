@@ -32,36 +32,74 @@ def test_viewer_can_list(viewer_client: Any) -> None:
     assert viewer_client.get(URL).json()["count"] == 2
 
 
-def test_owner_adds_an_existing_user_by_email(api_client: Any, tenant: Tenant) -> None:
+def _token_from_mail(mailoutbox: Any) -> str:
+    body = mailoutbox[-1].body
+    return body.split("/invitations/", 1)[1].split("/", 1)[0]
+
+
+def test_owner_invites_and_the_invited_user_accepts(api_client: Any, tenant: Tenant, mailoutbox: Any) -> None:
     newcomer = make_user("New.Comer@acme.test")
     response = api_client.post(URL, {"email": "new.comer@ACME.test", "role": "viewer"}, format="json")
-    assert response.status_code == 201
-    assert response.json()["role"] == "viewer"
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["email"], body["role"], body["status"]) == ("new.comer@acme.test", "viewer", "invited")
+    assert not Membership.objects.filter(user=newcomer, tenant=tenant).exists()  # no consent yet
+    assert mailoutbox[-1].to == ["new.comer@acme.test"]
+    token = _token_from_mail(mailoutbox)
+
+    client = APIClient()
+    client.force_authenticate(newcomer)
+    accepted = client.post("/api/v1/invitations/accept/", {"token": token}, format="json")
+    assert accepted.status_code == 201
     membership = membership_of(newcomer, tenant)
-    assert membership.role == Role.VIEWER
+    assert membership.role == Role.VIEWER and accepted.json()["id"] == membership.pk
     event = AuditEvent.objects.get(tenant=tenant, action="membership.create")
-    assert event.target_id == str(membership.pk)
-    assert event.after == {"email": newcomer.email, "role": "viewer"}
+    assert event.target_id == str(membership.pk) and event.actor_id == newcomer.pk
+    # The link works once.
+    again = client.post("/api/v1/invitations/accept/", {"token": token}, format="json")
+    assert again.status_code == 400 and error_codes(again) == ["INVITATION_INVALID"]
 
 
-def test_add_refuses_unknown_email_duplicate_and_bad_role(
-    api_client: Any, tenant: Tenant, member_user: Any
+def test_an_invitation_reveals_nothing_about_accounts(
+    api_client: Any, tenant: Tenant, mailoutbox: Any
 ) -> None:
     make_user("known@acme.test")
-    cases = [
-        ({"email": "nobody@acme.test"}, "email", "USER_NOT_FOUND"),
-        ({"email": member_user.email}, "email", "ALREADY_MEMBER"),
+    known = api_client.post(URL, {"email": "known@acme.test"}, format="json")
+    unknown = api_client.post(URL, {"email": "nobody@acme.test"}, format="json")
+    assert known.status_code == unknown.status_code == 202
+    strip = lambda b: {k: v for k, v in b.items() if k not in ("id", "email", "created_at", "expires_at")}  # noqa: E731
+    assert strip(known.json()) == strip(unknown.json()) == {"role": "member", "status": "invited"}
+    listed = api_client.get("/api/v1/invitations/").json()
+    assert sorted(r["email"] for r in listed["results"]) == ["known@acme.test", "nobody@acme.test"]
+
+
+def test_only_the_invited_address_can_accept(api_client: Any, tenant: Tenant, mailoutbox: Any) -> None:
+    api_client.post(URL, {"email": "invited@acme.test"}, format="json")
+    token = _token_from_mail(mailoutbox)
+    intruder = APIClient()
+    intruder.force_authenticate(make_user("intruder@evil.test"))
+    response = intruder.post("/api/v1/invitations/accept/", {"token": token}, format="json")
+    assert response.status_code == 400 and error_codes(response) == ["INVITATION_INVALID"]
+    assert not Membership.objects.filter(tenant=tenant, user__email="intruder@evil.test").exists()
+    anonymous = APIClient().post("/api/v1/invitations/accept/", {"token": token}, format="json")
+    assert anonymous.status_code == 401
+
+
+def test_invite_refuses_bad_input(api_client: Any, tenant: Tenant) -> None:
+    for payload, field, code in [
         ({"email": "not-an-email"}, "email", "invalid"),
         ({"email": "known@acme.test", "role": "admin"}, "role", "invalid_choice"),
-    ]
-    before = Membership.objects.count()
-    for payload, field, code in cases:
+    ]:
         response = api_client.post(URL, payload, format="json")
         assert response.status_code == 400, payload
         assert error_attrs(response) == [field]
         assert error_codes(response) == [code]
-    assert Membership.objects.count() == before
-    assert not AuditEvent.objects.filter(action="membership.create").exists()
+    assert not AuditEvent.objects.filter(action="invitation.create").exists()
+
+
+def test_members_and_viewers_cannot_invite(member_client: Any, viewer_client: Any) -> None:
+    for client in (member_client, viewer_client):
+        assert client.post(URL, {"email": "x@acme.test"}, format="json").status_code == 403
 
 
 def test_owner_changes_a_role(api_client: Any, tenant: Tenant, member_user: Any) -> None:
@@ -158,6 +196,9 @@ def test_other_tenant_cannot_see_or_touch_members(
         assert member_user.email not in response.content.decode()
     target.refresh_from_db()
     assert target.role == Role.MEMBER
-    # Adding tenant A's user to tenant B is allowed (B's own data) and leaves A untouched.
-    assert other_api_client.post(URL, {"email": member_user.email}, format="json").status_code == 201
+    # Inviting tenant A's user to tenant B is allowed (B's own data), adds nobody, leaves A untouched.
+    assert other_api_client.post(URL, {"email": member_user.email}, format="json").status_code == 202
     assert Membership.objects.filter(tenant=tenant).count() == 2
+    assert not Membership.objects.filter(user=member_user).exclude(tenant=tenant).exists()
+    # B's invitations are B's: A's owner does not see them.
+    assert api_client.get("/api/v1/invitations/").json()["count"] == 0

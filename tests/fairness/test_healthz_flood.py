@@ -1,0 +1,93 @@
+"""`/healthz` cannot exhaust anything: a flood of concurrent checks against the real server, then a
+request that enqueues a task (a backtest) still runs on a real worker.
+
+Worker liveness comes from the heartbeats the workers keep in Redis, never from a broker round
+trip; anonymous callers see up/down only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tests.engine.conftest import COUNTER, make_version, wait_for
+from tests.fairness.conftest import CSV
+
+FLOOD = 300
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _post_backtest(url: str, token: str, version_id: str) -> tuple[int, dict[str, Any]]:
+    boundary = "----stratbox-test"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="version"\r\n\r\n{version_id}\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csv"; filename="bars.csv"\r\n'
+        f"Content-Type: text/csv\r\n\r\n{CSV}\r\n",
+        f"--{boundary}--\r\n",
+    ]
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{url}/api/v1/backtests/",
+        data="".join(parts).encode(),
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_health_flood_then_a_task_still_enqueues_and_runs(
+    asgi_server: Any, live_worker: Any, tenant: Any, user: Any
+) -> None:
+    from stratbox.backtests.models import Backtest
+    from tenants.services import token_create
+
+    url = asgi_server.url
+    wait_for(lambda: _get(f"{url}/healthz")[0] == 200, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        answers = list(pool.map(lambda _: _get(f"{url}/healthz"), range(FLOOD)))
+    assert [status for status, _ in answers] == [200] * FLOOD
+    # Anonymous callers learn up/down, nothing else.
+    assert all(body == {"status": "ok"} for _, body in answers)
+
+    version = make_version(tenant, COUNTER)
+    token = token_create(tenant=tenant, user=user, name="flood").plaintext
+    started = time.monotonic()
+    status, body = _post_backtest(url, token, str(version.pk))
+    assert status == 201, body
+    assert time.monotonic() - started < 10, "the enqueueing request hung behind the health checks"
+    backtest_id = body["id"]
+    wait_for(lambda: Backtest.objects.get(pk=backtest_id).status == "succeeded", timeout=60)
+
+
+def test_health_details_need_staff_or_the_monitor_token(
+    asgi_server: Any, live_worker: Any, settings: Any
+) -> None:
+    url = asgi_server.url
+    wait_for(lambda: _get(f"{url}/healthz")[0] == 200, timeout=30)
+    # The live server reads STRATBOX_HEALTH_TOKEN from its environment: tests.frontend.live_settings.
+    status, body = _get(f"{url}/healthz", {"Authorization": "Bearer wrong"})
+    assert (status, body) == (200, {"status": "ok"})
+    status, body = _get(f"{url}/healthz", {"Authorization": "Bearer test-health-token"})
+    assert status == 200
+    assert body["database"]["ok"] and body["redis"]["ok"] and body["worker"]["ok"], body
+    assert body["worker"]["detail"] == "1 worker(s) alive"
+    assert set(body) == {"status", "database", "redis", "worker"}
