@@ -69,6 +69,42 @@ class Deny(StrEnum):
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # an approved live account whose adapter cannot trade
     KILL_SWITCH = "KILL_SWITCH"
     PAUSED = "PAUSED"  # decided by the engine (runtime state); listed so every code lives here
+    # Decided by the engine's re-check of a host's reply (`stratbox.engine.replies`): a genuine
+    # host never sends these, so each is the mark of a forged reply.
+    ORDER_QUOTA_EXCEEDED = "ORDER_QUOTA_EXCEEDED"
+    ORDER_ID_MISMATCH = "ORDER_ID_MISMATCH"
+    MODE_MISMATCH = "MODE_MISMATCH"
+    FOREIGN_TARGET = "FOREIGN_TARGET"
+
+
+# What the UI shows beside a code (the code itself is shown verbatim).
+DENY_LABELS: dict[Deny, str] = {
+    Deny.MODE_OFF: "The instance is off",
+    Deny.MODE_OBSERVE: "The instance only observes",
+    Deny.NOT_APPROVED: "Live trading is not approved",
+    Deny.INVALID_ORDER: "Invalid order",
+    Deny.CAPITAL_PER_TRADE_EXCEEDED: "Capital per trade exceeded",
+    Deny.MAX_POSITIONS_REACHED: "Maximum open positions reached",
+    Deny.MAX_POSITION_SIZE_EXCEEDED: "Maximum position size exceeded",
+    Deny.INSTANCE_CAPITAL_EXHAUSTED: "The instance's capital is used up",
+    Deny.TENANT_CAPITAL_LIMIT_EXCEEDED: "The tenant's capital limit is reached",
+    Deny.DAILY_LOSS_LIMIT: "Daily loss limit reached",
+    Deny.ORDER_RATE_LIMIT: "Too many orders per minute",
+    Deny.INSUFFICIENT_BALANCE: "Insufficient balance",
+    Deny.INSUFFICIENT_POSITION: "Insufficient position to sell",
+    Deny.NO_QUOTE: "No quote for the market",
+    Deny.BROKER_UNAVAILABLE: "The broker cannot take orders",
+    Deny.KILL_SWITCH: "The tenant's kill switch is on",
+    Deny.PAUSED: "The instance is paused",
+    Deny.ORDER_QUOTA_EXCEEDED: "Too many orders in one call",
+    Deny.ORDER_ID_MISMATCH: "Not this instance's order id for this tick",
+    Deny.MODE_MISMATCH: "Order status does not match the instance's mode",
+    Deny.FOREIGN_TARGET: "Another market or account",
+}
+
+
+def deny_label(code: Deny | str) -> str:
+    return DENY_LABELS.get(code, str(code))  # type: ignore[call-overload]
 
 
 class InvalidOrder(ValueError):
