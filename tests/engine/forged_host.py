@@ -160,6 +160,7 @@ RESULT_FORGERIES: dict[str, Callable[[dict[str, Any], dict[str, Any], str], None
     "logs_huge": _set("logs", [{"level": "info", "msg": "x" * 1_000_000}]),
     "receipts_not_list": _set("receipts", "all submitted"),
     "nan_literal": _first(qty="@@NAN@@"),
+    "qty_long_int": _first(qty="@@LONGINT@@"),
     # signal cycles
     "entry_foreign_market": _set(
         "entries", [{"market": "ETH/USDT", "side": "long", "reason": "r", "confidence": 1.0}]

@@ -227,12 +227,15 @@ def test_a_forged_reply_fails_its_tick_with_its_code_and_keeps_the_last_good_sta
 @pytest.mark.parametrize(
     ("forgery", "code", "message"),
     [
-        # What the client itself refuses (strict JSON, an object per call): the host is stopped.
+        # What the client itself refuses (strict JSON, an object per call); the host is stopped.
         ("nan_literal", "HOST_CRASHED", "malformed reply"),
         ("reply_not_object", "HOST_CRASHED", "malformed on_tick result"),
+        # An int Python will not decode: found again on the client's failure path, named by its path.
+        ("state_long_int", "BAD_STATE", "state.big is an int of more than 4300 digits"),
+        ("qty_long_int", "BAD_OUTPUT", "intents[0].qty is an int of more than 4300 digits"),
     ],
 )
-def test_a_reply_that_is_not_strict_json_fails_its_tick(
+def test_a_reply_the_client_cannot_decode_fails_its_tick(
     forgery, code, message, forged_hosts, tenant, paper_account, market, bystander
 ):
     inst = _forged_instance(tenant, paper_account, market, forgery)
