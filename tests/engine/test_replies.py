@@ -275,3 +275,20 @@ def test_widgets_and_error_reports():
 def test_the_client_names_an_int_it_cannot_decode(text, code, message):
     error = malformed_reply((text % ("7" * 5000)).encode())
     assert error.code == code and message in error.message
+
+
+def test_a_backtest_trades_reason_is_made_storable():
+    import base64
+    from array import array
+
+    from stratbox.backtests.sandbox_client import normalize_chunk
+
+    chunk = {
+        "fills_packed": base64.b64encode(array("d", [1.0, 1.0, 100.0, 0.1]).tobytes()).decode(),
+        "trades_packed": base64.b64encode(array("d", [1, 2, 1.0, 1, 100, 101, 1] * 3).tobytes()).decode(),
+        "trade_reasons": ["take\x00profit", "\ud800", 7],
+        "broker": {"qty": 1.0, "avg_price": 100.0, "entry_ts": 1.0},
+        "summary": {"equity": 999.9},
+    }
+    reasons = [t["reason"] for t in normalize_chunk(chunk)["trades"]]
+    assert reasons == ["take\ufffdprofit", "?", ""]
