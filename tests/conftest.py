@@ -130,8 +130,11 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` subprocess bound to the test database and a private queue."""
 
-    def __init__(self, name: str, queue: str, concurrency: int = 1) -> None:
+    def __init__(
+        self, name: str, queue: str, concurrency: int = 1, launcher: list[str] | None = None
+    ) -> None:
         self.name = name
+        self.launcher = launcher or ["-m", "celery"]  # what runs `celery`, after the interpreter
         self.queue = queue
         self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
@@ -152,8 +155,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "celery",
+                *self.launcher,
                 "-A",
                 "stratbox",
                 "worker",

@@ -29,6 +29,13 @@ _RAW = {
 }
 
 
+def forged_boot(boot: str) -> str:
+    """The client's host boot line, starting this module's host instead of the real one."""
+    forged = boot.replace("from sandbox.host import main", "from tests.engine.forged_host import main")
+    assert forged != boot, "the host's boot line changed: update the forged host's"
+    return forged
+
+
 def _order(prefix: str, n: int, **fields: Any) -> dict[str, Any]:
     return {
         "kind": "order",

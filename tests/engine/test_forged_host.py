@@ -14,6 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +25,9 @@ from stratbox.engine.models import Run
 from stratbox.engine.reconciler import reconcile
 from stratbox.trading.models import Account, Order
 from tenants.models import AuditEvent
-from tests.engine.conftest import make_instance, make_version, set_quote
-from tests.engine.forged_host import FORGE_PRICE
+from tests.conftest import WorkerProcess
+from tests.engine.conftest import make_instance, make_version, set_quote, wait_for
+from tests.engine.forged_host import FORGE_PRICE, forged_boot
 
 LEGIT = """
 from sandbox.sdk import Strategy
@@ -51,10 +53,7 @@ def forged_hosts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The engine's sandbox client starts forged hosts (this test module's only difference)."""
     import sandbox.client
 
-    boot = sandbox.client.BOOT.replace(
-        "from sandbox.host import main", "from tests.engine.forged_host import main"
-    )
-    assert boot != sandbox.client.BOOT, "the host's boot line changed: update the forged host's"
+    boot = forged_boot(sandbox.client.BOOT)
     sandboxes.close()
     monkeypatch.setattr(sandbox.client, "BOOT", boot)
     yield
@@ -393,3 +392,54 @@ def test_forged_widgets_are_refused_before_the_cache_and_the_browser(
         render_for_api(inst)
     assert refused.value.code == "BAD_OUTPUT" and message in refused.value.message
     assert runtime.r().get(CACHE_KEY.format(str(inst.pk))) is None
+
+
+# --- through a real Celery worker ------------------------------------------------------------------
+
+
+@pytest.mark.worker
+def test_a_real_worker_with_forged_hosts_denies_and_refuses_and_keeps_serving(
+    celery_queue, transactional_db, tenant, paper_account, market, bystander
+):
+    """The scheduled path end to end: the Celery task, the worker's own client and forged hosts."""
+    import time
+
+    from stratbox.engine.tasks import run_ticks_task
+
+    denied = _forged_instance(tenant, paper_account, market, "coid_foreign", str(bystander.pk))
+    refused = _forged_instance(tenant, paper_account, market, "reply_mode")
+    everyone = (denied, refused, bystander)
+    reconcile()  # the worker loads each instance into its own forged hosts from the runtime state
+    set_quote(market, FORGE_PRICE)
+    launcher = [str(Path(__file__).resolve().parent / "forged_worker.py")]
+    worker = WorkerProcess(
+        name=f"forged{uuid.uuid4().hex[:6]}", queue=celery_queue, launcher=launcher
+    ).start()
+
+    def ran(slot: int) -> dict[str, Run]:
+        runs = {str(r.instance_id): r for r in Run.objects.filter(tick_seq=slot, instance__in=everyone)}
+        return runs if len(runs) == 3 else {}
+
+    try:
+        slot = int(time.time()) + 1
+        run_ticks_task.apply_async(args=[[[str(i.pk), slot] for i in everyone]])
+        runs = wait_for(lambda: ran(slot), timeout=60)
+        assert [a["deny_code"] for a in runs[str(denied.pk)].actions] == ["ORDER_ID_MISMATCH"]
+        assert runs[str(refused.pk)].status == "error" and runs[str(refused.pk)].error_code == "BAD_OUTPUT"
+        assert "the tick reply.mode is not a field a host may send" in runs[str(refused.pk)].error_message
+        assert [a["kind"] for a in runs[str(bystander.pk)].actions] == ["order"]
+        assert not Order.objects.filter(instance__in=[denied, refused]).exists()
+        assert Account.objects.get(pk=paper_account.pk).balance == Decimal("100000")
+        assert [a["denied"] for a in _audited(denied)] == [["ORDER_ID_MISMATCH"]]
+        assert [a["refused"] for a in _audited(refused)] == ["BAD_OUTPUT"]
+        set_quote(market, 100.0)
+        run_ticks_task.apply_async(args=[[[str(i.pk), slot + 1] for i in everyone]])
+        runs = wait_for(lambda: ran(slot + 1), timeout=60)
+    finally:
+        worker.stop()
+    for inst in everyone:
+        assert runs[str(inst.pk)].status == "ok" and [a["kind"] for a in runs[str(inst.pk)].actions] == [
+            "order"
+        ]
+        assert Order.objects.filter(instance=inst, status="filled").count() == (2 if inst is bystander else 1)
+    assert runtime.rt_get(str(refused.pk))["state"]["n"] == 1  # the forged tick's state never landed
