@@ -292,3 +292,19 @@ def test_a_backtest_trades_reason_is_made_storable():
     }
     reasons = [t["reason"] for t in normalize_chunk(chunk)["trades"]]
     assert reasons == ["take\ufffdprofit", "?", ""]
+
+
+def test_an_error_a_host_reports_is_made_storable_where_the_client_reads_it():
+    from sandbox import SandboxError
+
+    error = SandboxError.from_dict(
+        {"code": "RUNTIME_ERROR", "message": "x\x00y\udc00", "line": 10**30, "traceback": "\x00"}
+    )
+    assert (error.code, error.message, error.line, error.traceback) == (
+        "RUNTIME_ERROR",
+        "x\ufffdy?",
+        None,
+        "\ufffd",
+    )
+    assert SandboxError.from_dict({"code": LyingStr("RUNTIME_ERROR"), "message": "m"}).code == "HOST_CRASHED"
+    assert SandboxError.from_dict(LyingDict(code="RUNTIME_ERROR", message="m")).code == "HOST_CRASHED"
