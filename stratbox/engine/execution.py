@@ -1260,10 +1260,11 @@ def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[s
         snapshot = _snapshot(instance, quote, mode, prefix)
         client = sandboxes.client()
         if sandboxes.style_of(instance.version) == "signal_bundle":
-            result = client.signal_cycle(tenant_id, key, snapshot)
+            raw = client.signal_cycle(tenant_id, key, snapshot)
         else:
-            result = client.tick(tenant_id, key, tick, snapshot)
-        result, intents, skipped = _strategy_outcome(instance, result, snapshot)
+            raw = client.tick(tenant_id, key, tick, snapshot)
+        # Nothing of a refused reply is used, not even to answer the caller.
+        result, intents, skipped = _strategy_outcome(instance, raw, snapshot)
         for intent in intents:
             actions.append(_would_be(instance, intent, quote, mode))
         actions.extend(skipped)

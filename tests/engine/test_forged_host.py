@@ -443,3 +443,20 @@ def test_a_real_worker_with_forged_hosts_denies_and_refuses_and_keeps_serving(
         ]
         assert Order.objects.filter(instance=inst, status="filled").count() == (2 if inst is bystander else 1)
     assert runtime.rt_get(str(refused.pk))["state"]["n"] == 1  # the forged tick's state never landed
+
+
+def test_a_test_run_re_checks_the_reply_as_a_tick_does(
+    forged_hosts, tenant, paper_account, market, bystander
+):
+    from stratbox.engine.execution import test_run as run_once
+
+    inst = _forged_instance(tenant, paper_account, market, "intent_market")
+    set_quote(market, FORGE_PRICE)
+    run, out = run_once(inst)
+    assert run.status == "ok" and [(a["kind"], a["deny_code"]) for a in run.actions] == [
+        ("denied", "FOREIGN_TARGET")
+    ]
+    forged_state = _forged_instance(tenant, paper_account, market, "state_nul")
+    run, out = run_once(forged_state)
+    assert run.status == "error" and run.error_code == "BAD_STATE" and "state.note" in run.error_message
+    assert out["state"] is None and not Order.objects.filter(instance__in=[inst, forged_state]).exists()
