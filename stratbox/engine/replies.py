@@ -1,7 +1,5 @@
 """Trusted re-checks of everything a sandbox host answers, before the engine uses any of it.
 
-(The module is about host *replies*; their order intents are the part that can move money.)
-
 Assume the host is fully controlled by its tenant (an escape from the language layer, a forged
 reply): nothing it sends is used until it passed these checks, whatever the host checked itself.
 
