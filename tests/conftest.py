@@ -177,7 +177,11 @@ class WorkerProcess:
             start_new_session=True,
         )
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # a worker that never answered must not outlive its test (it holds the test DB)
+                raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
