@@ -31,6 +31,7 @@ from stratbox.governance.services import instance_graduation
 from stratbox.instances.selectors import instance_list
 from stratbox.markets.selectors import market_list
 from stratbox.trading.selectors import account_list, fill_list, instance_stats, order_list
+from strategies_store.diffs import unified_diff
 from strategies_store.selectors import version_previous
 from strategies_store.serializers import version_files
 from tenants.errors import ApplicationError

@@ -35,6 +35,7 @@ import RestrictedPython
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.host import BOOT
 from sandbox.limits import Limits
+from sandbox.malformed import malformed_reply
 from sandbox.protocol import HEADER
 
 __all__ = ["Limits", "SandboxClient"]
@@ -176,7 +177,7 @@ class _Host:
         try:
             reply = _DECODER.decode(data.decode("utf-8"))
         except (ValueError, RecursionError):
-            raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply") from None
+            raise malformed_reply(data) from None  # HOST_CRASHED, or where an over-long int is
         if not isinstance(reply, dict):
             raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply")
         return reply

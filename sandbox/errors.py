@@ -59,17 +59,33 @@ class SandboxError(Exception):
     @classmethod
     def from_dict(cls, data: object) -> SandboxError:
         """Rebuild an error sent by a host; anything malformed becomes HOST_CRASHED."""
-        if not isinstance(data, dict):
+        if type(data) is not dict:
             return cls(ErrorCode.HOST_CRASHED, "host sent a malformed error")
         code = data.get("code")
         message = data.get("message")
         line = data.get("line")
         tb = data.get("traceback")
-        if not isinstance(code, str) or code not in ErrorCode.__members__ or not isinstance(message, str):
+        if type(code) is not str or code not in ErrorCode.__members__ or type(message) is not str:
             return cls(ErrorCode.HOST_CRASHED, "host sent a malformed error")
         return cls(
             ErrorCode(code),
-            message[:4000],
-            line if type(line) is int else None,
-            tb[:20000] if isinstance(tb, str) else None,
+            _storable(message[:4000]),
+            line if type(line) is int and 0 < line < 10_000_000 else None,
+            _storable(tb[:20000]) if type(tb) is str else None,
         )
+
+
+def _storable(text: str) -> str:
+    """A host's text with NUL and lone surrogates replaced: it is stored and shown, and PostgreSQL
+    refuses both (a forged error report must not fail the write that records it)."""
+    if "\x00" not in text and (text.isascii() or _utf8(text)):
+        return text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -17,8 +17,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from tenants.errors import ApplicationError
 from tenants.access_events import access_changed_on_commit
+from tenants.errors import ApplicationError
 from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
 from tenants.scopes import DEFAULT_SCOPES, normalise_scopes
 

@@ -142,8 +142,16 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` subprocess bound to the test database and a private queue."""
 
-    def __init__(self, name: str, queue: str, concurrency: int = 1, queues: str | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        queue: str,
+        concurrency: int = 1,
+        queues: str | None = None,
+        launcher: list[str] | None = None,
+    ) -> None:
         self.name = name
+        self.launcher = launcher or ["-m", "celery"]  # what runs `celery`, after the interpreter
         self.queue = queue
         # Both the default and the long queue (backtests) unless told otherwise: one pool serves all.
         self.queues = queues or f"{queue},{queue}.long"
@@ -166,8 +174,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "celery",
+                *self.launcher,
                 "-A",
                 "stratbox",
                 "worker",
@@ -189,7 +196,11 @@ class WorkerProcess:
             start_new_session=True,
         )
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # a worker that never answered must not outlive its test (it holds the test DB)
+                raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

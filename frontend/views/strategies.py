@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from frontend.access import tenant_view
 from frontend.forms import StrategyUploadForm
 from frontend.selectors import version_diff
-from sandbox.policy import ALLOWED_IMPORTS
 from frontend.throttling import form_throttled
+from sandbox.policy import ALLOWED_IMPORTS
 from strategies_store.selectors import (
     strategy_get,
     version_get,

@@ -16,6 +16,7 @@ import numpy as np
 
 from sandbox import ErrorCode, SandboxClient, SandboxError
 from stratbox.backtests.models import Backtest
+from stratbox.engine.replies import clean_text
 
 _lock = threading.Lock()
 _client: SandboxClient | None = None
@@ -136,7 +137,7 @@ def normalize_chunk(raw: object) -> dict[str, Any]:
             "entry_price": row[4],
             "exit_ts": row[1],
             "exit_price": row[5],
-            "reason": str(reason or "")[:200],
+            "reason": clean_text(reason, 200),  # storable: no NUL or lone surrogate reaches PostgreSQL
         }
         for row, reason in zip(packed.tolist(), reasons, strict=True)
     ]

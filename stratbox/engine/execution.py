@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from stratbox.engine import conf, events, runtime, sandboxes
+from stratbox.engine import replies as host_replies
 from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.engine.storable import clean_json, clean_text
@@ -525,11 +526,12 @@ def _call_strategy(
 def _strategy_outcome(
     instance: StrategyInstance, result: dict[str, Any], snapshot: dict[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The host's reply re-checked in trusted code (`replies`); forged intents come back denied."""
+    checked, intents, skipped = host_replies.strategy_outcome(instance, result, snapshot)
     if sandboxes.style_of(instance.version) == "signal_bundle":
-        intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
-        return result, intents, skipped
-    intents = [i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"]
-    return result, intents, []
+        intents, more = signal_intents(instance, checked, snapshot, snapshot["quote"])
+        skipped = skipped + more
+    return checked, intents, skipped
 
 
 def _run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> None:
@@ -703,7 +705,8 @@ def _error_dict(exc: BaseException) -> dict[str, Any]:
     from sandbox import SandboxError
 
     if isinstance(exc, SandboxError):
-        return {"code": str(exc.code), "message": exc.message, "line": exc.line, "traceback": exc.traceback}
+        # A host's own words: made storable (no NUL or lone surrogate reaches PostgreSQL).
+        return host_replies.error_fields(str(exc.code), exc.message, exc.line, exc.traceback)
     return {
         "code": "ENGINE_ERROR",
         "message": f"{type(exc).__name__}: {exc}"[:1000],
@@ -948,7 +951,7 @@ def _execute(
         time.sleep(failpoint)
     paused_reason = _daily_loss_check(instance, mode, actions, snapshot, quote, filled)
     finished = time.time()
-    new_state = result.get("state") if isinstance(result.get("state"), dict) else rt.get("state") or {}
+    new_state = result["state"]  # checked: an object of plain data (`replies.state_json`)
     logs = list(result.get("logs") or [])
     placed_orders = sum(1 for a in actions if a["kind"] in ("order", "shadow"))
     keep = _keep_run(iid, trigger, actions, None, slot, int(rt.get("freq") or 1), rt["state_rev"] == 0)
@@ -978,7 +981,7 @@ def _execute(
         token=lock.token if lock is not None else None,
         finished=finished,
         fields={
-            "state": runtime.dumps(new_state),
+            "state": result["state_json"],
             "state_rev": new_rev,
             "last_tick_at": finished,
             "last_due_at": due_at,
@@ -1235,7 +1238,11 @@ def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[s
     tick = _tick_from_quote(quote, instance.market.code)
     rt = runtime.rt_get(iid)
     state = None
-    if rt and rt["loaded"] and runtime.desired_applied(rt, instance.version_id, instance.config_revision, config):
+    if (
+        rt
+        and rt["loaded"]
+        and runtime.desired_applied(rt, instance.version_id, instance.config_revision, config)
+    ):
         state = rt.get("state")
     prefix = f"{iid}-dry{int(time.time() * 1000)}"
     started = time.time()
@@ -1257,14 +1264,11 @@ def test_run(instance: StrategyInstance, actor: Any = None) -> tuple[Run, dict[s
         snapshot = _snapshot(instance, quote, mode, prefix)
         client = sandboxes.client()
         if sandboxes.style_of(instance.version) == "signal_bundle":
-            result = client.signal_cycle(tenant_id, key, snapshot)
-            intents, skipped = signal_intents(instance, result, snapshot, snapshot["quote"])
+            raw = client.signal_cycle(tenant_id, key, snapshot)
         else:
-            result = client.tick(tenant_id, key, tick, snapshot)
-            intents = [
-                i for i in result.get("intents") or [] if isinstance(i, dict) and i.get("kind") == "order"
-            ]
-            skipped = []
+            raw = client.tick(tenant_id, key, tick, snapshot)
+        # Nothing of a refused reply is used, not even to answer the caller.
+        result, intents, skipped = _strategy_outcome(instance, raw, snapshot)
         for intent in intents:
             actions.append(_would_be(instance, intent, quote, mode))
         actions.extend(skipped)

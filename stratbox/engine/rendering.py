@@ -66,14 +66,16 @@ def _cache_get(iid: str) -> dict[str, Any] | None:
 
 
 def _render_in_host(tenant_id: str, iid: str, state: dict[str, Any] | None = None) -> list[Any]:
+    from stratbox.engine.replies import widgets_reply
+
     try:
         result = sandboxes.client().render(tenant_id, iid, state=state)
+        # Re-checked before anything reaches Redis or a browser (`replies`).
+        return widgets_reply(result, sandboxes.limits())
     except Exception:
         # A failed render may have left the host's copy half-mutated: reload from Redis next time.
         sandboxes.forget(iid)
         raise
-    widgets = result.get("widgets") if isinstance(result, dict) else None
-    return widgets if isinstance(widgets, list) else []
 
 
 def render_watched_after_ticks(instances: dict[str, Any], ticked: list[str]) -> list[str]:

@@ -41,6 +41,13 @@ def client() -> Any:
         return _client
 
 
+def limits() -> Any:
+    """The limits this process's hosts run with (what the engine re-checks their replies against)."""
+    from sandbox import Limits
+
+    return getattr(client(), "limits", None) or Limits()
+
+
 def close() -> None:
     global _client
     with _lock:
@@ -117,6 +124,9 @@ def load(
         # Always the stored, validated schema: never what the class attribute holds at run time.
         config_schema=dict(version.config_schema or {}),
     )
+    from stratbox.engine.replies import load_reply
+
+    load_reply(result, limits())  # the state init() made is persisted: re-checked first
     _held[key] = host_key(load_id, config, state_rev)
     return result
 

@@ -75,6 +75,12 @@ class Deny(StrEnum):
     UNKNOWN_POSITION = "UNKNOWN_POSITION"  # engine: an exit signal named a position the instance lacks
     SIZE_ZERO = "SIZE_ZERO"  # engine: a signal's sizing came to zero (nothing to order)
     ENGINE_ERROR = "ENGINE_ERROR"  # engine: our own failure while placing the order, not the strategy's
+    # Decided by the engine's re-check of a host's reply (`stratbox.engine.replies`): a genuine
+    # host never sends these, so each is the mark of a forged reply.
+    ORDER_QUOTA_EXCEEDED = "ORDER_QUOTA_EXCEEDED"
+    ORDER_ID_MISMATCH = "ORDER_ID_MISMATCH"
+    MODE_MISMATCH = "MODE_MISMATCH"
+    FOREIGN_TARGET = "FOREIGN_TARGET"
 
     @property
     def label(self) -> str:
@@ -102,6 +108,10 @@ DENY_LABELS = {
     Deny.UNKNOWN_POSITION: "the exit names no open position",
     Deny.SIZE_ZERO: "the signal sized to zero",
     Deny.ENGINE_ERROR: "the engine failed to place it",
+    Deny.ORDER_QUOTA_EXCEEDED: "too many orders in one call",
+    Deny.ORDER_ID_MISMATCH: "not this instance's order id for this tick",
+    Deny.MODE_MISMATCH: "the order's status does not match the instance's mode",
+    Deny.FOREIGN_TARGET: "another market or account",
 }
 
 
