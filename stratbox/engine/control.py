@@ -31,6 +31,7 @@ class PauseReason(StrEnum):
     CIRCUIT_BREAKER = "CIRCUIT_BREAKER"
     KILL_SWITCH = "KILL_SWITCH"
     APPROVAL_REVOKED = "APPROVAL_REVOKED"  # staff revoked a live instance's approval (governance)
+    BAD_STATE = "BAD_STATE"  # its runtime state could not be stored, flush after flush (snapshots)
 
     @property
     def label(self) -> str:
@@ -44,6 +45,7 @@ PAUSE_LABELS = {
     PauseReason.CIRCUIT_BREAKER: "too many consecutive failed runs",
     PauseReason.KILL_SWITCH: "the tenant's kill switch is on",
     PauseReason.APPROVAL_REVOKED: "staff revoked the live-trading approval",
+    PauseReason.BAD_STATE: "its state could not be stored",
 }
 
 

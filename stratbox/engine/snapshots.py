@@ -16,6 +16,8 @@ from typing import Any
 from django.db import DatabaseError, connection, transaction
 
 from stratbox.engine import runtime
+from stratbox.engine.control import PauseReason, pause_runtime
+from stratbox.engine.events import publish
 from stratbox.engine.lua import lua_source
 from stratbox.engine.models import InstanceRuntime, InstanceStats
 from stratbox.engine.storable import clean_text, unstorable_json_text
@@ -175,20 +177,17 @@ def _bad_state_report(bad: dict[str, tuple[str, str]], good: list[str]) -> None:
 
 
 def _bad_state_pause(iid: str, message: str) -> None:
-    from stratbox.engine.control import pause_runtime
-    from stratbox.engine.events import publish
-
     instance = StrategyInstance.objects.filter(pk=iid).first()
     if instance is None:
         return
-    if pause_runtime(instance, "BAD_STATE"):
+    if pause_runtime(instance, PauseReason.BAD_STATE):
         publish(
             tenant_id=instance.tenant_id,
             instance_id=iid,
             kind="status",
             data={
                 "paused": True,
-                "pause_reason": "BAD_STATE",
+                "pause_reason": PauseReason.BAD_STATE,
                 "error": {"code": "BAD_STATE", "message": message},
             },
         )

@@ -383,12 +383,11 @@ def test_a_forged_initial_state_is_refused_before_it_reaches_redis_or_postgresql
 def test_forged_widgets_are_refused_before_the_cache_and_the_browser(
     forgery, message, forged_hosts, tenant, paper_account, market
 ):
-    from sandbox import SandboxError
-    from stratbox.engine.rendering import CACHE_KEY, render_for_api
+    from stratbox.engine.rendering import CACHE_KEY, RenderRefused, render_for_api
 
     inst = _forged_instance(tenant, paper_account, market, forgery)
     reconcile()
-    with pytest.raises(SandboxError) as refused:
+    with pytest.raises(RenderRefused) as refused:  # the API's refusal, with the reply check's code
         render_for_api(inst)
     assert refused.value.code == "BAD_OUTPUT" and message in refused.value.message
     assert runtime.r().get(CACHE_KEY.format(str(inst.pk))) is None

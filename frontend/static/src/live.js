@@ -14,6 +14,7 @@ const PAUSE_REASONS = {
   CIRCUIT_BREAKER: "too many consecutive failed runs",
   KILL_SWITCH: "the tenant's kill switch is on",
   APPROVAL_REVOKED: "staff revoked the live-trading approval",
+  BAD_STATE: "its state could not be stored",
 };  // the same labels as stratbox.engine.control.PAUSE_LABELS (a test compares them)
 const MODE_LABELS = { off: "Off", observe: "Observe", active: "Active" };
 const MAX_LOG_LINES = 500;
