@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "stratbox.markets",
     "stratbox.instances",
     "stratbox.trading",
+    "stratbox.notifications",
+    "stratbox.plugins",
     "stratbox.engine",
     "stratbox.backtests",
     "stratbox.governance",
@@ -289,3 +291,5 @@ LOGGING = {
 STRATBOX_MAX_SOURCE_BYTES = env.int("STRATBOX_MAX_SOURCE_BYTES", default=256 * 1024)
 # Fernet key(s) for credentials at rest (live accounts); comma-separated for rotation.
 STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
+# Notifications: a self-hosted Telegram Bot API server for tgram:// channels (empty: api.telegram.org).
+STRATBOX_TELEGRAM_API_URL = env.str("STRATBOX_TELEGRAM_API_URL", default="")
