@@ -99,7 +99,11 @@ def send(
             "critical": apprise.NotifyType.FAILURE,
             "warning": apprise.NotifyType.WARNING,
         }.get(severity, apprise.NotifyType.INFO)
-        ok = bool(plugin.notify(body=body, title=title, notify_type=notify_type))
+        ok = bool(
+            plugin.notify(
+                body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT
+            )
+        )
         error = "" if ok else f"{kind} delivery refused or unreachable"
     except Exception as exc:  # a broken URL or plugin is this channel's failure, not the worker's
         logger.warning("channel send failed", exc_info=True)

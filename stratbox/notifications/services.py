@@ -385,6 +385,15 @@ def _record(event: NotificationEvent, channel: Channel, attempt: int, **fields: 
     )
 
 
+def marker_key(event: NotificationEvent, channel: Channel) -> str:
+    """The de-duplication key on this channel: a plugin alert's is the contract's per-channel alert
+    key (carried in the payload); any other event's is its type and natural key."""
+    keys = event.payload.get("alert_keys") if isinstance(event.payload, dict) else None
+    if isinstance(keys, dict) and isinstance(keys.get(channel.kind), str):
+        return keys[channel.kind][:500]
+    return f"{event.event_type}/{event.dedup_key}"[:500]
+
+
 def delivery_attempt(
     *, event_id: int, channel_id: str, attempt: int, now: datetime | None = None
 ) -> Delivery | None:
@@ -394,12 +403,12 @@ def delivery_attempt(
     if event is None:
         return None
     cfg = settings_for(event.tenant_id)
-    key = f"{event.event_type}/{event.dedup_key}"[:500]
     failure: channel_io.SendResult | None = None
     with transaction.atomic():
         channel = Channel.objects.select_for_update().filter(pk=channel_id, tenant_id=event.tenant_id).first()
         if channel is None:
             return None
+        key = marker_key(event, channel)
         if channel.status == ChannelStatus.DISABLED and event.event_type != EventType.TEST:
             return _record(
                 event,
