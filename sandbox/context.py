@@ -144,6 +144,12 @@ class TickContext:
         self._check()
         return self._price
 
+    @property
+    def plugin_signals(self) -> dict[str, Any]:
+        """Sidecar plugin signals ``{plugin: {machine fields}}`` (a fresh copy: read-only data)."""
+        self._check()
+        return _copy_dict(self._snap.get("plugin_signals")) or {}
+
     def get_quote(self) -> dict[str, Any] | None:
         self._check()
         return _copy_dict(self._snap.get("quote"))
@@ -261,6 +267,12 @@ class SignalContext:
             if type(q) is dict and q.get("market") == market:
                 return _price(q.get("price"))
         return None
+
+    @property
+    def plugin_signals(self) -> dict[str, Any]:
+        """Sidecar plugin signals ``{plugin: {machine fields}}`` (a fresh copy: read-only data)."""
+        self._check()
+        return _copy_dict(self._snap.get("plugin_signals")) or {}
 
     def get_positions(self) -> list[Position]:
         self._check()

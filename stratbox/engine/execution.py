@@ -34,6 +34,7 @@ from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
+from stratbox.plugins.services import plugin_snapshot
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition, StrategyVersion
@@ -380,6 +381,7 @@ def _snapshot(
         "now": float(quote.get("bar_ts") or time.time()),
         "quote": {k: quote.get(k) for k in ("market", "price", "bid", "ask", "ts")},
         "order_id_prefix": prefix,
+        **plugin_snapshot(instance.pk, time.time()),  # read-only sidecar signals (stratbox.plugins)
     }
 
 

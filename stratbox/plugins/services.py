@@ -10,8 +10,10 @@ marker key is the contract's alert key.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -451,12 +453,17 @@ def context_refresh(*, instance_id: Any) -> None:
         client = redis_client()
         if instance is None:
             client.delete(key)
+            client.srem(IDS_KEY, str(instance_id))
             return
         allowed = [s for s in instance_signals(instance=instance) if s.get("runtime_metadata_allowed")]
+        pipe = client.pipeline()
         if allowed:
-            client.set(key, json.dumps(allowed, default=str))
+            pipe.set(key, json.dumps(allowed, default=str))
+            pipe.sadd(IDS_KEY, str(instance_id))
         else:
-            client.delete(key)
+            pipe.delete(key)
+            pipe.srem(IDS_KEY, str(instance_id))
+        pipe.execute()
     except Exception:  # the context only loses plugin data (the strategy runs on its built-in logic)
         logger.warning("plugin context refresh failed for %s", instance_id, exc_info=True)
 
@@ -474,23 +481,48 @@ CONTEXT_FIELDS = (
 )
 
 
+IDS_KEY = "sbx:plugins:ctx:ids"
+CACHE_SECONDS = 2.0
+# Per process, a cache of Redis (never the source of truth): which instances have plugin context
+# and that context, re-read at most every CACHE_SECONDS, so a tick without plugins costs no round trip.
+_cache: dict[str, Any] = {"at": 0.0, "ids": frozenset(), "entries": {}}
+
+
+def _context_entries(instance_id: str) -> list[dict[str, Any]]:
+    now = time.monotonic()
+    if now - _cache["at"] > CACHE_SECONDS:
+        try:
+            ids = frozenset(redis_client().smembers(IDS_KEY))
+        except Exception:
+            ids = frozenset()
+        _cache.update(at=now, ids=frozenset(i.decode() if isinstance(i, bytes) else str(i) for i in ids), entries={})
+    if instance_id not in _cache["ids"]:
+        return []
+    entries = _cache["entries"]
+    if instance_id not in entries:
+        try:
+            raw = redis_client().get(CONTEXT_KEY.format(instance_id))
+        except Exception:
+            raw = None
+        entries[instance_id] = json.loads(raw) if raw else []
+    return entries[instance_id]
+
+
 def plugin_context(instance_id: Any, now: float) -> dict[str, Any]:
     """`{plugin: {machine fields}}` for the snapshot (plain JSON data); staleness judged at `now`."""
-    try:
-        raw = redis_client().get(CONTEXT_KEY.format(instance_id))
-    except Exception:
-        return {}
-    if not raw:
-        return {}
     out: dict[str, Any] = {}
-    for entry in json.loads(raw):
-        view = {k: entry.get(k) for k in CONTEXT_FIELDS}
+    for entry in _context_entries(str(instance_id)):
+        view = {k: copy.deepcopy(entry.get(k)) for k in CONTEXT_FIELDS}
         max_age = float(entry.get("max_artifact_age_hours") or 0)
         if max_age and now - float(entry.get("produced_at") or 0) > max_age * 3600:
             view.update(stale=True, canonical_route=contract.BLOCKED, suggested_action=contract.BLOCKED)
             codes = list(view.get("reason_codes") or [])
-            view["reason_codes"] = (
-                codes if contract.STALE_REASON in codes else [contract.STALE_REASON, *codes]
-            )
+            view["reason_codes"] = codes if contract.STALE_REASON in codes else [contract.STALE_REASON, *codes]
         out[str(entry["plugin"])] = view
     return out
+
+
+def plugin_snapshot(instance_id: Any, now: float) -> dict[str, Any]:
+    """The snapshot's `plugin_signals` part: absent unless the instance has allowed signals."""
+    signals = plugin_context(instance_id, now)
+    return {"plugin_signals": signals} if signals else {}
