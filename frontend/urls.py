@@ -3,6 +3,7 @@
 from django.urls import path
 
 from frontend import views
+from frontend.views import notifications
 
 app_name = "frontend"
 
@@ -41,6 +42,28 @@ urlpatterns = [
     path("settings/live-accounts/", views.live_account_add, name="live_account_add"),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
+    path(
+        "instances/<uuid:instance_id>/plugins/upload/",
+        notifications.instance_plugin_upload,
+        name="instance_plugin_upload",
+    ),
+    path("notifications/", notifications.notifications_page, name="notifications"),
+    path("notifications/channels/", notifications.channel_add, name="notification_channel_add"),
+    path(
+        "notifications/channels/<uuid:channel_id>/test/",
+        notifications.channel_test,
+        name="notification_channel_test",
+    ),
+    path(
+        "notifications/channels/<uuid:channel_id>/toggle/",
+        notifications.channel_toggle,
+        name="notification_channel_toggle",
+    ),
+    path(
+        "notifications/subscriptions/", notifications.subscription_add, name="notification_subscription_add"
+    ),
+    path("notifications/settings/", notifications.notification_settings, name="notification_settings"),
+    path("notifications/inbox/read/", notifications.inbox_read, name="notification_inbox_read"),
     path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),
     path(
         "staff/live-requests/<uuid:request_id>/",

@@ -99,12 +99,17 @@ def send(
             "critical": apprise.NotifyType.FAILURE,
             "warning": apprise.NotifyType.WARNING,
         }.get(severity, apprise.NotifyType.INFO)
-        ok = bool(
-            plugin.notify(
-                body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT
+        # apprise answers True/False; the reason of a failure is in its log, captured for the delivery row.
+        with apprise.LogCapture(level=logging.WARNING) as captured:
+            ok = bool(
+                plugin.notify(
+                    body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT
+                )
             )
-        )
-        error = "" if ok else f"{kind} delivery refused or unreachable"
+        lines = [
+            line.split(" - ", 2)[-1].strip() for line in captured.getvalue().splitlines() if line.strip()
+        ]
+        error = "" if ok else (" | ".join(lines[-2:]) or f"{kind} delivery refused or unreachable")[:500]
     except Exception as exc:  # a broken URL or plugin is this channel's failure, not the worker's
         logger.warning("channel send failed", exc_info=True)
         ok, error = False, f"{type(exc).__name__}: {exc}"[:500]

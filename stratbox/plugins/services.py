@@ -495,7 +495,9 @@ def _context_entries(instance_id: str) -> list[dict[str, Any]]:
             ids = frozenset(redis_client().smembers(IDS_KEY))
         except Exception:
             ids = frozenset()
-        _cache.update(at=now, ids=frozenset(i.decode() if isinstance(i, bytes) else str(i) for i in ids), entries={})
+        _cache.update(
+            at=now, ids=frozenset(i.decode() if isinstance(i, bytes) else str(i) for i in ids), entries={}
+        )
     if instance_id not in _cache["ids"]:
         return []
     entries = _cache["entries"]
@@ -517,7 +519,9 @@ def plugin_context(instance_id: Any, now: float) -> dict[str, Any]:
         if max_age and now - float(entry.get("produced_at") or 0) > max_age * 3600:
             view.update(stale=True, canonical_route=contract.BLOCKED, suggested_action=contract.BLOCKED)
             codes = list(view.get("reason_codes") or [])
-            view["reason_codes"] = codes if contract.STALE_REASON in codes else [contract.STALE_REASON, *codes]
+            view["reason_codes"] = (
+                codes if contract.STALE_REASON in codes else [contract.STALE_REASON, *codes]
+            )
         out[str(entry["plugin"])] = view
     return out
 
