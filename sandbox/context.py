@@ -19,7 +19,7 @@ from sandbox.limits import Limits
 from sandbox.outputs import copy_json
 from sandbox.sdk import OrderReceipt, Position
 
-LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "notify"})  # notify: context.notify(text)
 ORDER_SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit"})
 
@@ -174,6 +174,11 @@ class TickContext:
         self._check()
         self._rec.log(level, msg)
 
+    def notify(self, text: Any) -> None:
+        """Send the tenant a notification (a `notify` log line; the engine delivers it, rate-limited)."""
+        self._check()
+        self._rec.log("notify", text)
+
     def place_order(self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None) -> OrderReceipt:
         self._check()
         rec = self._rec
@@ -285,6 +290,11 @@ class SignalContext:
     def log(self, msg: Any, level: Any = "info") -> None:
         self._check()
         self._rec.log(level, msg)
+
+    def notify(self, text: Any) -> None:
+        """Send the tenant a notification (a `notify` log line; the engine delivers it, rate-limited)."""
+        self._check()
+        self._rec.log("notify", text)
 
 
 def make_position(p: dict[str, Any]) -> Position:

@@ -34,6 +34,7 @@ from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
+from stratbox.notifications.events import tick_notify
 from stratbox.plugins.services import plugin_snapshot
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.models import Account
@@ -1002,6 +1003,7 @@ def _execute(
             )
         if paused_reason:
             _auto_pause(instance, paused_reason, {"tick_seq": seq})
+        tick_notify(instance=instance, actions=actions, logs=logs, slot=seq)  # fills, denials, context.notify
 
     if prefetched is not None and inflight is None and not intents and not paused_reason:
         prefetched.defer(end, after)

@@ -162,3 +162,85 @@ def from_audit(event: Any) -> None:
         locale=locale,
         payload=payload,
     )
+
+
+# --- from a tick: fills, rejections and denials, strategy messages ------------------------------------
+
+STRATEGY_MSG_PER_HOUR = 20
+TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
+    EventType.ORDER_FILLED: {
+        "en-US": ("{name}: {side} {qty} filled", "{name}: order {cid} ({side} {qty}) filled."),
+        "zh-CN": ("{name}：{side} {qty} 已成交", "{name}：订单 {cid}（{side} {qty}）已成交。"),
+    },
+    EventType.ORDER_REJECTED: {
+        "en-US": ("{name}: order {code}", "{name}: order {cid} ({side} {qty}) was refused: {code}. {message}"),
+        "zh-CN": ("{name}：订单 {code}", "{name}：订单 {cid}（{side} {qty}）被拒绝：{code}。{message}"),
+    },
+    EventType.STRATEGY_MSG: {
+        "en-US": ("{name}: message from the strategy", "{text}"),
+        "zh-CN": ("{name}：策略消息", "{text}"),
+    },
+}
+
+
+def tick_notify(*, instance: StrategyInstance, actions: list[dict[str, Any]], logs: list[Any], slot: int) -> None:
+    """Notify what a tick did: fills, refused orders (with the deny code), and the strategy's
+    `context.notify(text)` — at most one message per bar (the first) and STRATEGY_MSG_PER_HOUR an
+    hour per instance. Called by the engine after the tick's commit; a quiet tick costs nothing."""
+    notes = [line for line in logs if isinstance(line, dict) and line.get("level") == "notify"]
+    interesting = [a for a in actions if a.get("kind") == "denied" or a.get("status") in ("filled", "rejected")]
+    if not notes and not interesting:
+        return
+    locale = settings_for(instance.tenant_id).locale
+    for action in interesting:
+        filled = action.get("status") == "filled" and action.get("kind") == "order"
+        if action.get("kind") == "shadow":
+            continue
+        event_type = EventType.ORDER_FILLED if filled else EventType.ORDER_REJECTED
+        code = str(action.get("deny_code") or action.get("status") or "REJECTED")
+        values = {
+            "name": instance.name,
+            "side": action.get("side"),
+            "qty": action.get("qty"),
+            "cid": action.get("client_order_id"),
+            "code": code,
+            "message": action.get("message") or "",
+        }
+        texts = TICK_TEXT[event_type].get(locale) or TICK_TEXT[event_type]["en-US"]
+        event_emit(
+            tenant=instance.tenant_id,
+            instance=instance,
+            event_type=event_type,
+            severity=Severity.INFO if filled else Severity.WARNING,
+            title=texts[0].format(**values),
+            body=texts[1].format(**values).strip(),
+            dedup_key=f"{instance.pk}/{action.get('client_order_id')}/{code}",
+            locale=locale,
+            payload={k: action.get(k) for k in ("client_order_id", "side", "qty", "status", "deny_code", "order_id")},
+        )
+    if notes:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from stratbox.notifications.models import NotificationEvent
+
+        recent = NotificationEvent.objects.filter(
+            instance=instance,
+            event_type=EventType.STRATEGY_MSG,
+            created_at__gte=timezone.now() - timedelta(hours=1),
+        ).count()
+        if recent >= STRATEGY_MSG_PER_HOUR:
+            return
+        text = str(notes[0].get("msg") or "")[:1000]
+        texts = TICK_TEXT[EventType.STRATEGY_MSG].get(locale) or TICK_TEXT[EventType.STRATEGY_MSG]["en-US"]
+        event_emit(
+            tenant=instance.tenant_id,
+            instance=instance,
+            event_type=EventType.STRATEGY_MSG,
+            title=texts[0].format(name=instance.name),
+            body=texts[1].format(text=text),
+            dedup_key=f"{instance.pk}/bar/{slot}",
+            locale=locale,
+            payload={"text": text, "slot": slot},
+        )
