@@ -6,7 +6,7 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import permissions
+from rest_framework import generics, permissions
 from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,11 +26,10 @@ from stratbox.notifications.serializers import (
     SubscriptionOutput,
 )
 from stratbox.trading.credentials import CredentialsUnavailable
-from tenants.scoping import IsTenantMember, IsTenantOwnerOrReadOnly, TenantScopedApi
+from tenants.scoping import IsTenantMember, IsTenantOwnerOrReadOnly, TenantScopedApi, TenantScopedMixin
 
 TAG = ["notifications"]
 CHANNEL_ID = OpenApiParameter("channel_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
-PAGE = 200
 
 
 def _refused(err: services.NotificationError) -> ValidationError:
@@ -44,12 +43,15 @@ def _channel_or_404(request: Request, channel_id: Any) -> Any:
     return channel
 
 
-class ChannelListApi(TenantScopedApi):
-    @extend_schema(
-        tags=TAG, responses={200: ChannelOutput(many=True)}, summary="The tenant's channels (URLs redacted)"
-    )
-    def get(self, request: Request) -> Response:
-        return Response(ChannelOutput(selectors.channel_list(tenant=request.tenant), many=True).data)  # type: ignore[attr-defined]
+class ChannelListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = ChannelOutput
+
+    def get_queryset(self) -> Any:
+        return selectors.channel_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+    @extend_schema(tags=TAG, summary="The tenant's channels (URLs redacted)")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=TAG,
@@ -115,22 +117,26 @@ class ChannelTestApi(TenantScopedApi):
         return Response(EventOutput(event).data, status=202)
 
 
-class SubscriptionListApi(TenantScopedApi):
+class SubscriptionListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = SubscriptionOutput
+
+    def get_queryset(self) -> Any:
+        tenant = self.request.tenant  # type: ignore[attr-defined]
+        instance_id = self.request.query_params.get("instance")
+        if instance_id is not None:
+            instance = instance_get(tenant=tenant, instance_id=instance_id)
+            if instance is None:
+                return selectors.subscription_list(tenant=tenant).none()
+            instance_id = instance.pk
+        return selectors.subscription_list(tenant=tenant, instance_id=instance_id)
+
     @extend_schema(
         tags=TAG,
         parameters=[OpenApiParameter("instance", OpenApiTypes.UUID, required=False)],
-        responses={200: SubscriptionOutput(many=True)},
         summary="Subscriptions: event × channel × on|silent|off, per instance or tenant default",
     )
-    def get(self, request: Request) -> Response:
-        instance_id = request.query_params.get("instance")
-        if instance_id is not None:
-            instance = instance_get(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
-            if instance is None:
-                return Response([])
-            instance_id = instance.pk
-        rows = selectors.subscription_list(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
-        return Response(SubscriptionOutput(rows, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=TAG,
@@ -164,36 +170,42 @@ class SubscriptionListApi(TenantScopedApi):
         return Response(SubscriptionOutput(sub).data)
 
 
-class DeliveryListApi(TenantScopedApi):
+class DeliveryListApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = DeliveryOutput
+
+    def get_queryset(self) -> Any:
+        return selectors.delivery_list(
+            tenant=self.request.tenant,  # type: ignore[attr-defined]
+            channel_id=self.request.query_params.get("channel"),
+            event_id=self.request.query_params.get("event"),
+        )
+
     @extend_schema(
         tags=TAG,
         parameters=[
             OpenApiParameter("channel", OpenApiTypes.UUID, required=False),
             OpenApiParameter("event", OpenApiTypes.INT, required=False),
         ],
-        responses={200: DeliveryOutput(many=True)},
         summary="The delivery log: one row per attempt (sent / skipped with reason / failed with error)",
     )
-    def get(self, request: Request) -> Response:
-        rows = selectors.delivery_list(
-            tenant=request.tenant,  # type: ignore[attr-defined]
-            channel_id=request.query_params.get("channel"),
-            event_id=request.query_params.get("event"),
-        )[:PAGE]
-        return Response(DeliveryOutput(rows, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
-class InboxApi(TenantScopedApi):
+class InboxApi(TenantScopedMixin, generics.ListAPIView):
+    serializer_class = EventOutput
+
+    def get_queryset(self) -> Any:
+        unread = self.request.query_params.get("unread") in ("1", "true", "yes")
+        return selectors.inbox_list(tenant=self.request.tenant, unread=unread)  # type: ignore[attr-defined]
+
     @extend_schema(
         tags=TAG,
         parameters=[OpenApiParameter("unread", OpenApiTypes.BOOL, required=False)],
-        responses={200: EventOutput(many=True)},
         summary="The in-app inbox (the same events pushed over ws/tenant/ as kind=notification)",
     )
-    def get(self, request: Request) -> Response:
-        unread = request.query_params.get("unread") in ("1", "true", "yes")
-        rows = selectors.inbox_list(tenant=request.tenant, unread=unread)[:PAGE]  # type: ignore[attr-defined]
-        return Response(EventOutput(rows, many=True).data)
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
 
 class InboxReadApi(TenantScopedApi):

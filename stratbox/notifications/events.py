@@ -173,7 +173,10 @@ TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
         "zh-CN": ("{name}：{side} {qty} 已成交", "{name}：订单 {cid}（{side} {qty}）已成交。"),
     },
     EventType.ORDER_REJECTED: {
-        "en-US": ("{name}: order {code}", "{name}: order {cid} ({side} {qty}) was refused: {code}. {message}"),
+        "en-US": (
+            "{name}: order {code}",
+            "{name}: order {cid} ({side} {qty}) was refused: {code}. {message}",
+        ),
         "zh-CN": ("{name}：订单 {code}", "{name}：订单 {cid}（{side} {qty}）被拒绝：{code}。{message}"),
     },
     EventType.STRATEGY_MSG: {
@@ -183,12 +186,16 @@ TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def tick_notify(*, instance: StrategyInstance, actions: list[dict[str, Any]], logs: list[Any], slot: int) -> None:
+def tick_notify(
+    *, instance: StrategyInstance, actions: list[dict[str, Any]], logs: list[Any], slot: int
+) -> None:
     """Notify what a tick did: fills, refused orders (with the deny code), and the strategy's
     `context.notify(text)` — at most one message per bar (the first) and STRATEGY_MSG_PER_HOUR an
     hour per instance. Called by the engine after the tick's commit; a quiet tick costs nothing."""
     notes = [line for line in logs if isinstance(line, dict) and line.get("level") == "notify"]
-    interesting = [a for a in actions if a.get("kind") == "denied" or a.get("status") in ("filled", "rejected")]
+    interesting = [
+        a for a in actions if a.get("kind") == "denied" or a.get("status") in ("filled", "rejected")
+    ]
     if not notes and not interesting:
         return
     locale = settings_for(instance.tenant_id).locale
@@ -216,7 +223,10 @@ def tick_notify(*, instance: StrategyInstance, actions: list[dict[str, Any]], lo
             body=texts[1].format(**values).strip(),
             dedup_key=f"{instance.pk}/{action.get('client_order_id')}/{code}",
             locale=locale,
-            payload={k: action.get(k) for k in ("client_order_id", "side", "qty", "status", "deny_code", "order_id")},
+            payload={
+                k: action.get(k)
+                for k in ("client_order_id", "side", "qty", "status", "deny_code", "order_id")
+            },
         )
     if notes:
         from datetime import timedelta

@@ -119,17 +119,16 @@ class InstancePluginStatusApi(TenantScopedApi):
         return Response(services.instance_signals(instance=instance))
 
 
-class InstanceArtifactsApi(_RawBodyMixin, TenantScopedApi):
-    @extend_schema(
-        tags=TAG,
-        parameters=[INSTANCE_ID],
-        responses={200: ArtifactOutput(many=True)},
-        summary="An instance's artifacts",
-    )
-    def get(self, request: Request, instance_id: Any) -> Response:
-        instance = _instance_or_404(request, instance_id)
-        rows = selectors.artifact_list(tenant=request.tenant, instance=instance)[:100]  # type: ignore[attr-defined]
-        return Response(ArtifactOutput(rows, many=True).data)
+class InstanceArtifactsApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIView):
+    serializer_class = ArtifactOutput
+
+    def get_queryset(self) -> Any:
+        instance = _instance_or_404(self.request, self.kwargs["instance_id"])
+        return selectors.artifact_list(tenant=self.request.tenant, instance=instance)  # type: ignore[attr-defined]
+
+    @extend_schema(tags=TAG, parameters=[INSTANCE_ID], summary="An instance's artifacts, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=TAG,
@@ -172,13 +171,15 @@ class TargetsApi(_RawBodyMixin, TenantScopedApi):
         return Response(services.targets_config(request.tenant))  # type: ignore[attr-defined]
 
 
-class ArtifactListApi(_RawBodyMixin, TenantScopedApi):
-    @extend_schema(
-        tags=TAG, responses={200: ArtifactOutput(many=True)}, summary="The tenant's artifacts, newest first"
-    )
-    def get(self, request: Request) -> Response:
-        rows = selectors.artifact_list(tenant=request.tenant)[:100]  # type: ignore[attr-defined]
-        return Response(ArtifactOutput(rows, many=True).data)
+class ArtifactListApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIView):
+    serializer_class = ArtifactOutput
+
+    def get_queryset(self) -> Any:
+        return selectors.artifact_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
+
+    @extend_schema(tags=TAG, summary="The tenant's artifacts, newest first")
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
 
     @extend_schema(
         tags=TAG,

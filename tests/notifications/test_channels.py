@@ -29,7 +29,7 @@ def test_channel_url_is_encrypted_and_shown_redacted(api_client: Any) -> None:
     assert "s3cr3t-pass" not in row.url_ciphertext and "s3cr3t-pass" not in row.url_redacted
     listed = api_client.get("/api/v1/notifications/channels/")
     assert "s3cr3t-pass" not in listed.content.decode()
-    assert listed.json()[0]["url"] == row.url_redacted
+    assert listed.json()["results"][0]["url"] == row.url_redacted
 
 
 def test_invalid_url_and_missing_key_are_refused(api_client: Any, settings: Any) -> None:
@@ -52,7 +52,7 @@ def test_test_send_delivers_on_loopback_and_verifies(api_client: Any, smtp_sink:
     deliver_pending()
     assert len(smtp_sink.messages) == 1
     assert smtp_sink.messages[0]["Subject"] == "Stratbox test notification"
-    log = api_client.get("/api/v1/notifications/deliveries/").json()
+    log = api_client.get("/api/v1/notifications/deliveries/").json()["results"]
     assert len(log) == 1
     assert (
         log[0]["status"] == "sent" and log[0]["channel"] == channel["id"] and log[0]["event_type"] == "test"
@@ -113,7 +113,7 @@ def test_other_tenant_cannot_see_or_use_channels(
         ("post", f"/api/v1/notifications/channels/{channel['id']}/test/"),
     ):
         assert getattr(other_api_client, method)(path, {"enabled": False}, format="json").status_code == 404
-    assert other_api_client.get("/api/v1/notifications/channels/").json() == []
+    assert other_api_client.get("/api/v1/notifications/channels/").json()["results"] == []
     r = other_api_client.post(
         "/api/v1/notifications/subscriptions/",
         {"channel": channel["id"], "event_type": "plugin_alert", "level": "off"},
@@ -121,4 +121,4 @@ def test_other_tenant_cannot_see_or_use_channels(
     )
     assert r.status_code == 400 and errors_by_attr(r) == {"channel": "No such channel."}
     assert not NotificationEvent.objects.exists()
-    assert other_api_client.get("/api/v1/notifications/deliveries/").json() == []
+    assert other_api_client.get("/api/v1/notifications/deliveries/").json()["results"] == []

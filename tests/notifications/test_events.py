@@ -165,7 +165,7 @@ def test_subscriptions_tenant_default_and_instance_override(
         )
     deliver_pending()
     assert [m["Subject"] for m in smtp_sink.messages] == [f"Instance {b.name} resumed"]
-    listed = api_client.get("/api/v1/notifications/subscriptions/", {"instance": str(b.pk)}).json()
+    listed = api_client.get("/api/v1/notifications/subscriptions/", {"instance": str(b.pk)}).json()["results"]
     assert [(s["event_type"], s["level"]) for s in listed] == [("instance_resumed", "on")]
 
 

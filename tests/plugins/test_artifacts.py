@@ -256,7 +256,7 @@ def test_other_tenant_cannot_push_or_read(api_client: Any, other_api_client: Any
     artifact_id = r.json()["id"]
     assert push(other_api_client, mounted, body(artifact(MRC))).status_code == 404
     assert other_api_client.get(f"/api/v1/plugins/artifacts/{artifact_id}/").status_code == 404
-    assert other_api_client.get("/api/v1/plugins/artifacts/").json() == []
+    assert other_api_client.get("/api/v1/plugins/artifacts/").json()["results"] == []
     assert other_api_client.get(f"/api/v1/instances/{mounted.pk}/plugins/status/").status_code == 404
     assert (
         api_client.get(f"/api/v1/plugins/artifacts/{artifact_id}/").json()["payload"]["plugin"]
