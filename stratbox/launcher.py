@@ -70,8 +70,23 @@ def _manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, cwd=BASE_DIR)
 
 
+def _local_credentials_key() -> None:
+    """Without STRATBOX_CREDENTIALS_KEYS, a key of this checkout (var/credentials.key, made once), so
+    the demo can store its notification channel encrypted. Production sets its own keys."""
+    if os.environ.get("STRATBOX_CREDENTIALS_KEYS"):
+        return
+    path = VAR_DIR / "credentials.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    os.environ["STRATBOX_CREDENTIALS_KEYS"] = path.read_text().strip()
+
+
 def main() -> int:
     VAR_DIR.mkdir(exist_ok=True)
+    _local_credentials_key()
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable
@@ -98,6 +113,8 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{py} manage.py run_feed"
     procs["dispatcher"] = f"{py} manage.py run_dispatcher"
+    # A local mail catcher for the demo's notification channel: every mail is printed here.
+    procs["mail"] = f"{py} -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Debugging stdout"
     procfile = VAR_DIR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
 
