@@ -65,14 +65,17 @@ def tenant_group(tenant_id: Any) -> str:
 
 
 def settings_for(tenant: Tenant | Any) -> NotificationSettings:
+    """The tenant's settings, or the defaults (unsaved: reading never writes)."""
     tenant_id = getattr(tenant, "pk", tenant)
-    found, _ = NotificationSettings.objects.get_or_create(tenant_id=tenant_id)
-    return found
+    return NotificationSettings.objects.filter(tenant_id=tenant_id).first() or NotificationSettings(
+        tenant_id=tenant_id
+    )
 
 
 @transaction.atomic
 def settings_update(*, tenant: Tenant, actor: Any, **fields: Any) -> NotificationSettings:
-    found = NotificationSettings.objects.select_for_update().get(pk=settings_for(tenant).pk)
+    NotificationSettings.objects.get_or_create(tenant=tenant)
+    found = NotificationSettings.objects.select_for_update().get(tenant=tenant)
     if "timezone" in fields:
         try:
             ZoneInfo(fields["timezone"])

@@ -56,7 +56,7 @@ def _raw_json(request: Request) -> bytes:
 def _document(raw: bytes) -> Any:
     try:
         return json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ValidationError(
             {"non_field_errors": [ErrorDetail(f"invalid JSON: {exc}", code="parse_error")]}
         ) from exc

@@ -137,12 +137,14 @@ def _mode(value: Any, field_name: str) -> str:
     return mode
 
 
-def _has_key(value: Any, key: str) -> bool:
+def _has_key(value: Any, key: str, depth: int = 0) -> bool:
     """`key` anywhere in a nested object (the platform must not set the mode at any depth)."""
+    if depth > 100:
+        raise ContractError("strategy plugin mount config is nested too deeply")
     if isinstance(value, Mapping):
-        return key in value or any(_has_key(v, key) for v in value.values())
+        return key in value or any(_has_key(v, key, depth + 1) for v in value.values())
     if isinstance(value, list):
-        return any(_has_key(v, key) for v in value)
+        return any(_has_key(v, key, depth + 1) for v in value)
     return False
 
 
@@ -313,9 +315,26 @@ def _mount(
 def load_json(raw: bytes | str) -> Any:
     """Parse an uploaded artifact; invalid JSON is refused with the decoder's own message."""
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ContractError(f"{type(exc).__name__}: {exc}") from exc
+    except RecursionError as exc:
+        raise ContractError("strategy plugin signal is nested too deeply") from exc
+    if _has_nul(value):  # PostgreSQL text and jsonb cannot hold NUL
+        raise ContractError("strategy plugin signal must not contain NUL characters")
+    return value
+
+
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    if depth > 200:
+        raise ContractError("strategy plugin signal is nested too deeply")
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
 
 
 def canonical_sha256(raw: bytes) -> str:

@@ -30,7 +30,7 @@ def test_demo_mounts_pushes_and_alerts(smtp_sink: Any, monkeypatch: Any) -> None
     ).exists()
     assert Channel.objects.get().name == "Local mail catcher"
     deliver_pending()
-    (mail,) = smtp_sink.messages
+    (mail,) = [m for m in smtp_sink.messages if "Strategy plugin alert" in m["Subject"]]
     assert mail["To"] == "demo@stratbox.local"
     assert mail["Subject"].endswith("Strategy plugin alert: market_regime_control | risk_reduced")
     assert NotificationEvent.objects.filter(event_type="plugin_alert").count() == 1

@@ -1,4 +1,4 @@
-"""Beat runs the quiet-hours digest flush every minute (django-celery-beat's database scheduler)."""
+"""Beat runs the quiet-hours digest flush every minute and the graduation sweep every five minutes."""
 
 from django.db import migrations
 
@@ -10,6 +10,11 @@ def schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
     Periodic.objects.update_or_create(
         name="notifications.digest_flush",
         defaults={"task": "notifications.digest_flush", "interval": every, "enabled": True},
+    )
+    five, _ = Interval.objects.get_or_create(every=300, period="seconds")
+    Periodic.objects.update_or_create(
+        name="governance.graduation_sweep",
+        defaults={"task": "governance.graduation_sweep", "interval": five, "enabled": True},
     )
 
 
