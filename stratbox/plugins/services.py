@@ -91,6 +91,9 @@ def definition_check(row: PluginDefinition) -> None:
 def definition_save(*, row: PluginDefinition, actor: Any, before: dict[str, Any] | None) -> PluginDefinition:
     definition_check(row)
     row.save()
+    # What the ticks see depends on the registry (compatibility, maximum age): refresh after commit.
+    mounted = list(PluginMount.objects.filter(definition=row).values_list("instance_id", flat=True))
+    transaction.on_commit(lambda: [context_refresh(instance_id=i) for i in mounted])
     audit_record(
         tenant=None,
         actor=actor,
@@ -530,3 +533,70 @@ def plugin_snapshot(instance_id: Any, now: float) -> dict[str, Any]:
     """The snapshot's `plugin_signals` part: absent unless the instance has allowed signals."""
     signals = plugin_context(instance_id, now)
     return {"plugin_signals": signals} if signals else {}
+
+
+# --- a pipeline that stopped: the last signal turns stale, and that alerts --------------------------
+
+
+def stale_sweep(*, now: datetime | None = None) -> int:
+    """Alert for each mount whose latest artifact was fresh when pushed and is stale now (route
+    blocked, reason artifact:stale); once per artifact (the alert's natural key). Run by beat."""
+    from stratbox.notifications.models import NotificationEvent
+
+    now = now or timezone.now()
+    reg = registry()
+    alerted = 0
+    latest: list[tuple[PluginArtifact, contract.Mount]] = []
+    for mount in PluginMount.objects.filter(enabled=True).select_related("definition", "instance__strategy"):
+        row = (
+            PluginArtifact.objects.filter(instance=mount.instance, plugin=mount.definition.plugin)
+            .order_by("-received_at")
+            .first()
+        )
+        if row is not None:
+            m = contract.Mount(
+                plugin=mount.definition.plugin,
+                strategy=mount.instance.strategy.key,
+                expected_mode=mount.expected_mode,
+                expected_schema_version=mount.expected_schema_version,
+            )
+            latest.append((row, m))
+    for target in PluginTargetMount.objects.filter(enabled=True).select_related("definition"):
+        row = (
+            PluginArtifact.objects.filter(
+                tenant_id=target.tenant_id,
+                instance__isnull=True,
+                target=target.notification_target,
+                plugin=target.definition.plugin,
+            )
+            .order_by("-received_at")
+            .first()
+        )
+        if row is not None:
+            latest.append(
+                (
+                    row,
+                    contract.Mount(
+                        plugin=target.definition.plugin, notification_target=target.notification_target
+                    ),
+                )
+            )
+    for row, mount in latest:
+        if row.stale:
+            continue  # stale on arrival: it alerted then
+        try:
+            signal = contract.validate_artifact(row.payload, mount=mount, registry=reg)
+        except contract.ContractError:
+            continue
+        if not contract.is_stale(signal, reg[signal.plugin], now):
+            continue
+        contract.mark_stale(signal)
+        context = contract.context_label(tenant_id=row.tenant_id, instance_id=row.instance_id)
+        if NotificationEvent.objects.filter(
+            tenant_id=row.tenant_id, dedup_key=contract.alert_key(signal, context=context)
+        ).exists():
+            continue
+        with transaction.atomic():
+            _escalate(row, signal, locale=settings_for(row.tenant_id).locale)
+        alerted += 1
+    return alerted

@@ -263,3 +263,24 @@ def test_other_tenant_cannot_push_or_read(api_client: Any, other_api_client: Any
         == "market_regime_control"
     )
     assert PluginArtifact.objects.count() == 1
+
+
+def test_a_pipeline_that_stops_turns_its_signal_stale_and_alerts_once(api_client: Any, mounted: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stratbox.notifications.models import NotificationEvent
+    from stratbox.plugins.services import stale_sweep
+
+    quiet = artifact(MRC, canonical_route="no_action", suggested_action="no_action", would_trade_if_enabled=False)
+    assert push(api_client, mounted, body(quiet)).json()["escalated"] is False
+    assert stale_sweep() == 0  # fresh
+    later = timezone.now() + timedelta(hours=97)
+    assert stale_sweep(now=later) == 1
+    (event,) = NotificationEvent.objects.filter(event_type="plugin_alert")
+    assert event.payload["canonical_route"] == "blocked" and event.payload["reason_codes"][0] == "artifact:stale"
+    assert "treated as blocked" in event.body
+    assert stale_sweep(now=later) == 0  # once
+    status = api_client.get(f"/api/v1/instances/{mounted.pk}/plugins/status/").json()
+    assert {s["plugin"]: s["status"] for s in status}["market_regime_control"] == "ok"  # still fresh now

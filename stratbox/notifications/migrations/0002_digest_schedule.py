@@ -1,4 +1,4 @@
-"""Beat runs the quiet-hours digest flush every minute and the graduation sweep every five minutes."""
+"""Beat runs the quiet-hours digest flush every minute and the graduation and plugin staleness sweeps every five minutes."""
 
 from django.db import migrations
 
@@ -12,10 +12,10 @@ def schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
         defaults={"task": "notifications.digest_flush", "interval": every, "enabled": True},
     )
     five, _ = Interval.objects.get_or_create(every=300, period="seconds")
-    Periodic.objects.update_or_create(
-        name="governance.graduation_sweep",
-        defaults={"task": "governance.graduation_sweep", "interval": five, "enabled": True},
-    )
+    for task in ("governance.graduation_sweep", "plugins.stale_sweep"):
+        Periodic.objects.update_or_create(
+            name=task, defaults={"task": task, "interval": five, "enabled": True}
+        )
 
 
 def unschedule(apps, schema_editor):  # type: ignore[no-untyped-def]
