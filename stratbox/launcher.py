@@ -105,6 +105,7 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     print("Preparing the database…", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
+    os.environ.setdefault("STRATBOX_MAIL_PORT", "1025")  # the demo's mail catcher (the `mail` process)
     _manage("bootstrap_demo")
 
     procs["web"] = f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
@@ -114,7 +115,9 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
         procs["feed"] = f"{py} manage.py run_feed"
     procs["dispatcher"] = f"{py} manage.py run_dispatcher"
     # A local mail catcher for the demo's notification channel: every mail is printed here.
-    procs["mail"] = f"{py} -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Debugging stdout"
+    procs["mail"] = (
+        f"{py} -m aiosmtpd -n -l 127.0.0.1:{os.environ['STRATBOX_MAIL_PORT']} -c aiosmtpd.handlers.Debugging stdout"
+    )
     procfile = VAR_DIR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
 

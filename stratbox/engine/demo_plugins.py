@@ -2,7 +2,7 @@
 
 Staff extend the registry so the catalog's `sma_crossover` may mount `market_regime_control`
 (audited, as any registry change); the demo instance mounts it; a local mail-catcher channel
-(`DEMO_MAIL_URL`, an aiosmtpd server the launcher runs and which prints every mail) is added when
+(`DEMO_MAIL_URL`: an aiosmtpd server the launcher runs on `STRATBOX_MAIL_PORT`, default 1025, which prints every mail) is added when
 a credentials key is configured; then the sample artifact (docs/plugins/) is pushed with today's
 dates, which escalates (route risk_reduced) into the inbox and the mail catcher. Idempotent.
 """
@@ -10,6 +10,7 @@ dates, which escalates (route risk_reduced) into the inbox and the mail catcher.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 SAMPLE = Path(settings.BASE_DIR) / "docs" / "plugins" / "market_regime_control.latest_signal.json"
-DEMO_MAIL_URL = "mailto://127.0.0.1:1025?to=demo@stratbox.local&from=alerts@stratbox.local&mode=insecure"
+DEMO_MAIL_URL = "mailto://127.0.0.1:{port}?to=demo@stratbox.local&from=alerts@stratbox.local&mode=insecure"
 
 
 def demo_plugins_install(*, tenant: Any, owner: Any, staff: Any, instance: Any) -> str:
@@ -41,8 +42,10 @@ def demo_plugins_install(*, tenant: Any, owner: Any, staff: Any, instance: Any) 
     channel_note = "no mail channel (set STRATBOX_CREDENTIALS_KEYS to store channels)"
     if not Channel.objects.filter(tenant=tenant).exists():
         try:
-            channel_create(tenant=tenant, actor=owner, name="Local mail catcher", url=DEMO_MAIL_URL)
-            channel_note = "mail to the local catcher on 127.0.0.1:1025"
+            port = os.environ.get("STRATBOX_MAIL_PORT", "1025")
+            url = DEMO_MAIL_URL.format(port=port)
+            channel_create(tenant=tenant, actor=owner, name="Local mail catcher", url=url)
+            channel_note = f"mail to the local catcher on 127.0.0.1:{port}"
         except CredentialsUnavailable:
             pass
     doc = json.loads(SAMPLE.read_text())

@@ -42,7 +42,12 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
     var = Path(tempfile.mkdtemp(prefix="sbx-run-"))  # short: unix socket paths are limited
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(STRATBOX_VAR_DIR=str(var), STRATBOX_PORT=str(port), PYTHONUNBUFFERED="1")
+    env.update(
+        STRATBOX_VAR_DIR=str(var),
+        STRATBOX_PORT=str(port),
+        STRATBOX_MAIL_PORT=str(_free_port()),  # the demo's mail catcher
+        PYTHONUNBUFFERED="1",
+    )
     log = var / "run.log"
     with open(log, "wb") as out:
         launcher = subprocess.Popen(

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_demo_mounts_pushes_and_alerts(smtp_sink: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr(demo_plugins, "DEMO_MAIL_URL", smtp_sink.url(to="demo@stratbox.local"))
+    monkeypatch.setenv("STRATBOX_MAIL_PORT", str(smtp_sink.port))
+    assert demo_plugins.DEMO_MAIL_URL.format(port=smtp_sink.port).startswith(
+        f"mailto://127.0.0.1:{smtp_sink.port}?"
+    )
     call_command("bootstrap_demo")
     mount = PluginMount.objects.select_related("instance", "definition").get()
     assert (mount.definition.plugin, mount.instance.name) == ("market_regime_control", "Demo SMA crossover")
