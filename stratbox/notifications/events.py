@@ -186,6 +186,19 @@ TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
+def _fills_wanted(instance: StrategyInstance) -> bool:
+    from django.db.models import Q
+
+    from stratbox.notifications.models import Level, Subscription
+
+    return (
+        Subscription.objects.filter(tenant_id=instance.tenant_id, event_type=EventType.ORDER_FILLED)
+        .filter(Q(instance=instance) | Q(instance__isnull=True))
+        .exclude(level=Level.OFF)
+        .exists()
+    )
+
+
 def tick_notify(
     *, instance: StrategyInstance, actions: list[dict[str, Any]], logs: list[Any], slot: int
 ) -> None:
@@ -204,6 +217,8 @@ def tick_notify(
         if action.get("kind") == "shadow":
             continue
         event_type = EventType.ORDER_FILLED if filled else EventType.ORDER_REJECTED
+        if filled and not _fills_wanted(instance):
+            continue  # fills are off unless subscribed: no inbox row per fill either
         code = str(action.get("deny_code") or action.get("status") or "REJECTED")
         values = {
             "name": instance.name,

@@ -219,3 +219,13 @@ def test_quiet_hours_hold_for_a_digest(
     text = digest.get_body(preferencelist=("plain",)).get_content()
     assert f"Instance {inst.name} resumed" in text and f"Mode of {inst.name}: off → observe" in text
     assert not Delivery.objects.filter(digest_pending=True).exists()
+
+
+def test_fills_without_a_subscription_raise_no_event(tenant: Any, paper_account: Any, market: Any) -> None:
+    version = make_version(tenant, NOTIFIER)
+    inst = make_instance(version, paper_account, market, mode="active", config={"qty": 0.5})
+    set_quote(market)
+    reconcile()
+    assert tick_run(inst.pk, int(time.time()) - 1).status == "ok"
+    assert events("order_filled") == []
+    assert len(events("strategy_msg")) == 1
