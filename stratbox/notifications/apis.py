@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from stratbox.instances.selectors import instance_get
 from stratbox.notifications import selectors, services
+from stratbox.notifications.models import Channel, Delivery, NotificationEvent, Subscription
 from stratbox.notifications.serializers import (
     ChannelCreatedOutput,
     ChannelInput,
@@ -44,6 +45,7 @@ def _channel_or_404(request: Request, channel_id: Any) -> Any:
 
 
 class ChannelListApi(TenantScopedMixin, generics.ListAPIView):
+    queryset = Channel.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = ChannelOutput
 
     def get_queryset(self) -> Any:
@@ -118,6 +120,7 @@ class ChannelTestApi(TenantScopedApi):
 
 
 class SubscriptionListApi(TenantScopedMixin, generics.ListAPIView):
+    queryset = Subscription.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = SubscriptionOutput
 
     def get_queryset(self) -> Any:
@@ -171,6 +174,7 @@ class SubscriptionListApi(TenantScopedMixin, generics.ListAPIView):
 
 
 class DeliveryListApi(TenantScopedMixin, generics.ListAPIView):
+    queryset = Delivery.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = DeliveryOutput
 
     def get_queryset(self) -> Any:
@@ -193,6 +197,7 @@ class DeliveryListApi(TenantScopedMixin, generics.ListAPIView):
 
 
 class InboxApi(TenantScopedMixin, generics.ListAPIView):
+    queryset = NotificationEvent.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = EventOutput
 
     def get_queryset(self) -> Any:

@@ -23,6 +23,7 @@ class ChannelInput(serializers.Serializer):
 
 class ChannelOutput(serializers.ModelSerializer):
     url = serializers.CharField(source="url_redacted", read_only=True)
+    status = serializers.CharField(read_only=True, help_text="new | verified | failing | disabled")
 
     class Meta:
         model = Channel
@@ -57,6 +58,7 @@ class SubscriptionOutput(serializers.ModelSerializer):
 
 
 class DeliveryOutput(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="sent | skipped | failed")
     channel = serializers.UUIDField(source="channel_id")
     channel_name = serializers.CharField(source="channel.name")
     event = serializers.IntegerField(source="event_id")

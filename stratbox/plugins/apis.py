@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from stratbox.instances.models import StrategyInstance
 from stratbox.instances.selectors import instance_get
 from stratbox.plugins import selectors, services
+from stratbox.plugins.models import PluginArtifact
 from stratbox.plugins.serializers import (
     ArtifactDetailOutput,
     ArtifactOutput,
@@ -120,6 +121,7 @@ class InstancePluginStatusApi(TenantScopedApi):
 
 
 class InstanceArtifactsApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIView):
+    queryset = PluginArtifact.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = ArtifactOutput
 
     def get_queryset(self) -> Any:
@@ -172,6 +174,7 @@ class TargetsApi(_RawBodyMixin, TenantScopedApi):
 
 
 class ArtifactListApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIView):
+    queryset = PluginArtifact.objects.none()  # for the schema; get_queryset scopes to the tenant
     serializer_class = ArtifactOutput
 
     def get_queryset(self) -> Any:

@@ -55,6 +55,7 @@ class TargetsDocument(serializers.Serializer):
 
 class ArtifactOutput(serializers.ModelSerializer):
     instance_id = serializers.UUIDField(allow_null=True, read_only=True)
+    source = serializers.CharField(read_only=True, help_text="api | upload")
 
     class Meta:
         model = PluginArtifact

@@ -273,14 +273,54 @@ def test_a_pipeline_that_stops_turns_its_signal_stale_and_alerts_once(api_client
     from stratbox.notifications.models import NotificationEvent
     from stratbox.plugins.services import stale_sweep
 
-    quiet = artifact(MRC, canonical_route="no_action", suggested_action="no_action", would_trade_if_enabled=False)
+    quiet = artifact(
+        MRC, canonical_route="no_action", suggested_action="no_action", would_trade_if_enabled=False
+    )
     assert push(api_client, mounted, body(quiet)).json()["escalated"] is False
     assert stale_sweep() == 0  # fresh
     later = timezone.now() + timedelta(hours=97)
     assert stale_sweep(now=later) == 1
     (event,) = NotificationEvent.objects.filter(event_type="plugin_alert")
-    assert event.payload["canonical_route"] == "blocked" and event.payload["reason_codes"][0] == "artifact:stale"
+    assert (
+        event.payload["canonical_route"] == "blocked" and event.payload["reason_codes"][0] == "artifact:stale"
+    )
     assert "treated as blocked" in event.body
     assert stale_sweep(now=later) == 0  # once
     status = api_client.get(f"/api/v1/instances/{mounted.pk}/plugins/status/").json()
     assert {s["plugin"]: s["status"] for s in status}["market_regime_control"] == "ok"  # still fresh now
+
+
+def test_run_report_has_the_plugin_section_as_of_the_run(api_client: Any, mounted: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from stratbox.engine.models import Run
+
+    def run_at(moment: Any) -> int:
+        return Run.objects.create(
+            tenant=mounted.tenant,
+            instance=mounted,
+            trigger="manual",
+            status="ok",
+            started_at=moment,
+            finished_at=moment,
+            version=mounted.version,
+        ).pk
+
+    before = run_at(timezone.now() - timedelta(minutes=5))
+    push(api_client, mounted, body(artifact(MRC)))
+    after = run_at(timezone.now() + timedelta(seconds=1))
+    report = {p["plugin"]: p for p in api_client.get(f"/api/v1/runs/{after}/").json()["plugins"]}
+    mrc = report["market_regime_control"]
+    assert (mrc["status"], mrc["schema_version"], mrc["canonical_route"], mrc["suggested_action"]) == (
+        "ok",
+        "market_regime_control.v1",
+        "risk_reduced",
+        "delever",
+    )
+    assert mrc["reason_codes"] == ["macro:benchmark_realized_volatility_high"]
+    assert mrc["position_control"]["leverage_scalar"] == 0.0
+    assert report["crisis_response_shadow"] == {"plugin": "crisis_response_shadow", "status": "no_artifact"}
+    # A run from before the mounts existed has no plugin section.
+    assert api_client.get(f"/api/v1/runs/{before}/").json()["plugins"] == []
