@@ -378,6 +378,8 @@ class PushConsumer(AsyncWebsocketConsumer):
             self.forward_instance_event(message)
         elif kind == "backtest.progress":
             self.forward_backtest_progress(message)
+        elif kind == "notification.event":
+            self.forward_notification(message)
 
     async def instance_event(self, message: dict[str, Any]) -> None:
         self.forward_instance_event(message)
@@ -396,6 +398,18 @@ class PushConsumer(AsyncWebsocketConsumer):
             frame = json.dumps({k: v for k, v in message.items() if k != "type"}, default=str)
             message["__frame"] = frame
         self.outbox.offer(frame, kind=str(message.get("kind", "")), instance_id=message.get("instance_id"))
+
+    async def notification_event(self, message: dict[str, Any]) -> None:
+        self.forward_notification(message)
+
+    def forward_notification(self, message: dict[str, Any]) -> None:
+        """An inbox item (stratbox.notifications), sent to the tenant group only."""
+        frame = message.get("__frame")
+        if frame is None:
+            body = {k: v for k, v in message.items() if k != "type"}
+            frame = json.dumps({"kind": "notification", **body}, default=str)
+            message["__frame"] = frame
+        self.outbox.offer(frame, kind="notification")
 
     def forward_backtest_progress(self, message: dict[str, Any]) -> None:
         frame = message.get("__frame")

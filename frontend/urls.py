@@ -3,7 +3,7 @@
 from django.urls import path
 
 from frontend import views
-from frontend.views import assistants, upgrades
+from frontend.views import assistants, notifications, upgrades
 from frontend.views.invitations import invitation_accept_page
 
 app_name = "frontend"
@@ -47,6 +47,28 @@ urlpatterns = [
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
     path("settings/assistants/", assistants.assistants, name="assistants"),
     path("settings/assistants/tokens/", assistants.assistant_token_add, name="assistant_token_add"),
+    path(
+        "instances/<uuid:instance_id>/plugins/upload/",
+        notifications.instance_plugin_upload,
+        name="instance_plugin_upload",
+    ),
+    path("notifications/", notifications.notifications_page, name="notifications"),
+    path("notifications/channels/", notifications.channel_add, name="notification_channel_add"),
+    path(
+        "notifications/channels/<uuid:channel_id>/test/",
+        notifications.channel_test,
+        name="notification_channel_test",
+    ),
+    path(
+        "notifications/channels/<uuid:channel_id>/toggle/",
+        notifications.channel_toggle,
+        name="notification_channel_toggle",
+    ),
+    path(
+        "notifications/subscriptions/", notifications.subscription_add, name="notification_subscription_add"
+    ),
+    path("notifications/settings/", notifications.notification_settings, name="notification_settings"),
+    path("notifications/inbox/read/", notifications.inbox_read, name="notification_inbox_read"),
     path("staff/live-requests/", views.staff_live_requests, name="staff_live_requests"),
     path(
         "staff/live-requests/<uuid:request_id>/",

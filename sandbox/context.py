@@ -19,7 +19,7 @@ from sandbox.limits import Limits
 from sandbox.outputs import copy_json, text_problem
 from sandbox.sdk import OrderReceipt, Position
 
-LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "notify"})  # notify: context.notify(text)
 ORDER_SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit"})
 
@@ -172,6 +172,12 @@ class TickContext:
         self._check()
         return self._price
 
+    @property
+    def plugin_signals(self) -> dict[str, Any]:
+        """Sidecar plugin signals ``{plugin: {machine fields}}`` (a fresh copy: read-only data)."""
+        self._check()
+        return _copy_dict(self._snap.get("plugin_signals")) or {}
+
     def get_quote(self) -> dict[str, Any] | None:
         self._check()
         return _copy_dict(self._snap.get("quote"))
@@ -195,6 +201,11 @@ class TickContext:
     def log(self, msg: Any, level: Any = "info") -> None:
         self._check()
         self._rec.log(level, msg)
+
+    def notify(self, text: Any) -> None:
+        """Send the tenant a notification (a `notify` log line; the engine delivers it, rate-limited)."""
+        self._check()
+        self._rec.log("notify", text)
 
     def place_order(self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None) -> OrderReceipt:
         self._check()
@@ -295,6 +306,12 @@ class SignalContext:
                 return _price(q.get("price"))
         return None
 
+    @property
+    def plugin_signals(self) -> dict[str, Any]:
+        """Sidecar plugin signals ``{plugin: {machine fields}}`` (a fresh copy: read-only data)."""
+        self._check()
+        return _copy_dict(self._snap.get("plugin_signals")) or {}
+
     def get_positions(self) -> list[Position]:
         self._check()
         return [make_position(p) for p in self._snap.get("positions") or []]
@@ -306,6 +323,11 @@ class SignalContext:
     def log(self, msg: Any, level: Any = "info") -> None:
         self._check()
         self._rec.log(level, msg)
+
+    def notify(self, text: Any) -> None:
+        """Send the tenant a notification (a `notify` log line; the engine delivers it, rate-limited)."""
+        self._check()
+        self._rec.log("notify", text)
 
 
 def make_position(p: dict[str, Any]) -> Position:

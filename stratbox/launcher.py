@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("STRATBOX_VAR_DIR") or BASE_DIR / "var")
 HOST = os.environ.get("STRATBOX_HOST", "127.0.0.1")
@@ -74,11 +76,24 @@ def _manage(*args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, cwd=BASE_DIR)
 
 
+def _local_credentials_key() -> None:
+    """Without STRATBOX_CREDENTIALS_KEYS, a key of this checkout (var/credentials.key, made once), so
+    the demo can store its notification channel encrypted. Production sets its own keys."""
+    if os.environ.get("STRATBOX_CREDENTIALS_KEYS"):
+        return
+    path = VAR_DIR / "credentials.key"
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    os.environ["STRATBOX_CREDENTIALS_KEYS"] = path.read_text().strip()
+
+
 def main() -> int:
     VAR_DIR.mkdir(exist_ok=True)
     # Plain http on loopback: the production default (secure cookies, HSTS, redirect to https) would
     # lock a laptop's browser out. Set STRATBOX_HTTPS=1 to run it behind a TLS proxy.
     os.environ.setdefault("STRATBOX_HTTPS", "0")
+    _local_credentials_key()
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable
@@ -97,6 +112,7 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     print("Preparing the database…", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
+    os.environ.setdefault("STRATBOX_MAIL_PORT", "1025")  # the demo's mail catcher (the `mail` process)
     _manage("bootstrap_demo")
 
     procs["web"] = (
@@ -115,6 +131,10 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{py} manage.py run_feed"
     procs["dispatcher"] = f"{py} manage.py run_dispatcher"
+    # A local mail catcher for the demo's notification channel: every mail is printed here.
+    procs["mail"] = (
+        f"{py} -m aiosmtpd -n -l 127.0.0.1:{os.environ['STRATBOX_MAIL_PORT']} -c aiosmtpd.handlers.Debugging stdout"
+    )
     procfile = VAR_DIR / "Procfile.run"
     procfile.write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
 

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "stratbox.markets",
     "stratbox.instances",
     "stratbox.trading",
+    "stratbox.notifications",
+    "stratbox.plugins",
     "stratbox.engine",
     "stratbox.backtests",
     "stratbox.governance",
@@ -378,3 +380,5 @@ STRATBOX_PLANS = env.json(
         },
     },
 )
+# Notifications: a self-hosted Telegram Bot API server for tgram:// channels (empty: api.telegram.org).
+STRATBOX_TELEGRAM_API_URL = env.str("STRATBOX_TELEGRAM_API_URL", default="")

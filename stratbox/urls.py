@@ -16,6 +16,8 @@ api_v1 = [
     path("", include("stratbox.engine.urls")),
     path("", include("stratbox.backtests.urls")),
     path("", include("stratbox.governance.urls")),
+    path("", include("stratbox.plugins.urls")),
+    path("", include("stratbox.notifications.urls")),
 ]
 
 urlpatterns = [

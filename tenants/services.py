@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,18 @@ from tenants.models import ApiToken, AuditEvent, Membership, Role, Tenant
 from tenants.scopes import DEFAULT_SCOPES, normalise_scopes
 
 TOKEN_PREFIX = "sbx"  # noqa: S105 - a visible marker, not a secret
+
+
+AuditSubscriber = Callable[[AuditEvent], None]
+# Registered once per process from an AppConfig.ready() (notifications): apps above `tenants`
+# hear about audited actions without `tenants` importing them.
+_audit_subscribers: list[AuditSubscriber] = []
+
+
+def subscribe_audit(callback: AuditSubscriber) -> None:
+    """Call `callback(event)` for every audit event, inside the transaction that records it."""
+    if callback not in _audit_subscribers:
+        _audit_subscribers.append(callback)
 
 
 def audit_record(
@@ -47,7 +59,7 @@ def audit_record(
     else:
         actor_obj = None
         actor_label = actor_label or "system"
-    return AuditEvent.objects.create(
+    event = AuditEvent.objects.create(
         tenant=tenant,
         actor=actor_obj,
         actor_label=actor_label,
@@ -57,6 +69,9 @@ def audit_record(
         before=before,
         after=after,
     )
+    for callback in _audit_subscribers:
+        callback(event)
+    return event
 
 
 @transaction.atomic

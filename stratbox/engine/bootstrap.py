@@ -70,7 +70,7 @@ def demo_bootstrap() -> list[str]:
     lines.append(f"history: {stored} one-minute bars stored" if stored else "history: already stored")
     installed = catalog_install()
     lines.append(f"catalog: {', '.join(d.key for d in installed)}")
-    _user(ADMIN_EMAIL, ADMIN_PASSWORD, staff=True)
+    admin = _user(ADMIN_EMAIL, ADMIN_PASSWORD, staff=True)
     demo = _user(DEMO_EMAIL, DEMO_PASSWORD)
     membership = Membership.objects.filter(user=demo).select_related("tenant").first()
     tenant = membership.tenant if membership else tenant_create(name="Demo", owner=demo)
@@ -84,10 +84,21 @@ def demo_bootstrap() -> list[str]:
         },
     )
     lines.append(demo_instance_install(tenant=tenant, owner=demo, account=account))
+    lines.append(_demo_plugins(tenant=tenant, owner=demo, staff=admin))
     lines.append(
         f"demo tenant: {tenant.name} ({DEMO_EMAIL} / {DEMO_PASSWORD}); staff: {ADMIN_EMAIL} / {ADMIN_PASSWORD}"
     )
     return lines
+
+
+def _demo_plugins(*, tenant: Tenant, owner: Any, staff: Any) -> str:
+    from stratbox.engine.demo_plugins import demo_plugins_install
+    from stratbox.instances.models import StrategyInstance
+
+    instance = StrategyInstance.objects.filter(tenant=tenant, name=DEMO_INSTANCE_NAME).first()
+    if instance is None:
+        return "demo plugin: skipped (no demo instance)"
+    return demo_plugins_install(tenant=tenant, owner=owner, staff=staff, instance=instance)
 
 
 DEMO_INSTANCE_NAME = "Demo SMA crossover"

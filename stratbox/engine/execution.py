@@ -36,6 +36,8 @@ from stratbox.engine.models import Run, RunStatus, RunTrigger
 from stratbox.engine.storable import clean_json, clean_text
 from stratbox.instances.models import Mode, SizingMethod, StrategyInstance
 from stratbox.markets.models import Market
+from stratbox.notifications.events import tick_notify
+from stratbox.plugins.services import plugin_snapshot
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition, StrategyVersion
@@ -382,6 +384,7 @@ def _snapshot(
         "now": float(quote.get("bar_ts") or time.time()),
         "quote": {k: quote.get(k) for k in ("market", "price", "bid", "ask", "ts")},
         "order_id_prefix": prefix,
+        **plugin_snapshot(instance.pk, time.time()),  # read-only sidecar signals (stratbox.plugins)
     }
 
 
@@ -527,8 +530,11 @@ def _strategy_outcome(
     instance: StrategyInstance, result: dict[str, Any], snapshot: dict[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """The host's reply re-checked in trusted code (`replies`); forged intents come back denied."""
-    checked, intents, skipped = host_replies.strategy_outcome(instance, result, snapshot)
-    if sandboxes.style_of(instance.version) == "signal_bundle":
+    signal = sandboxes.style_of(instance.version) == "signal_bundle"
+    checked, intents, skipped = host_replies.strategy_outcome(
+        instance, result, snapshot, signal=signal, limits=sandboxes.limits()
+    )
+    if signal:
         intents, more = signal_intents(instance, checked, snapshot, snapshot["quote"])
         skipped = skipped + more
     return checked, intents, skipped
@@ -1007,6 +1013,7 @@ def _execute(
             )
         if paused_reason:
             _auto_pause(instance, paused_reason, {"tick_seq": seq})
+        tick_notify(instance=instance, actions=actions, logs=logs, slot=seq)  # fills, denials, context.notify
 
     if prefetched is not None and inflight is None and not intents and not paused_reason:
         prefetched.defer(end, after)

@@ -26,6 +26,7 @@ from typing import Any
 from sandbox import SandboxError
 from stratbox.engine import conf, events, runtime, sandboxes, watch
 from stratbox.engine.lua import lua_source
+from stratbox.engine.replies import widgets_reply
 from tenants.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ def _cache_get(iid: str) -> dict[str, Any] | None:
 
 
 def _render_in_host(tenant_id: str, iid: str, state: dict[str, Any] | None = None) -> list[Any]:
-    from stratbox.engine.replies import widgets_reply
-
     try:
         result = sandboxes.client().render(tenant_id, iid, state=state)
         # Re-checked before anything reaches Redis or a browser (`replies`).

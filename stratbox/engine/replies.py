@@ -34,13 +34,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from sandbox import ErrorCode, Limits, SandboxError
+from sandbox.context import LOG_LEVELS
 from stratbox.trading.risk import Deny, deny_label
 from tenants.services import audit_record
 
 # The digit limit: Python's own bound on int <-> str conversion, the one the host applies too.
 MAX_INT_DIGITS = sys.int_info.default_max_str_digits
 _INT_BOUND = 10**MAX_INT_DIGITS
-LOG_LEVELS = frozenset({"debug", "info", "warning", "error"})
 ORDER_SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit"})
 RECEIPT_STATUSES = frozenset({"submitted", "shadow", "rejected"})
@@ -233,7 +233,7 @@ def check_logs(value: Any, limits: Limits, what: str = "logs") -> list[dict[str,
         level, msg = item.get("level"), item.get("msg")
         if type(level) is not str or level not in LOG_LEVELS:
             raise ReplyRefused(
-                ErrorCode.BAD_OUTPUT, f"{what}[{index}].level must be one of debug, info, warning, error"
+                ErrorCode.BAD_OUTPUT, f"{what}[{index}].level must be one of {', '.join(sorted(LOG_LEVELS))}"
             )
         if type(msg) is not str:
             raise ReplyRefused(ErrorCode.BAD_OUTPUT, f"{what}[{index}].msg must be a string")
@@ -501,18 +501,16 @@ def error_fields(code: str, message: Any, line: Any, traceback: Any) -> dict[str
 
 
 def strategy_outcome(
-    instance: StrategyInstance, result: Any, snapshot: dict[str, Any]
+    instance: StrategyInstance, result: Any, snapshot: dict[str, Any], *, signal: bool, limits: Limits
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """A tick's or signal cycle's reply checked for `instance`: (checked reply, order intents of a
     tick-style reply, denied or skipped actions). ``snapshot`` is the trusted one the engine sent:
     its mode and order-id prefix are the engine's, never the host's.
 
-    A refused reply raises `ReplyRefused`; it and every forged intent are audited."""
-    from stratbox.engine import sandboxes
-
-    limits = sandboxes.limits()
+    A refused reply raises `ReplyRefused`; it and every forged intent are audited. ``signal`` says
+    the instance is signal style; ``limits`` are those its host runs with."""
     try:
-        if sandboxes.style_of(instance.version) == "signal_bundle":
+        if signal:
             positions = snapshot.get("positions") or []
             checked, skipped = signal_reply(
                 result, market_code=instance.market.code, positions=len(positions), limits=limits

@@ -18,6 +18,7 @@ from typing import Any
 
 from sandbox import Limits, SandboxClient
 from stratbox.engine import conf
+from stratbox.engine.replies import load_reply
 from strategies_store.models import StrategyVersion
 
 _lock = threading.Lock()
@@ -124,8 +125,6 @@ def load(
         # Always the stored, validated schema: never what the class attribute holds at run time.
         config_schema=dict(version.config_schema or {}),
     )
-    from stratbox.engine.replies import load_reply
-
     load_reply(result, limits())  # the state init() made is persisted: re-checked first
     _held[key] = host_key(load_id, config, state_rev)
     return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from stratbox.engine.models import Run
@@ -36,9 +39,26 @@ class RunOutput(serializers.ModelSerializer):
 
 
 class RunDetailOutput(RunOutput):
+    # The run report's plugin section: each mounted plugin's signal as of the run (machine fields).
+    plugins = serializers.SerializerMethodField()
+
     class Meta(RunOutput.Meta):
-        fields = [*RunOutput.Meta.fields, "config_snapshot", "logs", "logs_dropped", "actions", "traceback"]
+        fields = [
+            *RunOutput.Meta.fields,
+            "config_snapshot",
+            "logs",
+            "logs_dropped",
+            "actions",
+            "traceback",
+            "plugins",
+        ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_plugins(self, obj: Run) -> list[dict[str, Any]]:
+        from stratbox.plugins.selectors import run_report
+
+        return run_report(instance=obj.instance, at=obj.started_at)
 
 
 class KillSwitchInput(serializers.Serializer):

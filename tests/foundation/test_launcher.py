@@ -45,6 +45,7 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
     env.update(
         STRATBOX_VAR_DIR=str(var),
         STRATBOX_PORT=str(port),
+        STRATBOX_MAIL_PORT=str(_free_port()),  # the demo's mail catcher
         PYTHONUNBUFFERED="1",
         STRATBOX_HEALTH_TOKEN="launch-test",
     )

@@ -131,6 +131,70 @@ def _order(instance: Any, market: Any, n: int, *, side: str, qty: float, mode: s
     return order_place(instance=instance, intent=intent, quote=_quote(market, 100), mode=mode, now=NOW).order
 
 
+def _plugins_and_notifications(tenant: Any, owner: Any, instance: Any, label: str) -> dict[str, Any]:
+    """A plugin mount with a stored artifact, a target mount, a channel, a subscription, an inbox
+    event and its delivery row (written directly: the matrix checks access, not the services)."""
+    import hashlib
+    import json
+
+    from stratbox.notifications.models import Delivery, NotificationEvent
+    from stratbox.notifications.services import channel_create, subscription_set
+    from stratbox.plugins.models import PluginArtifact, PluginDefinition, PluginMount, PluginTargetMount
+
+    # get_or_create: transactional tests flush the seeded registry.
+    definition, _ = PluginDefinition.objects.get_or_create(
+        plugin="market_regime_control",
+        defaults={
+            "supported_modes": ["shadow"],
+            "supported_schema_versions": ["market_regime_control.v1"],
+            "default_schema_version": "market_regime_control.v1",
+        },
+    )
+    PluginMount.objects.create(tenant=tenant, instance=instance, definition=definition)
+    PluginTargetMount.objects.create(
+        tenant=tenant, notification_target="market_regime_notification", definition=definition
+    )
+    doc = {"plugin": "market_regime_control", "strategy": instance.strategy.key, "note": f"{label} artifact"}
+    raw = json.dumps(doc)
+    artifact = PluginArtifact.objects.create(
+        tenant=tenant,
+        instance=instance,
+        target_type="strategy",
+        target=instance.strategy.key,
+        plugin="market_regime_control",
+        schema_version="market_regime_control.v1",
+        as_of="2026-03-01",
+        canonical_route="watch",
+        suggested_action="watch_only",
+        sha256=hashlib.sha256(raw.encode()).hexdigest(),
+        raw=raw,
+        payload=doc,
+    )
+    channel, _ = channel_create(
+        tenant=tenant, actor=owner, name=f"{label} hook", url=f"json://127.0.0.1:9/{label}-secret-path"
+    )
+    subscription_set(
+        tenant=tenant, actor=owner, channel=channel, event_type="plugin_alert", level="on", instance=instance
+    )
+    event = NotificationEvent.objects.create(
+        tenant=tenant,
+        instance=instance,
+        event_type="plugin_alert",
+        dedup_key=f"{label}-key",
+        title=f"{label} alert",
+        body=f"{label} body",
+    )
+    Delivery.objects.create(
+        tenant=tenant,
+        event=event,
+        channel=channel,
+        status="failed",
+        error=f"{label} error",
+        target_redacted=channel.url_redacted,
+    )
+    return {"artifact": artifact, "channel": channel, "notification": event}
+
+
 def build_side(label: str, market: Any) -> Side:
     """A tenant with one of everything (label `zqamark` for A, `bravo` for B)."""
     from stratbox.backtests.models import Backtest, BacktestTrade
@@ -238,6 +302,7 @@ def build_side(label: str, market: Any) -> Side:
         note=f"{label} request note",
         requested_by=owner,
     )
+    plugin_objects = _plugins_and_notifications(tenant, owner, instance, label)
     side = Side(tenant=tenant, owner=owner, client=client_for(owner, tenant))
     side.objects = {
         "tenant": tenant,
@@ -263,6 +328,7 @@ def build_side(label: str, market: Any) -> Side:
         "finished_backtest": done,
         "live_request": request,
         "event": AuditEvent.objects.filter(tenant=tenant).order_by("pk").first(),
+        **plugin_objects,
     }
     return side
 

@@ -57,6 +57,8 @@ def path_values(side: Side) -> dict[str, list[Any]]:
         "run_id": [o["run"].pk],
         "request_id": [o["live_request"].pk],
         "market_id": [o["instance"].market_id],
+        "artifact_id": [o["artifact"].pk],
+        "channel_id": [o["channel"].pk],
     }
 
 
@@ -79,6 +81,12 @@ def body_values(side: Side) -> dict[str, Any]:
         "name": "bravo renamed",
         "config": {"window": 30},
         "email": side.objects["viewer_user"].email,
+        "channel": str(o["channel"].pk),
+        "event_type": "plugin_alert",
+        "level": "off",
+        "url": "json://127.0.0.1:9/bravo-hook",
+        "enabled": False,
+        "ids": [o["notification"].pk],
     }
 
 
@@ -247,6 +255,8 @@ def id_filter_values(side: Side) -> dict[str, list[Any]]:
         "request": [o["live_request"].pk],
         "live_account": [o["live"].pk],
         "target_id": [o["instance"].pk, o["member_token"].pk, o["paper"].pk],
+        "channel": [o["channel"].pk],
+        "event": [o["notification"].pk],
         "a": [o["finished_backtest"].pk],
         "b": [o["finished_backtest"].pk],
     }
@@ -292,6 +302,7 @@ def test_id_filters_find_nothing_of_a(side_a: Side, side_b: Side) -> None:
 def test_b_cannot_point_its_own_writes_at_a_objects(side_a: Side, side_b: Side) -> None:
     """Every write whose body names an object gets A's id in that field: refused, nothing created."""
     a_refs = {
+        "channel": str(side_a.objects["channel"].pk),
         "account": str(side_a.objects["paper"].pk),
         "live_account": str(side_a.objects["live"].pk),
         "instance": str(side_a.objects["instance"].pk),

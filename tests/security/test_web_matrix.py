@@ -30,6 +30,7 @@ def web_values(side: Side) -> dict[str, list[Any]]:
         "token_id": [o["member_token"].pk],
         "token": [o["invitation_token"]],  # an invitation link of A's
         "request_id": [o["live_request"].pk],
+        "channel_id": [o["channel"].pk],
         "action": ["approve"],
         "number": [1],
     }

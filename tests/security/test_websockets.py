@@ -187,3 +187,37 @@ def test_b_tenant_socket_never_hears_a(side_a: Side, side_b: Side) -> None:
     got = _run(listen)
     assert [m.get("data") for m in got if m.get("kind") == "log"] == [{"note": "mine"}]
     assert MARKER not in json.dumps(got)
+
+
+def test_b_tenant_socket_hears_only_its_own_notifications(side_a: Side, side_b: Side) -> None:
+    """The inbox message (kind=notification) of A never reaches B's tenant socket; B's own does."""
+    from asgiref.sync import sync_to_async
+
+    from stratbox.notifications.services import inbox_push
+
+    token = _token(side_b)
+    a_event, b_event = side_a.objects["notification"], side_b.objects["notification"]
+
+    async def listen() -> list[dict[str, Any]]:
+        from stratbox.asgi import application
+
+        comm = WebsocketCommunicator(
+            application, "/ws/tenant/", headers=[(b"authorization", f"Bearer {token}".encode())]
+        )
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        await comm.receive_output(timeout=5)  # hello
+        await sync_to_async(inbox_push)(a_event)
+        await sync_to_async(inbox_push)(b_event)
+        got = []
+        while not await comm.receive_nothing(timeout=0.5, interval=0.01):
+            got.append(json.loads((await comm.receive_output(timeout=1))["text"]))
+        await comm.disconnect()
+        return got
+
+    got = _run(listen)
+    notes = [m for m in got if m.get("kind") == "notification"]
+    assert [(m["id"], m["title"], m["event_type"]) for m in notes] == [
+        (b_event.pk, "bravo alert", "plugin_alert")
+    ]
+    assert MARKER not in json.dumps(got)

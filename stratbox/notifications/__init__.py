@@ -1,0 +1,1 @@
+"""Notifications: channels (apprise URLs), subscriptions, deliveries and the in-app inbox."""

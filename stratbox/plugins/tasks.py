@@ -1,0 +1,12 @@
+"""Celery tasks of plugins."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="plugins.stale_sweep", ignore_result=True)
+def stale_sweep_task() -> int:
+    from stratbox.plugins.services import stale_sweep
+
+    return stale_sweep()
