@@ -37,8 +37,9 @@ $(FRONTEND_STAMP):
 frontend: $(FRONTEND_STAMP)
 
 ## make run — the whole platform in the foreground (web, worker, beat, feed); Ctrl-C stops it all.
+## Worker, beat, feed and dispatcher log warnings only; `make run VERBOSE=1` shows their INFO lines.
 run: install frontend
-	$(PY) -m stratbox.launcher
+	$(PY) -m stratbox.launcher $(if $(VERBOSE),--verbose)
 
 ## make test — ruff, import-linter, mypy (sandbox, strict) and the whole pytest suite against real PostgreSQL and Redis.
 test: install frontend check-services
