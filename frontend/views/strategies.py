@@ -117,10 +117,14 @@ def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any,
                 "config": _decode(kwargs.get("config")),
             }
         )
+        # Give every submitted file back in its editor, so the fix is one edit away.
+        form.data = form.data.copy()
         if form.style == "tick":
-            # Give the submitted code back in the editor, so the fix is one edit away.
-            form.data = form.data.copy()
             form.data["source"] = sources["source"]
+        else:
+            form.data["entry_source"] = sources["entry_source"]
+            form.data["exit_source"] = sources["exit_source"]
+            form.data["config_source"] = sources["config"]
         return None, {"issues": exc.issues, "error_views": _error_views(exc.issues, sources)}
     except KeyTaken as exc:
         form.add_error("key", exc.message)
@@ -154,6 +158,8 @@ def strategy_upload(request: HttpRequest) -> HttpResponse:
             if version is not None:
                 messages.success(request, f"Uploaded {version.definition.key} v{version.number}.")
                 return redirect("frontend:strategy_detail", strategy_id=version.definition_id)
+        else:
+            form.keep_chosen_files()
     else:
         form = StrategyUploadForm()
     return render(
@@ -185,6 +191,8 @@ def strategy_version_upload(request: HttpRequest, strategy_id: str) -> HttpRespo
             if version is not None:
                 messages.success(request, f"Uploaded {definition.key} v{version.number}.")
                 return redirect("frontend:strategy_detail", strategy_id=definition.id)
+        else:
+            form.keep_chosen_files()
     else:
         form = StrategyUploadForm(new_version_of=definition)
     return render(

@@ -16,6 +16,7 @@ import numpy as np
 
 from sandbox import ErrorCode, SandboxClient, SandboxError
 from stratbox.backtests.models import Backtest
+from stratbox.engine.sandboxes import schema_override
 
 _lock = threading.Lock()
 _client: SandboxClient | None = None
@@ -42,6 +43,7 @@ def backtest_load(bt: Backtest, *, tenant_id: str, key: str) -> None:
         state=None,
         seed=0,  # deterministic: the same backtest gives the same trades
         fingerprint=f"{bt.version_sha256}:{bt.pk}",
+        config_schema=schema_override(version),  # the same schema the engine applies
     )
 
 

@@ -116,7 +116,7 @@ def load(
         state=state,
         seed=seed,
         fingerprint=fingerprint,
-        config_schema=version.config_schema or None,
+        config_schema=schema_override(version),
     )
     _held[key] = host_key(load_id, config, state_rev)
     return result
@@ -194,3 +194,11 @@ def unload(tenant_id: str, key: str) -> None:
         _client.unload(tenant_id, key)
     except Exception:  # noqa: S110 - not loaded here, or the host is gone: either way it is unloaded
         pass
+
+
+def schema_override(version: Any) -> dict[str, Any] | None:
+    """The schema the runtime applies: a bundle's is config.json's `config_schema`, even when empty
+    (entry.py may not define one); a tick strategy's comes from its own `CONFIG_SCHEMA`."""
+    if style_of(version) == "signal_bundle":
+        return dict(version.config_schema or {})
+    return version.config_schema or None
