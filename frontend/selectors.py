@@ -91,47 +91,46 @@ def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
     return rows
 
 
-def _max_drawdown(equity: list[Decimal]) -> Decimal | None:
-    """The largest peak-to-trough fall of the equity curve, as a fraction of the peak."""
-    peak: Decimal | None = None
-    worst = ZERO
-    for value in equity:
-        peak = value if peak is None or value > peak else peak
-        if peak and peak > 0:
-            worst = max(worst, (peak - value) / peak)
-    return worst if equity else None
-
-
 @dataclass
 class Performance:
     shadow: bool
-    stats: dict[str, Any]
-    pnl: Decimal
-    drawdown: Decimal | None
+    record: Any  # trading.track_record.TrackRecord: the one track-record computation
+    pnl: Decimal  # the ledger's whole P&L: the trades' plus what is still open
     equity: list[dict[str, Any]]  # [{"time": unix seconds, "value": float}]
     markers: list[dict[str, Any]]  # lightweight-charts markers, one per fill
 
+    @property
+    def drawdown(self) -> Decimal:
+        return self.record.max_drawdown
+
+
+MARKER_TEXT_LIMIT = 30  # more markers than this carry no text: labels would pile into columns
+
 
 def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
-    """P&L, win rate, drawdown, trade count and the equity curve (capital + realized P&L per fill)."""
+    """The Performance card: the instance's track record (the same computation the graduation box,
+    the API and the staff review use), its equity curve stepped at every fill, and fill markers."""
     from stratbox.trading.selectors import fill_list
+    from stratbox.trading.track_record import instance_track_record
 
-    pnl = _pnl(instance)
+    shadow = _pnl(instance)["shadow"]
+    record = instance_track_record(instance=instance, shadow=shadow)
     fills = list(
         fill_list(tenant=tenant)
-        .filter(instance=instance, is_shadow=pnl["shadow"])
-        .order_by("ts", "id")
-        .values("ts", "side", "qty", "price", "realized_pnl")[:2000]
-    )
-    capital = Decimal(instance.total_capital)
-    equity_values = [capital]
+        .filter(instance=instance, is_shadow=shadow)
+        .order_by("-ts", "-id")
+        .values("ts", "side", "qty", "price")[:2000]
+    )[::-1]
+    curve = record.equity_curve  # [(since, base), (trade time, equity), ...]
     points: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     last_time = 0
-    value = capital
+    j = 0
+    value = curve[0][1] if curve else Decimal(instance.total_capital)
     for fill in fills:
-        value += fill["realized_pnl"]
-        equity_values.append(value)
+        while j < len(curve) and curve[j][0] <= fill["ts"]:
+            value = curve[j][1]
+            j += 1
         # lightweight-charts needs strictly increasing times: fills within one second share a point.
         t = max(int(fill["ts"].timestamp()), last_time)
         if points and points[-1]["time"] == t:
@@ -140,23 +139,31 @@ def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
             points.append({"time": t, "value": float(value)})
         last_time = t
         buy = fill["side"] == "buy"
-        markers.append(
-            {
-                "time": t,
-                "position": "belowBar" if buy else "aboveBar",
-                "shape": "arrowUp" if buy else "arrowDown",
-                "color": "#1d7a3a" if buy else "#b42318",
-                "text": f"{'B' if buy else 'S'} {fill['qty'].normalize()} @ {fill['price'].normalize()}",
-            }
-        )
+        marker = {
+            "time": t,
+            "position": "belowBar" if buy else "aboveBar",
+            "shape": "arrowUp" if buy else "arrowDown",
+            "color": "#1d7a3a" if buy else "#b42318",
+        }
+        if len(fills) <= MARKER_TEXT_LIMIT:
+            marker["text"] = (
+                f"{'B' if buy else 'S'} {fill['qty'].normalize():f} @ {_price_text(fill['price'], instance)}"
+            )
+        markers.append(marker)
     return Performance(
-        shadow=pnl["shadow"],
-        stats=pnl["stats"],
-        pnl=pnl["total"],
-        drawdown=_max_drawdown(equity_values) if fills else None,
+        shadow=shadow,
+        record=record,
+        pnl=record.pnl + (record.open_pnl or ZERO),
         equity=points,
         markers=markers,
     )
+
+
+def _price_text(price: Decimal, instance: Any) -> str:
+    """A price at its market's precision (tick size), with thousands separators."""
+    tick = Decimal(instance.market.tick_size).normalize()
+    places = max(0, -tick.as_tuple().exponent) if tick > 0 else 2
+    return f"{price:,.{places}f}"
 
 
 def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[dict[str, Any]]:
@@ -178,11 +185,14 @@ def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[
                 "side": order.side,
                 "qty": order.qty.normalize(),
                 "type": order.type,
-                "price": order.fill_price or order.limit_price,
+                "price": _price_text(order.fill_price or order.limit_price, instance)
+                if (order.fill_price or order.limit_price) is not None
+                else None,
                 "status": order.status,
                 "deny_code": order.deny_code if kind == "denied" else "",
                 "message": order.deny_reason if kind == "denied" else "",
                 "client_order_id": order.client_order_id,
+                "tag": order.tag,
                 "at": order.created_at,
             }
         )

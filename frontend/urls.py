@@ -24,6 +24,11 @@ urlpatterns = [
     path("instances/<uuid:instance_id>/test-run/", views.instance_test_run, name="instance_test_run"),
     path("instances/<uuid:instance_id>/runs/", views.instance_runs, name="instance_runs"),
     path(
+        "instances/<uuid:instance_id>/performance/",
+        views.instance_performance_fragment,
+        name="instance_performance",
+    ),
+    path(
         "instances/<uuid:instance_id>/live-request/",
         views.instance_live_request,
         name="instance_live_request",

@@ -18,6 +18,7 @@ from frontend.views.instances import (
     instance_detail,
     instance_list,
     instance_mode,
+    instance_performance_fragment,
     instance_test_run,
 )
 from frontend.views.instances import instance_pause_view as instance_pause
@@ -61,6 +62,7 @@ __all__ = [
     "instance_list",
     "instance_live_request",
     "instance_mode",
+    "instance_performance_fragment",
     "instance_pause",
     "instance_resume",
     "instance_runs",

@@ -280,6 +280,23 @@ def instance_runs_fragment(request: HttpRequest, instance_id: str) -> HttpRespon
     return render(request, "frontend/instances/_runs.html", {"instance": instance, "runs": runs})
 
 
+@require_GET
+@tenant_view
+def instance_performance_fragment(request: HttpRequest, instance_id: str) -> HttpResponse:
+    """The Performance card and the graduation box's track record (out of band), as fragments: the
+    page refetches them when a fill is pushed, so both follow the ledger live, from one computation."""
+    instance = _instance_or_404(request, instance_id)
+    tenant = request.tenant  # type: ignore[attr-defined]
+    context = {
+        "instance": instance,
+        "perf": instance_performance(tenant=tenant, instance=instance),
+        "runtime": instance_runtime(instance=instance),
+        "graduation": graduation_panel(tenant=tenant, instance=instance),
+        "oob": True,
+    }
+    return render(request, "frontend/instances/_performance_fragment.html", context)
+
+
 @require_POST
 @tenant_view(write=True)
 def instance_mode(request: HttpRequest, instance_id: str) -> HttpResponse:
