@@ -159,6 +159,17 @@ def pct(value: Any, places: int = 2) -> str:
 
 
 @register.filter
+def epoch(value: Any) -> Any:
+    """Unix seconds (a bar's or a trade's timestamp) as an aware UTC datetime, for `|date`."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+@register.filter
 def num(value: Any) -> str:
     """A quantity or price without trailing zeros, thousands grouped: 60,123.45 · 0.0008."""
     from decimal import Decimal, InvalidOperation

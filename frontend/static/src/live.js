@@ -604,6 +604,12 @@ function initEquity(root) {
     if (markers.length) chart.setMarkers(markers);
     chart.chart.timeScale().fitContent();
   });
+  root.querySelectorAll("[data-compare-chart]:not([data-chart-ready])").forEach((node) => {
+    if (!window.StratboxCharts) return;
+    node.dataset.chartReady = "1";
+    const script = document.getElementById(node.dataset.compareChart);
+    window.StratboxCharts.multiLineChart(node, script ? JSON.parse(script.textContent) : []);
+  });
 }
 
 // --- backtest progress (ws/backtests/<id>/) --------------------------------------------------------
