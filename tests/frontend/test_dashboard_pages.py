@@ -441,7 +441,9 @@ def test_backtest_result_and_side_by_side_compare(web: Client, tenant: Any) -> N
     assert "Run A" in html and "Run B" in html
     # One chart with both curves, and the metrics side by side in one table.
     assert html.count("data-compare-chart=") == 1 and 'id="compare-metrics"' in html
-    overlay = json.loads(html.split('<script id="cmp-overlay" type="application/json">')[1].split("</script>")[0])
+    overlay = json.loads(
+        html.split('<script id="cmp-overlay" type="application/json">')[1].split("</script>")[0]
+    )
     assert [c["name"] for c in overlay] == ["A · Run A", "B · Run B"] and all(c["points"] for c in overlay)
     assert "+100.00" in html and "−5.00" in html
 
