@@ -267,8 +267,9 @@ function renderWidget(widget, slot) {
       area.setAttribute("aria-label", `${w.title || "Chart"}: line chart of ${(w.series || []).map((s) => s.name).join(", ")}`);
       const series = w.series || [];
       const data = alignSeries(series);
-      const key = series.map((s) => s.name).join("\u0000");
       const timeX = data[0].length > 0 && data[0][0] > 1e9;
+      // A new plot when the series or the kind of x axis change (the first frame may be empty).
+      const key = `${series.map((s) => s.name).join("\u0000")}\u0000${timeX}`;
       if (!plot || key !== names || !window.StratboxCharts) {
         area.replaceChildren();
         names = key;
