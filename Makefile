@@ -15,7 +15,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
 
-.PHONY: run test install frontend lint check-services bench-sandbox bench-engine bench-live bench-backtest clean
+.PHONY: run test install frontend lint check-services screenshots bench-sandbox bench-engine bench-live bench-backtest clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: install frontend check-services
 
 check-services:
 	@bash scripts/ensure_test_services.sh
+
+## make screenshots — regenerate docs/*.png from a real `make run` (own port, embedded stores) in Debian's Chromium.
+screenshots: install frontend
+	$(PY) scripts/screenshots.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,16 +13,13 @@ Screenshots land in test-artifacts/; the instance detail one is copied to docs/ 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import BASE_DIR
 from tests.frontend.conftest import ARTIFACTS, screenshot
 
 pytestmark = pytest.mark.browser
@@ -196,8 +193,3 @@ def test_live_dashboard_flow(page: Any, market: Any, feed_and_dispatcher: None) 
     assert Order.objects.filter(instance=instance, is_shadow=True).exists()
     assert Order.objects.filter(instance=instance, is_shadow=False, status="filled").exists()
     assert page.js_errors == []
-
-    # The README's screenshot (kept small: a viewport shot), refreshed only when asked for, so that
-    # a test run never rewrites tracked files: STRATBOX_UPDATE_DOC_SCREENSHOTS=1 make test.
-    if os.environ.get("STRATBOX_UPDATE_DOC_SCREENSHOTS") and readme_shot.stat().st_size < 300_000:
-        shutil.copyfile(readme_shot, BASE_DIR / "docs" / "instance-detail.png")
