@@ -64,19 +64,26 @@ def instance_runtime(*, instance: Any) -> dict[str, Any]:
         }
 
 
-def _pnl(instance: Any) -> dict[str, Any]:
-    """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so."""
-    from stratbox.trading.services import instance_stats
+def _pnl(instance: Any, *, today: bool = False) -> dict[str, Any]:
+    """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so.
+    With `today`, also today's (UTC) P&L of the same ledger."""
+    from django.utils import timezone
+
+    from stratbox.trading.services import instance_daily_pnl, instance_stats
 
     real = instance_stats(instance=instance, shadow=False)
     shadow = real["orders"] == 0
     stats = instance_stats(instance=instance, shadow=True) if shadow else real
     total = Decimal(stats["realized_pnl"]) + Decimal(stats["unrealized_pnl"])
-    return {"total": total, "shadow": shadow, "stats": stats}
+    pnl = {"total": total, "shadow": shadow, "stats": stats}
+    if today:
+        pnl["today"] = instance_daily_pnl(instance=instance, day=timezone.now().date(), shadow=shadow)
+    return pnl
 
 
 def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
-    """One row per instance for the list page: identity, mode, runtime status, run counters, P&L."""
+    """One row per instance for the list page: identity, mode, runtime status, run counters, P&L
+    (total and today's)."""
     from stratbox.instances.selectors import instance_list
 
     rows = []
@@ -85,10 +92,26 @@ def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
             {
                 "instance": instance,
                 "runtime": instance_runtime(instance=instance),
-                "pnl": _pnl(instance),
+                "pnl": _pnl(instance, today=True),
             }
         )
     return rows
+
+
+def tenant_day_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The strip above the instances: today's and total P&L of the instances trading for real
+    (shadow P&L is not money), and how many instances run, are paused, are off."""
+    real = [row for row in rows if not row["pnl"]["shadow"]]
+    return {
+        "today": sum((row["pnl"]["today"] for row in real), ZERO),
+        "total": sum((row["pnl"]["total"] for row in real), ZERO),
+        "running": sum(
+            1 for row in rows if row["instance"].mode != "off" and not row["runtime"].get("paused")
+        ),
+        "paused": sum(1 for row in rows if row["instance"].mode != "off" and row["runtime"].get("paused")),
+        "off": sum(1 for row in rows if row["instance"].mode == "off"),
+        "count": len(rows),
+    }
 
 
 @dataclass
@@ -164,6 +187,34 @@ def _price_text(price: Decimal, instance: Any) -> str:
     tick = Decimal(instance.market.tick_size).normalize()
     places = max(0, -tick.as_tuple().exponent) if tick > 0 else 2
     return f"{price:,.{places}f}"
+
+
+def instance_open_positions(*, tenant: Tenant, instance: Any) -> list[dict[str, Any]]:
+    """The instance's open positions in the ledger it trades (real when active, else shadow), marked
+    to the market's current quote."""
+    from stratbox.markets.quotes import quote_get
+    from stratbox.trading.models import Position
+    from stratbox.trading.selectors import position_unrealized_pnl
+
+    shadow = instance.mode != "active"
+    quote = quote_get(instance.market_id) or {}
+    mark = Decimal(str(quote["price"])) if quote.get("price") is not None else None
+    rows = []
+    for position in Position.objects.filter(
+        tenant=tenant, instance=instance, is_shadow=shadow, closed_at__isnull=True
+    ).order_by("opened_at"):
+        rows.append(
+            {
+                "id": position.pk,
+                "qty": position.qty,
+                "avg_price": _price_text(position.avg_price, instance),
+                "mark": _price_text(mark, instance) if mark is not None else None,
+                "unrealized": position_unrealized_pnl(position, mark) if mark is not None else None,
+                "opened_at": position.opened_at,
+                "shadow": position.is_shadow,
+            }
+        )
+    return rows
 
 
 def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[dict[str, Any]]:
@@ -268,7 +319,7 @@ def governance_status(*, tenant: Any, instance: Any) -> dict[str, Any] | None:
 
 # What each graduation criterion measures, for the panel's first column (the code stays visible).
 CRITERION_LABELS = {
-    "TOO_FEW_TRADES": "Closed paper trades",
+    "TOO_FEW_TRADES": "Paper trades",
     "WIN_RATE_TOO_LOW": "Win rate (%)",
     "PNL_NOT_POSITIVE": "P&L",
     "PNL_TOO_LOW": "P&L",

@@ -98,8 +98,14 @@ def capture(base_url: str, out: Path, chromium: str) -> None:
 
         row.get_by_role("link").nth(1).click()
         expect(page.locator("#widgets .widget").first).to_be_visible()
+        # A few closed trades, so that the track record and Performance have something to show.
+        expect(page.locator('#track-record-rows [data-record="trades"]')).to_have_text(
+            re.compile(r"^\s*[2-9]|^\s*\d\d"), timeout=300_000
+        )
         page.wait_for_timeout(3000)  # a few live frames
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": 1500})
         _shoot(page, out / "instance-detail.png")
+        page.set_viewport_size(VIEWPORT)
         page.get_by_role("tab", name=re.compile("Execution history")).click()
         _shoot(page, out / "instance-history.png")
 

@@ -19,6 +19,7 @@ from frontend.views.instances import (
     instance_list,
     instance_mode,
     instance_performance_fragment,
+    instance_position_close,
     instance_test_run,
 )
 from frontend.views.instances import instance_pause_view as instance_pause
@@ -63,6 +64,7 @@ __all__ = [
     "instance_live_request",
     "instance_mode",
     "instance_performance_fragment",
+    "instance_position_close",
     "instance_pause",
     "instance_resume",
     "instance_runs",

@@ -194,3 +194,80 @@ def test_no_design_document_names_in_the_ui(
     ):
         html = web.get(url).content.decode().lower()
         assert "seed 00" not in html and "vm:" not in html and "slot " not in html, url
+
+
+def _holding_instance(tenant: Any, paper_account: Any, market: Any) -> Any:
+    """An active paper instance holding 2 units, with a current quote at 105."""
+    from stratbox.markets.quotes import quote_set
+    from tests.trading.conftest import Intents, make_instance, make_quote, place
+
+    paper_account.starting_balance = paper_account.balance = Decimal("100000")
+    paper_account.save()
+    instance = make_instance(tenant, paper_account, market)
+    place(instance, Intents(instance)("buy", 2.0), make_quote(market, 100))
+    quote_set(market.pk, {**make_quote(market, 105), "ts": datetime.now(tz=UTC).timestamp()})
+    return instance
+
+
+def test_an_open_position_is_listed_and_closed_through_the_risk_gate(
+    web: Client, tenant: Any, paper_account: Any, market: Any
+) -> None:
+    from stratbox.trading.models import Order, Position
+    from tenants.models import AuditEvent
+
+    instance = _holding_instance(tenant, paper_account, market)
+    position = Position.objects.get(instance=instance, closed_at__isnull=True)
+    html = web.get(reverse("frontend:instance_detail", args=[instance.id])).content.decode()
+    row = html.split(f'data-position-id="{position.pk}"')[1].split("</tr>")[0]
+    unrealized = (Decimal("105") - position.avg_price) * 2  # marked to the current quote
+    assert ">2<" in row and f"+{unrealized:,.2f}" in row and "105.00" in row
+    close_url = reverse("frontend:instance_position_close", args=[instance.id, position.pk])
+    assert close_url in row
+    response = web.post(close_url)
+    assert response.status_code == 302
+    position.refresh_from_db()
+    assert position.closed_at is not None and position.qty == 0
+    sell = Order.objects.get(instance=instance, side="sell")
+    assert (sell.status, sell.tag, sell.is_shadow, sell.qty) == (
+        "filled",
+        "manual close",
+        False,
+        Decimal("2"),
+    )
+    assert AuditEvent.objects.filter(tenant=tenant, action="position.close").exists()
+    # Nothing left: a second click says so and orders nothing.
+    web.post(close_url)
+    assert Order.objects.filter(instance=instance, side="sell").count() == 1
+
+
+def test_another_tenants_position_cannot_be_closed(
+    tenant: Any, paper_account: Any, market: Any, other_tenant: Any, other_user: Any
+) -> None:
+    from stratbox.trading.models import Order, Position
+
+    instance = _holding_instance(tenant, paper_account, market)
+    position = Position.objects.get(instance=instance, closed_at__isnull=True)
+    theirs = Client()
+    theirs.force_login(other_user)
+    response = theirs.post(reverse("frontend:instance_position_close", args=[instance.id, position.pk]))
+    assert response.status_code == 404
+    assert not Order.objects.filter(instance=instance, side="sell").exists()
+
+
+def test_the_instances_overview_has_a_day_strip_and_test_run_on_each_row(
+    web: Client, tenant: Any, paper_account: Any, market: Any
+) -> None:
+    instance = _holding_instance(tenant, paper_account, market)
+    html = web.get(reverse("frontend:instance_list")).content.decode()
+    strip = html.split('id="day-strip"')[1].split("</section>")[0]
+    from django.utils import timezone
+
+    from stratbox.trading.services import instance_daily_pnl
+
+    today = instance_daily_pnl(instance=instance, day=timezone.now().date())
+    assert today != 0 and f'data-day="today">{"+" if today > 0 else "−"}{abs(today):,.2f}<' in strip
+    assert 'data-day="running">1<' in strip
+    row = html.split(f'data-instance-id="{instance.id}"')[1].split("</tr>")[0]
+    assert 'data-cell="pnl-today"' in row and 'data-cell="pnl"' in row
+    assert reverse("frontend:instance_test_run", args=[instance.id]) in row
+    assert reverse("frontend:instance_pause", args=[instance.id]) in row

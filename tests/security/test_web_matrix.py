@@ -28,6 +28,7 @@ def web_values(side: Side) -> dict[str, list[Any]]:
         "backtest_id": [o["backtest"].pk],
         "membership_id": [o["member"].pk, o["owner"].pk],
         "token_id": [o["member_token"].pk],
+        "position_id": [o["position"].pk],
         "request_id": [o["live_request"].pk],
         "action": ["approve"],
         "number": [1],
