@@ -76,6 +76,27 @@ def _error_views(issues: list[Any], sources: dict[str, str]) -> list[dict[str, A
     return views
 
 
+# The text area (code editor) that holds each logical file of an upload.
+EDITOR_FIELDS = {
+    "source": "source",
+    "entry_source": "entry_source",
+    "exit_source": "exit_source",
+    "config": "config_source",
+}
+
+
+def _editor_issues(issues: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each problem with a position, by the editor that shows it at its line."""
+    by_field: dict[str, list[dict[str, Any]]] = {}
+    for issue in issues:
+        field = EDITOR_FIELDS.get(issue.attr)
+        if field is not None and issue.line:
+            by_field.setdefault(field, []).append(
+                {"line": issue.line, "col": issue.col, "message": issue.message, "code": issue.code}
+            )
+    return by_field
+
+
 def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any, dict[str, Any]]:
     """Call the store; return (version or None, extra template context describing the failure)."""
     kwargs = form.upload_kwargs()
@@ -125,7 +146,11 @@ def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any,
             form.data["entry_source"] = sources["entry_source"]
             form.data["exit_source"] = sources["exit_source"]
             form.data["config_source"] = sources["config"]
-        return None, {"issues": exc.issues, "error_views": _error_views(exc.issues, sources)}
+        return None, {
+            "issues": exc.issues,
+            "error_views": _error_views(exc.issues, sources),
+            "upload_issues": _editor_issues(exc.issues),
+        }
     except KeyTaken as exc:
         form.add_error("key", exc.message)
     except DuplicateVersion as exc:

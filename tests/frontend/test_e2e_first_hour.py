@@ -110,11 +110,31 @@ def test_the_first_hour(page: Any, browser: Any, asgi_server: Any, journey: dict
     page.get_by_role("button", name="Upload strategy").click()
     expect(page.locator("#validation-errors")).to_contain_text("config_schema")
     expect(page.locator("#kept-files")).to_be_visible()
-    assert page.get_by_label("…or paste entry.py").input_value().strip() == bundle["entry.py"].strip()
-    assert page.get_by_label("…or paste exit.py").input_value().strip() == bundle["exit.py"].strip()
+    kept = page.evaluate(
+        "() => ['entry_source', 'exit_source'].map((n) => document.querySelector(`textarea[name=${n}]`).value)"
+    )
+    assert [k.strip() for k in kept] == [bundle["entry.py"].strip(), bundle["exit.py"].strip()]
+    # The files are in code editors (CodeMirror: highlighted, numbered lines).
+    expect(page.locator('[data-editor-for="entry_source"] .cm-lineNumbers')).to_be_visible()
+    expect(page.locator('[data-editor-for="entry_source"] .cm-line').first).to_contain_text(
+        "from sandbox.sdk"
+    )
     page.get_by_label("…or paste config.json").fill(bundle["config.json"])
     page.get_by_role("button", name="Upload strategy").click()
     expect(page.locator('[data-version="1"]')).to_be_visible()
+
+    # --- a code error is shown at its line, in the editor
+    page.goto("/strategies/upload/")
+    page.get_by_label("Key").fill("broken")
+    page.get_by_label("Name").fill("Broken")
+    broken = "from sandbox.sdk import Strategy\n\n\nclass Broken(Strategy)\n    pass\n"
+    page.get_by_label("…or paste the source").fill(broken)
+    page.get_by_role("button", name="Upload strategy").click()
+    expect(page.locator('#validation-errors [data-issue-line="4"]')).to_be_visible()
+    line4 = page.locator('[data-editor-for="source"] .cm-line').nth(3)
+    expect(line4).to_contain_text("class Broken(Strategy)")
+    expect(line4.locator(".cm-lintRange-error")).to_have_count(1)
+    expect(page.locator('[data-editor-for="source"] .cm-lint-marker-error')).to_have_count(1)
 
     # --- the demo market's SMA crossover, sized to stay inside the default capital per trade
     market = Market.objects.get(venue="SIM", symbol="BTC/USDT")
