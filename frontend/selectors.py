@@ -189,6 +189,51 @@ def _price_text(price: Decimal, instance: Any) -> str:
     return f"{price:,.{places}f}"
 
 
+CANDLE_SECONDS = 30
+
+
+def instance_market_candles(*, tenant: Tenant, instance: Any) -> dict[str, Any]:
+    """Candles (30 s) of the instance's market from its recent quotes, and a marker per fill of the
+    instance in that window (its current ledger), for lightweight-charts."""
+    from stratbox.markets.quotes import quote_history
+    from stratbox.trading.selectors import fill_list
+
+    candles: list[dict[str, Any]] = []
+    for ts, price in quote_history(instance.market_id):
+        bucket = int(ts) // CANDLE_SECONDS * CANDLE_SECONDS
+        if candles and candles[-1]["time"] == bucket:
+            c = candles[-1]
+            c["high"] = max(c["high"], price)
+            c["low"] = min(c["low"], price)
+            c["close"] = price
+        elif not candles or bucket > candles[-1]["time"]:
+            candles.append({"time": bucket, "open": price, "high": price, "low": price, "close": price})
+    markers: list[dict[str, Any]] = []
+    if candles:
+        shadow = instance.mode != "active"
+        since = datetime.fromtimestamp(candles[0]["time"], tz=UTC)
+        for fill in (
+            fill_list(tenant=tenant)
+            .filter(instance=instance, is_shadow=shadow, ts__gte=since)
+            .order_by("ts", "id")
+            .values("ts", "side", "qty", "price")[:500]
+        ):
+            buy = fill["side"] == "buy"
+            markers.append(
+                {
+                    "time": int(fill["ts"].timestamp()) // CANDLE_SECONDS * CANDLE_SECONDS,
+                    "position": "belowBar" if buy else "aboveBar",
+                    "shape": "arrowUp" if buy else "arrowDown",
+                    "color": "#1d7a3a" if buy else "#b42318",
+                    "text": f"{'B' if buy else 'S'} {_price_text(fill['price'], instance)}",
+                }
+            )
+        if len(markers) > MARKER_TEXT_LIMIT:
+            for marker in markers:
+                marker.pop("text")
+    return {"candles": candles, "markers": markers, "seconds": CANDLE_SECONDS}
+
+
 def instance_open_positions(*, tenant: Tenant, instance: Any) -> list[dict[str, Any]]:
     """The instance's open positions in the ledger it trades (real when active, else shadow), marked
     to the market's current quote."""

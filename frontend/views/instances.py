@@ -25,6 +25,7 @@ from frontend.selectors import (
     governance_status,
     graduation_panel,
     instance_actions,
+    instance_market_candles,
     instance_open_positions,
     instance_performance,
     instance_rows,
@@ -262,6 +263,7 @@ def detail_context(request: HttpRequest, instance: Any, form: Any = None, **extr
         "perf": instance_performance(tenant=tenant, instance=instance),
         "actions": instance_actions(tenant=tenant, instance=instance),
         "positions": instance_open_positions(tenant=tenant, instance=instance),
+        "candles": instance_market_candles(tenant=tenant, instance=instance),
         "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
         "governance": governance_status(tenant=tenant, instance=instance),
         "graduation": graduation,
@@ -298,6 +300,7 @@ def instance_performance_fragment(request: HttpRequest, instance_id: str) -> Htt
         "runtime": instance_runtime(instance=instance),
         "graduation": graduation_panel(tenant=tenant, instance=instance),
         "positions": instance_open_positions(tenant=tenant, instance=instance),
+        "candles": instance_market_candles(tenant=tenant, instance=instance),
         "can_write": request.membership.can_write,  # type: ignore[attr-defined]
         "oob": True,
     }

@@ -170,6 +170,11 @@ def test_the_first_hour(page: Any, browser: Any, asgi_server: Any, journey: dict
     )
     assert page.evaluate("window.__sameDocument === true")
 
+    # --- a candlestick chart of the market, drawn, with the fills marked (from the server's data)
+    expect(page.locator("#market-chart canvas").first).to_be_visible()
+    marked = page.evaluate("() => JSON.parse(document.getElementById('market-markers').textContent).length")
+    assert marked >= 1
+
     # --- the strategy's chart fits its labels (~60,000: "60,200", not "0,200")
     plot = page.locator("#widgets .chart-widget .plot").first
     expect(plot.locator(".uplot")).to_have_count(1, timeout=LIVE)

@@ -271,3 +271,33 @@ def test_the_instances_overview_has_a_day_strip_and_test_run_on_each_row(
     assert 'data-cell="pnl-today"' in row and 'data-cell="pnl"' in row
     assert reverse("frontend:instance_test_run", args=[instance.id]) in row
     assert reverse("frontend:instance_pause", args=[instance.id]) in row
+
+
+def test_the_instance_shows_candles_of_its_market_with_its_fills(
+    web: Client, tenant: Any, paper_account: Any, market: Any
+) -> None:
+    import json
+
+    from stratbox.markets import quotes
+
+    instance = _holding_instance(tenant, paper_account, market)
+    quotes.redis_client().delete(f"quote-history:{market.pk}")
+    fill_ts = instance.fills.get().ts.timestamp()
+    start = fill_ts // 30 * 30
+    for i, price in enumerate([100.0, 103.0, 99.0, 101.0, 104.0, 102.0]):
+        ts = start + i * 10  # two 30-second candles of three quotes each
+        quotes.quote_set(
+            market.pk, {"market": market.code, "price": price, "bid": price, "ask": price, "ts": ts}
+        )
+    html = web.get(reverse("frontend:instance_detail", args=[instance.id])).content.decode()
+    candles = json.loads(
+        html.split('<script id="market-candles" type="application/json">')[1].split("</script>")[0]
+    )
+    assert candles == [
+        {"time": int(start), "open": 100.0, "high": 103.0, "low": 99.0, "close": 99.0},
+        {"time": int(start) + 30, "open": 101.0, "high": 104.0, "low": 101.0, "close": 102.0},
+    ]
+    markers = json.loads(
+        html.split('<script id="market-markers" type="application/json">')[1].split("</script>")[0]
+    )
+    assert [(m["time"], m["shape"]) for m in markers] == [(int(start), "arrowUp")]

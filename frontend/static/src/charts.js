@@ -2,7 +2,7 @@
 // Loaded only by pages that need it; exposes window.StratboxCharts for small page modules.
 // Price/equity charts use TradingView lightweight-charts (attribution in the chart pages' footer);
 // dense metric series use uPlot.
-import { createChart, LineSeries, createSeriesMarkers } from "lightweight-charts";
+import { createChart, CandlestickSeries, LineSeries, createSeriesMarkers } from "lightweight-charts";
 import uPlot from "uplot";
 
 const css = (name, fallback) =>
@@ -30,6 +30,24 @@ function lineChart(element, { points = [], height = 260 } = {}) {
       else markers = createSeriesMarkers(series, list);
     },
   };
+}
+
+/** Candles {time, open, high, low, close} with markers (the instance's fills) on them. */
+function candleChart(element, { candles = [], markers = [], height = 260 } = {}) {
+  const chart = createChart(element, {
+    height,
+    autoSize: true,
+    layout: { background: { color: "transparent" }, textColor: css("--fg-muted", "#555") },
+    grid: { vertLines: { color: css("--border", "#e3e6ea") }, horzLines: { color: css("--border", "#e3e6ea") } },
+    timeScale: { timeVisible: true, secondsVisible: true },
+  });
+  const series = chart.addSeries(CandlestickSeries, {
+    upColor: "#1d7a3a", downColor: "#b42318", borderVisible: false, wickUpColor: "#1d7a3a", wickDownColor: "#b42318",
+  });
+  series.setData(candles);
+  if (markers.length) createSeriesMarkers(series, markers);
+  chart.timeScale().fitContent();
+  return { chart, series };
 }
 
 const PALETTE = ["#1f5fbf", "#b35c00", "#1d7a3a", "#b42318", "#5b3aa3"];
@@ -99,6 +117,6 @@ function autoInit(root) {
   });
 }
 
-window.StratboxCharts = { lineChart, multiLineChart, metricPlot, autoInit, axisSize };
+window.StratboxCharts = { lineChart, multiLineChart, candleChart, metricPlot, autoInit, axisSize };
 document.addEventListener("DOMContentLoaded", () => autoInit(document));
 document.addEventListener("htmx:load", (event) => autoInit(event.target));

@@ -605,6 +605,15 @@ function initEquity(root) {
     if (markers.length) chart.setMarkers(markers);
     chart.chart.timeScale().fitContent();
   });
+  root.querySelectorAll("[data-candle-chart]:not([data-chart-ready])").forEach((node) => {
+    if (!window.StratboxCharts) return;
+    node.dataset.chartReady = "1";
+    const read = (id) => {
+      const script = document.getElementById(id);
+      return script ? JSON.parse(script.textContent) : [];
+    };
+    window.StratboxCharts.candleChart(node, { candles: read(node.dataset.candleChart), markers: read(node.dataset.candleMarkers) });
+  });
   root.querySelectorAll("[data-compare-chart]:not([data-chart-ready])").forEach((node) => {
     if (!window.StratboxCharts) return;
     node.dataset.chartReady = "1";
