@@ -168,6 +168,9 @@ def test_the_first_hour(page: Any, browser: Any, asgi_server: Any, journey: dict
     _wait(
         lambda: _int(trades.text_content()) == _int(record.text_content()), 10, "Performance = track record"
     )
+    # The graduation criteria follow too (they showed 0 trades next to a record of 2).
+    criterion = page.locator('[data-criterion="TOO_FEW_TRADES"] [data-criterion-value]')
+    _wait(lambda: _int(criterion.text_content()) == _int(record.text_content()), 10, "criteria = record")
     assert page.evaluate("window.__sameDocument === true")
 
     # --- a candlestick chart of the market, drawn, with the fills marked (from the server's data)
