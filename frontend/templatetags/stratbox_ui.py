@@ -170,6 +170,19 @@ def epoch(value: Any) -> Any:
 
 
 @register.filter
+def isodate(value: Any) -> Any:
+    """An ISO 8601 string (the runtime's times) as a datetime, for `|date` (no microseconds shown)."""
+    from django.utils.dateparse import parse_datetime
+
+    if not value or not isinstance(value, str):
+        return value
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
+@register.filter
 def num(value: Any) -> str:
     """A quantity or price without trailing zeros, thousands grouped: 60,123.45 · 0.0008."""
     from decimal import Decimal, InvalidOperation

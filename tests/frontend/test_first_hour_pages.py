@@ -301,3 +301,16 @@ def test_the_instance_shows_candles_of_its_market_with_its_fills(
         html.split('<script id="market-markers" type="application/json">')[1].split("</script>")[0]
     )
     assert [(m["time"], m["shape"]) for m in markers] == [(int(start), "arrowUp")]
+
+
+def test_the_last_run_is_a_readable_time_not_an_iso_string(
+    web: Client, tenant: Any, paper_account: Any, market: Any
+) -> None:
+    from stratbox.engine import runtime
+
+    instance = make_instance(tenant, paper_account, market)
+    runtime.r().hset(runtime.stats_key(str(instance.id)), "last_run_at", "1767225600.123456")
+    html = web.get(reverse("frontend:instance_detail", args=[instance.id])).content.decode()
+    last = html.split("<dt>Last run</dt><dd>")[1].split("</dd>")[0]
+    shown = last.split(">", 1)[1]  # the text; the datetime attribute keeps full precision
+    assert "data-relative" in last and shown.startswith("2026-01-01 00:00:00 UTC<") and ".123" not in shown
