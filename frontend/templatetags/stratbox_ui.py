@@ -189,6 +189,8 @@ def num(value: Any) -> str:
 
     if value is None or value == "":
         return "—"
+    if isinstance(value, float):
+        value = round(value, 8)  # a float's binary tail (182.69129999999998) is not a price
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):

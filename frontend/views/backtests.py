@@ -224,6 +224,7 @@ def _backtest_or_404(request: HttpRequest, backtest_id: Any) -> Any:
 
 TRADES_PER_PAGE = 50
 MARKER_TEXT_LIMIT = 30
+MARKER_LIMIT = 100
 
 
 def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
@@ -235,9 +236,10 @@ def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
             continue  # strictly increasing times
         points.append({"time": t, "value": float(equity)})
     markers: list[dict[str, Any]] = []
-    # Many markers with labels pile into solid columns: beyond a few dozen, arrows only.
+    # Many markers with labels pile into solid columns: beyond a few dozen, arrows only, and
+    # beyond MARKER_LIMIT trades none at all (the paginated trade table lists them).
     labelled = len(trades) <= MARKER_TEXT_LIMIT
-    for trade in trades[:500]:
+    for trade in trades if len(trades) <= MARKER_LIMIT else []:
         entry = {"time": int(trade.entry_ts), "position": "belowBar", "shape": "arrowUp", "color": "#1d7a3a"}
         if labelled:
             entry["text"] = "B"
@@ -260,7 +262,7 @@ def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
 def backtest_detail(request: HttpRequest, backtest_id: str) -> HttpResponse:
     backtest = _backtest_or_404(request, backtest_id)
     all_trades = backtest_trade_list(backtest=backtest)
-    chart = _chart(backtest, list(all_trades[:500]))
+    chart = _chart(backtest, list(all_trades[: MARKER_LIMIT + 1]))
     trades_page = Paginator(all_trades, TRADES_PER_PAGE).get_page(request.GET.get("page"))
     trades = list(trades_page.object_list)
     others = (

@@ -100,7 +100,13 @@ def test_backtest_trades_are_paginated_with_readable_times(web: Client, tenant: 
 
     version = make_definition(tenant, key="many").versions.get(number=1)
     bt = Backtest.objects.create(
-        tenant=tenant, version=version, version_sha256=version.sha256, status="succeeded", name="Many"
+        tenant=tenant,
+        version=version,
+        version_sha256=version.sha256,
+        status="succeeded",
+        name="Many",
+        num_trades=120,
+        equity_curve=[[1772323200.0, 10000.0], [1772330400.0, 10001.0]],
     )
     ts = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     BacktestTrade.objects.bulk_create(
@@ -110,9 +116,9 @@ def test_backtest_trades_are_paginated_with_readable_times(web: Client, tenant: 
             side="long",
             qty=Decimal("0.001"),
             entry_ts=ts + i * 60,
-            entry_price=Decimal("60200.5"),
+            entry_price=60200.5,
             exit_ts=ts + i * 60 + 30,
-            exit_price=Decimal("60210"),
+            exit_price=182.69129999999998,  # a float's binary tail
             pnl=Decimal("0.01"),
             fees=Decimal("0"),
         )
@@ -121,8 +127,12 @@ def test_backtest_trades_are_paginated_with_readable_times(web: Client, tenant: 
     html = web.get(reverse("frontend:backtest_detail", args=[bt.id])).content.decode()
     rows = html.split('id="bt-trades"')[1].split("</table>")[0].count("<tr>") - 1
     assert rows == 50 and "Page 1 of 3 · 120 trades" in html
-    assert "2026-03-01 00:00:00 UTC" in html and str(int(ts)) not in html  # no raw epoch seconds
+    table = html.split('id="bt-trades"')[1].split("</table>")[0]
+    assert "2026-03-01 00:00:00 UTC" in table and str(int(ts)) not in table  # no raw epoch seconds
     assert "60,200.5" in html and "60200.50000000" not in html
+    assert "182.6913<" in html and "182.69129999999998" not in html
+    # 120 trades: no markers piled into columns on the equity chart; the table has them.
+    assert 'id="markers-note"' in html
     page3 = web.get(reverse("frontend:backtest_detail", args=[bt.id]), {"page": 3}).content.decode()
     assert page3.split('id="bt-trades"')[1].split("</table>")[0].count("<tr>") - 1 == 20
 
