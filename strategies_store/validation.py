@@ -355,6 +355,8 @@ def validate_upload(
             reports[FILE_NAMES[attr]] = check_code(attr, texts[attr])
         except UploadInvalid as exc:
             issues.extend(exc.issues)
+    if reports.get(FILE_NAMES[ENTRY], {}).get("config_schema"):
+        issues.append(schema_in_entry_issue(texts[ENTRY]))
     try:
         schema = check_schema(CONFIG, bundle_config["config_schema"], where="config.json config_schema")
     except UploadInvalid as exc:
@@ -372,6 +374,28 @@ def validate_upload(
             style=style, source=texts[ENTRY], exit_source=texts[EXIT], bundle_config=bundle_config
         ),
         thesis=str(bundle_config.get("thesis", "")).strip(),
+    )
+
+
+def schema_in_entry_issue(entry_text: str) -> UploadIssue:
+    """A bundle's config schema lives only in config.json: one place, so the form and the runtime agree.
+
+    The line is found by a plain text scan (the sandbox's report does not carry it).
+    """
+    line = next(
+        (
+            n
+            for n, text in enumerate(entry_text.splitlines(), start=1)
+            if text.startswith("CONFIG_SCHEMA") and text[13:].lstrip()[:1] in ("=", ":")
+        ),
+        None,
+    )
+    return UploadIssue(
+        ENTRY,
+        "SCHEMA_IN_ENTRY",
+        "a bundle's config schema belongs in config.json's 'config_schema'; remove CONFIG_SCHEMA from entry.py.",
+        line,
+        1 if line is not None else None,
     )
 
 

@@ -95,9 +95,26 @@ def run_status(runtime: dict[str, Any], mode: str) -> dict[str, Any]:
     }
 
 
+PAUSED_BANNER = "Paused — frozen by the engine: no ticks, no orders reach the broker until it is resumed."
+
+
 @register.inclusion_tag("frontend/partials/mode_banner.html")
-def mode_banner(mode: str, account_kind: str) -> dict[str, Any]:
-    """The unmistakable statement of what an instance may do: off, observe, or active on paper/live."""
+def mode_banner(mode: str, account_kind: str, paused: bool = False) -> dict[str, Any]:
+    """The unmistakable statement of what an instance may do: off, observe, or active on paper/live —
+    and, while paused, that it does nothing at all whatever its mode."""
+    running_text = _mode_text(mode, account_kind)
+    text = PAUSED_BANNER if paused and mode != "off" else running_text
+    return {
+        "mode": mode,
+        "kind": account_kind,
+        "text": text,
+        "running_text": running_text,
+        "paused_text": PAUSED_BANNER,
+        "paused": paused and mode != "off",
+    }
+
+
+def _mode_text(mode: str, account_kind: str) -> str:
     if mode == "off":
         text = "Off — not loaded: no ticks, no orders."
     elif mode == "observe":
@@ -106,7 +123,7 @@ def mode_banner(mode: str, account_kind: str) -> dict[str, Any]:
         text = "Active on a LIVE account — orders reach the exchange with real money (after risk checks)."
     else:
         text = "Active on a paper account — orders reach the simulated broker (after risk checks)."
-    return {"mode": mode, "kind": account_kind, "text": text}
+    return text
 
 
 @register.filter
@@ -127,13 +144,68 @@ def signed(value: Any, places: int = 2) -> str:
 
 
 @register.filter
-def percent(value: Any, places: int = 1) -> str:
+def percent(value: Any, places: int = 2) -> str:
+    """A fraction (0.1234) as a percentage: "12.34 %". Every percentage in the UI has two places."""
     if value is None or value == "":
         return "—"
     try:
         return f"{float(value) * 100:.{int(places)}f} %"
     except (TypeError, ValueError):
         return "—"
+
+
+@register.filter
+def pct(value: Any, places: int = 2) -> str:
+    """A value already in percent (a track record's 66.6667) as "66.67 %", like `percent`."""
+    if value is None or value == "":
+        return "—"
+    try:
+        return f"{float(value):.{int(places)}f} %"
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def epoch(value: Any) -> Any:
+    """Unix seconds (a bar's or a trade's timestamp) as an aware UTC datetime, for `|date`."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromtimestamp(float(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+@register.filter
+def isodate(value: Any) -> Any:
+    """An ISO 8601 string (the runtime's times) as a datetime, for `|date` (no microseconds shown)."""
+    from django.utils.dateparse import parse_datetime
+
+    if not value or not isinstance(value, str):
+        return value
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
+@register.filter
+def num(value: Any) -> str:
+    """A quantity or price without trailing zeros, thousands grouped: 60,123.45 · 0.0008."""
+    from decimal import Decimal, InvalidOperation
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, float):
+        value = round(value, 8)  # a float's binary tail (182.69129999999998) is not a price
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    text = f"{number.normalize():,f}"
+    return text
 
 
 @register.filter

@@ -18,6 +18,8 @@ from frontend.views.instances import (
     instance_detail,
     instance_list,
     instance_mode,
+    instance_performance_fragment,
+    instance_position_close,
     instance_test_run,
 )
 from frontend.views.instances import instance_pause_view as instance_pause
@@ -61,6 +63,8 @@ __all__ = [
     "instance_list",
     "instance_live_request",
     "instance_mode",
+    "instance_performance_fragment",
+    "instance_position_close",
     "instance_pause",
     "instance_resume",
     "instance_runs",

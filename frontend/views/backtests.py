@@ -8,10 +8,12 @@ rows among them, from `bars_from_csv`) land on the form field they are about.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -34,6 +36,7 @@ from stratbox.backtests.services import (
     bars_from_csv,
 )
 from stratbox.instances.selectors import instance_get, instance_list
+from stratbox.markets.selectors import bar_ranges
 from strategies_store.selectors import strategy_list, version_list
 from tenants.errors import ApplicationError, form_add_error
 from tenants.throttling import BacktestCreateThrottle
@@ -50,10 +53,16 @@ class BacktestForm(forms.Form):
     version = forms.ChoiceField(required=False, label="…or a strategy version (default config)")
     market = forms.ChoiceField(required=False, label="Market (stored bars)")
     start = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From"
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        label="From (UTC)",
+        help_text="Empty: the first stored bar.",
     )
     end = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="To"
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        label="To (UTC)",
+        help_text="Empty: after the last stored bar.",
     )
     interval_seconds = forms.IntegerField(min_value=1, initial=60, label="Bar interval (seconds)")
     csv_file = forms.FileField(
@@ -85,7 +94,18 @@ class BacktestForm(forms.Form):
                 (str(v.id), f"{definition.key} v{v.number}") for v in version_list(definition=definition)
             ]
         self.fields["version"].choices = versions
-        self.fields["market"].choices = [("", "—")] + [(str(m.id), str(m)) for m in markets_active()]
+        # What history is stored, per market: shown in the choices, used when From/To are empty.
+        self.ranges = bar_ranges()
+        markets = markets_active()
+        self.fields["market"].choices = [("", "—")] + [
+            (str(m.id), _market_label(m, self.ranges.get(m.id))) for m in markets
+        ]
+        stored = next((m for m in markets if m.id in self.ranges), None)
+        if stored is not None and not self.is_bound:
+            first, last, _ = self.ranges[stored.id]
+            self.initial.setdefault("market", str(stored.id))
+            self.initial.setdefault("start", first.replace(tzinfo=None, microsecond=0))
+            self.initial.setdefault("end", (last + timedelta(seconds=60)).replace(tzinfo=None, microsecond=0))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -93,7 +113,23 @@ class BacktestForm(forms.Form):
             self.add_error("version", "Choose an instance or a strategy version (one of the two).")
         if not data.get("csv_file") and not data.get("market") and not data.get("instance"):
             self.add_error("market", "Choose a market and a date range, or upload a CSV of bars.")
+        market = data.get("market")
+        stored = self.ranges.get(int(market)) if market and str(market).isdigit() else None
+        if stored is not None and not data.get("csv_file"):
+            # An empty From / To means the whole stored range, as the form shows it.
+            first, last, _ = stored
+            if not data.get("start"):
+                data["start"] = first
+            if not data.get("end"):
+                data["end"] = last + timedelta(seconds=data.get("interval_seconds") or 60)
         return data
+
+
+def _market_label(market: Any, stored: tuple[Any, Any, int] | None) -> str:
+    if stored is None:
+        return f"{market} — no stored bars"
+    first, last, count = stored
+    return f"{market} — {count:,} bars, {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
 
 
 @tenant_view(write=True)
@@ -166,6 +202,11 @@ def _backtest_or_404(request: HttpRequest, backtest_id: Any) -> Any:
     return backtest
 
 
+TRADES_PER_PAGE = 50
+MARKER_TEXT_LIMIT = 30
+MARKER_LIMIT = 100
+
+
 def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
     """Equity points and one marker per trade entry/exit, in lightweight-charts' shapes."""
     points: list[dict[str, Any]] = []
@@ -175,26 +216,24 @@ def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
             continue  # strictly increasing times
         points.append({"time": t, "value": float(equity)})
     markers: list[dict[str, Any]] = []
-    for trade in trades[:500]:
-        markers.append(
-            {
-                "time": int(trade.entry_ts),
-                "position": "belowBar",
-                "shape": "arrowUp",
-                "color": "#1d7a3a",
-                "text": "B",
-            }
-        )
+    # Many markers with labels pile into solid columns: beyond a few dozen, arrows only, and
+    # beyond MARKER_LIMIT trades none at all (the paginated trade table lists them).
+    labelled = len(trades) <= MARKER_TEXT_LIMIT
+    for trade in trades if len(trades) <= MARKER_LIMIT else []:
+        entry = {"time": int(trade.entry_ts), "position": "belowBar", "shape": "arrowUp", "color": "#1d7a3a"}
+        if labelled:
+            entry["text"] = "B"
+        markers.append(entry)
         if trade.exit_ts:
-            markers.append(
-                {
-                    "time": int(trade.exit_ts),
-                    "position": "aboveBar",
-                    "shape": "arrowDown",
-                    "color": "#b42318",
-                    "text": "S",
-                }
-            )
+            exit_ = {
+                "time": int(trade.exit_ts),
+                "position": "aboveBar",
+                "shape": "arrowDown",
+                "color": "#b42318",
+            }
+            if labelled:
+                exit_["text"] = "S"
+            markers.append(exit_)
     markers.sort(key=lambda m: m["time"])
     return {"points": points, "markers": markers}
 
@@ -202,8 +241,10 @@ def _chart(backtest: Any, trades: list[Any]) -> dict[str, Any]:
 @tenant_view
 def backtest_detail(request: HttpRequest, backtest_id: str) -> HttpResponse:
     backtest = _backtest_or_404(request, backtest_id)
-    trades = list(backtest_trade_list(backtest=backtest)[:1000])
-    chart = _chart(backtest, trades)
+    all_trades = backtest_trade_list(backtest=backtest)
+    chart = _chart(backtest, list(all_trades[: MARKER_LIMIT + 1]))
+    trades_page = Paginator(all_trades, TRADES_PER_PAGE).get_page(request.GET.get("page"))
+    trades = list(trades_page.object_list)
     others = (
         backtest_list(tenant=request.tenant, status="succeeded")
         .exclude(pk=backtest.pk)
@@ -215,6 +256,7 @@ def backtest_detail(request: HttpRequest, backtest_id: str) -> HttpResponse:
         {
             "bt": backtest,
             "trades": trades,
+            "trades_page": trades_page,
             "chart": chart,
             "others": others,
             "progress_percent": min(100, backtest.bars_done * 100 // backtest.bars_total)
@@ -245,4 +287,9 @@ def backtest_compare(request: HttpRequest) -> HttpResponse:
     for bt in (a, b):
         trades = list(backtest_trade_list(backtest=bt)[:500])
         sides.append({"bt": bt, "chart": _chart(bt, trades), "trades": trades[:50]})
-    return render(request, "frontend/backtests/compare.html", {"sides": sides})
+    # One chart, two curves: the equity of each run on the same axes.
+    overlay = [
+        {"name": f"{label} · {side['bt'].name or side['bt'].strategy_key}", "points": side["chart"]["points"]}
+        for label, side in zip(("A", "B"), sides, strict=True)
+    ]
+    return render(request, "frontend/backtests/compare.html", {"sides": sides, "overlay": overlay})

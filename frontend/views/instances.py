@@ -24,14 +24,18 @@ from frontend.selectors import (
     governance_status,
     graduation_panel,
     instance_actions,
+    instance_market_candles,
+    instance_open_positions,
     instance_performance,
     instance_rows,
     instance_runs,
     instance_runtime,
     markets_active,
+    tenant_day_summary,
 )
 from stratbox.engine.control import PauseReason, instance_pause, instance_resume
 from stratbox.engine.execution import test_run
+from stratbox.engine.manual import NothingToClose, position_close
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.services import instance_create as instance_create_service
 from stratbox.instances.services import instance_set_mode, instance_update_config
@@ -59,6 +63,7 @@ def instance_list(request: HttpRequest) -> HttpResponse:
         "frontend/instances/list.html",
         {
             "rows": rows,
+            "day": tenant_day_summary(rows),
             "can_write": request.membership.can_write,  # type: ignore[attr-defined]
             "pause_reasons": PAUSE_REASONS,
         },
@@ -258,6 +263,8 @@ def detail_context(request: HttpRequest, instance: Any, form: Any = None, **extr
         "pause_label": PAUSE_REASONS.get(runtime.get("pause_reason") or "", ""),
         "perf": instance_performance(tenant=tenant, instance=instance),
         "actions": instance_actions(tenant=tenant, instance=instance),
+        "positions": instance_open_positions(tenant=tenant, instance=instance),
+        "candles": instance_market_candles(tenant=tenant, instance=instance),
         "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
         "governance": governance_status(tenant=tenant, instance=instance),
         "graduation": graduation,
@@ -279,6 +286,26 @@ def instance_runs_fragment(request: HttpRequest, instance_id: str) -> HttpRespon
         return redirect(f"{reverse('frontend:instance_detail', args=[instance.id])}?{query.urlencode()}")
     runs = instance_runs(tenant=request.tenant, instance=instance, params=request.GET)  # type: ignore[attr-defined]
     return render(request, "frontend/instances/_runs.html", {"instance": instance, "runs": runs})
+
+
+@require_GET
+@tenant_view
+def instance_performance_fragment(request: HttpRequest, instance_id: str) -> HttpResponse:
+    """The Performance card and the graduation box's track record (out of band), as fragments: the
+    page refetches them when a fill is pushed, so both follow the ledger live, from one computation."""
+    instance = _instance_or_404(request, instance_id)
+    tenant = request.tenant  # type: ignore[attr-defined]
+    context = {
+        "instance": instance,
+        "perf": instance_performance(tenant=tenant, instance=instance),
+        "runtime": instance_runtime(instance=instance),
+        "graduation": graduation_panel(tenant=tenant, instance=instance),
+        "positions": instance_open_positions(tenant=tenant, instance=instance),
+        "candles": instance_market_candles(tenant=tenant, instance=instance),
+        "can_write": request.membership.can_write,  # type: ignore[attr-defined]
+        "oob": True,
+    }
+    return render(request, "frontend/instances/_performance_fragment.html", context)
 
 
 @require_POST
@@ -310,6 +337,25 @@ def instance_pause_view(request: HttpRequest, instance_id: str) -> HttpResponse:
             if changed
             else f"{instance.name} was already paused.",
         )
+    return _back(request, instance)
+
+
+@require_POST
+@tenant_view(write=True)
+def instance_position_close(request: HttpRequest, instance_id: str, position_id: str) -> HttpResponse:
+    """Close an open position at market, through the same risk gate as a strategy's orders."""
+    instance = _instance_or_404(request, instance_id)
+    try:
+        result = position_close(instance=instance, position_id=position_id, actor=request.user)
+    except NothingToClose as err:
+        messages.error(request, str(err))
+    else:
+        if result.deny_code:
+            messages.error(request, f"Close refused: {result.message} [{result.deny_code}]")
+        elif result.status == "shadow":
+            messages.success(request, "Observe mode: the close was recorded as a shadow order.")
+        else:
+            messages.success(request, f"Close order {result.status}.")
     return _back(request, instance)
 
 

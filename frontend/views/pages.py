@@ -26,6 +26,7 @@ from tenants.errors import ApplicationError, form_add_error
 from tenants.invitations import invitation_create
 from tenants.models import Role
 from tenants.scopes import TokenScope
+from tenants.scoping import membership_for_request
 from tenants.selectors import membership_get_in_tenant, membership_list, token_get_visible, token_list_visible
 from tenants.services import (
     membership_delete,
@@ -71,10 +72,13 @@ class TokenCreateForm(forms.Form):
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    """Logged-in users land on their instances; everyone else on the login page."""
+    """Members land on their instances, staff who belong to no tenant on the review queue, and an
+    anonymous visitor on a page that says what Stratbox is, with the way in."""
     if request.user.is_authenticated:
+        if request.user.is_staff and membership_for_request(request) is None:
+            return redirect("frontend:staff_live_requests")
         return redirect("frontend:instance_list")
-    return redirect("account_login")
+    return render(request, "frontend/landing.html")
 
 
 def _settings_page(

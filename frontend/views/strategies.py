@@ -76,6 +76,27 @@ def _error_views(issues: list[Any], sources: dict[str, str]) -> list[dict[str, A
     return views
 
 
+# The text area (code editor) that holds each logical file of an upload.
+EDITOR_FIELDS = {
+    "source": "source",
+    "entry_source": "entry_source",
+    "exit_source": "exit_source",
+    "config": "config_source",
+}
+
+
+def _editor_issues(issues: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each problem with a position, by the editor that shows it at its line."""
+    by_field: dict[str, list[dict[str, Any]]] = {}
+    for issue in issues:
+        field = EDITOR_FIELDS.get(issue.attr)
+        if field is not None and issue.line:
+            by_field.setdefault(field, []).append(
+                {"line": issue.line, "col": issue.col, "message": issue.message, "code": issue.code}
+            )
+    return by_field
+
+
 def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any, dict[str, Any]]:
     """Call the store; return (version or None, extra template context describing the failure)."""
     kwargs = form.upload_kwargs()
@@ -117,11 +138,19 @@ def _handle_upload(request: HttpRequest, form: StrategyUploadForm) -> tuple[Any,
                 "config": _decode(kwargs.get("config")),
             }
         )
+        # Give every submitted file back in its editor, so the fix is one edit away.
+        form.data = form.data.copy()
         if form.style == "tick":
-            # Give the submitted code back in the editor, so the fix is one edit away.
-            form.data = form.data.copy()
             form.data["source"] = sources["source"]
-        return None, {"issues": exc.issues, "error_views": _error_views(exc.issues, sources)}
+        else:
+            form.data["entry_source"] = sources["entry_source"]
+            form.data["exit_source"] = sources["exit_source"]
+            form.data["config_source"] = sources["config"]
+        return None, {
+            "issues": exc.issues,
+            "error_views": _error_views(exc.issues, sources),
+            "upload_issues": _editor_issues(exc.issues),
+        }
     except DuplicateVersion as exc:
         return None, {"duplicate": exc.existing, "duplicate_message": exc.message}
     except ApplicationError as exc:  # KEY_TAKEN names `key`; anything else is form-wide, with its code
@@ -162,6 +191,8 @@ def strategy_upload(request: HttpRequest) -> HttpResponse:
             if version is not None:
                 messages.success(request, f"Uploaded {version.definition.key} v{version.number}.")
                 return redirect("frontend:strategy_detail", strategy_id=version.definition_id)
+        else:
+            form.keep_chosen_files()
     else:
         form = StrategyUploadForm()
     return render(
@@ -200,6 +231,8 @@ def strategy_version_upload(request: HttpRequest, strategy_id: str) -> HttpRespo
             if version is not None:
                 messages.success(request, f"Uploaded {definition.key} v{version.number}.")
                 return redirect("frontend:strategy_detail", strategy_id=definition.id)
+        else:
+            form.keep_chosen_files()
     else:
         form = StrategyUploadForm(new_version_of=definition)
     return render(

@@ -478,8 +478,20 @@ def signal_intents(
     for sig in result.get("entries") or []:
         if not isinstance(sig, dict):
             continue
+        side = "sell" if sig.get("side") == "short" else "buy"
+        reason = str(sig.get("reason") or "")[:200]
         if slots <= 0:
-            skipped.append({"kind": "skipped", "signal": "entry", "deny_code": "MAX_POSITIONS_REACHED"})
+            skipped.append(
+                {
+                    "kind": "skipped",
+                    "signal": "entry",
+                    "side": side,
+                    "tag": ("entry:" + reason)[:64],
+                    "deny_code": "MAX_POSITIONS_REACHED",
+                    "message": f"entry signal not taken: {int(instance.max_positions)} open position(s) is the"
+                    f" instance's max_positions ({reason or 'no reason given'})",
+                }
+            )
             continue
         confidence = sig.get("confidence", 1.0)
         if type(confidence) not in (int, float):
@@ -490,7 +502,15 @@ def signal_intents(
             qty = Decimal(0)
         if qty <= 0:
             skipped.append(
-                {"kind": "skipped", "signal": "entry", "deny_code": "SIZE_ZERO", "confidence": confidence}
+                {
+                    "kind": "skipped",
+                    "signal": "entry",
+                    "side": side,
+                    "tag": ("entry:" + reason)[:64],
+                    "deny_code": "SIZE_ZERO",
+                    "confidence": confidence,
+                    "message": "the sized quantity is below the market's lot size",
+                }
             )
             continue
         slots -= 1
@@ -499,11 +519,11 @@ def signal_intents(
             {
                 "kind": "order",
                 "client_order_id": f"{prefix}-{n}",
-                "side": "sell" if sig.get("side") == "short" else "buy",
+                "side": side,
                 "qty": float(qty),
                 "type": "market",
                 "price": None,
-                "tag": ("entry:" + str(sig.get("reason") or ""))[:64],
+                "tag": ("entry:" + reason)[:64],
             }
         )
     return intents, skipped
@@ -610,9 +630,16 @@ def _action(intent: dict[str, Any], result: Any) -> dict[str, Any]:
         if type(intent.get("qty")) in (int, float) and math.isfinite(intent["qty"])
         else None,
         "type": intent.get("type"),
-        "price": intent.get("price")
-        if type(intent.get("price")) in (int, float) and math.isfinite(intent["price"])
-        else None,
+        # The fill price once filled (a market order has no price of its own), else the limit.
+        "price": float(order.fill_price)
+        if order is not None and getattr(order, "fill_price", None) is not None
+        else (
+            intent.get("price")
+            if type(intent.get("price")) in (int, float) and math.isfinite(intent["price"])
+            else None
+        ),
+        # The strategy's tag; for signal-style orders "entry:<reason>" / "exit:<reason>".
+        "tag": intent.get("tag") if type(intent.get("tag")) is str else None,
         "status": getattr(result, "status", None),
         "deny_code": getattr(result, "deny_code", None),
         "message": getattr(result, "message", "") or "",

@@ -19,6 +19,10 @@ from django.conf import settings
 
 QUOTE_TTL_SECONDS = 300
 _KEY = "quote:{}"
+# The recent prices of each market ("<ts> <price>", newest first), for the dashboard's candles:
+# a capped list, so it costs one LPUSH + LTRIM per quote and never grows.
+_HISTORY_KEY = "quote-history:{}"
+HISTORY_LENGTH = 3600
 
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -51,7 +55,32 @@ def quote_is_valid(quote: Any) -> bool:
 def quote_set(market_id: int, quote: dict[str, Any]) -> None:
     if not quote_is_valid(quote):
         raise ValueError(f"invalid quote for market {market_id}: {quote!r}")
-    redis_client().set(_KEY.format(market_id), json.dumps(quote), ex=QUOTE_TTL_SECONDS)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.set(_KEY.format(market_id), json.dumps(quote), ex=QUOTE_TTL_SECONDS)
+    _remember(pipe, market_id, quote)
+    pipe.execute()
+
+
+def _remember(pipe: Any, market_id: int, quote: dict[str, Any]) -> None:
+    ts = quote.get("ts")
+    if type(ts) not in (int, float) or not math.isfinite(ts):
+        return
+    key = _HISTORY_KEY.format(market_id)
+    pipe.lpush(key, f"{float(ts):.3f} {float(quote['price'])!r}")
+    pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
+    pipe.expire(key, QUOTE_TTL_SECONDS * 12)
+
+
+def quote_history(market_id: int) -> list[tuple[float, float]]:
+    """The market's recent (ts, price) quotes, oldest first (at most HISTORY_LENGTH)."""
+    points = []
+    for raw in reversed(redis_client().lrange(_HISTORY_KEY.format(market_id), 0, -1)):
+        ts, _, price = raw.decode().partition(" ")
+        try:
+            points.append((float(ts), float(price)))
+        except ValueError:
+            continue
+    return points
 
 
 def quotes_set_many(quotes: dict[int, dict[str, Any]]) -> None:
@@ -61,6 +90,7 @@ def quotes_set_many(quotes: dict[int, dict[str, Any]]) -> None:
         if not quote_is_valid(quote):
             raise ValueError(f"invalid quote for market {market_id}: {quote!r}")
         pipe.set(_KEY.format(market_id), json.dumps(quote), ex=QUOTE_TTL_SECONDS)
+        _remember(pipe, market_id, quote)
     pipe.execute()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
 
 from stratbox.markets.models import Bar, Market
@@ -17,3 +19,15 @@ def market_get(*, market_id: int) -> Market | None:
 
 def bar_list(*, market: Market, interval_seconds: int = 60) -> QuerySet[Bar]:
     return Bar.objects.filter(market=market, interval_seconds=interval_seconds).order_by("ts")
+
+
+def bar_ranges(*, interval_seconds: int = 60) -> dict[int, tuple[Any, Any, int]]:
+    """(first ts, last ts, count) of the stored bars of every market that has some: one query."""
+    from django.db.models import Count, Max, Min
+
+    rows = (
+        Bar.objects.filter(interval_seconds=interval_seconds)
+        .values("market_id")
+        .annotate(first=Min("ts"), last=Max("ts"), n=Count("id"))
+    )
+    return {row["market_id"]: (row["first"], row["last"], row["n"]) for row in rows}

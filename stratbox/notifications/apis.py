@@ -33,10 +33,6 @@ TAG = ["notifications"]
 CHANNEL_ID = OpenApiParameter("channel_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-def _refused(err: services.NotificationError) -> ValidationError:
-    return ValidationError({err.field or "non_field_errors": [ErrorDetail(err.message, code=err.code)]})
-
-
 def _channel_or_404(request: Request, channel_id: Any) -> Any:
     channel = selectors.channel_get(tenant=request.tenant, channel_id=channel_id)  # type: ignore[attr-defined]
     if channel is None:
@@ -71,8 +67,6 @@ class ChannelListApi(TenantScopedMixin, generics.ListAPIView):
                 name=data.validated_data["name"],
                 url=data.validated_data["url"],
             )
-        except services.NotificationError as err:
-            raise _refused(err) from err
         except CredentialsUnavailable as exc:
             raise ValidationError({"url": [ErrorDetail(str(exc), code="CREDENTIALS_UNAVAILABLE")]}) from exc
         channel.signing_secret = secret  # type: ignore[attr-defined]
@@ -159,17 +153,14 @@ class SubscriptionListApi(TenantScopedMixin, generics.ListAPIView):
             instance = instance_get(tenant=tenant, instance_id=data.validated_data["instance"])
             if instance is None:
                 raise ValidationError({"instance": [ErrorDetail("No such instance.", code="does_not_exist")]})
-        try:
-            sub = services.subscription_set(
-                tenant=tenant,
-                actor=request.user,
-                channel=channel,
-                event_type=data.validated_data["event_type"],
-                level=data.validated_data["level"],
-                instance=instance,
-            )
-        except services.NotificationError as err:
-            raise _refused(err) from err
+        sub = services.subscription_set(
+            tenant=tenant,
+            actor=request.user,
+            channel=channel,
+            event_type=data.validated_data["event_type"],
+            level=data.validated_data["level"],
+            instance=instance,
+        )
         return Response(SubscriptionOutput(sub).data)
 
 
@@ -242,8 +233,5 @@ class SettingsApi(TenantScopedApi):
     def patch(self, request: Request) -> Response:
         data = SettingsIO(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        try:
-            found = services.settings_update(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
-        except services.NotificationError as err:
-            raise _refused(err) from err
+        found = services.settings_update(tenant=request.tenant, actor=request.user, **data.validated_data)  # type: ignore[attr-defined]
         return Response(SettingsIO(found).data)

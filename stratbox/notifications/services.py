@@ -41,6 +41,7 @@ from stratbox.notifications.models import (
     Subscription,
 )
 from stratbox.trading.credentials import credentials_decrypt, credentials_encrypt
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -54,10 +55,10 @@ DEFAULT_LEVELS = {EventType.ORDER_FILLED: Level.OFF}
 ALWAYS = {EventType.TEST, EventType.DIGEST}
 
 
-class NotificationError(Exception):
+class NotificationError(ApplicationError):
     def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.field = message, code, field
+        # A 400 naming `field` ("non_field_errors" when none), in the standard body.
+        super().__init__(code, message, field or "non_field_errors")
 
 
 def tenant_group(tenant_id: Any) -> str:

@@ -38,10 +38,6 @@ INSTANCE_ID = OpenApiParameter("instance_id", OpenApiTypes.UUID, OpenApiParamete
 ARTIFACT_ID = OpenApiParameter("artifact_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-def _refused(err: services.PluginError) -> ValidationError:
-    return ValidationError({err.field or "artifact": [ErrorDetail(err.message, code=err.code)]})
-
-
 def _instance_or_404(request: Request, instance_id: Any) -> StrategyInstance:
     instance = instance_get(tenant=request.tenant, instance_id=instance_id)  # type: ignore[attr-defined]
     if instance is None:
@@ -101,10 +97,7 @@ class InstanceMountsApi(_RawBodyMixin, TenantScopedApi):
     def put(self, request: Request, instance_id: Any) -> Response:
         raw = _raw_json(request)
         instance = _instance_or_404(request, instance_id)
-        try:
-            services.mounts_set(instance=instance, raw=_document(raw), actor=request.user)
-        except services.PluginError as err:
-            raise _refused(err) from err
+        services.mounts_set(instance=instance, raw=_document(raw), actor=request.user)
         return Response(services.mounts_config(instance))
 
 
@@ -142,12 +135,9 @@ class InstanceArtifactsApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIVie
     def post(self, request: Request, instance_id: Any) -> Response:
         raw = _raw_json(request)
         instance = _instance_or_404(request, instance_id)
-        try:
-            artifact = services.artifact_push(
-                tenant=request.tenant, raw=raw, actor=request.user, instance=instance
-            )  # type: ignore[attr-defined]
-        except services.PluginError as err:
-            raise _refused(err) from err
+        artifact = services.artifact_push(
+            tenant=request.tenant, raw=raw, actor=request.user, instance=instance
+        )  # type: ignore[attr-defined]
         return Response(ArtifactOutput(artifact).data, status=201)
 
 
@@ -166,10 +156,7 @@ class TargetsApi(_RawBodyMixin, TenantScopedApi):
     )
     def put(self, request: Request) -> Response:
         raw = _raw_json(request)
-        try:
-            services.targets_set(tenant=request.tenant, raw=_document(raw), actor=request.user)  # type: ignore[attr-defined]
-        except services.PluginError as err:
-            raise _refused(err) from err
+        services.targets_set(tenant=request.tenant, raw=_document(raw), actor=request.user)  # type: ignore[attr-defined]
         return Response(services.targets_config(request.tenant))  # type: ignore[attr-defined]
 
 
@@ -192,10 +179,7 @@ class ArtifactListApi(_RawBodyMixin, TenantScopedMixin, generics.ListAPIView):
     )
     def post(self, request: Request) -> Response:
         raw = _raw_json(request)
-        try:
-            artifact = services.artifact_push(tenant=request.tenant, raw=raw, actor=request.user)  # type: ignore[attr-defined]
-        except services.PluginError as err:
-            raise _refused(err) from err
+        artifact = services.artifact_push(tenant=request.tenant, raw=raw, actor=request.user)  # type: ignore[attr-defined]
         return Response(ArtifactOutput(artifact).data, status=201)
 
 

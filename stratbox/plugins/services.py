@@ -34,6 +34,7 @@ from stratbox.plugins.models import (
     PluginMount,
     PluginTargetMount,
 )
+from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -43,12 +44,12 @@ MAX_ARTIFACT_BYTES = 512 * 1024
 CONTEXT_KEY = "sbx:plugins:ctx:{}"
 
 
-class PluginError(Exception):
+class PluginError(ApplicationError):
     """A refusal with the contract's message (code PLUGIN_CONTRACT) or another rule's."""
 
     def __init__(self, message: str, *, code: str = "PLUGIN_CONTRACT", field: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.code, self.field = message, code, field
+        # A 400 naming `field` ("artifact" when none), in the standard body.
+        super().__init__(code, message, field or "artifact")
 
 
 # --- registry -------------------------------------------------------------------------------------

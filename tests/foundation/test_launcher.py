@@ -70,6 +70,11 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
             # "ok" needs a heartbeat from a worker on the default queue and one on the long queue.
             return body["status"] == "ok" and body["database"]["detail"] == "postgresql"
 
+        # The banner with the credentials comes only once the web server answers: when it is on
+        # screen, the address it names works at once.
+        _wait("the banner was printed", lambda: "Stratbox is running" in log.read_text(), 240, log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=5) as resp:
+            assert resp.status == 200
         _wait("the platform answered /healthz", healthy, 240, log)
         # The banner names the socket the embedded Redis really listens on (under STRATBOX_VAR_DIR).
         assert f"embedded redis-server on {var / 'redis.sock'}" in log.read_text()
@@ -91,7 +96,12 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
         except subprocess.TimeoutExpired:
             os.killpg(launcher.pid, signal.SIGKILL)
             launcher.wait()
-    assert launcher.returncode is not None
+    # A requested stop is a clean exit (make prints no "Error 143").
+    assert launcher.returncode == 0, log.read_text()[-4000:]
+    output = log.read_text()
+    assert output.count("Stratbox is running") == 1
+    # Worker and beat log at WARNING by default: no per-task INFO lines bury the banner.
+    assert "INFO/" not in output and "] INFO" not in output and " succeeded in " not in output, output[-4000:]
     # Everything stopped with it, the embedded stores included.
     _wait(
         "the embedded PostgreSQL stopped", lambda: not (var / "postgres" / "postmaster.pid").exists(), 30, log

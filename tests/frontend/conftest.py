@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -154,6 +155,39 @@ def live_worker(asgi_server: LiveServer, settings: Any) -> Iterator[WorkerProces
     finally:
         proc.stop()
         app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def feed_and_dispatcher(live_worker: Any) -> Iterator[None]:
+    """Quotes every 0.5 s and due ticks onto the worker's queue: `run_feed` and beat, in a thread."""
+    from django.db import connection
+
+    from stratbox.engine.dispatcher import dispatch_once
+    from stratbox.markets.feeds import feed_step
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                now = time.time()
+                feed_step(now)
+                dispatch_once(now)
+                stop.wait(0.5)
+        except BaseException as exc:  # surfaced by the fixture's teardown
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=loop, name="feed-dispatch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not errors, errors
 
 
 # --- Playwright + Debian Chromium ----------------------------------------------------------

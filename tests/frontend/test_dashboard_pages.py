@@ -5,6 +5,7 @@ diffs and tenant settings. Each test asserts what the user sees and what the dat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -447,7 +448,12 @@ def test_backtest_result_and_side_by_side_compare(web: Client, tenant: Any) -> N
     assert 'id="bt-trades"' in html and 'data-equity-chart="bt-equity"' in html and "+100.00" in html
     html = web.get(reverse("frontend:backtest_compare"), {"a": a.id, "b": b.id}).content.decode()
     assert "Run A" in html and "Run B" in html
-    assert 'data-equity-chart="cmp-equity-1"' in html and 'data-equity-chart="cmp-equity-2"' in html
+    # One chart with both curves, and the metrics side by side in one table.
+    assert html.count("data-compare-chart=") == 1 and 'id="compare-metrics"' in html
+    overlay = json.loads(
+        html.split('<script id="cmp-overlay" type="application/json">')[1].split("</script>")[0]
+    )
+    assert [c["name"] for c in overlay] == ["A · Run A", "B · Run B"] and all(c["points"] for c in overlay)
     assert "+100.00" in html and "−5.00" in html
 
 

@@ -13,19 +13,13 @@ Screenshots land in test-artifacts/; the instance detail one is copied to docs/ 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import threading
-import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import BASE_DIR
 from tests.frontend.conftest import ARTIFACTS, screenshot
 
 pytestmark = pytest.mark.browser
@@ -77,39 +71,6 @@ def _paper_account_for(email: str) -> Any:
     return account or Account.objects.create(
         tenant=tenant, name="Paper", kind="paper", starting_balance=Decimal("10000"), balance=Decimal("10000")
     )
-
-
-@pytest.fixture
-def feed_and_dispatcher(live_worker: Any) -> Iterator[None]:
-    """Quotes every 0.5 s and due ticks onto the worker's queue: `run_feed` and beat, in a thread."""
-    from django.db import connection
-
-    from stratbox.engine.dispatcher import dispatch_once
-    from stratbox.markets.feeds import feed_step
-
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def loop() -> None:
-        try:
-            while not stop.is_set():
-                now = time.time()
-                feed_step(now)
-                dispatch_once(now)
-                stop.wait(0.5)
-        except BaseException as exc:  # surfaced by the fixture's teardown
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=loop, name="feed-dispatch", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not errors, errors
 
 
 def _no_reload_marker(page: Any) -> None:
@@ -232,8 +193,3 @@ def test_live_dashboard_flow(page: Any, market: Any, feed_and_dispatcher: None) 
     assert Order.objects.filter(instance=instance, is_shadow=True).exists()
     assert Order.objects.filter(instance=instance, is_shadow=False, status="filled").exists()
     assert page.js_errors == []
-
-    # The README's screenshot (kept small: a viewport shot), refreshed only when asked for, so that
-    # a test run never rewrites tracked files: STRATBOX_UPDATE_DOC_SCREENSHOTS=1 make test.
-    if os.environ.get("STRATBOX_UPDATE_DOC_SCREENSHOTS") and readme_shot.stat().st_size < 300_000:
-        shutil.copyfile(readme_shot, BASE_DIR / "docs" / "instance-detail.png")

@@ -8,15 +8,12 @@ round trips through `order_place` on a zero-cost paper broker); everything after
 
 from __future__ import annotations
 
-import os
-import shutil
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import BASE_DIR
 from tests.factories import make_user
 from tests.frontend.conftest import screenshot
 from tests.governance.conftest import graduate
@@ -83,10 +80,7 @@ def test_request_approve_and_see_the_live_instance(
         expect(row).to_contain_text(tenant.name)
         expect(row).to_contain_text("20 trades")
         expect(row.locator(".badge.crit-met")).to_have_text("✓ all met")
-        # The docs show this page (docs/governance.md); refreshed only when asked for.
-        shot = screenshot(staff, "issue6-staff-live-requests")
-        if os.environ.get("STRATBOX_UPDATE_DOC_SCREENSHOTS"):
-            shutil.copyfile(shot, BASE_DIR / "docs" / "staff-live-requests.png")
+        screenshot(staff, "issue6-staff-live-requests")
         row.get_by_role("link", name="Review").click()
         expect(staff.locator("#source")).to_contain_text(request.version.sha256)
         staff.get_by_label("Reason or remark (optional)").fill("solid paper record")

@@ -87,8 +87,10 @@ def test_signup_upload_fix_create_instance_list(page: Any, market: Any) -> None:
     screenshot(page, "issue2-upload-syntax-error")
 
     # --- fix it in the editor the error page filled with the submitted code, and upload again
+    # (a CodeMirror editor; the form's hidden textarea carries its value)
+    expect(page.locator('textarea[name="source"]')).to_have_value(BROKEN_SOURCE)
     editor = page.get_by_label("…or paste the source")
-    expect(editor).to_have_value(BROKEN_SOURCE)
+    expect(editor).to_contain_text("def on_tick(self, tick)")
     editor.fill(GOOD_SOURCE)
     page.get_by_role("button", name="Upload strategy").click()
     expect(page.get_by_role("heading", name=re.compile("my-sma"))).to_be_visible()

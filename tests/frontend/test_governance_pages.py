@@ -280,7 +280,7 @@ def test_queue_lists_pending_first_with_the_evidence(
     assert f"{pending.version.definition.key} v1" in row and "#source" in row
     assert "20 trades" in row and "75.00 %" in row and "+125.00" in row  # the paper record
     assert "all met" in row
-    assert "42 trades" in row and "60.0 %" in row and "+123.45" in row  # the backtest's metrics
+    assert "42 trades" in row and "60.00 %" in row and "+123.45" in row  # the backtest's metrics
     only_pending = staff_web.get(reverse("frontend:staff_live_requests") + "?status=pending").content.decode()
     assert str(pending.id) in only_pending and str(rejected.id) not in only_pending
 

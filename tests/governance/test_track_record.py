@@ -26,17 +26,38 @@ def test_paper_record_by_hand(paper_instance):
     assert instance_track_record(instance=paper_instance, shadow=True).trades == 0
 
 
-def test_round_trip_is_open_to_flat_and_partial_sells_do_not_count_twice(paper_instance, market):
+def test_every_sale_is_a_trade_partial_ones_included(paper_instance, market):
     i = Intents(paper_instance)
     place(paper_instance, i("buy", 10.0), make_quote(market, 100))
     place(paper_instance, i("sell", 4.0), make_quote(market, 110), now=NOW + timedelta(minutes=1))
     record = instance_track_record(instance=paper_instance)
-    assert record.trades == 0 and record.open_position  # still open: not a trade yet
+    # A partial sale is a trade (+40) while the rest stays open: a record never stalls on a
+    # position that is not flat again (a reload resets the strategy's idea of what it holds).
+    assert (record.trades, record.wins, record.pnl) == (1, 1, D("40")) and record.open_position
     place(paper_instance, i("sell", 6.0), make_quote(market, 90), now=NOW + timedelta(minutes=2))
     record = instance_track_record(instance=paper_instance)
-    # One round trip: +40 on the first 4, -60 on the other 6 -> -20, a loss.
-    assert (record.trades, record.wins, record.losses, record.pnl) == (1, 0, 1, D("-20"))
+    # +40 on the first 4, -60 on the other 6 -> -20 over two trades.
+    assert (record.trades, record.wins, record.losses, record.pnl) == (2, 1, 1, D("-20"))
     assert record.open_pnl is None and not record.open_position
+    assert [eq for _, eq in record.equity_curve] == [D("1000"), D("1040"), D("980")]
+
+
+def test_buy_fees_are_shared_out_by_quantity_sold(settings, tenant, paper_account, market):
+    paper_account.fee_bps = D("10")
+    paper_account.save()
+    inst = make_instance(tenant, paper_account, market)
+    i = Intents(inst)
+    place(inst, i("buy", 10.0), make_quote(market, 100))  # fee 1.00
+    place(inst, i("sell", 4.0), make_quote(market, 100), now=NOW + timedelta(minutes=1))  # fee 0.40
+    record = instance_track_record(instance=inst, marks={market.pk: D("100")})
+    # The sale carries its fee and 4/10 of the buy's: -0.40 - 0.40.
+    assert (record.trades, record.pnl, record.fees) == (1, D("-0.8"), D("0.8"))
+    # The other 0.60 of buying fees is still held by the open 6: part of open_pnl, so that
+    # pnl + open_pnl is the whole ledger's P&L (every fill's realized P&L plus unrealized).
+    assert record.open_pnl == D("-0.6")
+    place(inst, i("sell", 6.0), make_quote(market, 100), now=NOW + timedelta(minutes=2))  # fee 0.60
+    record = instance_track_record(instance=inst)
+    assert (record.trades, record.pnl, record.fees) == (2, D("-2"), D("2"))
 
 
 def test_fees_are_part_of_a_trades_pnl(settings, tenant, paper_account, market):

@@ -29,6 +29,7 @@ def web_values(side: Side) -> dict[str, list[Any]]:
         "membership_id": [o["member"].pk, o["owner"].pk],
         "token_id": [o["member_token"].pk],
         "token": [o["invitation_token"]],  # an invitation link of A's
+        "position_id": [o["position"].pk],
         "request_id": [o["live_request"].pk],
         "channel_id": [o["channel"].pk],
         "action": ["approve"],

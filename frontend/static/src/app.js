@@ -19,9 +19,23 @@ document.addEventListener("htmx:responseError", (event) => {
   region.hidden = false;
 });
 
+// Each behaviour binds once per element: init() runs for the document and again for every htmx
+// swap (htmx fires htmx:load on <body> at start-up too), so without this mark a button would get
+// two click handlers — and ask "Activate?" twice.
+function once(root, selector, name, bind) {
+  const nodes = [...root.querySelectorAll(selector)];
+  if (root.matches && root.matches(selector)) nodes.unshift(root);
+  nodes.forEach((node) => {
+    const key = `sbBound${name}`;
+    if (node.dataset[key]) return;
+    node.dataset[key] = "1";
+    bind(node);
+  });
+}
+
 // Progressive enhancement for the upload form: show only the fields of the chosen upload kind.
 function initUploadKind(root) {
-  root.querySelectorAll("[data-upload-kind]").forEach((form) => {
+  once(root, "[data-upload-kind]", "Kind", (form) => {
     const apply = () => {
       const checked =
         form.querySelector('input[name="kind"]:checked') || form.querySelector('input[name="kind"][type="hidden"]');
@@ -41,16 +55,46 @@ function initUploadKind(root) {
 
 // Buttons with data-confirm ask before submitting (used by mode controls that start trading).
 function initConfirm(root) {
-  root.querySelectorAll("[data-confirm]").forEach((el) => {
+  once(root, "[data-confirm]", "Confirm", (el) => {
     el.addEventListener("click", (event) => {
       if (!window.confirm(el.dataset.confirm)) event.preventDefault();
     });
   });
 }
 
+// Times are rendered in UTC by the server; show them in the viewer's time zone, with how long
+// ago in the tooltip (and in the text for the last hour, where "2 min ago" reads better).
+const RELATIVE = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+function relative(date) {
+  const seconds = Math.round((date.getTime() - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 60) return RELATIVE.format(seconds, "second");
+  if (abs < 3600) return RELATIVE.format(Math.round(seconds / 60), "minute");
+  if (abs < 86400) return RELATIVE.format(Math.round(seconds / 3600), "hour");
+  return RELATIVE.format(Math.round(seconds / 86400), "day");
+}
+
+function localTime(node) {
+  const date = new Date(node.getAttribute("datetime"));
+  if (Number.isNaN(date.getTime())) return;
+  const today = new Date().toDateString() === date.toDateString();
+  const time = date.toLocaleTimeString(undefined, { hour12: false });
+  const day = date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+  const withSeconds = node.textContent.split(":").length > 2;
+  const clock = withSeconds ? time : time.slice(0, 5);
+  node.textContent = today ? clock : `${day} ${clock}`;
+  node.title = `${relative(date)} · ${date.toISOString().replace(".000Z", "Z")}`;
+  if (node.hasAttribute("data-relative")) node.textContent = relative(date);
+}
+
+function initTimes(root) {
+  once(root, "time[datetime]", "Time", localTime);
+}
+
 // Jump links from an error list to the offending source line.
 function initLineLinks(root) {
-  root.querySelectorAll("[data-goto-line]").forEach((link) => {
+  once(root, "[data-goto-line]", "Goto", (link) => {
     link.addEventListener("click", (event) => {
       const target = document.getElementById(link.getAttribute("href").slice(1));
       if (!target) return;
@@ -65,7 +109,10 @@ function init(root) {
   initUploadKind(root);
   initConfirm(root);
   initLineLinks(root);
+  initTimes(root);
 }
+
+window.StratboxUI = { initTimes };
 
 document.addEventListener("DOMContentLoaded", () => init(document));
 document.addEventListener("htmx:load", (event) => init(event.target));

@@ -137,7 +137,7 @@ function statusPill(status) {
   const pill = el("span", { class: `status status-${state}`, "data-status": state });
   if (state === "running") pill.append(el("span", { class: "dot", "aria-hidden": "true" }), "Running");
   else if (state === "paused") {
-    pill.append(el("span", { "aria-hidden": "true", text: "⏸ " }), "Paused");
+    pill.append(el("span", { class: "icon icon-pause", "aria-hidden": "true" }), "Paused");
     if (reason) {
       pill.dataset.pauseReason = reason;
       pill.append(
@@ -146,7 +146,7 @@ function statusPill(status) {
       );
     }
   } else if (state === "error") {
-    pill.append(el("span", { "aria-hidden": "true", text: "⚠ " }), "Error");
+    pill.append(el("span", { class: "icon icon-alert", "aria-hidden": "true" }), "Error");
     if (error && error.code) pill.append(" ", el("span", { class: "code", text: error.code }));
   } else if (state === "off") pill.append("Off");
   else pill.append("Starting…");
@@ -269,8 +269,9 @@ function renderWidget(widget, slot) {
       area.setAttribute("aria-label", `${w.title || "Chart"}: line chart of ${(w.series || []).map((s) => s.name).join(", ")}`);
       const series = w.series || [];
       const data = alignSeries(series);
-      const key = series.map((s) => s.name).join("\u0000");
       const timeX = data[0].length > 0 && data[0][0] > 1e9;
+      // A new plot when the series or the kind of x axis change (the first frame may be empty).
+      const key = `${series.map((s) => s.name).join("\u0000")}\u0000${timeX}`;
       if (!plot || key !== names || !window.StratboxCharts) {
         area.replaceChildren();
         names = key;
@@ -342,19 +343,83 @@ function appendLog(terminal, level, msg, ts) {
   if (stick) terminal.scrollTop = terminal.scrollHeight;
 }
 
+function actionKind(a) {
+  return a.kind === "shadow" || a.kind === "denied" ? a.kind : a.kind === "skipped" ? "denied" : "order";
+}
+
+// The same details as the server-rendered row (_action.html): side, qty, price, the limit that
+// denied it (code + message) and the strategy's tag, which carries a signal's reason.
 function actionItem(a, ts) {
-  const kind = a.kind === "shadow" || a.kind === "denied" ? a.kind : a.kind === "skipped" ? "denied" : "order";
+  const kind = actionKind(a);
   const li = el("li", { class: `action action-${kind} fresh`, "data-action-kind": kind });
   li.append(el("span", { class: `badge kind-${kind}`, text: kind }), " ");
-  if (a.side) li.append(el("strong", { text: String(a.side).toUpperCase() }), ` ${fmt(a.qty)}`);
-  if (a.price) li.append(` @ ${fmt(a.price)}`);
+  if (a.side) li.append(el("strong", { "data-action": "side", text: String(a.side).toUpperCase() }), " ", el("span", { "data-action": "qty", text: fmt(a.qty) }));
+  if (a.price) li.append(" @ ", el("span", { "data-action": "price", text: fmt(a.price) }));
   li.append(" ", el("span", { class: "muted small", text: [a.type, a.status].filter(Boolean).join(" · ") }));
   if (a.deny_code) {
-    li.append(" ", el("span", { class: "code deny-code", title: a.message || "", text: a.deny_code }));
+    li.append(" ", el("span", { class: "code deny-code", title: a.message || "", "data-action": "deny_code", text: a.deny_code }));
     if (a.message) li.append(" ", el("span", { class: "small", text: a.message }));
   }
+  if (a.tag) li.append(" ", el("span", { class: "small reason", "data-action": "reason", text: a.tag }));
+  li.append(" ", el("span", { class: "repeat small", hidden: true, "data-repeat": "1" }));
   li.append(" ", el("time", { class: "muted small", datetime: new Date((ts || Date.now() / 1000) * 1000).toISOString(), text: timeOf(ts) }));
+  li.dataset.signature = [kind, a.side, a.deny_code, a.tag].join("|");
   return li;
+}
+
+// A denial repeated every tick (the same side, code and reason) bumps a counter on the newest row
+// instead of pushing every other action out of the feed.
+function addAction(feed, a, ts) {
+  const item = actionItem(a, ts);
+  const top = feed.firstElementChild;
+  if (item.dataset.actionKind === "denied" && top && top.dataset.signature === item.dataset.signature) {
+    const repeat = top.querySelector("[data-repeat]");
+    const count = Number(repeat.dataset.repeat) + 1;
+    repeat.dataset.repeat = String(count);
+    repeat.textContent = `×${count}`;
+    repeat.hidden = false;
+    const time = top.querySelector("time");
+    if (time) time.replaceWith(item.querySelector("time"));
+    return;
+  }
+  feed.prepend(item);
+  while (feed.childElementCount > MAX_ACTIONS) feed.lastElementChild.remove();
+}
+
+/** Run `fn` at most once per `delay` ms, after the last call of a burst. */
+function coalesce(fn, delay = 700) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, delay);
+  };
+}
+
+// The Performance card and the graduation box's track record come from the server (one
+// computation); a pushed fill refetches them, so they never drift from the ledger.
+function refreshPerformance() {
+  const block = document.getElementById("performance-block");
+  if (!block || !window.htmx) return;
+  window.htmx
+    .ajax("GET", block.dataset.refreshUrl, { target: "#performance-block", swap: "outerHTML" })
+    .then(() => initEquity(document));
+}
+
+// The execution history follows new runs while its first, unfiltered page is shown.
+function refreshRuns() {
+  const runs = document.getElementById("runs");
+  if (!runs || !window.htmx) return;
+  const form = runs.querySelector("form.filters");
+  if (!form) return;
+  const data = new FormData(form);
+  if (data.get("status") || data.get("trigger")) return;
+  const pageLabel = runs.querySelector(".pager [data-page-number]");
+  if (pageLabel && pageLabel.dataset.pageNumber !== "1") return;
+  if (runs.querySelector("details[open]")) return; // never collapse what the user is reading
+  window.htmx.ajax("GET", form.getAttribute("action"), { target: "#runs", swap: "innerHTML" });
 }
 
 function initCountdown(root) {
@@ -406,6 +471,16 @@ function showGovernance(request, iid) {
   notice.hidden = false;
 }
 
+// While paused the banner says so: the mode's own sentence ("orders reach the broker") is not true then.
+function showPausedBanner(paused) {
+  const banner = document.getElementById("mode-banner");
+  const text = banner && banner.querySelector("[data-banner-text]");
+  if (!text) return;
+  banner.dataset.paused = paused ? "true" : "false";
+  banner.classList.toggle("is-paused", paused);
+  text.textContent = paused ? text.dataset.pausedText : text.dataset.runningText;
+}
+
 function initInstanceDetail(root) {
   const terminal = root.querySelector("#live-log");
   const feed = root.querySelector("#actions-feed");
@@ -414,6 +489,8 @@ function initInstanceDetail(root) {
   const countdown = initCountdown(root);
   let status = statusFromDom(statusBox, root.dataset.mode);
   const iid = root.dataset.instanceId;
+  const performanceLater = coalesce(refreshPerformance, 500);
+  const runsLater = coalesce(refreshRuns, 1000);
 
   liveSocket(root.dataset.liveSocket, {
     onState: (state) => setIndicators(document, state),
@@ -436,12 +513,13 @@ function initInstanceDetail(root) {
         case "action": {
           const empty = feed.querySelector("[data-actions-empty]");
           if (empty) empty.remove();
-          feed.prepend(actionItem(data, frame.ts));
-          while (feed.childElementCount > MAX_ACTIONS) feed.lastElementChild.remove();
+          addAction(feed, data, frame.ts);
+          if (data.status === "filled" || data.kind === "shadow") performanceLater();
           break;
         }
         case "run":
           if (data.trigger !== "dry_run") {
+            runsLater();
             bumpCounters(root, data);
             countdown.ran(data.finished_at);
             status = { ...status, loaded: true, error: data.error || null };
@@ -453,6 +531,7 @@ function initInstanceDetail(root) {
           if (data.live_request) showGovernance(data.live_request, iid);
           status = mergeStatus(status, data);
           statusBox.replaceChildren(statusPill(status));
+          showPausedBanner(Boolean(status.paused) && root.dataset.mode !== "off");
           countdown.setRunning(status.mode !== "off" && !status.paused && status.loaded !== false);
           if (data.mode && data.mode !== root.dataset.mode) {
             const notices = document.getElementById("live-notices");
@@ -527,6 +606,21 @@ function initEquity(root) {
     const markers = read(node.dataset.equityMarkers);
     if (markers.length) chart.setMarkers(markers);
     chart.chart.timeScale().fitContent();
+  });
+  root.querySelectorAll("[data-candle-chart]:not([data-chart-ready])").forEach((node) => {
+    if (!window.StratboxCharts) return;
+    node.dataset.chartReady = "1";
+    const read = (id) => {
+      const script = document.getElementById(id);
+      return script ? JSON.parse(script.textContent) : [];
+    };
+    window.StratboxCharts.candleChart(node, { candles: read(node.dataset.candleChart), markers: read(node.dataset.candleMarkers) });
+  });
+  root.querySelectorAll("[data-compare-chart]:not([data-chart-ready])").forEach((node) => {
+    if (!window.StratboxCharts) return;
+    node.dataset.chartReady = "1";
+    const script = document.getElementById(node.dataset.compareChart);
+    window.StratboxCharts.multiLineChart(node, script ? JSON.parse(script.textContent) : []);
   });
 }
 

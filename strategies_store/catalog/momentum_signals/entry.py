@@ -2,12 +2,7 @@
 
 from sandbox.sdk import EntrySignal
 
-CONFIG_SCHEMA = {
-    "lookback": {"type": "int", "default": 20, "min": 2, "max": 500, "description": "Momentum lookback (bars)"},
-    "threshold": {"type": "float", "default": 0.01, "min": 0, "max": 1, "description": "Minimum return to enter"},
-    "take_profit": {"type": "float", "default": 0.03, "min": 0.001, "max": 1, "description": "Exit at this gain"},
-    "stop_loss": {"type": "float", "default": 0.02, "min": 0.001, "max": 1, "description": "Exit at this loss"},
-}
+# The config schema (lookback, threshold, take_profit, stop_loss) is config.json's `config_schema`.
 
 
 def should_enter(ctx):
