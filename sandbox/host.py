@@ -249,28 +249,80 @@ def _collect() -> None:
     gc.collect()
 
 
-def main() -> None:
+def _keeper(child: int) -> None:
+    """The host's parent outside its PID namespace: wait for the host, then exit as it did.
+
+    It holds the uid lease (released when it exits, after the host) and nothing else: the pipes
+    are closed here, so the client sees end-of-file the moment the host dies.
+    """
+    import signal
+
+    from sandbox.confine import set_nondumpable
+
+    set_nondumpable()  # mirroring SIGXCPU/SIGSYS below must not dump a core
+    while True:
+        try:
+            _pid, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            os._exit(1)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        os._exit(128 + sig)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def main(hook: Any = None) -> None:
+    """Boot a host: ``argv[2]`` limits, ``argv[3]`` (optional) ``{"uid", "lease_fd"}`` from the client.
+
+    Root: enter fresh PID/mount/network/IPC/UTS namespaces and fork; the parent becomes the
+    keeper (:func:`_keeper`), the child — pid 1 of its namespace — is the host. ``hook`` is for
+    the breach probe only (tests/sandbox/breach_probe.py passes it from its own boot line; the
+    production boot line :data:`BOOT` never does, and no request can reach it): it is called with
+    ``(host, rfd, wfd)`` after the ready report, every layer applied, before serving.
+    """
     started = time.perf_counter()
-    from sandbox.confine import confine
+    from sandbox.confine import confine, enter_namespaces, set_pdeathsig
     from sandbox.limits import Limits
     from sandbox.protocol import write_frame
 
     limits = Limits.from_dict(json.loads(sys.argv[2]))
+    lease: dict[str, Any] = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    lease_fd = lease.get("lease_fd")
     rfd, wfd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    set_pdeathsig()
+    root_dir = os.getcwd()  # the client's empty directory: our mount point for the empty root
+    namespaces = enter_namespaces()
+    if namespaces[0]:
+        child = os.fork()
+        if child:
+            os.close(rfd)
+            os.close(wfd)
+            _keeper(child)
+    if type(lease_fd) is int:
+        os.close(lease_fd)  # the keeper holds the lease
+    outer_pid = int(os.readlink("/proc/self")) if namespaces[0] else os.getpid()
     _preload()
     import gc
 
     gc.collect()
     gc.freeze()  # boot objects never need scanning again: shorter GC pauses on the tick path
     host = Host(limits)
-    layers = confine(limits.memory_bytes, limits.open_files, 10)
+    uid = lease.get("uid")
+    layers = confine(limits.memory_bytes, limits.open_files, 10, uid=uid if type(uid) is int else None,
+                     namespaces=namespaces, root_dir=root_dir)
     host.cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     sys.setrecursionlimit(1000)
-    ready = {"ok": True, "result": {"pid": os.getpid(), "layers": layers, "boot_seconds": time.perf_counter() - started,
-                                    "uid": os.getuid()}}
+    ready = {"ok": True, "result": {"pid": outer_pid, "ns_pid": os.getpid(), "layers": layers,
+                                    "boot_seconds": time.perf_counter() - started, "uid": os.getuid()}}
     write_frame(wfd, json.dumps(ready).encode())
+    if hook is not None:
+        hook(host, rfd, wfd)
     host.serve(rfd, wfd)
+    os._exit(0)  # no interpreter teardown: it would make system calls the filter refuses

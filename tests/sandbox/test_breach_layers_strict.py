@@ -1,0 +1,126 @@
+"""Strict confinement (a missing layer refuses the host, saying what is lacking), layers that hold on
+their own when another is missing, and the per-host uid leases."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from breach_support import HERE, Victims, assert_probe_recovered
+
+from sandbox import SandboxClient, uids
+
+# Root without CAP_SYS_ADMIN: what a worker gets in a container with Docker's default capabilities.
+NO_SYS_ADMIN = ["setpriv", "--bounding-set=-sys_admin"]
+
+
+@pytest.fixture(scope="module")
+def victims() -> Iterator[Victims]:
+    v = Victims()
+    yield v
+    v.close()
+
+
+def _probe_without_sys_admin(tmp_path: Path, code: str, strict: str, *args: object) -> str:
+    raw = tmp_path / "raw.py"
+    raw.write_text("import os, errno, signal\n" + code)
+    env = {**os.environ, "STRATBOX_SANDBOX_STRICT": strict}
+    proc = subprocess.run(
+        [*NO_SYS_ADMIN, sys.executable, str(HERE / "breach_probe.py"), str(raw), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_a_missing_layer_refuses_the_host_and_says_what_is_lacking(tmp_path: Path) -> None:
+    import json
+
+    report = json.loads(_probe_without_sys_admin(tmp_path, "RESULT['ran'] = True", "1"))
+    assert report["boot_error"] == "HOST_CRASHED"
+    message = report["message"]
+    assert message.startswith(
+        "sandbox confinement layers are not active (STRATBOX_SANDBOX_STRICT=1): pidns: unshare("
+    )
+    assert "EPERM" in message and "CAP_SYS_ADMIN" in message and "emptyroot:" in message
+    assert "outcome" not in report  # the raw code never ran
+
+
+def test_signals_and_files_stay_refused_without_the_namespaces(tmp_path: Path, victims: Victims) -> None:
+    """Degraded on purpose (no CAP_SYS_ADMIN, not strict): the uid, Landlock and seccomp layers still hold."""
+    import json
+
+    code = """
+def call(fn, *args):
+    try:
+        fn(*args)
+        return "ok"
+    except OSError as exc:
+        return errno.errorcode[exc.errno]
+for pid in map(int, ARGS):
+    RESULT[f"kill {pid}"] = call(os.kill, pid, signal.SIGKILL)
+    RESULT[f"stop {pid}"] = call(os.kill, pid, signal.SIGSTOP)
+RESULT["mkdir"] = call(os.mkdir, "/tmp/sbx-pwned-degraded")
+RESULT["open"] = call(open, "/etc/passwd", "rb")
+RESULT["fork"] = call(os.fork)
+"""
+    report = json.loads(_probe_without_sys_admin(tmp_path, code, "0", *victims.args()))
+    layers = report["host"]["layers"]
+    assert layers["pidns"] is False and layers["emptyroot"] is False
+    assert layers["seccomp"] is True and layers["landlock"] >= 1 and layers["nobody"] is True
+    assert report["outcome"] == "ok" and set(report["result"].values()) == {"EPERM"}, report
+    victims.assert_untouched()
+    assert_probe_recovered(report)
+    assert not list(Path("/tmp").glob("sbx-pwned*"))
+
+
+def _held_elsewhere(uid: int) -> bool:
+    """Whether another process finds the uid's lease taken."""
+    path = Path(uids.lease_dir()) / str(uid)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_uid_leases_are_exclusive_and_released_with_the_host() -> None:
+    first, last = uids.uid_range()
+    with SandboxClient(max_hosts=2, prespawn=False) as a, SandboxClient(max_hosts=2, prespawn=False) as b:
+        taken = [int(c.host_info(t)["uid"]) for c in (a, b) for t in ("t1", "t2")]
+        assert len(set(taken)) == 4 and all(first <= u <= last for u in taken)
+        assert all(_held_elsewhere(u) for u in taken)  # the keepers hold them, not the clients
+        a._discard("t1")  # noqa: SLF001 - the host is killed as on a timeout
+        assert not _held_elsewhere(taken[0])
+        assert all(_held_elsewhere(u) for u in taken[1:])
+    assert not any(_held_elsewhere(u) for u in taken)
+
+
+def test_a_lease_taken_by_another_process_is_skipped() -> None:
+    uid, fd = uids.lease()
+    try:
+        script = (
+            "import sys; sys.path.insert(0, sys.argv[1]); from sandbox import uids; print(uids.lease()[0])"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", script, str(HERE.parents[1])],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "STRATBOX_SANDBOX_UIDS": f"{uid}-{uid + 1}"},
+        )
+        assert int(other.stdout) == uid + 1
+    finally:
+        os.close(fd)
