@@ -42,11 +42,6 @@ PR_SET_DUMPABLE = 4
 PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
 SECCOMP_MODE_FILTER = 2
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -169,21 +164,6 @@ def set_pdeathsig() -> bool:
     if os.getppid() == 1:  # the client died before we armed it
         os._exit(0)
     return ok
-
-
-def enter_namespaces() -> tuple[bool, str]:
-    """Unshare PID, mount, network, IPC and UTS namespaces (the PID one applies to the next fork)."""
-    if os.geteuid() != 0:
-        return (
-            False,
-            "the worker is not root in its container: unshare(CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET) needs CAP_SYS_ADMIN",
-        )
-    flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
-    if int(_libc().unshare(flags)) != 0:
-        return False, _err(
-            "unshare(PID|mount|net|IPC|UTS namespaces)"
-        ) + " (container lacks CAP_SYS_ADMIN, or its seccomp/AppArmor profile refuses unshare)"
-    return True, ""
 
 
 def empty_root(mount_dir: str) -> tuple[bool, str]:
@@ -372,7 +352,7 @@ def confine(
 ) -> dict[str, Any]:
     """Apply every layer in a safe order; return ``{layer: active, ..., "errors": {layer: why}}``.
 
-    ``namespaces`` is the outcome of :func:`enter_namespaces` (called before the host forked).
+    ``namespaces`` is the outcome of the keeper split (:mod:`sandbox.keeper`), before the host forked.
     """
     errors: dict[str, str] = {}
     layers: dict[str, Any] = {}

@@ -16,7 +16,16 @@ import sys
 import time
 from typing import Any
 
-BOOT = "import sys,json;sys.path[:0]=json.loads(sys.argv[1]);from sandbox.host import main;main()"
+
+def boot_line(then: str) -> str:
+    """A host's ``-c`` program: search path, then the keeper split (:mod:`sandbox.keeper`, run from its
+    file so that the keeper never imports the package), then ``then`` in the host, with ``ns``."""
+    return ("import sys,json;sys.path[:0]=json.loads(sys.argv[1]);k={'__name__':'keeper'};"
+            "exec(compile(open(sys.path[0]+'/sandbox/keeper.py','rb').read(),'keeper.py','exec'),k);"
+            "ns=k['split']();del k;" + then)
+
+
+BOOT = boot_line("from sandbox.host import main;main(ns)")
 
 
 def _preload() -> None:
@@ -249,42 +258,17 @@ def _collect() -> None:
     gc.collect()
 
 
-def _keeper(child: int) -> None:
-    """The host's parent outside its PID namespace: wait for the host, then exit as it did.
-
-    It holds the uid lease (released when it exits, after the host) and nothing else: the pipes
-    are closed here, so the client sees end-of-file the moment the host dies.
-    """
-    import signal
-
-    from sandbox.confine import set_nondumpable
-
-    set_nondumpable()  # mirroring SIGXCPU/SIGSYS below must not dump a core
-    while True:
-        try:
-            _pid, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            os._exit(1)
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
-        os._exit(128 + sig)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
-
-
-def main(hook: Any = None) -> None:
+def main(namespaces: tuple[bool, str] = (False, "no keeper split"), hook: Any = None) -> None:
     """Boot a host: ``argv[2]`` limits, ``argv[3]`` (optional) ``{"uid", "lease_fd"}`` from the client.
 
-    Root: enter fresh PID/mount/network/IPC/UTS namespaces and fork; the parent becomes the
-    keeper (:func:`_keeper`), the child — pid 1 of its namespace — is the host. ``hook`` is for
+    ``namespaces`` is the keeper split's outcome (:mod:`sandbox.keeper`): when entered, this
+    process is pid 1 of its own PID namespace and its parent, the keeper, holds the uid lease. ``hook`` is for
     the breach probe only (tests/sandbox/breach_probe.py passes it from its own boot line; the
     production boot line :data:`BOOT` never does, and no request can reach it): it is called with
     ``(host, rfd, wfd)`` after the ready report, every layer applied, before serving.
     """
     started = time.perf_counter()
-    from sandbox.confine import confine, enter_namespaces, set_pdeathsig
+    from sandbox.confine import confine, set_pdeathsig
     from sandbox.limits import Limits
     from sandbox.protocol import write_frame
 
@@ -296,15 +280,8 @@ def main(hook: Any = None) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    set_pdeathsig()
+    set_pdeathsig()  # the parent is now the keeper (or the client, without namespaces)
     root_dir = os.getcwd()  # the client's empty directory: our mount point for the empty root
-    namespaces = enter_namespaces()
-    if namespaces[0]:
-        child = os.fork()
-        if child:
-            os.close(rfd)
-            os.close(wfd)
-            _keeper(child)
     if type(lease_fd) is int:
         os.close(lease_fd)  # the keeper holds the lease
     outer_pid = int(os.readlink("/proc/self")) if namespaces[0] else os.getpid()

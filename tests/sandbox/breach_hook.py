@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 
-def host_main(raw_path: str, args: list[str]) -> None:
+def host_main(namespaces: tuple[bool, str], raw_path: str, args: list[str]) -> None:
     """Runs in the host process (from the probe's boot line), before and after confinement."""
     with open(raw_path, encoding="utf-8") as f:  # noqa: PTH123 - the host has no pathlib loaded
         code = compile(f.read(), raw_path, "exec")
@@ -47,4 +47,4 @@ def host_main(raw_path: str, args: list[str]) -> None:
                 json.dumps({"ok": True, "fatal": False, "result": {"breach": out}}, default=repr).encode(),
             )
 
-    main(hook=hook)
+    main(namespaces, hook=hook)

@@ -39,10 +39,12 @@ ROOT = HERE.parents[1]
 
 
 def boot_line(raw_path: str, args: list[str]) -> str:
-    return (
-        "import sys,json;sys.path[:0]=json.loads(sys.argv[1]);"
+    """The production boot line (search path, keeper split) with the probe's host_main as its end."""
+    from sandbox.host import boot_line as production_boot_line
+
+    return production_boot_line(
         f"sys.path.insert(0,{str(HERE)!r});from breach_hook import host_main;"
-        f"host_main({str(Path(raw_path).resolve())!r},{list(args)!r})"
+        f"host_main(ns,{str(Path(raw_path).resolve())!r},{list(args)!r})"
     )
 
 
