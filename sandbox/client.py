@@ -67,7 +67,10 @@ class _Host:
         argv = [sys.executable, "-I", "-S", "-B", "-c", boot, json.dumps(_SEARCH_PATH), json.dumps(limits.to_dict())]
         lease_fd = -1
         if os.geteuid() == 0:  # only root can become the leased uid
-            uid, lease_fd = uids.lease()
+            try:
+                uid, lease_fd = uids.lease()
+            except (uids.LeaseError, OSError) as exc:
+                raise SandboxError(ErrorCode.HOST_CRASHED, f"no sandbox uid lease: {exc}") from None
             argv.append(json.dumps({"uid": uid, "lease_fd": lease_fd}))
         try:
             self.proc = subprocess.Popen(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from breach_probe import legit_tick
 from breach_support import HERE, Victims, assert_probe_recovered
 
 from sandbox import SandboxClient, uids
@@ -124,3 +125,36 @@ def test_a_lease_taken_by_another_process_is_skipped() -> None:
         assert int(other.stdout) == uid + 1
     finally:
         os.close(fd)
+
+
+def test_no_request_reaches_raw_execution_in_a_production_host() -> None:
+    """Raw execution exists only behind the probe's own boot line; a production host's protocol has no route to it."""
+    from sandbox import SandboxError
+    from sandbox.host import BOOT, boot_line
+
+    assert BOOT == boot_line("from sandbox.host import main;main(ns)")
+    with SandboxClient(max_hosts=1, prespawn=False) as client:
+        assert legit_tick(client, "t") == 1
+        info = client.host_info("t")
+        host = client._pool["t"]  # noqa: SLF001 - requests are forged below, below the public API
+        for pid in (host.proc.pid, info["pid"]):  # the keeper and the host: both started from BOOT
+            assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[5].decode() == BOOT
+        for forged in (
+            {"cmd": "exec", "source": "RESULT = 1"},
+            {"cmd": "hook"},
+            {"cmd": "breach"},
+            {"cmd": "raw"},
+        ):
+            forged["instance_id"] = "legit"
+            with pytest.raises(SandboxError) as err:
+                host.request(forged, 1.0, "forged request")
+            assert (err.value.code, err.value.message) == (
+                "BAD_REQUEST",
+                f"unknown command {forged['cmd']!r}",
+            )
+        raw = "import os\nos.system('touch /tmp/sbx-pwned-load')\n"
+        with pytest.raises(SandboxError) as err:
+            client.load("t", "raw", source=raw, config={})
+        assert err.value.code == "FORBIDDEN"  # user code is always compiled by the policy, never run raw
+        assert int(client.host_info("t")["pid"]) == info["pid"] and legit_tick(client, "t") == 2
+    assert not list(Path("/tmp").glob("sbx-pwned*"))
