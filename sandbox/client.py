@@ -100,6 +100,7 @@ class _Host:
         self.wpoll.register(self.wfd, select.POLLOUT)
         self.buf = bytearray()
         self.info: dict[str, Any] | None = None
+        self.host_pid: int | None = None  # set at ready when the host runs under a keeper
         self.tenant: str | None = None
         self.loaded: dict[str, str] = {}  # instance_id -> fingerprint
         self.dead = False
@@ -128,11 +129,31 @@ class _Host:
                 raise ConfinementError("sandbox confinement layers are not active (STRATBOX_SANDBOX_STRICT=1): " + "; ".join(
                     f"{name}: {why}" for name, why in missing.items()))
             self.info = info
+            self.host_pid = self._keepers_child(info.get("pid"))
         return self.info
+
+    def _keepers_child(self, pid: Any) -> int | None:
+        """The host's pid outside its namespace, when it is the keeper's child (read before any user code ran)."""
+        if type(pid) is not int or pid == self.proc.pid:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return pid if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid else None
 
     def kill(self) -> None:
         if not self.dead:
             self.dead = True
+            # The host first, while its keeper lives (so its pid cannot have been reused): the
+            # keeper then reaps it and exits as it did. Killing both at once could orphan the
+            # host to a pid 1 that never reaps. The whole group if anything is left.
+            if self.host_pid is not None and self.proc.poll() is None:
+                try:
+                    os.kill(self.host_pid, signal.SIGKILL)
+                    self.proc.wait(timeout=2)
+                except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                    pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
