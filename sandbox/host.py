@@ -280,7 +280,8 @@ def main(namespaces: tuple[bool, str] = (False, "no keeper split"), hook: Any = 
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    set_pdeathsig()  # the parent is now the keeper (or the client, without namespaces)
+    if namespaces[0]:
+        set_pdeathsig()  # die with the keeper (single-threaded, unlike a client); confine() re-arms it
     root_dir = os.getcwd()  # the client's empty directory: our mount point for the empty root
     if type(lease_fd) is int:
         os.close(lease_fd)  # the keeper holds the lease

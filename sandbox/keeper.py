@@ -25,7 +25,6 @@ CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 
 
@@ -34,18 +33,34 @@ def _prctl(option: int, value: int) -> bool:
 
 
 def _keep(child: int) -> None:
-    """Wait for the host, then leave exactly as it did. Never returns."""
+    """Wait for the host, then leave exactly as it did; stop it if the client goes away. Never returns.
+
+    The keeper has no parent-death signal: ``PR_SET_PDEATHSIG`` fires when the *thread* that
+    spawned us exits, and a multi-threaded client spawns spares from threads that end. Instead it
+    watches its copy of the request pipe's read end: all its writers gone (POLLHUP) means the
+    client closed it or died, and the host is stopped. The host's own parent-death signal is tied
+    to this single-threaded keeper.
+    """
+    import select
+
     _prctl(PR_SET_DUMPABLE, 0)  # mirroring SIGXCPU/SIGSYS below must not dump a core
+    watch = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDWR)  # let go of the host's pipes: the client must see
     for fd in (0, 1, 2):  # end-of-file the moment the host dies
         os.dup2(devnull, fd)
     os.close(devnull)
+    poller = select.poll()
+    pidfd = os.pidfd_open(child)
+    poller.register(pidfd, select.POLLIN)
+    poller.register(watch, 0)  # POLLHUP/POLLERR only: the keeper never reads the host's requests
     while True:
-        try:
-            _pid, status = os.waitpid(child, 0)
+        for fd, _events in poller.poll():
+            if fd == watch:
+                poller.unregister(watch)
+                os.kill(child, signal.SIGKILL)
+        reaped, status = os.waitpid(child, os.WNOHANG)
+        if reaped:
             break
-        except ChildProcessError:
-            os._exit(1)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         signal.signal(sig, signal.SIG_DFL)
@@ -59,9 +74,6 @@ def split() -> tuple[bool, str]:
 
     The uid lease (``argv[3]``'s ``lease_fd``) stays open in the keeper; the host closes its copy.
     """
-    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() == 1:  # the client died before we armed it
-        os._exit(0)
     if os.geteuid() != 0:
         return False, (
             "the worker is not root in its container: unshare(CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWNET) "
