@@ -166,27 +166,38 @@ def set_pdeathsig() -> bool:
     return ok
 
 
-def empty_root(mount_dir: str) -> tuple[bool, str]:
-    """Swap the root for an empty read-only tmpfs mounted on ``mount_dir`` (in our mount namespace)."""
+def empty_root(mount_dir: str) -> tuple[str, str]:
+    """Swap the root for an empty read-only tmpfs mounted on ``mount_dir`` (in our mount namespace).
+
+    Returns how (``"pivot_root"``: the old root is detached from the namespace; ``"chroot"``: where
+    the container's seccomp profile has no ``pivot_root``, as Docker's default does not — the old
+    root stays mounted but unreachable: no capability, no directory descriptor, no ``chroot``,
+    ``fchdir`` or ``open*`` call is left to the host) or ``""`` and why not.
+    """
     libc = _libc()
     arch = platform.machine()
     if arch not in PIVOT_ROOT:
-        return False, f"no pivot_root number for {arch}"
+        return "", f"no pivot_root number for {arch}"
     if int(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None)) != 0:
-        return False, _err("making / private")
+        return "", _err("making / private")
     target = os.fsencode(mount_dir)
     flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
     if int(libc.mount(b"stratbox-empty", target, b"tmpfs", flags, b"size=4k,nr_inodes=2,mode=555")) != 0:
-        return False, _err(
-            "mounting the empty root"
-        ) + " (AppArmor may refuse mount: run the worker unconfined or with a profile allowing it)"
+        return "", (
+            _err("mounting the empty root")
+            + " (AppArmor may refuse mount: run the worker unconfined or with a profile allowing it)"
+        )
     os.chdir(mount_dir)
-    if int(libc.syscall(PIVOT_ROOT[arch], b".", b".")) != 0:
-        return False, _err("pivot_root")
-    if int(libc.umount2(b".", MNT_DETACH)) != 0:
-        return False, _err("detaching the old root")
+    how = "pivot_root"
+    if int(libc.syscall(PIVOT_ROOT[arch], b".", b".")) == 0:
+        if int(libc.umount2(b".", MNT_DETACH)) != 0:
+            return "", _err("detaching the old root")
+    elif int(libc.chroot(b".")) == 0:
+        how = "chroot"
+    else:
+        return "", _err("pivot_root and chroot")
     os.chdir("/")
-    return os.listdir("/") == [], ""
+    return (how, "") if os.listdir("/") == [] else ("", "the new root is not empty")
 
 
 def apply_rlimits(memory_bytes: int, open_files: int, cpu_seconds: int) -> dict[str, bool]:
@@ -373,7 +384,7 @@ def confine(
     if layers["pidns"] and root_dir is not None:
         record("emptyroot", empty_root(root_dir))
     else:
-        record("emptyroot", (False, "needs the host's own mount namespace (see pidns)"))
+        record("emptyroot", ("", "needs the host's own mount namespace (see pidns)"))
     layers["rlimits"] = apply_rlimits(memory_bytes, open_files, cpu_seconds)
     if not all(layers["rlimits"].values()):
         errors["rlimits"] = "setrlimit refused: " + ", ".join(

@@ -283,8 +283,8 @@ def main(namespaces: tuple[bool, str] = (False, "no keeper split"), hook: Any = 
     if namespaces[0]:
         set_pdeathsig()  # die with the keeper (single-threaded, unlike a client); confine() re-arms it
     root_dir = os.getcwd()  # the client's empty directory: our mount point for the empty root
-    if type(lease_fd) is int:
-        os.close(lease_fd)  # the keeper holds the lease
+    if type(lease_fd) is int and namespaces[0]:
+        os.close(lease_fd)  # the keeper holds the lease (without one, the host keeps it open itself)
     outer_pid = int(os.readlink("/proc/self")) if namespaces[0] else os.getpid()
     _preload()
     import gc

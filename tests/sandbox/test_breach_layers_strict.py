@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from breach_probe import legit_tick
-from breach_support import HERE, Victims, assert_probe_recovered
+from breach_support import HERE, NR, Victims, assert_probe_recovered
 
 from sandbox import SandboxClient, uids
 
@@ -76,7 +76,7 @@ RESULT["fork"] = call(os.fork)
 """
     report = json.loads(_probe_without_sys_admin(tmp_path, code, "0", *victims.args()))
     layers = report["host"]["layers"]
-    assert layers["pidns"] is False and layers["emptyroot"] is False
+    assert layers["pidns"] is False and layers["emptyroot"] == ""
     assert layers["seccomp"] is True and layers["landlock"] >= 1 and layers["nobody"] is True
     assert report["outcome"] == "ok" and set(report["result"].values()) == {"EPERM"}, report
     victims.assert_untouched()
@@ -158,3 +158,64 @@ def test_no_request_reaches_raw_execution_in_a_production_host() -> None:
         assert err.value.code == "FORBIDDEN"  # user code is always compiled by the policy, never run raw
         assert int(client.host_info("t")["pid"]) == info["pid"] and legit_tick(client, "t") == 2
     assert not list(Path("/tmp").glob("sbx-pwned*"))
+
+
+# Runs the probe under a seccomp filter that refuses pivot_root, as Docker's default profile does.
+NO_PIVOT_ROOT = """
+import ctypes, os, platform, sys
+sys.path.insert(0, sys.argv[1])
+from sandbox import confine
+arch = platform.machine()
+prog = [(confine.BPF_LD_W_ABS, 0, 0, 0), (confine.BPF_JEQ_K, 0, 1, confine.PIVOT_ROOT[arch]),
+        (confine.BPF_RET_K, 0, 0, confine.SECCOMP_RET_ERRNO | confine.EPERM),
+        (confine.BPF_RET_K, 0, 0, confine.SECCOMP_RET_ALLOW)]
+filters = (confine._SockFilter * len(prog))(*[confine._SockFilter(*i) for i in prog])
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(confine.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+assert libc.prctl(confine.PR_SET_SECCOMP, confine.SECCOMP_MODE_FILTER,
+                  ctypes.byref(confine._SockFprog(len(prog), filters)), 0, 0) == 0
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def test_without_pivot_root_the_empty_root_is_a_chroot_and_holds(tmp_path: Path, victims: Victims) -> None:
+    import json
+
+    raw = tmp_path / "raw.py"
+    raw.write_text(
+        f"import os, errno, ctypes\nNEWFSTATAT = {NR['newfstatat']}\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def call(fn, *args):\n"
+        "    try:\n"
+        "        fn(*args)\n"
+        "        return 'ok'\n"
+        "    except OSError as exc:\n"
+        "        return errno.errorcode[exc.errno]\n"
+        "RESULT['listdir'] = call(os.listdir, '/')\n"
+        "RESULT['chdir up'] = call(os.chdir, '/..')\n"
+        "RESULT['chroot'] = 'EPERM' if libc.chroot(b'/tmp') != 0 and ctypes.get_errno() == 1 else 'ok'\n"
+        "buf = ctypes.create_string_buffer(256)\n"
+        "ctypes.set_errno(0)\n"
+        "RESULT['raw stat /etc/passwd'] = errno.errorcode[ctypes.get_errno()] if libc.syscall(NEWFSTATAT, -100, b'/etc/passwd', buf, 0x1000) < 0 else 'found'\n"
+        "RESULT['raw stat /'] = 'found' if libc.syscall(NEWFSTATAT, -100, b'/..', buf, 0x1000) == 0 else 'missing'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_PIVOT_ROOT, str(HERE.parents[1]), str(HERE / "breach_probe.py"), str(raw)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert report["host"]["layers"]["emptyroot"] == "chroot" and report["host"]["layers"]["errors"] == {}
+    assert report["outcome"] == "ok", report
+    assert report["result"] == {
+        "listdir": "EPERM",
+        "chdir up": "EPERM",
+        "chroot": "EPERM",
+        "raw stat /etc/passwd": "ENOENT",
+        "raw stat /": "found",
+    }
+    victims.assert_untouched()
+    assert_probe_recovered(report)

@@ -35,7 +35,10 @@ def breach(victims: Victims, code: str) -> dict:
 def test_every_layer_is_active_in_the_probe_host(victims: Victims) -> None:
     report = run_probe("RESULT['pid'] = os.getpid()")
     layers = report["host"]["layers"]
-    for name in ("pdeathsig", "pidns", "netns", "emptyroot", "nobody", "nodump", "no_new_privs", "seccomp"):
+    assert (
+        layers["emptyroot"] == "pivot_root"
+    )  # the old root is gone from the namespace, not just out of reach
+    for name in ("pdeathsig", "pidns", "netns", "nobody", "nodump", "no_new_privs", "seccomp"):
         assert layers[name] is True, (name, layers["errors"])
     assert layers["landlock"] >= 1 and all(layers["rlimits"].values()) and layers["errors"] == {}
     assert report["host"]["ns_pid"] == 1 and report["result"] == {"pid": 1}
