@@ -47,7 +47,7 @@ test: install frontend check-services
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) STRATBOX_SANDBOX_STRICT=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 check-services:
 	@bash scripts/ensure_test_services.sh

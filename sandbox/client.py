@@ -32,6 +32,7 @@ from typing import Any
 
 import RestrictedPython
 
+from sandbox import uids
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.host import BOOT
 from sandbox.limits import Limits
@@ -61,14 +62,26 @@ class _HostGone(Exception):
 class _Host:
     """One host process and its pipes."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, boot: str = BOOT) -> None:
         self.limits = limits
         self.spawned_at = time.monotonic()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", "-c", BOOT, json.dumps(_SEARCH_PATH), json.dumps(limits.to_dict())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={}, cwd=_empty_dir(), start_new_session=True, close_fds=True,
-        )
+        argv = [sys.executable, "-I", "-S", "-B", "-c", boot, json.dumps(_SEARCH_PATH), json.dumps(limits.to_dict())]
+        lease_fd = -1
+        if os.geteuid() == 0:  # only root can become the leased uid
+            try:
+                uid, lease_fd = uids.lease()
+            except (uids.LeaseError, OSError) as exc:
+                raise SandboxError(ErrorCode.HOST_CRASHED, f"no sandbox uid lease: {exc}") from None
+            argv.append(json.dumps({"uid": uid, "lease_fd": lease_fd}))
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env={}, cwd=_empty_dir(), start_new_session=True, close_fds=True,
+                pass_fds=(lease_fd,) if lease_fd >= 0 else (),
+            )
+        finally:
+            if lease_fd >= 0:
+                os.close(lease_fd)  # the host's keeper holds it from now on
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.wfd = self.proc.stdin.fileno()
         self.rfd = self.proc.stdout.fileno()
@@ -88,6 +101,7 @@ class _Host:
         self.wpoll.register(self.wfd, select.POLLOUT)
         self.buf = bytearray()
         self.info: dict[str, Any] | None = None
+        self.host_pid: int | None = None  # set at ready when the host runs under a keeper
         self.tenant: str | None = None
         self.loaded: dict[str, str] = {}  # instance_id -> fingerprint
         self.dead = False
@@ -103,19 +117,44 @@ class _Host:
     def wait_ready(self) -> dict[str, Any]:
         if self.info is None:
             try:
-                reply = self._read_reply(time.monotonic() + self.limits.spawn_timeout)
+                reply = self._read_reply(time.monotonic() + self.limits.spawn_timeout, 1 << 20)
             except (_HostGone, TimeoutError):
                 self.kill()
                 raise SandboxError(ErrorCode.HOST_CRASHED, "the sandbox host failed to start") from None
             result = reply.get("result")
             info: dict[str, Any] = dict(result) if isinstance(result, dict) else {}
             info["startup_seconds"] = time.monotonic() - self.spawned_at
+            missing = _missing_layers(info.get("layers"))
+            if missing and strict_confinement():
+                self.kill()
+                raise ConfinementError("sandbox confinement layers are not active (STRATBOX_SANDBOX_STRICT=1): " + "; ".join(
+                    f"{name}: {why}" for name, why in missing.items()))
             self.info = info
+            self.host_pid = self._keepers_child(info.get("pid"))
         return self.info
+
+    def _keepers_child(self, pid: Any) -> int | None:
+        """The host's pid outside its namespace, when it is the keeper's child (read before any user code ran)."""
+        if type(pid) is not int or pid == self.proc.pid:
+            return None
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        return pid if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid else None
 
     def kill(self) -> None:
         if not self.dead:
             self.dead = True
+            # The host first, while its keeper lives (so its pid cannot have been reused): the
+            # keeper then reaps it and exits as it did. Killing both at once could orphan the
+            # host to a pid 1 that never reaps. The whole group if anything is left.
+            if self.host_pid is not None and self.proc.poll() is None:
+                try:
+                    os.kill(self.host_pid, signal.SIGKILL)
+                    self.proc.wait(timeout=2)
+                except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                    pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -166,11 +205,14 @@ class _Host:
                 raise _HostGone
             self.buf += chunk
 
-    def _read_reply(self, deadline: float) -> dict[str, Any]:
+    def _read_reply(self, deadline: float, cap: int | None = None) -> dict[str, Any]:
+        """One reply frame: its length is checked against ``cap`` before a byte of it is read,
+        and decoding it is part of the call (a reply decoded after the deadline is a timeout)."""
+        cap = self.limits.max_message_bytes if cap is None else cap
         self._fill(HEADER.size, deadline)
         (length,) = HEADER.unpack(self.buf[: HEADER.size])
-        if length > self.limits.max_message_bytes:
-            raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"host reply of {length} bytes exceeds the limit")
+        if length > cap:
+            raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"host reply of {length} bytes exceeds the call's limit of {cap} bytes")
         self._fill(HEADER.size + length, deadline)
         data = bytes(self.buf[HEADER.size : HEADER.size + length])
         del self.buf[: HEADER.size + length]
@@ -178,6 +220,10 @@ class _Host:
             reply = _DECODER.decode(data.decode("utf-8"))
         except (ValueError, RecursionError):
             raise malformed_reply(data) from None  # HOST_CRASHED, or where an over-long int is
+        finally:
+            del data
+        if time.monotonic() > deadline:
+            raise TimeoutError
         if not isinstance(reply, dict):
             raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply")
         return reply
@@ -189,7 +235,7 @@ class _Host:
         deadline = time.monotonic() + timeout + 0.05 + len(payload) / 200e6
         try:
             self._write(HEADER.pack(len(payload)) + payload, deadline)
-            reply = self._read_reply(deadline)
+            reply = self._read_reply(deadline, self.limits.reply_cap(str(msg.get("cmd"))))
         except TimeoutError:
             self.kill()
             raise SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped") from None
@@ -215,6 +261,34 @@ class _Host:
         if code == -signal.SIGSYS:
             return SandboxError(ErrorCode.FORBIDDEN, f"{what} made a forbidden system call; the host was stopped")
         return SandboxError(ErrorCode.HOST_CRASHED, f"the sandbox host died during {what} (exit status {code})")
+
+
+class ConfinementError(SandboxError):
+    """A host started without every confinement layer while ``STRATBOX_SANDBOX_STRICT=1``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.HOST_CRASHED, message)
+
+
+# Layers whose absence :func:`strict_confinement` turns into a refusal (see sandbox.confine).
+REQUIRED_LAYERS = ("pdeathsig", "pidns", "netns", "emptyroot", "uid", "nodump", "no_new_privs", "landlock", "seccomp")
+
+
+def strict_confinement() -> bool:
+    """``STRATBOX_SANDBOX_STRICT=1`` (the test suite and CI set it): refuse a host missing a layer."""
+    return os.environ.get("STRATBOX_SANDBOX_STRICT", "") == "1"
+
+
+def _missing_layers(layers: Any) -> dict[str, str]:
+    if not isinstance(layers, dict):
+        return {"report": "the host reported no layers"}
+    raw = layers.get("errors")
+    errors: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    missing = {name: str(errors.get(name) or "inactive") for name in REQUIRED_LAYERS if not layers.get(name)}
+    rlimits = layers.get("rlimits")
+    if not isinstance(rlimits, dict) or not all(rlimits.values()):
+        missing["rlimits"] = str(errors.get("rlimits") or "inactive")
+    return missing
 
 
 def _refuse_constant(name: str) -> Any:
@@ -250,37 +324,91 @@ class SandboxClient:
         self._pool: OrderedDict[str, _Host] = OrderedDict()
         self._specs: dict[tuple[str, str], _Spec] = {}
         self._spare: _Host | None = None
-        self._lock = threading.RLock()
+        # No lock spans tenants: each tenant's calls take its own lock, and the pool's bookkeeping
+        # (a few dict operations, never I/O with a host) takes ``_pool_lock`` briefly. A slow or
+        # hostile host therefore delays only calls of its own tenant.
+        self._pool_lock = threading.Lock()
+        self._tenant_locks: dict[str, threading.RLock] = {}
         self.layers: dict[str, Any] = {}
         self.hosts_spawned = 0
 
     # ------------------------------------------------------------- pool
-    def _spawn(self) -> _Host:
+    def _spawn(self, boot: str | None = None) -> _Host:
         self.hosts_spawned += 1
-        return _Host(self.limits)
+        return _Host(self.limits) if boot is None else _Host(self.limits, boot)
+
+    def _boot_for(self, tenant_id: str) -> str | None:
+        """The boot line of a host for this tenant; None = the production one (and a spare may serve).
+
+        Only the breach probe (tests/sandbox/breach_probe.py) overrides this, in its own subclass.
+        """
+        return None
+
+    def _tenant(self, tenant_id: str) -> threading.RLock:
+        with self._pool_lock:
+            lock = self._tenant_locks.get(tenant_id)
+            if lock is None:
+                lock = self._tenant_locks[tenant_id] = threading.RLock()
+            return lock
 
     def _host_for(self, tenant_id: str) -> _Host:
-        host = self._pool.get(tenant_id)
-        if host is not None and host.alive():
-            self._pool.move_to_end(tenant_id)
-            return host
+        """The tenant's host (caller holds the tenant's lock); spawns or takes the spare."""
+        with self._pool_lock:
+            host = self._pool.get(tenant_id)
+            if host is not None and host.alive():
+                self._pool.move_to_end(tenant_id)
+                return host
+            self._pool.pop(tenant_id, None)
+            victims = self._evict_locked(tenant_id)
+            boot = self._boot_for(tenant_id)
+            spare = self._spare if boot is None and self._spare is not None and self._spare.alive() else None
+            if boot is None:
+                self._spare = None
         if host is not None:
-            self._discard(tenant_id)
-        while len(self._pool) >= self.max_hosts:
-            _tenant, old = self._pool.popitem(last=False)
+            host.kill()
+        for old in victims:
             old.kill()
-        host = self._spare if self._spare is not None and self._spare.alive() else self._spawn()
-        self._spare = None
+        host = spare if spare is not None else self._spawn(boot)
         host.tenant = tenant_id
-        info = host.wait_ready()
+        try:
+            info = host.wait_ready()
+        finally:
+            if self.prespawn and boot is None:
+                self._refill_spare()
         self.layers = dict(info.get("layers") or {})
-        self._pool[tenant_id] = host
-        if self.prespawn:
-            self._spare = self._spawn()
+        with self._pool_lock:
+            self._pool[tenant_id] = host
         return host
 
+    def _evict_locked(self, tenant_id: str) -> list[_Host]:
+        """Least recently used hosts to stop to make room (pool lock held); busy tenants are skipped."""
+        victims: list[_Host] = []
+        for other in list(self._pool):
+            if len(self._pool) < self.max_hosts:
+                break
+            lock = self._tenant_locks.get(other)
+            if other == tenant_id or lock is None or not lock.acquire(blocking=False):
+                continue  # in use by another thread: it stays; the pool is over size until it is idle
+            try:
+                victims.append(self._pool.pop(other))
+            finally:
+                lock.release()
+        return victims
+
+    def _refill_spare(self) -> None:
+        with self._pool_lock:
+            if self._spare is not None and self._spare.alive():
+                return
+        spare = self._spawn()
+        with self._pool_lock:
+            if self._spare is None or not self._spare.alive():
+                self._spare, spare = spare, None  # type: ignore[assignment]
+        if spare is not None:
+            spare.kill()
+
     def _discard(self, tenant_id: str) -> None:
-        host = self._pool.pop(tenant_id, None)
+        with self._pool_lock:
+            host = self._pool.pop(tenant_id, None)
         if host is not None:
             host.kill()
 
@@ -295,8 +423,9 @@ class SandboxClient:
         return result
 
     def _drop_if_dead(self, tenant_id: str, host: _Host) -> None:
-        if not host.alive() and self._pool.get(tenant_id) is host:
-            self._pool.pop(tenant_id, None)
+        with self._pool_lock:
+            if not host.alive() and self._pool.get(tenant_id) is host:
+                self._pool.pop(tenant_id, None)
 
     def _load_on(self, host: _Host, tenant_id: str, instance_id: str, spec: _Spec, state: Any) -> dict[str, Any]:
         sources = {"strategy.py": spec.source}
@@ -344,7 +473,7 @@ class SandboxClient:
         for text in (source, exit_source or ""):
             if len(text.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
                 raise SandboxError(ErrorCode.TOO_LARGE, f"source is larger than {self.limits.max_source_bytes // 1024} KiB")
-        with self._lock:
+        with self._tenant(tenant_id):
             self._specs.pop((tenant_id, instance_id), None)
             spec = _Spec(source, style, exit_source, dict(config), seed, fingerprint or f"anon-{time.monotonic_ns()}",
                          config_schema)
@@ -366,7 +495,7 @@ class SandboxClient:
 
     def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any],
              state: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self._lock:
+        with self._tenant(tenant_id):
             msg = {"cmd": "tick", "tick": tick, "snapshot": snapshot, "state": state}
             result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "on_tick")
             spec.state = result["state"]
@@ -384,7 +513,7 @@ class SandboxClient:
         call that overruns fails alone and with its own error, exactly as it would alone.
         """
         out: list[dict[str, Any] | SandboxError | None] = [None] * len(calls)
-        with self._lock:
+        with self._tenant(tenant_id):
             host = self._host_for(tenant_id)
             host.wait_ready()
             timeout = self.limits.tick_timeout
@@ -412,7 +541,7 @@ class SandboxClient:
             for (n, spec), msg in zip(sent, msgs, strict=True):
                 what = "on_tick" if msg["cmd"] == "tick" else "signal cycle"
                 try:
-                    reply = host._read_reply(time.monotonic() + timeout + 0.05)
+                    reply = host._read_reply(time.monotonic() + timeout + 0.05, self.limits.reply_cap(msg["cmd"]))
                 except TimeoutError:
                     host.kill()
                     out[n] = SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped")
@@ -438,7 +567,7 @@ class SandboxClient:
             return out
 
     def render(self, tenant_id: str, instance_id: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self._lock:
+        with self._tenant(tenant_id):
             msg = {"cmd": "render", "state": state}
             result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.render_timeout, "render")
             if state is not None:
@@ -447,7 +576,7 @@ class SandboxClient:
 
     def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any],
                      state: dict[str, Any] | None = None) -> dict[str, Any]:
-        with self._lock:
+        with self._tenant(tenant_id):
             msg = {"cmd": "signal_cycle", "snapshot": snapshot, "state": state}
             result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "signal cycle")
             spec.state = result["state"]
@@ -465,7 +594,7 @@ class SandboxClient:
         :func:`sandbox.backtest.run_backtest`); the caller must decode and check them.
         """
         columns = _packed_columns(bars)
-        with self._lock:
+        with self._tenant(tenant_id):
             spec = self._specs.get((tenant_id, instance_id))
             msg = {"cmd": "backtest", "bars": columns, "broker_params": broker_params,
                    "broker_state": spec.broker_state if spec else None, "market": market, "packed": packed}
@@ -475,13 +604,13 @@ class SandboxClient:
             return result
 
     def update_config(self, tenant_id: str, instance_id: str, config: dict[str, Any]) -> None:
-        with self._lock:
+        with self._tenant(tenant_id):
             _, spec = self._call(tenant_id, instance_id, {"cmd": "update_config", "config": config},
                                  self.limits.tick_timeout, "config update")
             spec.config = {**spec.config, **config}
 
     def unload(self, tenant_id: str, instance_id: str) -> None:
-        with self._lock:
+        with self._tenant(tenant_id):
             spec = self._specs.pop((tenant_id, instance_id), None)
             host = self._pool.get(tenant_id)
             if spec is None or host is None or not host.alive():
@@ -494,19 +623,20 @@ class SandboxClient:
 
     def host_info(self, tenant_id: str) -> dict[str, Any]:
         """Boot report of the tenant's host (pid, layers, startup time); spawns one if needed."""
-        with self._lock:
+        with self._tenant(tenant_id):
             host = self._host_for(tenant_id)
             return dict(host.wait_ready())
 
     def close(self) -> None:
-        with self._lock:
-            for host in list(self._pool.values()):
-                host.kill()
-            self._pool.clear()
+        with self._pool_lock:
+            hosts = list(self._pool.values())
             if self._spare is not None:
-                self._spare.kill()
-                self._spare = None
+                hosts.append(self._spare)
+            self._pool.clear()
+            self._spare = None
             self._specs.clear()
+        for host in hosts:
+            host.kill()
 
     def __enter__(self) -> SandboxClient:
         return self

@@ -16,7 +16,16 @@ import sys
 import time
 from typing import Any
 
-BOOT = "import sys,json;sys.path[:0]=json.loads(sys.argv[1]);from sandbox.host import main;main()"
+
+def boot_line(then: str) -> str:
+    """A host's ``-c`` program: search path, then the keeper split (:mod:`sandbox.keeper`, run from its
+    file so that the keeper never imports the package), then ``then`` in the host, with ``ns``."""
+    return ("import sys,json;sys.path[:0]=json.loads(sys.argv[1]);k={'__name__':'keeper'};"
+            "exec(compile(open(sys.path[0]+'/sandbox/keeper.py','rb').read(),'keeper.py','exec'),k);"
+            "ns=k['split']();del k;" + then)
+
+
+BOOT = boot_line("from sandbox.host import main;main(ns)")
 
 
 def _preload() -> None:
@@ -249,28 +258,49 @@ def _collect() -> None:
     gc.collect()
 
 
-def main() -> None:
+def main(namespaces: tuple[bool, str] = (False, "no keeper split"), hook: Any = None) -> None:
+    """Boot a host: ``argv[2]`` limits, ``argv[3]`` (optional) ``{"uid", "lease_fd"}`` from the client.
+
+    ``namespaces`` is the keeper split's outcome (:mod:`sandbox.keeper`): when entered, this
+    process is pid 1 of its own PID namespace and its parent, the keeper, holds the uid lease. ``hook`` is for
+    the breach probe only (tests/sandbox/breach_probe.py passes it from its own boot line; the
+    production boot line :data:`BOOT` never does, and no request can reach it): it is called with
+    ``(host, rfd, wfd)`` after the ready report, every layer applied, before serving.
+    """
     started = time.perf_counter()
-    from sandbox.confine import confine
+    from sandbox.confine import confine, set_pdeathsig
     from sandbox.limits import Limits
     from sandbox.protocol import write_frame
 
     limits = Limits.from_dict(json.loads(sys.argv[2]))
+    lease: dict[str, Any] = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
+    lease_fd = lease.get("lease_fd")
     rfd, wfd = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    if namespaces[0]:
+        set_pdeathsig()  # die with the keeper (single-threaded, unlike a client); confine() re-arms it
+    root_dir = os.getcwd()  # the client's empty directory: our mount point for the empty root
+    if type(lease_fd) is int and namespaces[0]:
+        os.close(lease_fd)  # the keeper holds the lease (without one, the host keeps it open itself)
+    outer_pid = int(os.readlink("/proc/self")) if namespaces[0] else os.getpid()
     _preload()
     import gc
 
     gc.collect()
     gc.freeze()  # boot objects never need scanning again: shorter GC pauses on the tick path
     host = Host(limits)
-    layers = confine(limits.memory_bytes, limits.open_files, 10)
+    uid = lease.get("uid")
+    layers = confine(limits.memory_bytes, limits.open_files, 10, uid=uid if type(uid) is int else None,
+                     namespaces=namespaces, root_dir=root_dir)
     host.cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     sys.setrecursionlimit(1000)
-    ready = {"ok": True, "result": {"pid": os.getpid(), "layers": layers, "boot_seconds": time.perf_counter() - started,
-                                    "uid": os.getuid()}}
+    ready = {"ok": True, "result": {"pid": outer_pid, "ns_pid": os.getpid(), "layers": layers,
+                                    "boot_seconds": time.perf_counter() - started, "uid": os.getuid()}}
     write_frame(wfd, json.dumps(ready).encode())
+    if hook is not None:
+        hook(host, rfd, wfd)
     host.serve(rfd, wfd)
+    os._exit(0)  # no interpreter teardown: it would make system calls the filter refuses

@@ -28,7 +28,15 @@ class Limits:
     max_render_bytes: int = 512 * 1024
     max_json_depth: int = 32
     max_history: int = 1000  # signal-style ctx.history length (persisted with the state)
-    max_message_bytes: int = 64 * 1024 * 1024  # a host reply larger than this is refused
+    max_message_bytes: int = 64 * 1024 * 1024  # a backtest chunk's reply larger than this is refused
+    # Any other reply (tick, signal cycle, render, load, validation...): its state, render, logs and
+    # orders are each capped far below this, so a longer frame can only be forged. The client
+    # refuses it from its length header, before reading or decoding a byte of it.
+    max_reply_bytes: int = 4 * 1024 * 1024
+
+    def reply_cap(self, cmd: str) -> int:
+        """The largest reply frame the client accepts for a request ``cmd``."""
+        return self.max_message_bytes if cmd in ("backtest", "batch") else self.max_reply_bytes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -51,6 +51,24 @@ def pytest_configure(config: pytest.Config) -> None:
         "SECURE_PROXY_SSL_HEADER": None,
     }.items():
         setattr(settings, name, value)
+    _require_every_sandbox_layer()
+
+
+def _require_every_sandbox_layer() -> None:
+    """Every sandbox host of the run (and of the workers it starts) must have every confinement
+    layer: STRATBOX_SANDBOX_STRICT=1 makes a host missing one refuse to start, and one host is
+    started here so that a kernel or container lacking something fails the run at once, saying what."""
+    os.environ.setdefault("STRATBOX_SANDBOX_STRICT", "1")
+    from sandbox import SandboxClient, SandboxError
+
+    with SandboxClient(prespawn=False) as client:
+        try:
+            client.host_info("layer-check")
+        except SandboxError as exc:
+            pytest.exit(
+                f"{exc.message}\n(STRATBOX_SANDBOX_STRICT=0 runs degraded; see README, Production: sandbox layers)",
+                returncode=2,
+            )
 
 
 @pytest.fixture(autouse=True)
