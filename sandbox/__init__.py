@@ -13,6 +13,16 @@ from sandbox.schema import ConfigErrors, apply_config, contains_nul, validate_co
 from sandbox.validate import Issue, ValidationReport, validate_source
 
 __all__ = [
-    "ALLOWED_IMPORTS", "ConfigErrors", "ErrorCode", "Issue", "Limits", "SandboxClient", "SandboxError",
-    "ValidationReport", "apply_config", "contains_nul", "validate_config_schema", "validate_source",
+    "ALLOWED_IMPORTS",
+    "ConfigErrors",
+    "ErrorCode",
+    "Issue",
+    "Limits",
+    "SandboxClient",
+    "SandboxError",
+    "ValidationReport",
+    "apply_config",
+    "contains_nul",
+    "validate_config_schema",
+    "validate_source",
 ]

@@ -55,20 +55,36 @@ def _strategy_classes(tree: ast.Module, base: str) -> list[ast.ClassDef]:
 def _schema_from(body: list[ast.stmt], issues: list[dict[str, Any]]) -> dict[str, Any]:
     for stmt in body:
         value: ast.expr | None = None
-        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CONFIG_SCHEMA" for t in stmt.targets):
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "CONFIG_SCHEMA" for t in stmt.targets
+        ):
             value = stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.target.id == "CONFIG_SCHEMA":
+        elif (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and stmt.target.id == "CONFIG_SCHEMA"
+        ):
             value = stmt.value
         if value is None:
             continue
         try:
             schema = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-            issues.append(_issue("BAD_SCHEMA", "CONFIG_SCHEMA must be a literal dict (no names, calls or expressions)", stmt))
+            issues.append(
+                _issue(
+                    "BAD_SCHEMA",
+                    "CONFIG_SCHEMA must be a literal dict (no names, calls or expressions)",
+                    stmt,
+                )
+            )
             return {}
         errors = validate_config_schema(schema)
         for field, msg in sorted(errors.items()):
-            issues.append(_issue("BAD_SCHEMA", f"CONFIG_SCHEMA field {field!r}: {msg}" if field != "__all__" else msg, stmt))
+            issues.append(
+                _issue(
+                    "BAD_SCHEMA", f"CONFIG_SCHEMA field {field!r}: {msg}" if field != "__all__" else msg, stmt
+                )
+            )
         return schema if not errors else {}
     return {}
 
@@ -85,9 +101,17 @@ def _function(tree: ast.Module, name: str, nargs: int) -> ast.FunctionDef | None
 
 def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str, Any]:
     """Return a report dict: ok, errors, config_schema, class_name, imports."""
-    report: dict[str, Any] = {"ok": False, "errors": [], "config_schema": {}, "class_name": None, "imports": []}
+    report: dict[str, Any] = {
+        "ok": False,
+        "errors": [],
+        "config_schema": {},
+        "class_name": None,
+        "imports": [],
+    }
     if style not in VALIDATE_STYLES:
-        report["errors"].append(_issue("BAD_REQUEST", f"unknown style {style!r}; use one of {', '.join(VALIDATE_STYLES)}"))
+        report["errors"].append(
+            _issue("BAD_REQUEST", f"unknown style {style!r}; use one of {', '.join(VALIDATE_STYLES)}")
+        )
         return report
     tree, parse_issues = parse_source(source, filename, limits.max_source_bytes, limits.max_nesting)
     if tree is None:
@@ -100,15 +124,26 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
         base = "Strategy" if style == "tick" else "SignalStrategy"
         classes = _strategy_classes(tree, base)
         if not classes:
-            class_issues.append(_issue("NO_STRATEGY_CLASS", f"define exactly one class subclassing {base} (from sandbox.sdk import {base})"))
+            class_issues.append(
+                _issue(
+                    "NO_STRATEGY_CLASS",
+                    f"define exactly one class subclassing {base} (from sandbox.sdk import {base})",
+                )
+            )
         elif len(classes) > 1:
             names = ", ".join(sorted(c.name for c in classes))
-            class_issues.append(_issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1]))
+            class_issues.append(
+                _issue("AMBIGUOUS_STRATEGY_CLASS", f"more than one strategy class: {names}", classes[1])
+            )
         else:
             report["class_name"] = classes[0].name
             report["config_schema"] = _schema_from(classes[0].body, issues)
     else:
-        name, nargs, sig = ("should_enter", 1, "should_enter(ctx)") if style == "signal_entry" else ("should_exit", 2, "should_exit(ctx, position)")
+        name, nargs, sig = (
+            ("should_enter", 1, "should_enter(ctx)")
+            if style == "signal_entry"
+            else ("should_exit", 2, "should_exit(ctx, position)")
+        )
         if _function(tree, name, nargs) is None:
             issues.append(_issue("MISSING_FUNCTION", f"{filename} must define a module-level function {sig}"))
         report["config_schema"] = _schema_from(tree.body, issues)
@@ -119,8 +154,11 @@ def analyze(source: str, style: str, filename: str, limits: Limits) -> dict[str,
         report["errors"] += class_issues
     else:
         _trial_load(report, source, style, filename, limits)
-        if class_issues and report["errors"] and report["errors"][0]["code"] in (
-                "NO_STRATEGY_CLASS", "AMBIGUOUS_STRATEGY_CLASS"):
+        if (
+            class_issues
+            and report["errors"]
+            and report["errors"][0]["code"] in ("NO_STRATEGY_CLASS", "AMBIGUOUS_STRATEGY_CLASS")
+        ):
             report["errors"] = class_issues  # the same verdict, with the source's line numbers
     report["ok"] = not report["errors"]
     return report
@@ -142,11 +180,25 @@ def _trial_load(report: dict[str, Any], source: str, style: str, filename: str, 
         run_style = "signal_bundle"
         schema_override = report["config_schema"]  # a bundle's schema is config.json's
     try:
-        inst = Instance("validate", style=run_style, sources=sources, config={}, state=None, seed=0,
-                        limits=limits, config_schema=schema_override)
+        inst = Instance(
+            "validate",
+            style=run_style,
+            sources=sources,
+            config={},
+            state=None,
+            seed=0,
+            limits=limits,
+            config_schema=schema_override,
+        )
     except SandboxError as exc:
-        report["errors"].append({"code": str(exc.code), "message": f"loading {filename}: {exc.message}",
-                                 "line": exc.line, "col": None})
+        report["errors"].append(
+            {
+                "code": str(exc.code),
+                "message": f"loading {filename}: {exc.message}",
+                "line": exc.line,
+                "col": None,
+            }
+        )
         return
     if inst.obj is not None:
         report["class_name"] = type(inst.obj).__name__

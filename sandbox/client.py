@@ -41,7 +41,10 @@ from sandbox.protocol import HEADER
 
 __all__ = ["Limits", "SandboxClient"]
 
-_SEARCH_PATH = [str(Path(__file__).resolve().parent.parent), str(Path(RestrictedPython.__file__).resolve().parent.parent)]
+_SEARCH_PATH = [
+    str(Path(__file__).resolve().parent.parent),
+    str(Path(RestrictedPython.__file__).resolve().parent.parent),
+]
 _EMPTY_DIR: str | None = None
 _LIVE_HOSTS: weakref.WeakSet[_Host] = weakref.WeakSet()
 _PIPE_BYTES = 1 << 20  # the unprivileged maximum (/proc/sys/fs/pipe-max-size) by default
@@ -65,7 +68,16 @@ class _Host:
     def __init__(self, limits: Limits, boot: str = BOOT) -> None:
         self.limits = limits
         self.spawned_at = time.monotonic()
-        argv = [sys.executable, "-I", "-S", "-B", "-c", boot, json.dumps(_SEARCH_PATH), json.dumps(limits.to_dict())]
+        argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-B",
+            "-c",
+            boot,
+            json.dumps(_SEARCH_PATH),
+            json.dumps(limits.to_dict()),
+        ]
         lease_fd = -1
         if os.geteuid() == 0:  # only root can become the leased uid
             try:
@@ -75,8 +87,14 @@ class _Host:
             argv.append(json.dumps({"uid": uid, "lease_fd": lease_fd}))
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                env={}, cwd=_empty_dir(), start_new_session=True, close_fds=True,
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env={},
+                cwd=_empty_dir(),
+                start_new_session=True,
+                close_fds=True,
                 pass_fds=(lease_fd,) if lease_fd >= 0 else (),
             )
         finally:
@@ -127,8 +145,10 @@ class _Host:
             missing = _missing_layers(info.get("layers"))
             if missing and strict_confinement():
                 self.kill()
-                raise ConfinementError("sandbox confinement layers are not active (STRATBOX_SANDBOX_STRICT=1): " + "; ".join(
-                    f"{name}: {why}" for name, why in missing.items()))
+                raise ConfinementError(
+                    "sandbox confinement layers are not active (STRATBOX_SANDBOX_STRICT=1): "
+                    + "; ".join(f"{name}: {why}" for name, why in missing.items())
+                )
             self.info = info
             self.host_pid = self._keepers_child(info.get("pid"))
         return self.info
@@ -212,7 +232,10 @@ class _Host:
         self._fill(HEADER.size, deadline)
         (length,) = HEADER.unpack(self.buf[: HEADER.size])
         if length > cap:
-            raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"host reply of {length} bytes exceeds the call's limit of {cap} bytes")
+            raise SandboxError(
+                ErrorCode.OUTPUT_LIMIT,
+                f"host reply of {length} bytes exceeds the call's limit of {cap} bytes",
+            )
         self._fill(HEADER.size + length, deadline)
         data = bytes(self.buf[HEADER.size : HEADER.size + length])
         del self.buf[: HEADER.size + length]
@@ -238,7 +261,9 @@ class _Host:
             reply = self._read_reply(deadline, self.limits.reply_cap(str(msg.get("cmd"))))
         except TimeoutError:
             self.kill()
-            raise SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped") from None
+            raise SandboxError(
+                ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped"
+            ) from None
         except _HostGone:
             raise self._death_error(what) from None
         except SandboxError:
@@ -259,8 +284,12 @@ class _Host:
         if code == -signal.SIGXCPU:
             return SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded the host's CPU limit")
         if code == -signal.SIGSYS:
-            return SandboxError(ErrorCode.FORBIDDEN, f"{what} made a forbidden system call; the host was stopped")
-        return SandboxError(ErrorCode.HOST_CRASHED, f"the sandbox host died during {what} (exit status {code})")
+            return SandboxError(
+                ErrorCode.FORBIDDEN, f"{what} made a forbidden system call; the host was stopped"
+            )
+        return SandboxError(
+            ErrorCode.HOST_CRASHED, f"the sandbox host died during {what} (exit status {code})"
+        )
 
 
 class ConfinementError(SandboxError):
@@ -271,7 +300,17 @@ class ConfinementError(SandboxError):
 
 
 # Layers whose absence :func:`strict_confinement` turns into a refusal (see sandbox.confine).
-REQUIRED_LAYERS = ("pdeathsig", "pidns", "netns", "emptyroot", "uid", "nodump", "no_new_privs", "landlock", "seccomp")
+REQUIRED_LAYERS = (
+    "pdeathsig",
+    "pidns",
+    "netns",
+    "emptyroot",
+    "uid",
+    "nodump",
+    "no_new_privs",
+    "landlock",
+    "seccomp",
+)
 
 
 def strict_confinement() -> bool:
@@ -427,13 +466,23 @@ class SandboxClient:
             if not host.alive() and self._pool.get(tenant_id) is host:
                 self._pool.pop(tenant_id, None)
 
-    def _load_on(self, host: _Host, tenant_id: str, instance_id: str, spec: _Spec, state: Any) -> dict[str, Any]:
+    def _load_on(
+        self, host: _Host, tenant_id: str, instance_id: str, spec: _Spec, state: Any
+    ) -> dict[str, Any]:
         sources = {"strategy.py": spec.source}
         if spec.style == "signal_bundle":
             sources = {"entry.py": spec.source, "exit.py": spec.exit_source or ""}
-        msg = {"cmd": "load", "instance_id": instance_id, "style": spec.style, "sources": sources,
-               "config": spec.config, "state": state, "seed": spec.seed, "config_schema": spec.config_schema,
-               "budget": self.limits.load_timeout}
+        msg = {
+            "cmd": "load",
+            "instance_id": instance_id,
+            "style": spec.style,
+            "sources": sources,
+            "config": spec.config,
+            "state": state,
+            "seed": spec.seed,
+            "config_schema": spec.config_schema,
+            "budget": self.limits.load_timeout,
+        }
         result = self._request(tenant_id, host, msg, self.limits.load_timeout, "load")
         host.loaded[instance_id] = spec.fingerprint
         return result if isinstance(result, dict) else {}
@@ -447,14 +496,17 @@ class SandboxClient:
             self._load_on(host, tenant_id, instance_id, spec, spec.state)
         return host, spec
 
-    def _call(self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str) -> tuple[Any, _Spec]:
+    def _call(
+        self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str
+    ) -> tuple[Any, _Spec]:
         host, spec = self._ready(tenant_id, instance_id)
         msg["instance_id"] = instance_id
         msg["budget"] = timeout
         return self._request(tenant_id, host, msg, timeout, what), spec
 
-    def _call_dict(self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str
-                   ) -> tuple[dict[str, Any], _Spec]:
+    def _call_dict(
+        self, tenant_id: str, instance_id: str, msg: dict[str, Any], timeout: float, what: str
+    ) -> tuple[dict[str, Any], _Spec]:
         """A call whose result must be an object (hosts are untrusted: anything else is a crash)."""
         result, spec = self._call(tenant_id, instance_id, msg, timeout, what)
         if not isinstance(result, dict):
@@ -462,9 +514,20 @@ class SandboxClient:
         return result, spec
 
     # ------------------------------------------------------------- public API
-    def load(self, tenant_id: str, instance_id: str, *, source: str, style: str = "tick", exit_source: str | None = None,
-             config: dict[str, Any], state: dict[str, Any] | None = None, seed: int | None = None, fingerprint: str = "",
-             config_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    def load(
+        self,
+        tenant_id: str,
+        instance_id: str,
+        *,
+        source: str,
+        style: str = "tick",
+        exit_source: str | None = None,
+        config: dict[str, Any],
+        state: dict[str, Any] | None = None,
+        seed: int | None = None,
+        fingerprint: str = "",
+        config_schema: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Compile and start an instance; returns ``{"config_schema", "state", "logs"}``."""
         if style not in ("tick", "signal", "signal_bundle"):
             raise SandboxError(ErrorCode.BAD_REQUEST, f"unknown style {style!r}")
@@ -472,11 +535,20 @@ class SandboxClient:
             raise SandboxError(ErrorCode.BAD_REQUEST, "a signal_bundle needs exit_source (exit.py)")
         for text in (source, exit_source or ""):
             if len(text.encode("utf-8", "surrogatepass")) > self.limits.max_source_bytes:
-                raise SandboxError(ErrorCode.TOO_LARGE, f"source is larger than {self.limits.max_source_bytes // 1024} KiB")
+                raise SandboxError(
+                    ErrorCode.TOO_LARGE, f"source is larger than {self.limits.max_source_bytes // 1024} KiB"
+                )
         with self._tenant(tenant_id):
             self._specs.pop((tenant_id, instance_id), None)
-            spec = _Spec(source, style, exit_source, dict(config), seed, fingerprint or f"anon-{time.monotonic_ns()}",
-                         config_schema)
+            spec = _Spec(
+                source,
+                style,
+                exit_source,
+                dict(config),
+                seed,
+                fingerprint or f"anon-{time.monotonic_ns()}",
+                config_schema,
+            )
             host = self._host_for(tenant_id)
             host.loaded.pop(instance_id, None)
             result = self._load_on(host, tenant_id, instance_id, spec, state)
@@ -493,15 +565,23 @@ class SandboxClient:
     # host holds — the instance ran in another process since. Far cheaper than a reload: the code
     # stays compiled and ``init()``/``on_load`` do not run again.
 
-    def tick(self, tenant_id: str, instance_id: str, tick: dict[str, Any], snapshot: dict[str, Any],
-             state: dict[str, Any] | None = None) -> dict[str, Any]:
+    def tick(
+        self,
+        tenant_id: str,
+        instance_id: str,
+        tick: dict[str, Any],
+        snapshot: dict[str, Any],
+        state: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         with self._tenant(tenant_id):
             msg = {"cmd": "tick", "tick": tick, "snapshot": snapshot, "state": state}
             result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "on_tick")
             spec.state = result["state"]
             return result
 
-    def cycle_many(self, tenant_id: str, calls: list[dict[str, Any]]) -> list[dict[str, Any] | SandboxError | None]:
+    def cycle_many(
+        self, tenant_id: str, calls: list[dict[str, Any]]
+    ) -> list[dict[str, Any] | SandboxError | None]:
         """Several instances' ticks or signal cycles of one tenant in one round trip to its host.
 
         ``calls``: ``{"instance_id", "cmd": "tick"|"signal_cycle", "snapshot", "tick" (tick only),
@@ -523,8 +603,13 @@ class SandboxClient:
                 spec = self._specs.get((tenant_id, call["instance_id"]))
                 if spec is None or host.loaded.get(call["instance_id"]) != spec.fingerprint:
                     continue
-                msg = {"cmd": call["cmd"], "instance_id": call["instance_id"], "snapshot": call["snapshot"],
-                       "state": call.get("state"), "budget": timeout}
+                msg = {
+                    "cmd": call["cmd"],
+                    "instance_id": call["instance_id"],
+                    "snapshot": call["snapshot"],
+                    "state": call.get("state"),
+                    "budget": timeout,
+                }
                 if call["cmd"] == "tick":
                     msg["tick"] = call["tick"]
                 msgs.append(msg)
@@ -533,7 +618,9 @@ class SandboxClient:
                 return out
             payload = pickle.dumps({"cmd": "batch", "items": msgs}, protocol=5)
             try:
-                host._write(HEADER.pack(len(payload)) + payload, time.monotonic() + timeout + len(payload) / 200e6)
+                host._write(
+                    HEADER.pack(len(payload)) + payload, time.monotonic() + timeout + len(payload) / 200e6
+                )
             except (TimeoutError, _HostGone):
                 host.kill()
                 self._drop_if_dead(tenant_id, host)
@@ -541,10 +628,15 @@ class SandboxClient:
             for (n, spec), msg in zip(sent, msgs, strict=True):
                 what = "on_tick" if msg["cmd"] == "tick" else "signal cycle"
                 try:
-                    reply = host._read_reply(time.monotonic() + timeout + 0.05, self.limits.reply_cap(msg["cmd"]))
+                    reply = host._read_reply(
+                        time.monotonic() + timeout + 0.05, self.limits.reply_cap(msg["cmd"])
+                    )
                 except TimeoutError:
                     host.kill()
-                    out[n] = SandboxError(ErrorCode.TIMEOUT, f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped")
+                    out[n] = SandboxError(
+                        ErrorCode.TIMEOUT,
+                        f"{what} exceeded its {timeout * 1000:.0f} ms budget; the host was stopped",
+                    )
                 except _HostGone:
                     out[n] = host._death_error(what)
                 except SandboxError as exc:
@@ -557,7 +649,9 @@ class SandboxClient:
                     if reply.get("ok") is not True:
                         out[n] = SandboxError.from_dict(reply.get("error"))
                     elif not isinstance(result, dict):
-                        out[n] = SandboxError(ErrorCode.HOST_CRASHED, f"the host sent a malformed {what} result")
+                        out[n] = SandboxError(
+                            ErrorCode.HOST_CRASHED, f"the host sent a malformed {what} result"
+                        )
                     else:
                         spec.state = result["state"]
                         out[n] = result
@@ -574,17 +668,26 @@ class SandboxClient:
                 spec.state = state
             return result
 
-    def signal_cycle(self, tenant_id: str, instance_id: str, snapshot: dict[str, Any],
-                     state: dict[str, Any] | None = None) -> dict[str, Any]:
+    def signal_cycle(
+        self, tenant_id: str, instance_id: str, snapshot: dict[str, Any], state: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         with self._tenant(tenant_id):
             msg = {"cmd": "signal_cycle", "snapshot": snapshot, "state": state}
-            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.tick_timeout, "signal cycle")
+            result, spec = self._call_dict(
+                tenant_id, instance_id, msg, self.limits.tick_timeout, "signal cycle"
+            )
             spec.state = result["state"]
             return result
 
-    def backtest(self, tenant_id: str, instance_id: str,
-                 bars: list[dict[str, Any]] | dict[str, list[float]] | dict[str, bytes],
-                 broker_params: dict[str, Any], market: str = "BT", packed: bool = False) -> dict[str, Any]:
+    def backtest(
+        self,
+        tenant_id: str,
+        instance_id: str,
+        bars: list[dict[str, Any]] | dict[str, list[float]] | dict[str, bytes],
+        broker_params: dict[str, Any],
+        market: str = "BT",
+        packed: bool = False,
+    ) -> dict[str, Any]:
         """Run one chunk of bars inside the host; broker state carries over between chunks.
 
         ``bars``: a list of bar dicts, or columns ts/open/high/low/close/volume as lists of numbers
@@ -596,17 +699,30 @@ class SandboxClient:
         columns = _packed_columns(bars)
         with self._tenant(tenant_id):
             spec = self._specs.get((tenant_id, instance_id))
-            msg = {"cmd": "backtest", "bars": columns, "broker_params": broker_params,
-                   "broker_state": spec.broker_state if spec else None, "market": market, "packed": packed}
-            result, spec = self._call_dict(tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk")
+            msg = {
+                "cmd": "backtest",
+                "bars": columns,
+                "broker_params": broker_params,
+                "broker_state": spec.broker_state if spec else None,
+                "market": market,
+                "packed": packed,
+            }
+            result, spec = self._call_dict(
+                tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk"
+            )
             spec.broker_state = result.get("broker")
             spec.state = result.get("state", spec.state)
             return result
 
     def update_config(self, tenant_id: str, instance_id: str, config: dict[str, Any]) -> None:
         with self._tenant(tenant_id):
-            _, spec = self._call(tenant_id, instance_id, {"cmd": "update_config", "config": config},
-                                 self.limits.tick_timeout, "config update")
+            _, spec = self._call(
+                tenant_id,
+                instance_id,
+                {"cmd": "update_config", "config": config},
+                self.limits.tick_timeout,
+                "config update",
+            )
             spec.config = {**spec.config, **config}
 
     def unload(self, tenant_id: str, instance_id: str) -> None:
@@ -648,7 +764,9 @@ class SandboxClient:
 _BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
-def _packed_columns(bars: list[dict[str, Any]] | dict[str, list[float]] | dict[str, bytes]) -> dict[str, bytes]:
+def _packed_columns(
+    bars: list[dict[str, Any]] | dict[str, list[float]] | dict[str, bytes],
+) -> dict[str, bytes]:
     """Bar columns as packed float64 bytes. A column with gaps is left out (the host falls back to
     the close for open/high/low and to 0 for volume; ts and close are required)."""
     if isinstance(bars, list):

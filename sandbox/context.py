@@ -34,8 +34,17 @@ class ContextRevoked(RuntimeError):
 class CallRecord:
     """What one call into user code produced: logs, order intents, receipts, overflow flags."""
 
-    __slots__ = ("limits", "logs", "intents", "receipts", "log_overflow", "orders_attempted", "drop_logs",
-                 "logs_dropped", "bad_output")
+    __slots__ = (
+        "limits",
+        "logs",
+        "intents",
+        "receipts",
+        "log_overflow",
+        "orders_attempted",
+        "drop_logs",
+        "logs_dropped",
+        "bad_output",
+    )
 
     def __init__(self, limits: Limits, drop_logs: bool = False) -> None:
         self.limits = limits
@@ -134,7 +143,9 @@ class TickContext:
 
     __slots__ = ("_rec", "_snap", "_revoked", "_readonly", "_seq", "_price")
 
-    def __init__(self, rec: CallRecord, snapshot: dict[str, Any], price: Any = None, readonly: bool = False) -> None:
+    def __init__(
+        self, rec: CallRecord, snapshot: dict[str, Any], price: Any = None, readonly: bool = False
+    ) -> None:
         self._rec = rec
         self._snap = snapshot
         self._revoked = False
@@ -145,7 +156,9 @@ class TickContext:
 
     def _check(self) -> None:
         if self._revoked:
-            raise ContextRevoked("this context is no longer valid: a context only works during the call that received it")
+            raise ContextRevoked(
+                "this context is no longer valid: a context only works during the call that received it"
+            )
 
     def _revoke(self) -> None:
         self._revoked = True
@@ -207,13 +220,17 @@ class TickContext:
         self._check()
         self._rec.log("notify", text)
 
-    def place_order(self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None) -> OrderReceipt:
+    def place_order(
+        self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None
+    ) -> OrderReceipt:
         self._check()
         rec = self._rec
         rec.orders_attempted += 1
         if len(rec.intents) >= rec.limits.max_orders_per_call:  # cheap path for order floods
             if len(rec.receipts) < rec.limits.max_orders_per_call * 2:
-                rec.receipts.append({"client_order_id": None, "status": "rejected", "reason": "ORDER_QUOTA_EXCEEDED"})
+                rec.receipts.append(
+                    {"client_order_id": None, "status": "rejected", "reason": "ORDER_QUOTA_EXCEEDED"}
+                )
             return _QUOTA_RECEIPT
         if self._readonly:
             return self._reject(None, "READ_ONLY_CALL")
@@ -226,10 +243,17 @@ class TickContext:
         prefix = self._snap.get("order_id_prefix") or "order"
         coid = f"{prefix}-{self._seq}"
         status = "submitted" if self._snap.get("mode") == "active" else "shadow"
-        rec.intents.append({
-            "kind": "order", "client_order_id": coid, "side": side, "qty": order_number(qty), "type": type,
-            "price": order_number(price) if price is not None else None, "tag": tag,
-        })
+        rec.intents.append(
+            {
+                "kind": "order",
+                "client_order_id": coid,
+                "side": side,
+                "qty": order_number(qty),
+                "type": type,
+                "price": order_number(price) if price is not None else None,
+                "tag": tag,
+            }
+        )
         rec.receipts.append({"client_order_id": coid, "status": status, "reason": None})
         return OrderReceipt(coid, status, None)
 
@@ -244,7 +268,14 @@ class SignalContext:
 
     __slots__ = ("_rec", "_snap", "_revoked", "_config", "_state", "_history")
 
-    def __init__(self, rec: CallRecord, snapshot: dict[str, Any], config: Any, state: dict[str, Any], history: tuple[float, ...]) -> None:
+    def __init__(
+        self,
+        rec: CallRecord,
+        snapshot: dict[str, Any],
+        config: Any,
+        state: dict[str, Any],
+        history: tuple[float, ...],
+    ) -> None:
         self._rec = rec
         self._snap = snapshot
         self._revoked = False
@@ -254,7 +285,9 @@ class SignalContext:
 
     def _check(self) -> None:
         if self._revoked:
-            raise ContextRevoked("this context is no longer valid: a context only works during the call that received it")
+            raise ContextRevoked(
+                "this context is no longer valid: a context only works during the call that received it"
+            )
 
     def _revoke(self) -> None:
         self._revoked = True

@@ -54,7 +54,12 @@ class SandboxError(Exception):
         super().__init__(f"{self.code}: {message}" + (f" (line {line})" if line else ""))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": str(self.code), "message": self.message, "line": self.line, "traceback": self.traceback}
+        return {
+            "code": str(self.code),
+            "message": self.message,
+            "line": self.line,
+            "traceback": self.traceback,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> SandboxError:

@@ -20,9 +20,11 @@ from typing import Any
 def boot_line(then: str) -> str:
     """A host's ``-c`` program: search path, then the keeper split (:mod:`sandbox.keeper`, run from its
     file so that the keeper never imports the package), then ``then`` in the host, with ``ns``."""
-    return ("import sys,json;sys.path[:0]=json.loads(sys.argv[1]);k={'__name__':'keeper'};"
-            "exec(compile(open(sys.path[0]+'/sandbox/keeper.py','rb').read(),'keeper.py','exec'),k);"
-            "ns=k['split']();del k;" + then)
+    return (
+        "import sys,json;sys.path[:0]=json.loads(sys.argv[1]);k={'__name__':'keeper'};"
+        "exec(compile(open(sys.path[0]+'/sandbox/keeper.py','rb').read(),'keeper.py','exec'),k);"
+        "ns=k['split']();del k;" + then
+    )
 
 
 BOOT = boot_line("from sandbox.host import main;main(ns)")
@@ -49,8 +51,12 @@ def _preload() -> None:
         "        datetime.datetime.strptime('2024-01-01', '%Y-%m-%d')\n        re.compile('a+b').match('aab')\n"
         "        statistics.mean([1, 2]); decimal.Decimal('1.5') + 1\n"
     )
-    inst = Instance("warm", style="tick", sources={"strategy.py": warm}, config={}, state=None, seed=1, limits=Limits())
-    inst.tick({"market": "X", "ts": 1.0, "price": 1.0, "bid": 1.0, "ask": 1.0, "volume": 1.0}, {"mode": "observe"})
+    inst = Instance(
+        "warm", style="tick", sources={"strategy.py": warm}, config={}, state=None, seed=1, limits=Limits()
+    )
+    inst.tick(
+        {"market": "X", "ts": 1.0, "price": 1.0, "bid": 1.0, "ask": 1.0, "volume": 1.0}, {"mode": "observe"}
+    )
     inst.render()
     sandbox.analysis.analyze(warm, "tick", "strategy.py", Limits())
 
@@ -119,9 +125,16 @@ class Host:
     def _build(self, instance_id: str, args: dict[str, Any]) -> Any:
         from sandbox.runtime import Instance
 
-        inst = Instance(instance_id, style=args["style"], sources=args["sources"], config=args["config"],
-                        state=args.get("state"), seed=args.get("seed"), limits=self.limits,
-                        config_schema=args.get("config_schema"))
+        inst = Instance(
+            instance_id,
+            style=args["style"],
+            sources=args["sources"],
+            config=args["config"],
+            state=args.get("state"),
+            seed=args.get("seed"),
+            limits=self.limits,
+            config_schema=args.get("config_schema"),
+        )
         return inst
 
     def handle(self, msg: dict[str, Any]) -> Any:
@@ -135,7 +148,9 @@ class Host:
         if cmd == "ping":
             return {"pong": True}
         if cmd == "validate":
-            return analyze(msg["source"], msg.get("style", "tick"), msg.get("filename", "strategy.py"), self.limits)
+            return analyze(
+                msg["source"], msg.get("style", "tick"), msg.get("filename", "strategy.py"), self.limits
+            )
         if cmd == "load":
             args = {k: msg.get(k) for k in ("style", "sources", "config", "state", "seed", "config_schema")}
             if self.instances.pop(iid, None) is not None:
@@ -144,7 +159,11 @@ class Host:
             inst = self._build(iid, args)
             self.instances[iid] = inst
             self.load_args[iid] = args
-            return {"config_schema": inst.schema, "state": json.loads(inst.good_state_json), "logs": inst.load_logs}
+            return {
+                "config_schema": inst.schema,
+                "state": json.loads(inst.good_state_json),
+                "logs": inst.load_logs,
+            }
         if cmd == "unload":
             self.instances.pop(iid, None)
             self.load_args.pop(iid, None)
@@ -166,8 +185,14 @@ class Host:
                 self.load_args[iid]["config"] = dict(inst.config)
                 return None
             if cmd == "backtest":
-                return run_backtest(inst, msg["bars"], msg.get("broker_params") or {}, msg.get("broker_state"),
-                                    msg.get("market") or "BT", packed=msg.get("packed") is True)
+                return run_backtest(
+                    inst,
+                    msg["bars"],
+                    msg.get("broker_params") or {},
+                    msg.get("broker_state"),
+                    msg.get("market") or "BT",
+                    packed=msg.get("packed") is True,
+                )
         except BaseException:
             self.dirty.add(iid)
             raise
@@ -208,24 +233,49 @@ class Host:
             reply = {"ok": False, "error": exc.to_dict()}
             fatal = exc.code == ErrorCode.MEMORY_LIMIT
         except MemoryError:
-            reply = {"ok": False, "error": SandboxError(ErrorCode.MEMORY_LIMIT, "the host ran out of memory").to_dict()}
+            reply = {
+                "ok": False,
+                "error": SandboxError(ErrorCode.MEMORY_LIMIT, "the host ran out of memory").to_dict(),
+            }
             fatal = True
         except RecursionError:
-            reply = {"ok": False, "error": SandboxError(ErrorCode.RUNTIME_ERROR, "RecursionError: maximum recursion depth exceeded").to_dict()}
+            reply = {
+                "ok": False,
+                "error": SandboxError(
+                    ErrorCode.RUNTIME_ERROR, "RecursionError: maximum recursion depth exceeded"
+                ).to_dict(),
+            }
         except Exception as exc:  # noqa: BLE001 - a host bug must still answer
-            reply = {"ok": False, "error": SandboxError(ErrorCode.HOST_CRASHED, f"host error: {type(exc).__name__}: {exc}"[:500]).to_dict()}
+            reply = {
+                "ok": False,
+                "error": SandboxError(
+                    ErrorCode.HOST_CRASHED, f"host error: {type(exc).__name__}: {exc}"[:500]
+                ).to_dict(),
+            }
         reply["fatal"] = fatal
         try:
             data = _encode_reply(reply)
         except (ValueError, TypeError, RecursionError) as exc:
-            data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
-                ErrorCode.BAD_OUTPUT, f"result is not JSON: {exc}"[:300]).to_dict()}).encode()
+            data = json.dumps(
+                {
+                    "ok": False,
+                    "fatal": False,
+                    "error": SandboxError(ErrorCode.BAD_OUTPUT, f"result is not JSON: {exc}"[:300]).to_dict(),
+                }
+            ).encode()
         except MemoryError:
             data = b'{"ok":false,"fatal":true,"error":{"code":"MEMORY_LIMIT","message":"the host ran out of memory","line":null,"traceback":null}}'
             fatal = True
         if len(data) > self.limits.max_message_bytes:
-            data = json.dumps({"ok": False, "fatal": False, "error": SandboxError(
-                ErrorCode.OUTPUT_LIMIT, f"result of {len(data)} bytes exceeds the message limit").to_dict()}).encode()
+            data = json.dumps(
+                {
+                    "ok": False,
+                    "fatal": False,
+                    "error": SandboxError(
+                        ErrorCode.OUTPUT_LIMIT, f"result of {len(data)} bytes exceeds the message limit"
+                    ).to_dict(),
+                }
+            ).encode()
         return data, fatal
 
 
@@ -293,12 +343,26 @@ def main(namespaces: tuple[bool, str] = (False, "no keeper split"), hook: Any = 
     gc.freeze()  # boot objects never need scanning again: shorter GC pauses on the tick path
     host = Host(limits)
     uid = lease.get("uid")
-    layers = confine(limits.memory_bytes, limits.open_files, 10, uid=uid if type(uid) is int else None,
-                     namespaces=namespaces, root_dir=root_dir)
+    layers = confine(
+        limits.memory_bytes,
+        limits.open_files,
+        10,
+        uid=uid if type(uid) is int else None,
+        namespaces=namespaces,
+        root_dir=root_dir,
+    )
     host.cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
     sys.setrecursionlimit(1000)
-    ready = {"ok": True, "result": {"pid": outer_pid, "ns_pid": os.getpid(), "layers": layers,
-                                    "boot_seconds": time.perf_counter() - started, "uid": os.getuid()}}
+    ready = {
+        "ok": True,
+        "result": {
+            "pid": outer_pid,
+            "ns_pid": os.getpid(),
+            "layers": layers,
+            "boot_seconds": time.perf_counter() - started,
+            "uid": os.getuid(),
+        },
+    }
     write_frame(wfd, json.dumps(ready).encode())
     if hook is not None:
         hook(host, rfd, wfd)

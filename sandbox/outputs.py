@@ -126,8 +126,14 @@ def _walk(value: Any, max_depth: int, depth: int, active: set[int], budget: list
             for key, item in value.items():
                 if type(key) is not str:
                     kt = type(key)
-                    hint = "use str(key) (and int(key) when reading)" if kt is int or kt is float else "use a string"
-                    raise _Bad(f"has a key of type {kt.__name__} ({_plain_repr(key)}); keys must be strings: {hint}")
+                    hint = (
+                        "use str(key) (and int(key) when reading)"
+                        if kt is int or kt is float
+                        else "use a string"
+                    )
+                    raise _Bad(
+                        f"has a key of type {kt.__name__} ({_plain_repr(key)}); keys must be strings: {hint}"
+                    )
                 problem = text_problem(key)
                 if problem is not None:
                     raise _Bad(f"has a key that {problem}")
@@ -184,7 +190,9 @@ def check_widgets(payload: Any, *, max_depth: int, max_bytes: int) -> dict[str, 
         payload = {"widgets": payload}
     if type(payload) is not dict or type(payload.get("widgets")) is not list:
         raise SandboxError(ErrorCode.BAD_OUTPUT, 'render() must return {"widgets": [...]}')
-    check_json(payload, what="render() output", code=ErrorCode.BAD_OUTPUT, max_depth=max_depth, max_bytes=max_bytes)
+    check_json(
+        payload, what="render() output", code=ErrorCode.BAD_OUTPUT, max_depth=max_depth, max_bytes=max_bytes
+    )
     widgets = payload["widgets"]
     if len(widgets) > 50:
         raise SandboxError(ErrorCode.OUTPUT_LIMIT, "render() returned more than 50 widgets")
@@ -211,7 +219,12 @@ def _widget_problem(w: Any) -> str | None:
             if len(s["points"]) > 5000:
                 return "a series may have at most 5000 points"
             for p in s["points"]:
-                if type(p) not in (list, tuple) or len(p) != 2 or not _is_num(p[1]) or not (_is_num(p[0]) or _str(p[0], 64)):
+                if (
+                    type(p) not in (list, tuple)
+                    or len(p) != 2
+                    or not _is_num(p[1])
+                    or not (_is_num(p[0]) or _str(p[0], 64))
+                ):
                     return "points must be [x, y] pairs of numbers (x may be a string)"
         return None
     if kind == "metric":

@@ -67,17 +67,55 @@ from sandbox import sdk
 # The allow-list shown to users: module -> exposed names.
 
 RANDOM_METHODS: tuple[str, ...] = (
-    "betavariate", "choice", "choices", "expovariate", "gammavariate", "gauss", "getrandbits",
-    "lognormvariate", "normalvariate", "paretovariate", "randint", "random", "randrange",
-    "sample", "seed", "shuffle", "triangular", "uniform", "vonmisesvariate", "weibullvariate",
+    "betavariate",
+    "choice",
+    "choices",
+    "expovariate",
+    "gammavariate",
+    "gauss",
+    "getrandbits",
+    "lognormvariate",
+    "normalvariate",
+    "paretovariate",
+    "randint",
+    "random",
+    "randrange",
+    "sample",
+    "seed",
+    "shuffle",
+    "triangular",
+    "uniform",
+    "vonmisesvariate",
+    "weibullvariate",
 )
 # ``typing`` is offered for annotations only: inert per-instance markers, never the real objects
 # (whose aliases forward attribute access to their origin and share one lru cache between callers).
 TYPING_NAMES: tuple[str, ...] = (
-    "Any", "Callable", "ClassVar", "Counter", "DefaultDict", "Deque", "Dict", "Final", "FrozenSet",
-    "Generator", "Iterable", "Iterator", "List", "Literal", "Mapping", "MutableMapping",
-    "MutableSequence", "MutableSet", "Optional", "OrderedDict", "Sequence", "Set",
-    "Tuple", "Type", "Union",
+    "Any",
+    "Callable",
+    "ClassVar",
+    "Counter",
+    "DefaultDict",
+    "Deque",
+    "Dict",
+    "Final",
+    "FrozenSet",
+    "Generator",
+    "Iterable",
+    "Iterator",
+    "List",
+    "Literal",
+    "Mapping",
+    "MutableMapping",
+    "MutableSequence",
+    "MutableSet",
+    "Optional",
+    "OrderedDict",
+    "Sequence",
+    "Set",
+    "Tuple",
+    "Type",
+    "Union",
 )
 
 _MATH_NAMES = sorted(n for n in dir(math) if not n.startswith("_"))
@@ -86,31 +124,122 @@ _ITERTOOLS_NAMES = sorted(n for n in dir(itertools) if not n.startswith("_"))
 ALLOWED_IMPORTS: dict[str, list[str]] = {
     "math": _MATH_NAMES,
     "statistics": [
-        "NormalDist", "StatisticsError", "correlation", "covariance", "fmean", "geometric_mean",
-        "harmonic_mean", "linear_regression", "mean", "median", "median_grouped", "median_high",
-        "median_low", "mode", "multimode", "pstdev", "pvariance", "quantiles", "stdev", "variance",
+        "NormalDist",
+        "StatisticsError",
+        "correlation",
+        "covariance",
+        "fmean",
+        "geometric_mean",
+        "harmonic_mean",
+        "linear_regression",
+        "mean",
+        "median",
+        "median_grouped",
+        "median_high",
+        "median_low",
+        "mode",
+        "multimode",
+        "pstdev",
+        "pvariance",
+        "quantiles",
+        "stdev",
+        "variance",
     ],
     "datetime": ["MAXYEAR", "MINYEAR", "date", "datetime", "time", "timedelta", "timezone"],
     "decimal": [
-        "Decimal", "DecimalException", "DivisionByZero", "InvalidOperation", "ROUND_05UP",
-        "ROUND_CEILING", "ROUND_DOWN", "ROUND_FLOOR", "ROUND_HALF_DOWN", "ROUND_HALF_EVEN",
-        "ROUND_HALF_UP", "ROUND_UP",
+        "Decimal",
+        "DecimalException",
+        "DivisionByZero",
+        "InvalidOperation",
+        "ROUND_05UP",
+        "ROUND_CEILING",
+        "ROUND_DOWN",
+        "ROUND_FLOOR",
+        "ROUND_HALF_DOWN",
+        "ROUND_HALF_EVEN",
+        "ROUND_HALF_UP",
+        "ROUND_UP",
     ],
     "fractions": ["Fraction"],
     "itertools": _ITERTOOLS_NAMES,
-    "functools": ["cache", "cached_property", "cmp_to_key", "lru_cache", "partial", "reduce", "total_ordering", "wraps"],
+    "functools": [
+        "cache",
+        "cached_property",
+        "cmp_to_key",
+        "lru_cache",
+        "partial",
+        "reduce",
+        "total_ordering",
+        "wraps",
+    ],
     "collections": ["ChainMap", "Counter", "OrderedDict", "defaultdict", "deque", "namedtuple"],
-    "heapq": ["heapify", "heappop", "heappush", "heappushpop", "heapreplace", "merge", "nlargest", "nsmallest"],
+    "heapq": [
+        "heapify",
+        "heappop",
+        "heappush",
+        "heappushpop",
+        "heapreplace",
+        "merge",
+        "nlargest",
+        "nsmallest",
+    ],
     "bisect": ["bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"],
     "random": [*RANDOM_METHODS, "Random"],
     "re": [
-        "A", "ASCII", "DOTALL", "I", "IGNORECASE", "M", "MULTILINE", "S", "VERBOSE", "X", "compile",
-        "error", "escape", "findall", "finditer", "fullmatch", "match", "search", "split", "sub", "subn",
+        "A",
+        "ASCII",
+        "DOTALL",
+        "I",
+        "IGNORECASE",
+        "M",
+        "MULTILINE",
+        "S",
+        "VERBOSE",
+        "X",
+        "compile",
+        "error",
+        "escape",
+        "findall",
+        "finditer",
+        "fullmatch",
+        "match",
+        "search",
+        "split",
+        "sub",
+        "subn",
     ],
     "operator": [
-        "abs", "add", "and_", "concat", "contains", "countOf", "eq", "floordiv", "ge", "gt", "index",
-        "indexOf", "inv", "invert", "itemgetter", "le", "lshift", "lt", "mod", "mul", "ne", "neg",
-        "not_", "or_", "pos", "pow", "rshift", "sub", "truediv", "truth", "xor",
+        "abs",
+        "add",
+        "and_",
+        "concat",
+        "contains",
+        "countOf",
+        "eq",
+        "floordiv",
+        "ge",
+        "gt",
+        "index",
+        "indexOf",
+        "inv",
+        "invert",
+        "itemgetter",
+        "le",
+        "lshift",
+        "lt",
+        "mod",
+        "mul",
+        "ne",
+        "neg",
+        "not_",
+        "or_",
+        "pos",
+        "pow",
+        "rshift",
+        "sub",
+        "truediv",
+        "truth",
+        "xor",
     ],
     "sandbox.sdk": sorted(sdk.SDK_EXPORTS),
     "typing": sorted([*TYPING_NAMES, "TYPE_CHECKING", "cast"]),
@@ -119,48 +248,200 @@ ALLOWED_IMPORTS: dict[str, list[str]] = {
 """Modules user code may import and the names each exposes (``random`` is seeded per instance)."""
 
 _REAL_MODULES: dict[str, Any] = {
-    "math": math, "statistics": statistics, "datetime": datetime, "decimal": decimal,
-    "fractions": fractions, "itertools": itertools, "functools": functools,
-    "collections": collections, "heapq": heapq, "bisect": bisect, "re": re, "operator": operator,
+    "math": math,
+    "statistics": statistics,
+    "datetime": datetime,
+    "decimal": decimal,
+    "fractions": fractions,
+    "itertools": itertools,
+    "functools": functools,
+    "collections": collections,
+    "heapq": heapq,
+    "bisect": bisect,
+    "re": re,
+    "operator": operator,
 }
 
 # Attribute names refused at compile time (beyond anything starting with "_").
-FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(INSPECT_ATTRIBUTES) | frozenset({
-    "f_back", "f_builtins", "f_code", "f_globals", "f_locals", "f_trace", "f_generator", "f_lasti",
-    "f_lineno", "f_trace_lines", "f_trace_opcodes", "tb_frame", "tb_next", "tb_lasti", "tb_lineno",
-    "func_globals", "func_code", "func_closure", "im_func", "im_self", "im_class",
-    "mro", "fget", "fset", "fdel", "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code",
-    "cr_await", "cr_origin", "ag_frame", "ag_code", "ag_await",
-})
+FORBIDDEN_ATTRIBUTES: frozenset[str] = frozenset(INSPECT_ATTRIBUTES) | frozenset(
+    {
+        "f_back",
+        "f_builtins",
+        "f_code",
+        "f_globals",
+        "f_locals",
+        "f_trace",
+        "f_generator",
+        "f_lasti",
+        "f_lineno",
+        "f_trace_lines",
+        "f_trace_opcodes",
+        "tb_frame",
+        "tb_next",
+        "tb_lasti",
+        "tb_lineno",
+        "func_globals",
+        "func_code",
+        "func_closure",
+        "im_func",
+        "im_self",
+        "im_class",
+        "mro",
+        "fget",
+        "fset",
+        "fdel",
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "cr_origin",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+    }
+)
 FORBIDDEN_ATTRIBUTE_PREFIXES: tuple[str, ...] = ("co_", "gi_", "cr_", "ag_", "tb_")
 # Attribute names whose danger depends on the object: compiled to ``_getattr_(obj, name)``.
 GUARDED_ATTRIBUTES: frozenset[str] = frozenset({"format", "format_map", "obj"})
 # Special methods user classes may define (no __del__, __getattribute__, __setattr__, __format__, ...).
-ALLOWED_MAGIC_METHODS: frozenset[str] = frozenset(ALLOWED_FUNC_NAMES) | frozenset({
-    "__init__", "__repr__", "__str__", "__len__", "__iter__", "__next__", "__getitem__",
-    "__setitem__", "__delitem__", "__contains__", "__hash__", "__bool__", "__eq__", "__ne__",
-    "__lt__", "__le__", "__gt__", "__ge__", "__add__", "__radd__", "__sub__", "__rsub__",
-    "__mul__", "__rmul__", "__truediv__", "__rtruediv__", "__floordiv__", "__mod__", "__neg__",
-    "__pos__", "__abs__", "__call__", "__enter__", "__exit__",
-})
-FORBIDDEN_MAGIC_METHODS: frozenset[str] = frozenset({
-    "__del__", "__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__format__",
-    "__init_subclass__", "__class_getitem__", "__set_name__", "__get__", "__set__", "__delete__",
-    "__reduce__", "__reduce_ex__", "__new__", "__instancecheck__", "__subclasscheck__",
-    "__index__", "__int__", "__float__", "__complex__", "__getstate__", "__setstate__",
-})
+ALLOWED_MAGIC_METHODS: frozenset[str] = frozenset(ALLOWED_FUNC_NAMES) | frozenset(
+    {
+        "__init__",
+        "__repr__",
+        "__str__",
+        "__len__",
+        "__iter__",
+        "__next__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__contains__",
+        "__hash__",
+        "__bool__",
+        "__eq__",
+        "__ne__",
+        "__lt__",
+        "__le__",
+        "__gt__",
+        "__ge__",
+        "__add__",
+        "__radd__",
+        "__sub__",
+        "__rsub__",
+        "__mul__",
+        "__rmul__",
+        "__truediv__",
+        "__rtruediv__",
+        "__floordiv__",
+        "__mod__",
+        "__neg__",
+        "__pos__",
+        "__abs__",
+        "__call__",
+        "__enter__",
+        "__exit__",
+    }
+)
+FORBIDDEN_MAGIC_METHODS: frozenset[str] = frozenset(
+    {
+        "__del__",
+        "__getattr__",
+        "__getattribute__",
+        "__setattr__",
+        "__delattr__",
+        "__format__",
+        "__init_subclass__",
+        "__class_getitem__",
+        "__set_name__",
+        "__get__",
+        "__set__",
+        "__delete__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__new__",
+        "__instancecheck__",
+        "__subclasscheck__",
+        "__index__",
+        "__int__",
+        "__float__",
+        "__complex__",
+        "__getstate__",
+        "__setstate__",
+    }
+)
 
 SAFE_BUILTIN_NAMES: tuple[str, ...] = (
-    "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "classmethod", "complex",
-    "dict", "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "int",
-    "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object",
-    "oct", "ord", "pow", "property", "range", "repr", "reversed", "round", "set", "slice",
-    "sorted", "staticmethod", "str", "sum", "super", "tuple", "zip",
-    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError",
-    "LookupError", "NotImplementedError", "OverflowError", "RuntimeError", "StopIteration",
-    "TypeError", "ValueError", "ZeroDivisionError",
+    "abs",
+    "all",
+    "any",
+    "bin",
+    "bool",
+    "bytes",
+    "callable",
+    "chr",
+    "classmethod",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "format",
+    "frozenset",
+    "hash",
+    "hex",
+    "int",
+    "isinstance",
+    "issubclass",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "object",
+    "oct",
+    "ord",
+    "pow",
+    "property",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "staticmethod",
+    "str",
+    "sum",
+    "super",
+    "tuple",
+    "zip",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NotImplementedError",
+    "OverflowError",
+    "RuntimeError",
+    "StopIteration",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
 )
-SAFE_CONSTANTS: dict[str, Any] = {"True": True, "False": False, "None": None, "NotImplemented": NotImplemented, "Ellipsis": Ellipsis}
+SAFE_CONSTANTS: dict[str, Any] = {
+    "True": True,
+    "False": False,
+    "None": None,
+    "NotImplemented": NotImplemented,
+    "Ellipsis": Ellipsis,
+}
 
 
 # Modules that stdlib C code imports on behalf of an allowed function; never handed to user code.
@@ -199,8 +480,12 @@ def attribute_name_problem(name: str) -> str | None:
 class StratboxPolicy(RestrictingNodeTransformer):
     """RestrictedPython transformer with compile-time attribute checks and cheap runtime guards."""
 
-    def __init__(self, errors: list[str] | None = None, warnings: list[str] | None = None,
-                 used_names: dict[str, bool] | None = None) -> None:
+    def __init__(
+        self,
+        errors: list[str] | None = None,
+        warnings: list[str] | None = None,
+        used_names: dict[str, bool] | None = None,
+    ) -> None:
         super().__init__(errors, warnings, used_names)
         self.issues: list[CompileIssue] = []
         self.imports: list[str] = []
@@ -245,7 +530,11 @@ class StratboxPolicy(RestrictingNodeTransformer):
         node = self.node_contents_visit(node)
         if isinstance(node.ctx, ast.Load):
             if node.attr in GUARDED_ATTRIBUTES:
-                call = ast.Call(func=ast.Name("_getattr_", ast.Load()), args=[node.value, ast.Constant(node.attr)], keywords=[])
+                call = ast.Call(
+                    func=ast.Name("_getattr_", ast.Load()),
+                    args=[node.value, ast.Constant(node.attr)],
+                    keywords=[],
+                )
                 return ast.copy_location(call, node)
             return node
         guard = ast.Call(func=ast.Name("_write_", ast.Load()), args=[node.value], keywords=[])
@@ -296,8 +585,11 @@ class StratboxPolicy(RestrictingNodeTransformer):
 
     def _check_yield(self, node: ast.Yield | ast.YieldFrom) -> None:
         if self._cleanup_depth[-1]:
-            self.error(node, "yield inside try/with is not allowed: its cleanup would run when the generator "
-                             "is garbage-collected, outside any call")
+            self.error(
+                node,
+                "yield inside try/with is not allowed: its cleanup would run when the generator "
+                "is garbage-collected, outside any call",
+            )
 
     def visit_Yield(self, node: ast.Yield) -> Any:
         self._check_yield(node)
@@ -334,7 +626,9 @@ class StratboxPolicy(RestrictingNodeTransformer):
 
     def _check_module(self, node: ast.Import | ast.ImportFrom, module: str, names: list[str]) -> None:
         if module not in ALLOWED_IMPORTS and not (module == "sandbox" and not names):
-            self.error(node, f"import of {module!r} is not allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})")
+            self.error(
+                node, f"import of {module!r} is not allowed (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})"
+            )
             return
         allowed = ALLOWED_IMPORTS.get(module, [])
         for name in names:
@@ -384,7 +678,9 @@ def ast_depth(tree: ast.AST) -> int:
     return best
 
 
-def parse_source(source: str, filename: str, max_bytes: int, max_depth: int) -> tuple[ast.Module | None, list[CompileIssue]]:
+def parse_source(
+    source: str, filename: str, max_bytes: int, max_depth: int
+) -> tuple[ast.Module | None, list[CompileIssue]]:
     """Size check, parse and depth check. Untrusted work: call inside a host process."""
     if len(source.encode("utf-8", "surrogatepass")) > max_bytes:
         return None, [CompileIssue("TOO_LARGE", f"{filename} is larger than {max_bytes // 1024} KiB")]
@@ -401,7 +697,9 @@ def parse_source(source: str, filename: str, max_bytes: int, max_depth: int) -> 
         return None, [CompileIssue("COMPILE_ERROR", f"ValueError: {exc}")]
     depth = ast_depth(tree)
     if depth > max_depth:
-        return None, [CompileIssue("TOO_DEEP", f"{filename} is nested {depth} levels deep (limit {max_depth})")]
+        return None, [
+            CompileIssue("TOO_DEEP", f"{filename} is nested {depth} levels deep (limit {max_depth})")
+        ]
     return tree, []
 
 
@@ -418,14 +716,19 @@ def compile_tree(tree: ast.Module, filename: str) -> tuple[CodeType | None, list
     try:
         code = compile(tree, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return None, [CompileIssue("COMPILE_ERROR", f"SyntaxError: {exc.msg}", exc.lineno, exc.offset)], policy.imports
+        return (
+            None,
+            [CompileIssue("COMPILE_ERROR", f"SyntaxError: {exc.msg}", exc.lineno, exc.offset)],
+            policy.imports,
+        )
     except (RecursionError, MemoryError):
         return None, [CompileIssue("TOO_DEEP", f"{filename} is nested too deeply to compile")], policy.imports
     return code, [], policy.imports
 
 
-def compile_source(source: str, filename: str, max_bytes: int = 256 * 1024, max_depth: int = 60
-                   ) -> tuple[CodeType | None, list[CompileIssue], list[str]]:
+def compile_source(
+    source: str, filename: str, max_bytes: int = 256 * 1024, max_depth: int = 60
+) -> tuple[CodeType | None, list[CompileIssue], list[str]]:
     tree, issues = parse_source(source, filename, max_bytes, max_depth)
     if tree is None:
         return None, issues, []
@@ -551,9 +854,28 @@ def _check_format_string(fmt: str, depth: int = 0) -> str | None:
 # ``cached_property`` a writable attribute *name*, and so on. Adding a base needs the same review
 # as adding a module name (see tests/sandbox/test_sandbox_census.py).
 SUBCLASSABLE_BUILTINS: tuple[type, ...] = (
-    object, dict, list, tuple, set, frozenset, int, float,
-    ArithmeticError, AssertionError, AttributeError, Exception, IndexError, KeyError, LookupError,
-    NotImplementedError, OverflowError, RuntimeError, StopIteration, TypeError, ValueError, ZeroDivisionError,
+    object,
+    dict,
+    list,
+    tuple,
+    set,
+    frozenset,
+    int,
+    float,
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    Exception,
+    IndexError,
+    KeyError,
+    LookupError,
+    NotImplementedError,
+    OverflowError,
+    RuntimeError,
+    StopIteration,
+    TypeError,
+    ValueError,
+    ZeroDivisionError,
 )
 SUBCLASSABLE: frozenset[type] = frozenset({*SUBCLASSABLE_BUILTINS, sdk.Strategy, sdk.SignalStrategy})
 
@@ -562,7 +884,9 @@ _PYTHON_CALLABLES = (types.FunctionType, types.MethodType, types.BuiltinMethodTy
 
 def _expose(module: str, name: str, value: Any) -> Any:
     """Wrap a Python function or bound method in a :class:`HostFunction`; leave everything else."""
-    if isinstance(value, _PYTHON_CALLABLES) and not isinstance(getattr(value, "__self__", None), types.ModuleType):
+    if isinstance(value, _PYTHON_CALLABLES) and not isinstance(
+        getattr(value, "__self__", None), types.ModuleType
+    ):
         return HostFunction(value, f"{module}.{name}")
     return value
 
@@ -642,7 +966,9 @@ class Runtime:
         elif type(seed) not in (int, float, str, bytes):
             raise TypeError("random.Random(seed): the seed must be an int, float, str, bytes or None")
         rng = random.Random(seed)
-        return RandomGenerator("random.Random", {n: HostFunction(getattr(rng, n), f"Random.{n}") for n in RANDOM_METHODS})
+        return RandomGenerator(
+            "random.Random", {n: HostFunction(getattr(rng, n), f"Random.{n}") for n in RANDOM_METHODS}
+        )
 
     # functools/collections helpers that read or write attributes by name, narrowed to the
     # user's own objects and to names the compile-time policy accepts.
@@ -662,8 +988,12 @@ class Runtime:
                     raise self.violation(problem)
         return names
 
-    def _wraps(self, wrapped: Any, assigned: Any = functools.WRAPPER_ASSIGNMENTS,
-               updated: Any = functools.WRAPPER_UPDATES) -> HostFunction:
+    def _wraps(
+        self,
+        wrapped: Any,
+        assigned: Any = functools.WRAPPER_ASSIGNMENTS,
+        updated: Any = functools.WRAPPER_UPDATES,
+    ) -> HostFunction:
         names_assigned = self._wrapper_names(assigned, functools.WRAPPER_ASSIGNMENTS, "assigned")
         names_updated = self._wrapper_names(updated, functools.WRAPPER_UPDATES, "updated")
 
@@ -676,10 +1006,14 @@ class Runtime:
 
     def _total_ordering(self, cls: Any) -> Any:
         if not (isinstance(cls, type) and cls in self.user_types):
-            raise self.violation("functools.total_ordering can only decorate a class defined in your strategy")
+            raise self.violation(
+                "functools.total_ordering can only decorate a class defined in your strategy"
+            )
         return functools.total_ordering(cls)
 
-    def _namedtuple(self, typename: Any, field_names: Any, *, rename: bool = False, defaults: Any = None) -> type:
+    def _namedtuple(
+        self, typename: Any, field_names: Any, *, rename: bool = False, defaults: Any = None
+    ) -> type:
         make: Any = collections.namedtuple
         cls: type = make(typename, field_names, rename=rename, defaults=defaults)
         self.user_types.add(cls)  # a fresh class of this instance: it may be subclassed
@@ -733,7 +1067,9 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
             return False
         return True
 
-    def _import_(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    def _import_(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> Any:
         if level != 0 or type(name) is not str:
             raise rt.violation("relative imports are not allowed")
         if name == "sandbox" or (name == "sandbox.sdk" and not fromlist):
@@ -759,7 +1095,8 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
                 raise rt.violation(
                     f"subclassing {base.__name__} is not allowed; a class may derive from your own classes, "
                     "Strategy, SignalStrategy, object, the built-in exceptions, dict, list, tuple, set, "
-                    "frozenset, int and float")
+                    "frozenset, int and float"
+                )
         cls = type(name, bases, ns)
         user_types.add(cls)
         return cls
@@ -769,13 +1106,15 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
 
     safe_builtins: dict[str, Any] = {n: getattr(_b, n) for n in SAFE_BUILTIN_NAMES}
     safe_builtins.update(SAFE_CONSTANTS)
-    safe_builtins.update({
-        "__build_class__": _b.__build_class__,
-        "__import__": _import_,
-        "getattr": HostFunction(safe_getattr, "getattr"),
-        "hasattr": HostFunction(safe_hasattr, "hasattr"),
-        "print": HostFunction(_print, "print"),
-    })
+    safe_builtins.update(
+        {
+            "__build_class__": _b.__build_class__,
+            "__import__": _import_,
+            "getattr": HostFunction(safe_getattr, "getattr"),
+            "hasattr": HostFunction(safe_hasattr, "hasattr"),
+            "print": HostFunction(_print, "print"),
+        }
+    )
     module_globals = {
         "__builtins__": safe_builtins,
         "__name__": module_name,

@@ -75,9 +75,19 @@ def issue_error(issue: CompileIssue) -> SandboxError:
 class Instance:
     """One loaded strategy instance (fresh globals, fresh module wrappers, own RNG)."""
 
-    def __init__(self, instance_id: str, *, style: str, sources: dict[str, str], config: dict[str, Any],
-                 state: Any, seed: int | None, limits: Limits, restricted: bool = True,
-                 config_schema: Any = None) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        style: str,
+        sources: dict[str, str],
+        config: dict[str, Any],
+        state: Any,
+        seed: int | None,
+        limits: Limits,
+        restricted: bool = True,
+        config_schema: Any = None,
+    ) -> None:
         if style not in STYLES:
             raise SandboxError(ErrorCode.BAD_REQUEST, f"unknown style {style!r}")
         self.id = instance_id
@@ -128,7 +138,9 @@ class Instance:
     # ----------------------------------------------------------------- loading
     def _exec_file(self, filename: str, source: str) -> dict[str, Any]:
         if self.restricted:
-            code, issues, _imports = compile_source(source, filename, self.limits.max_source_bytes, self.limits.max_nesting)
+            code, issues, _imports = compile_source(
+                source, filename, self.limits.max_source_bytes, self.limits.max_nesting
+            )
             if code is None:
                 raise issue_error(issues[0])
             g = make_globals(self.rt, module_name=filename.rsplit(".", 1)[0])
@@ -143,8 +155,13 @@ class Instance:
         found: list[type[Any]] = []
         for g in self.globals.values():
             for value in g.values():
-                if (isinstance(value, type) and issubclass(value, base) and value is not base
-                        and (value in self.rt.user_types or not self.restricted) and value not in found):
+                if (
+                    isinstance(value, type)
+                    and issubclass(value, base)
+                    and value is not base
+                    and (value in self.rt.user_types or not self.restricted)
+                    and value not in found
+                ):
                     found.append(value)
         return [c for c in found if not any(o is not c and issubclass(o, c) for o in found)]
 
@@ -157,7 +174,9 @@ class Instance:
                 raise SandboxError(ErrorCode.NO_STRATEGY_CLASS, f"no class subclassing {base.__name__} found")
             if len(classes) > 1:
                 names = ", ".join(sorted(c.__name__ for c in classes))
-                raise SandboxError(ErrorCode.AMBIGUOUS_STRATEGY_CLASS, f"more than one strategy class: {names}")
+                raise SandboxError(
+                    ErrorCode.AMBIGUOUS_STRATEGY_CLASS, f"more than one strategy class: {names}"
+                )
             # An arbitrary user class (its __new__ comes from its bases; user code cannot define one):
             # allocate without running user __init__.
             cls: Any = classes[0]
@@ -177,14 +196,18 @@ class Instance:
             if not callable(self.entry):
                 raise SandboxError(ErrorCode.MISSING_FUNCTION, "entry.py must define should_enter(ctx)")
             if not callable(self.exit):
-                raise SandboxError(ErrorCode.MISSING_FUNCTION, "exit.py must define should_exit(ctx, position)")
+                raise SandboxError(
+                    ErrorCode.MISSING_FUNCTION, "exit.py must define should_exit(ctx, position)"
+                )
             raw_schema = entry_g.get("CONFIG_SCHEMA", {})
         # The engine passes the schema stored with the validated version: the instance's config
         # never depends on what a class attribute holds at run time.
         if self.schema_override is not None:
             raw_schema = self.schema_override
         try:
-            check_json(raw_schema, what="CONFIG_SCHEMA", code=ErrorCode.BAD_SCHEMA, max_depth=4, max_bytes=64 * 1024)
+            check_json(
+                raw_schema, what="CONFIG_SCHEMA", code=ErrorCode.BAD_SCHEMA, max_depth=4, max_bytes=64 * 1024
+            )
         except SandboxError as exc:
             raise SandboxError(ErrorCode.BAD_SCHEMA, exc.message) from None
         schema = json.loads(json.dumps(raw_schema))
@@ -207,8 +230,11 @@ class Instance:
         if type(init) is types.FunctionType:
             code = init.__code__
             required = code.co_argcount - len(init.__defaults__ or ())
-            kw_required = [n for n in code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
-                           if n not in (init.__kwdefaults__ or {})]
+            kw_required = [
+                n
+                for n in code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount]
+                if n not in (init.__kwdefaults__ or {})
+            ]
             if required > 1 or kw_required:
                 raise SandboxError(ErrorCode.RUNTIME_ERROR, INIT_ARGS_MESSAGE, code.co_firstlineno)
         self._user_call(init, self.obj)
@@ -242,8 +268,11 @@ class Instance:
         saved = state.pop(HISTORY_KEY)
         if type(saved) is list:
             self.history.clear()
-            self.history.extend(float(p) for p in saved[-(self.history.maxlen or 0):]
-                                if (type(p) is int or type(p) is float) and math.isfinite(p))
+            self.history.extend(
+                float(p)
+                for p in saved[-(self.history.maxlen or 0) :]
+                if (type(p) is int or type(p) is float) and math.isfinite(p)
+            )
         return state
 
     def _check_state(self, state: Any) -> str:
@@ -251,8 +280,13 @@ class Instance:
             raise SandboxError(ErrorCode.BAD_STATE, f"state must be a dict, not {type(state).__name__}")
         if self.style in SIGNAL_STYLES and HISTORY_KEY in state:
             raise SandboxError(ErrorCode.BAD_STATE, f"the state key {HISTORY_KEY!r} is reserved")
-        return check_json(state, what="state", code=ErrorCode.BAD_STATE,
-                          max_depth=self.limits.max_json_depth, max_bytes=self.limits.max_state_bytes)
+        return check_json(
+            state,
+            what="state",
+            code=ErrorCode.BAD_STATE,
+            max_depth=self.limits.max_json_depth,
+            max_bytes=self.limits.max_state_bytes,
+        )
 
     def _revoke_obj_context(self) -> None:
         ctx = self.obj.__dict__.get("_sb_context") if self.obj is not None else None
@@ -283,11 +317,15 @@ class Instance:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not self.restricted:
                 raise
             line, tb = self._user_traceback(exc)
-            raise SandboxError(ErrorCode.RUNTIME_ERROR, _describe_exception(exc, self.rt.user_types), line, tb) from None
+            raise SandboxError(
+                ErrorCode.RUNTIME_ERROR, _describe_exception(exc, self.rt.user_types), line, tb
+            ) from None
         if self.rt.violations:
             raise SandboxError(ErrorCode.FORBIDDEN, self.rt.violations[0])
         if self.rec.log_overflow:
-            raise SandboxError(ErrorCode.OUTPUT_LIMIT, f"more than {self.limits.max_log_lines} log lines in one call")
+            raise SandboxError(
+                ErrorCode.OUTPUT_LIMIT, f"more than {self.limits.max_log_lines} log lines in one call"
+            )
         if self.rec.bad_output is not None:
             raise SandboxError(ErrorCode.BAD_OUTPUT, self.rec.bad_output)
         return result
@@ -334,7 +372,9 @@ class Instance:
     def _state_out(self, text: str, raw: bool) -> Any:
         return RawJSON(text) if raw else json.loads(text)
 
-    def tick(self, tick: dict[str, Any], snapshot: dict[str, Any], *, raw_state: bool = False) -> dict[str, Any]:
+    def tick(
+        self, tick: dict[str, Any], snapshot: dict[str, Any], *, raw_state: bool = False
+    ) -> dict[str, Any]:
         if self.obj is None or self.style != "tick":
             raise SandboxError(ErrorCode.BAD_REQUEST, "tick() needs a tick-style strategy")
         t = make_tick(tick)
@@ -347,7 +387,12 @@ class Instance:
         finally:
             self._revoke_obj_context()
         text = self._finish(rec)
-        return {"intents": rec.intents, "state": self._state_out(text, raw_state), "logs": rec.logs, "receipts": rec.receipts}
+        return {
+            "intents": rec.intents,
+            "state": self._state_out(text, raw_state),
+            "logs": rec.logs,
+            "receipts": rec.receipts,
+        }
 
     def render(self) -> dict[str, Any]:
         rec = self.rec = CallRecord(self.limits)
@@ -360,8 +405,12 @@ class Instance:
                 payload = self._user_call(self.obj.render)
             finally:
                 self._revoke_obj_context()
-        out = check_widgets(payload, max_depth=self.limits.max_json_depth, max_bytes=self.limits.max_render_bytes)
-        widgets: dict[str, Any] = json.loads(json.dumps(out))  # a fresh copy: nothing shared with user objects
+        out = check_widgets(
+            payload, max_depth=self.limits.max_json_depth, max_bytes=self.limits.max_render_bytes
+        )
+        widgets: dict[str, Any] = json.loads(
+            json.dumps(out)
+        )  # a fresh copy: nothing shared with user objects
         return widgets
 
     def signal_cycle(self, snapshot: dict[str, Any], *, raw_state: bool = False) -> dict[str, Any]:
@@ -387,7 +436,12 @@ class Instance:
         finally:
             ctx._revoke()
         text = self._finish(rec)
-        return {"entries": entries, "exits": exits, "logs": rec.logs, "state": self._state_out(text, raw_state)}
+        return {
+            "entries": entries,
+            "exits": exits,
+            "logs": rec.logs,
+            "state": self._state_out(text, raw_state),
+        }
 
     def update_config(self, config: dict[str, Any]) -> None:
         if type(config) is not dict:
@@ -400,7 +454,10 @@ class Instance:
                 raise SandboxError(ErrorCode.BAD_CONFIG, f"config field {key!r}: unknown field")
             if merged.get(key) != value or type(merged.get(key)) is not type(value):
                 if key not in live:
-                    raise SandboxError(ErrorCode.BAD_CONFIG, f"config field {key!r} is not live; reload the instance to change it")
+                    raise SandboxError(
+                        ErrorCode.BAD_CONFIG,
+                        f"config field {key!r} is not live; reload the instance to change it",
+                    )
                 merged[key] = value
                 changed.append(key)
         clean, errors = apply_config(self.schema, merged)
@@ -421,9 +478,16 @@ def make_tick(tick: dict[str, Any]) -> sdk.Tick:
         raise SandboxError(ErrorCode.BAD_REQUEST, "tick must be a dict")
     price = _num(tick.get("price", tick.get("close")))
     return sdk.Tick(
-        str(tick.get("market", "")), _num(tick.get("ts")), price,
-        _num(tick.get("bid", price)), _num(tick.get("ask", price)), _num(tick.get("volume", 0.0)),
-        _opt(tick.get("open")), _opt(tick.get("high")), _opt(tick.get("low")), _opt(tick.get("close")),
+        str(tick.get("market", "")),
+        _num(tick.get("ts")),
+        price,
+        _num(tick.get("bid", price)),
+        _num(tick.get("ask", price)),
+        _num(tick.get("volume", 0.0)),
+        _opt(tick.get("open")),
+        _opt(tick.get("high")),
+        _opt(tick.get("low")),
+        _opt(tick.get("close")),
     )
 
 
@@ -455,10 +519,14 @@ def check_entries(result: Any, limit: int) -> list[dict[str, Any]]:
         if type(sig.side) is not str or sig.side not in ("long", "short"):
             raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.side must be 'long' or 'short'")
         if type(sig.reason) is not str or len(sig.reason) > 500 or text_problem(sig.reason):
-            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.reason must be text of at most 500 characters")
+            raise SandboxError(
+                ErrorCode.BAD_OUTPUT, "EntrySignal.reason must be text of at most 500 characters"
+            )
         conf = sig.confidence
         if type(conf) not in (int, float) or not math.isfinite(conf) or not 0 <= conf <= 1:
-            raise SandboxError(ErrorCode.BAD_OUTPUT, "EntrySignal.confidence must be a number between 0 and 1")
+            raise SandboxError(
+                ErrorCode.BAD_OUTPUT, "EntrySignal.confidence must be a number between 0 and 1"
+            )
         out.append({"market": sig.market, "side": sig.side, "reason": sig.reason, "confidence": float(conf)})
     return out
 
@@ -470,7 +538,9 @@ def check_exit(signal: Any, position: sdk.Position) -> dict[str, Any] | None:
         raise SandboxError(ErrorCode.BAD_OUTPUT, "should_exit() must return an ExitSignal or None")
     # Exact type first: comparing a user object would run its __eq__/__ne__ in trusted code.
     if type(signal.position_id) is not str or signal.position_id != position.position_id:
-        raise SandboxError(ErrorCode.BAD_OUTPUT, "ExitSignal.position_id must be the id of the position passed in")
+        raise SandboxError(
+            ErrorCode.BAD_OUTPUT, "ExitSignal.position_id must be the id of the position passed in"
+        )
     if type(signal.reason) is not str or len(signal.reason) > 500 or text_problem(signal.reason):
         raise SandboxError(ErrorCode.BAD_OUTPUT, "ExitSignal.reason must be text of at most 500 characters")
     return {"position_id": signal.position_id, "reason": signal.reason}
@@ -493,7 +563,9 @@ def _describe_exception(exc: BaseException, user_types: set[type] | frozenset[ty
             text = ""
         elif not all(type(a) in _PLAIN_ARG_TYPES for a in args):
             # Never the user's __str__/__repr__: plain arguments as they are, others by their type's name.
-            text = ", ".join(repr(a) if type(a) in _PLAIN_ARG_TYPES else f"<{type(a).__name__} object>" for a in args)
+            text = ", ".join(
+                repr(a) if type(a) in _PLAIN_ARG_TYPES else f"<{type(a).__name__} object>" for a in args
+            )
         elif any(t in user_types for t in cls.__mro__):
             text = BaseException.__str__(exc)
         else:

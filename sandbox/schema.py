@@ -138,7 +138,9 @@ def _validate_field(name: str, spec: object) -> str | None:
             return "choices must be unique"
     elif "choices" in spec:
         return f"choices are not allowed for type {ftype}"
-    if "max_length" in spec and (ftype != "str" or type(spec["max_length"]) is not int or spec["max_length"] < 0):
+    if "max_length" in spec and (
+        ftype != "str" or type(spec["max_length"]) is not int or spec["max_length"] < 0
+    ):
         return "max_length must be a non-negative integer on a str field"
     if "default" not in spec:
         return "default is required"

@@ -103,25 +103,55 @@ def _issue(raw: Any) -> Issue:
     if not isinstance(raw, dict):
         return Issue("HOST_CRASHED", "malformed issue from the validation host")
     line, col = raw.get("line"), raw.get("col")
-    return Issue(str(raw.get("code", "UNKNOWN"))[:64], str(raw.get("message", ""))[:2000],
-                 line if type(line) is int else None, col if type(col) is int else None)
+    return Issue(
+        str(raw.get("code", "UNKNOWN"))[:64],
+        str(raw.get("message", ""))[:2000],
+        line if type(line) is int else None,
+        col if type(col) is int else None,
+    )
 
 
-def validate_source(source: str, *, style: str = "tick", filename: str = "strategy.py", limits: Limits | None = None) -> ValidationReport:
+def validate_source(
+    source: str, *, style: str = "tick", filename: str = "strategy.py", limits: Limits | None = None
+) -> ValidationReport:
     """Check an uploaded file without executing it. Styles: tick, signal, signal_entry, signal_exit."""
     limits = limits or Limits()
     if not isinstance(source, str):
         return ValidationReport(False, [Issue("COMPILE_ERROR", "source must be text")])
     size = len(source.encode("utf-8", "surrogatepass"))
     if size > limits.max_source_bytes:
-        return ValidationReport(False, [Issue("TOO_LARGE", f"{filename} is {size} bytes; the limit is {limits.max_source_bytes // 1024} KiB")])
+        return ValidationReport(
+            False,
+            [
+                Issue(
+                    "TOO_LARGE",
+                    f"{filename} is {size} bytes; the limit is {limits.max_source_bytes // 1024} KiB",
+                )
+            ],
+        )
     try:
-        raw = _VALIDATOR.run({"cmd": "validate", "source": source, "style": style, "filename": filename,
-                              "budget": limits.load_timeout}, limits)
+        raw = _VALIDATOR.run(
+            {
+                "cmd": "validate",
+                "source": source,
+                "style": style,
+                "filename": filename,
+                "budget": limits.load_timeout,
+            },
+            limits,
+        )
     except SandboxError as exc:
         if exc.code == "TIMEOUT":
-            return ValidationReport(False, [Issue("TIMEOUT", f"{filename} does not load within the {limits.load_timeout:g} s "
-                                                             "a load may take (module body, __init__, init(), on_load)")])
+            return ValidationReport(
+                False,
+                [
+                    Issue(
+                        "TIMEOUT",
+                        f"{filename} does not load within the {limits.load_timeout:g} s "
+                        "a load may take (module body, __init__, init(), on_load)",
+                    )
+                ],
+            )
         code = "TOO_DEEP" if exc.code in ("MEMORY_LIMIT", "HOST_CRASHED") else str(exc.code)
         return ValidationReport(False, [Issue(code, f"{filename} could not be compiled: {exc.message}")])
     if not isinstance(raw, dict):

@@ -34,7 +34,9 @@ N_BARS = 1_000_000
 CHUNK = 100_000
 ROUNDS = 3  # best of: the machine's load moves single runs
 SMA = (Path(__file__).resolve().parents[2] / "strategies_store" / "catalog" / "sma_crossover.py").read_text()
-TRIVIAL = "from sandbox.sdk import Strategy\n\nclass T(Strategy):\n    def on_tick(self, tick):\n        pass\n"
+TRIVIAL = (
+    "from sandbox.sdk import Strategy\n\nclass T(Strategy):\n    def on_tick(self, tick):\n        pass\n"
+)
 PARAMS = {"slippage_bps": 2.0, "fee_bps": 5.0, "starting_balance": 100000.0}
 
 
@@ -65,7 +67,16 @@ def bench_backtest(parts: list[dict[str, list[float]]]) -> tuple[float, float, f
     Returns wall seconds (plain, sandboxed), CPU seconds (plain; sandboxed = client + host) and trades.
     """
     limits = Limits(backtest_timeout=120.0)
-    inst = Instance("plain", style="tick", sources={"strategy.py": SMA}, config={}, state=None, seed=1, limits=limits, restricted=False)
+    inst = Instance(
+        "plain",
+        style="tick",
+        sources={"strategy.py": SMA},
+        config={},
+        state=None,
+        seed=1,
+        limits=limits,
+        restricted=False,
+    )
     plain = sandboxed = plain_cpu = sandboxed_cpu = 0.0
     plain_trades = sandboxed_trades = 0
     with SandboxClient(limits, max_hosts=1, prespawn=False) as client:
@@ -111,8 +122,16 @@ def bench_ticks(n: int = 20_000, warmup: int = 2_000) -> list[str]:
     with SandboxClient(max_hosts=1, prespawn=False) as client:
         client.load("bench", "t", source=TRIVIAL, config={})
         host_pid = int(client.host_info("bench")["pid"])
-        snap = {"mode": "observe", "now": 1.0, "quote": {"market": "X", "price": 1.0, "bid": 1.0, "ask": 1.0, "ts": 1.0},
-                "orders": [], "position": None, "positions": [], "balance": "1000", "order_id_prefix": "b"}
+        snap = {
+            "mode": "observe",
+            "now": 1.0,
+            "quote": {"market": "X", "price": 1.0, "bid": 1.0, "ask": 1.0, "ts": 1.0},
+            "orders": [],
+            "position": None,
+            "positions": [],
+            "balance": "1000",
+            "order_id_prefix": "b",
+        }
         tick = {"market": "X", "ts": 1.0, "price": 1.0, "bid": 1.0, "ask": 1.0, "volume": 1.0}
 
         def run(label: str) -> None:
@@ -134,10 +153,12 @@ def bench_ticks(n: int = 20_000, warmup: int = 2_000) -> list[str]:
             def q(p: float) -> float:
                 return lat[min(n - 1, int(n * p))] / 1e6
 
-            lines.append(f"  {label}: p50 {q(0.5):.3f} ms, p90 {q(0.9):.3f} ms, p99 {q(0.99):.3f} ms, "
-                         f"p99.9 {q(0.999):.3f} ms, max {lat[-1] / 1e6:.2f} ms; {n / total:,.0f} ticks/s; "
-                         f"CPU per tick: host {host_us:.0f} us, client {own_us:.0f} us; "
-                         f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+            lines.append(
+                f"  {label}: p50 {q(0.5):.3f} ms, p90 {q(0.9):.3f} ms, p99 {q(0.99):.3f} ms, "
+                f"p99.9 {q(0.999):.3f} ms, max {lat[-1] / 1e6:.2f} ms; {n / total:,.0f} ticks/s; "
+                f"CPU per tick: host {host_us:.0f} us, client {own_us:.0f} us; "
+                f"load average {load:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+            )
 
         run("normal scheduling      ")
         gc.collect()
@@ -180,21 +201,34 @@ def bench_startup(n: int = 7) -> dict[str, object]:
             is_keeper = keeper != os.getpid()
             keeper_rss.append(_kib(keeper, "status", "VmRSS") / 1024 if is_keeper else 0.0)
             boot_cpu.append(_cpu_seconds(pid) + (_cpu_seconds(keeper) if is_keeper else 0.0))
-            pss.append((_kib(pid, "smaps_rollup", "Pss") + (_kib(keeper, "smaps_rollup", "Pss") if is_keeper else 0)) / 1024)
-    return {"spawn_ms": statistics.median(times) * 1e3, "spawn_min_ms": min(times) * 1e3,
-            "first_call_ms": statistics.median(first_call) * 1e3, "host_rss": statistics.median(host_rss),
-            "keeper_rss": statistics.median(keeper_rss), "pss": statistics.median(pss), "layers": layers,
-            "boot_cpu_ms": statistics.median(boot_cpu) * 1e3}
+            pss.append(
+                (_kib(pid, "smaps_rollup", "Pss") + (_kib(keeper, "smaps_rollup", "Pss") if is_keeper else 0))
+                / 1024
+            )
+    return {
+        "spawn_ms": statistics.median(times) * 1e3,
+        "spawn_min_ms": min(times) * 1e3,
+        "first_call_ms": statistics.median(first_call) * 1e3,
+        "host_rss": statistics.median(host_rss),
+        "keeper_rss": statistics.median(keeper_rss),
+        "pss": statistics.median(pss),
+        "layers": layers,
+        "boot_cpu_ms": statistics.median(boot_cpu) * 1e3,
+    }
 
 
 def main() -> None:
     print(f"Stratbox sandbox benchmark (Python {sys.version.split()[0]}, sandbox from {ROOT})")
     st = bench_startup()
-    print(f"host start-up: fresh spawn to ready median {st['spawn_ms']:.0f} ms (min {st['spawn_min_ms']:.0f} ms); "
-          f"a new tenant's first call with the spare ready: {st['first_call_ms']:.1f} ms; "
-          f"CPU to boot (host + keeper): {st['boot_cpu_ms']:.0f} ms")
-    print(f"idle memory per host: host RSS {st['host_rss']:.1f} MiB, keeper RSS {st['keeper_rss']:.1f} MiB, "
-          f"PSS host + keeper {st['pss']:.1f} MiB; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"host start-up: fresh spawn to ready median {st['spawn_ms']:.0f} ms (min {st['spawn_min_ms']:.0f} ms); "
+        f"a new tenant's first call with the spare ready: {st['first_call_ms']:.1f} ms; "
+        f"CPU to boot (host + keeper): {st['boot_cpu_ms']:.0f} ms"
+    )
+    print(
+        f"idle memory per host: host RSS {st['host_rss']:.1f} MiB, keeper RSS {st['keeper_rss']:.1f} MiB, "
+        f"PSS host + keeper {st['pss']:.1f} MiB; load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"confinement layers: {st['layers']}")
     print("tick round trip (trivial on_tick, 20,000 ticks after 2,000 warm-up):")
     for line in bench_ticks():
@@ -204,15 +238,23 @@ def main() -> None:
     load = os.getloadavg()[0]
     runs = [bench_backtest(parts) for _ in range(ROUNDS)]
     for run in runs:
-        assert run[4] == run[5] == runs[0][4], f"plain and sandboxed runs disagree: {run[4]} vs {run[5]} trades"
+        assert run[4] == run[5] == runs[0][4], (
+            f"plain and sandboxed runs disagree: {run[4]} vs {run[5]} trades"
+        )
     plain, sandboxed = min(r[0] for r in runs), min(r[1] for r in runs)
     plain_cpu, sandboxed_cpu = min(r[2] for r in runs), min(r[3] for r in runs)
-    print(f"SMA(10/20) crossover, {N_BARS:,} bars in {len(parts)} chunks ({runs[0][4]:,} round-trip trades), "
-          f"plain and sandboxed interleaved per chunk, best of {ROUNDS} rounds, load average {load:.2f} -> {os.getloadavg()[0]:.2f}:")
+    print(
+        f"SMA(10/20) crossover, {N_BARS:,} bars in {len(parts)} chunks ({runs[0][4]:,} round-trip trades), "
+        f"plain and sandboxed interleaved per chunk, best of {ROUNDS} rounds, load average {load:.2f} -> {os.getloadavg()[0]:.2f}:"
+    )
     print(f"  plain Python in-process: {plain:.2f} s = {N_BARS / plain:,.0f} bars/s ({plain_cpu:.2f} s CPU)")
-    print(f"  sandboxed in host:       {sandboxed:.2f} s = {N_BARS / sandboxed:,.0f} bars/s ({sandboxed_cpu:.2f} s CPU, client + host)")
-    print(f"  ratio sandboxed/plain:   {sandboxed / plain:.2f}x wall, {sandboxed_cpu / plain_cpu:.2f}x CPU (target <= 1.2x); "
-          f"per round (wall): {', '.join(f'{r[1] / r[0]:.2f}x' for r in runs)}")
+    print(
+        f"  sandboxed in host:       {sandboxed:.2f} s = {N_BARS / sandboxed:,.0f} bars/s ({sandboxed_cpu:.2f} s CPU, client + host)"
+    )
+    print(
+        f"  ratio sandboxed/plain:   {sandboxed / plain:.2f}x wall, {sandboxed_cpu / plain_cpu:.2f}x CPU (target <= 1.2x); "
+        f"per round (wall): {', '.join(f'{r[1] / r[0]:.2f}x' for r in runs)}"
+    )
 
 
 if __name__ == "__main__":

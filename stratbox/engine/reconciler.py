@@ -108,7 +108,13 @@ def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
     """
     rows = list(
         StrategyInstance.objects.exclude(mode=Mode.OFF).values_list(
-            "pk", "tenant_id", "mode", "version_id", "config_revision", "config", "frequency_seconds",
+            "pk",
+            "tenant_id",
+            "mode",
+            "version_id",
+            "config_revision",
+            "config",
+            "frequency_seconds",
             "tenant__killed_at",
         )
     )

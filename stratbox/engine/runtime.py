@@ -310,5 +310,7 @@ def tick_end_many(ends: list[TickEnd]) -> list[int]:
         args += [len(end.order_metrics), *end.order_metrics, len(end.fields)]
         for name, value in end.fields.items():
             args += [name, value]
-    seqs = _script("tick_end", _TICK_END_LUA)(keys=[DIRTY_KEY, METRICS_TICK_KEY, METRICS_ORDER_KEY], args=args)
+    seqs = _script("tick_end", _TICK_END_LUA)(
+        keys=[DIRTY_KEY, METRICS_TICK_KEY, METRICS_ORDER_KEY], args=args
+    )
     return [int(seq) for seq in seqs]

@@ -645,10 +645,14 @@ def instance_upgrade(
         target = version_get(definition=locked.strategy, number=version_number)
         if target is None:
             raise ApplicationError(
-                "invalid", f"Strategy '{locked.strategy.key}' has no version {version_number}.", field="version"
+                "invalid",
+                f"Strategy '{locked.strategy.key}' has no version {version_number}.",
+                field="version",
             )
         if target.pk == locked.version_id:
-            raise InstanceConflict("ALREADY_ON_VERSION", f"The instance already runs version {version_number}.")
+            raise InstanceConflict(
+                "ALREADY_ON_VERSION", f"The instance already runs version {version_number}."
+            )
         new_schema: dict[str, Any] = target.config_schema or {}
         current = dict(locked.config or {})
         removed = {key: value for key, value in current.items() if key not in new_schema}

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('strategies_store', '0002_version_content_not_unique'),
+        ("strategies_store", "0002_version_content_not_unique"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='strategyversion',
-            name='config_field_order',
+            model_name="strategyversion",
+            name="config_field_order",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0003_apitoken_scopes'),
-        ('tenants', '0004_invitation'),
+        ("tenants", "0003_apitoken_scopes"),
+        ("tenants", "0004_invitation"),
     ]
 
-    operations = [
-    ]
+    operations = []

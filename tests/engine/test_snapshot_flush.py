@@ -39,7 +39,7 @@ def _in_redis(inst) -> dict:
 
 
 def test_flush_copies_the_redis_runtime_of_every_dirty_instance(instance_factory, quote):
-    ok = instance_factory(mode="observe", config={"note": "ünïcode \"quoted\""})
+    ok = instance_factory(mode="observe", config={"note": 'ünïcode "quoted"'})
     failing = instance_factory(mode="observe", config={"crash_at": 1})
     paused = instance_factory(mode="observe")
     reconcile()
@@ -57,10 +57,15 @@ def test_flush_copies_the_redis_runtime_of_every_dirty_instance(instance_factory
     for inst in (ok, failing, paused):
         stored, live = _stored(inst), _in_redis(inst)
         assert stored.pop("last_tick_at") is not None
-        assert abs(live.pop("last_tick_at") - InstanceRuntime.objects.get(instance=inst).last_tick_at.timestamp()) < 1e-3
+        assert (
+            abs(
+                live.pop("last_tick_at") - InstanceRuntime.objects.get(instance=inst).last_tick_at.timestamp()
+            )
+            < 1e-3
+        )
         assert stored == live
     assert _stored(ok)["state"] == {"n": 2, "inits": 1} and _stored(ok)["state_rev"] == 2
-    assert _stored(ok)["config"]["note"] == "ünïcode \"quoted\""
+    assert _stored(ok)["config"]["note"] == 'ünïcode "quoted"'
     assert _stored(failing)["last_error"]["code"] == "RUNTIME_ERROR"
     assert _stored(failing)["consecutive_failures"] == 1
     assert _stored(paused)["paused"] and _stored(paused)["pause_reason"] == "USER"

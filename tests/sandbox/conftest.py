@@ -29,5 +29,3 @@ def fast_client() -> Iterator[SandboxClient]:
     c = SandboxClient(Limits(tick_timeout=0.15, load_timeout=0.6, render_timeout=0.15), max_hosts=2)
     yield c
     c.close()
-
-

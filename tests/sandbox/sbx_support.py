@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CATALOG = ROOT / "strategies_store" / "catalog"
 
-LEGIT = '''
+LEGIT = """
 from sandbox.sdk import Strategy
 
 class Legit(Strategy):
@@ -25,7 +25,7 @@ class Legit(Strategy):
     def on_tick(self, tick):
         self.state["n"] += 1
         self.context.place_order("buy", 1.0, tag="legit")
-'''
+"""
 
 WITNESS = "t-witness"  # the other tenant every hostile case is checked against
 
@@ -34,19 +34,35 @@ TICK = {"market": "BTC-USD", "ts": 1700000000.0, "price": 100.0, "bid": 99.5, "a
 
 def snapshot(mode: str = "observe", **extra: Any) -> dict[str, Any]:
     snap: dict[str, Any] = {
-        "mode": mode, "now": 1700000000.0,
+        "mode": mode,
+        "now": 1700000000.0,
         "quote": {"market": "BTC-USD", "price": 100.0, "bid": 99.5, "ask": 100.5, "ts": 1700000000.0},
         "orders": [{"client_order_id": "x-1", "side": "buy", "qty": 1.0, "status": "open"}],
-        "position": {"market": "BTC-USD", "qty": 1.0, "avg_price": 90.0, "unrealized_pnl": 10.0, "realized_pnl": 0.0},
-        "positions": [], "balance": "1000.50", "order_id_prefix": "inst-7",
+        "position": {
+            "market": "BTC-USD",
+            "qty": 1.0,
+            "avg_price": 90.0,
+            "unrealized_pnl": 10.0,
+            "realized_pnl": 0.0,
+        },
+        "positions": [],
+        "balance": "1000.50",
+        "order_id_prefix": "inst-7",
     }
     snap.update(extra)
     return snap
 
 
-def strategy(on_tick: str = "pass", *, module: str = "", init: str = "return {}", render: str | None = None,
-             extra: str = "") -> str:
+def strategy(
+    on_tick: str = "pass",
+    *,
+    module: str = "",
+    init: str = "return {}",
+    render: str | None = None,
+    extra: str = "",
+) -> str:
     """Build a tick-style strategy with the given method bodies."""
+
     def body(code: str) -> str:
         return textwrap.indent(textwrap.dedent(code).strip("\n"), " " * 8)
 
@@ -71,13 +87,23 @@ class Runner:
         # Another tenant's instance on the same client: a hostile case must not disturb it either.
         self.client.load(WITNESS, "legit", source=LEGIT, config={}, fingerprint="legit")
 
-    def outcome(self, source: str, *, mode: str = "observe", render: bool = False, style: str = "tick",
-                exit_source: str | None = None, snap: dict[str, Any] | None = None) -> tuple[SandboxError | None, Any]:
+    def outcome(
+        self,
+        source: str,
+        *,
+        mode: str = "observe",
+        render: bool = False,
+        style: str = "tick",
+        exit_source: str | None = None,
+        snap: dict[str, Any] | None = None,
+    ) -> tuple[SandboxError | None, Any]:
         """Load + one tick (+ render); return (error or None, last result)."""
         iid = f"p-{uuid.uuid4().hex[:8]}"
         result: Any = None
         try:
-            result = self.client.load(self.tenant, iid, source=source, style=style, exit_source=exit_source, config={}, seed=7)
+            result = self.client.load(
+                self.tenant, iid, source=source, style=style, exit_source=exit_source, config={}, seed=7
+            )
             if style == "tick":
                 result = self.client.tick(self.tenant, iid, dict(TICK), snap or snapshot(mode))
                 if render:

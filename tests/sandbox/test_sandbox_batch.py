@@ -6,8 +6,11 @@ from sbx_support import TICK, snapshot, strategy
 
 from sandbox import SandboxError
 
-COUNTER = strategy("self.state['n'] += self.config['step']", init="return {'n': 0}",
-                   extra="CONFIG_SCHEMA = {'step': {'type': 'int', 'default': 1}}")
+COUNTER = strategy(
+    "self.state['n'] += self.config['step']",
+    init="return {'n': 0}",
+    extra="CONFIG_SCHEMA = {'step': {'type': 'int', 'default': 1}}",
+)
 
 
 def _tick(iid: str, **extra: object) -> dict:

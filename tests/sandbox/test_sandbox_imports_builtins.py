@@ -57,13 +57,19 @@ REACH_THROUGH = [
 ]
 
 
-@pytest.mark.parametrize(("payload", "message"), REACH_THROUGH, ids=[p.split("\n")[1] for p, _ in REACH_THROUGH])
+@pytest.mark.parametrize(
+    ("payload", "message"), REACH_THROUGH, ids=[p.split("\n")[1] for p, _ in REACH_THROUGH]
+)
 def test_allowed_modules_are_curated_wrappers(runner, payload: str, message: str) -> None:
     runner.expect(strategy(payload), "RUNTIME_ERROR", message)
 
 
 def test_modules_are_read_only(runner) -> None:
-    runner.expect(strategy("import math\nmath.sqrt = lambda x: 0"), "FORBIDDEN", "cannot modify <module 'math' (sandboxed)>")
+    runner.expect(
+        strategy("import math\nmath.sqrt = lambda x: 0"),
+        "FORBIDDEN",
+        "cannot modify <module 'math' (sandboxed)>",
+    )
 
 
 def test_no_file_or_network_access_from_user_code(runner) -> None:
@@ -72,8 +78,19 @@ def test_no_file_or_network_access_from_user_code(runner) -> None:
 
 
 def test_allowed_imports_is_documented_and_complete() -> None:
-    for module in ("math", "statistics", "datetime", "decimal", "fractions", "itertools", "functools",
-                   "collections", "heapq", "bisect", "random"):
+    for module in (
+        "math",
+        "statistics",
+        "datetime",
+        "decimal",
+        "fractions",
+        "itertools",
+        "functools",
+        "collections",
+        "heapq",
+        "bisect",
+        "random",
+    ):
         assert ALLOWED_IMPORTS[module], module
     assert "sys" not in ALLOWED_IMPORTS["statistics"]
     assert "getcontext" not in ALLOWED_IMPORTS["decimal"]

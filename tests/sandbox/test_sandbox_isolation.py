@@ -61,7 +61,11 @@ MUTATIONS = [
     ("stdlib-class", "import collections\ncollections.deque.extra = 1", "cannot modify class deque"),
     ("stdlib-function", "import heapq\nheapq.nlargest.x = 1", "cannot modify a function object"),
     ("random-method", "import random\nrandom.random.x = 1", "cannot modify a function object"),
-    ("fraction-class", "import fractions\nfractions.Fraction.limit_denominator = None", "cannot modify class Fraction"),
+    (
+        "fraction-class",
+        "import fractions\nfractions.Fraction.limit_denominator = None",
+        "cannot modify class Fraction",
+    ),
 ]
 
 
@@ -69,8 +73,10 @@ MUTATIONS = [
 def test_shared_objects_cannot_be_mutated(runner, payload: str, message: str) -> None:
     runner.expect(strategy(payload), "FORBIDDEN", message)
     # a fresh instance on the same host still sees pristine objects
-    ok = strategy("import math\nfrom sandbox.sdk import Strategy, Tick\n"
-                  "self.state['ok'] = math.pi > 3.14 and Strategy.render is not None and Tick is not None")
+    ok = strategy(
+        "import math\nfrom sandbox.sdk import Strategy, Tick\n"
+        "self.state['ok'] = math.pi > 3.14 and Strategy.render is not None and Tick is not None"
+    )
     assert runner.ok(ok)["state"] == {"ok": True}
 
 

@@ -12,8 +12,15 @@ ORDER = strategy("r = self.context.place_order('buy', 2, tag='t')\nself.state['s
 def test_observe_mode_yields_shadow_receipts(runner) -> None:
     result = runner.ok(ORDER, mode="observe")
     assert result["receipts"] == [{"client_order_id": "inst-7-1", "status": "shadow", "reason": None}]
-    assert result["intents"][0] == {"kind": "order", "client_order_id": "inst-7-1", "side": "buy", "qty": 2.0,
-                                    "type": "market", "price": None, "tag": "t"}
+    assert result["intents"][0] == {
+        "kind": "order",
+        "client_order_id": "inst-7-1",
+        "side": "buy",
+        "qty": 2.0,
+        "type": "market",
+        "price": None,
+        "tag": "t",
+    }
     assert result["state"]["status"] == "shadow"
 
 
@@ -26,11 +33,15 @@ def test_mode_cannot_be_faked(runner) -> None:
 
 
 def test_mode_is_reported_not_controlled(runner) -> None:
-    assert runner.ok(strategy("self.state['mode'] = self.context.mode"), mode="observe")["state"] == {"mode": "observe"}
+    assert runner.ok(strategy("self.state['mode'] = self.context.mode"), mode="observe")["state"] == {
+        "mode": "observe"
+    }
 
 
 def test_forged_receipt_objects_do_not_become_receipts(runner) -> None:
-    src = strategy("from sandbox.sdk import OrderReceipt\nr = OrderReceipt('inst-7-1', 'submitted')\nself.state['s'] = r.status")
+    src = strategy(
+        "from sandbox.sdk import OrderReceipt\nr = OrderReceipt('inst-7-1', 'submitted')\nself.state['s'] = r.status"
+    )
     result = runner.ok(src, mode="observe")
     assert result["receipts"] == [] and result["intents"] == []
 
@@ -42,7 +53,9 @@ def test_forged_receipt_dicts_in_state_are_just_state(runner) -> None:
 
 
 def test_orders_from_render_are_refused(runner) -> None:
-    src = strategy(render="r = self.context.place_order('buy', 1)\nreturn {'widgets': [{'type': 'text', 'text': r.reason}]}")
+    src = strategy(
+        render="r = self.context.place_order('buy', 1)\nreturn {'widgets': [{'type': 'text', 'text': r.reason}]}"
+    )
     result = runner.ok(src, mode="active", render=True)
     assert result == {"widgets": [{"type": "text", "text": "READ_ONLY_CALL"}]}
 
@@ -60,8 +73,10 @@ def test_client_order_ids_come_from_the_engine_prefix(runner) -> None:
 
 
 def test_context_from_an_active_tick_is_dead_in_the_next(runner) -> None:
-    src = strategy("if self.old is not None:\n    self.old.place_order('buy', 1)\nself.old = self.context",
-                   init="self.old = None\nreturn {}")
+    src = strategy(
+        "if self.old is not None:\n    self.old.place_order('buy', 1)\nself.old = self.context",
+        init="self.old = None\nreturn {}",
+    )
     c, t = runner.client, runner.tenant
     c.load(t, "old", source=src, config={})
     c.tick(t, "old", {"market": "X", "ts": 1.0, "price": 1.0}, {"mode": "active"})

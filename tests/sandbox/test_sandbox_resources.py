@@ -24,7 +24,12 @@ TIMEOUTS = [
 
 @pytest.mark.parametrize("source", [t[1] for t in TIMEOUTS], ids=[t[0] for t in TIMEOUTS])
 def test_runaway_cpu_is_killed_with_timeout(runner, source: str) -> None:
-    runner.expect(source, "TIMEOUT", "budget; the host was stopped", render="render(" in source and "while True" in source.split("def render")[-1])
+    runner.expect(
+        source,
+        "TIMEOUT",
+        "budget; the host was stopped",
+        render="render(" in source and "while True" in source.split("def render")[-1],
+    )
 
 
 MEMORY = [
@@ -45,7 +50,11 @@ def test_memory_exhaustion_is_memory_limit(shared, source: str) -> None:
 RUNTIME = [
     ("deep-recursion", strategy("def f(n):\n    return f(n + 1)\nf(0)"), "RecursionError"),
     ("generator-recursion", strategy("def g():\n    yield from g()\nlist(g())"), "RecursionError"),
-    ("repr-recursion", strategy("class R:\n    def __repr__(self):\n        return repr(self)\nrepr(R())"), "RecursionError"),
+    (
+        "repr-recursion",
+        strategy("class R:\n    def __repr__(self):\n        return repr(self)\nrepr(R())"),
+        "RecursionError",
+    ),
     ("huge-int-str", strategy("x = str(10 ** 5000)"), "ValueError"),
 ]
 
@@ -56,16 +65,27 @@ def test_recursion_and_int_limits_are_runtime_errors(shared, source: str, messag
 
 
 def test_log_spam_is_output_limit(shared) -> None:
-    shared.expect(strategy("for i in range(100000):\n    self.context.log('spam')"), "OUTPUT_LIMIT", "more than 100 log lines")
+    shared.expect(
+        strategy("for i in range(100000):\n    self.context.log('spam')"),
+        "OUTPUT_LIMIT",
+        "more than 100 log lines",
+    )
 
 
 def test_print_spam_is_output_limit(shared) -> None:
-    shared.expect(strategy("for i in range(1000):\n    print('spam', i)"), "OUTPUT_LIMIT", "more than 100 log lines")
+    shared.expect(
+        strategy("for i in range(1000):\n    print('spam', i)"), "OUTPUT_LIMIT", "more than 100 log lines"
+    )
 
 
 def test_caught_log_overflow_still_fails(shared) -> None:
-    shared.expect(strategy("try:\n    for i in range(500):\n        self.context.log('x')\nexcept Exception:\n    pass"),
-                  "OUTPUT_LIMIT", "log lines")
+    shared.expect(
+        strategy(
+            "try:\n    for i in range(500):\n        self.context.log('x')\nexcept Exception:\n    pass"
+        ),
+        "OUTPUT_LIMIT",
+        "log lines",
+    )
 
 
 def test_long_log_lines_are_truncated(shared) -> None:

@@ -40,8 +40,9 @@ def test_history_is_persisted_in_the_state_and_restored_on_reload(client) -> Non
 
     client.unload(tenant, "sig")
     with SandboxClient(client.limits, max_hosts=1, prespawn=False) as other_worker:
-        loaded = other_worker.load(tenant, "sig", source=ENTRY, exit_source=EXIT, style="signal_bundle",
-                                   config={}, state=state)
+        loaded = other_worker.load(
+            tenant, "sig", source=ENTRY, exit_source=EXIT, style="signal_bundle", config={}, state=state
+        )
         assert loaded["state"][HISTORY_KEY] == [100.0, 101.0, 102.5]
         out = other_worker.signal_cycle(tenant, "sig", _snap(103.0))
     assert out["state"]["seen"] == [100.0, 101.0, 102.5, 103.0]
@@ -50,7 +51,9 @@ def test_history_is_persisted_in_the_state_and_restored_on_reload(client) -> Non
 
 def test_history_survives_a_failed_call_and_host_rebuild(client) -> None:
     tenant = "t-hist-fail"
-    src = ENTRY.replace("    return []", "    if ctx.get_price() == 0.5:\n        raise ValueError('boom')\n    return []")
+    src = ENTRY.replace(
+        "    return []", "    if ctx.get_price() == 0.5:\n        raise ValueError('boom')\n    return []"
+    )
     client.load(tenant, "sig", source=src, exit_source=EXIT, style="signal_bundle", config={})
     client.signal_cycle(tenant, "sig", _snap(1.0))
     client.signal_cycle(tenant, "sig", _snap(2.0))
@@ -64,7 +67,15 @@ def test_history_survives_a_failed_call_and_host_rebuild(client) -> None:
 def test_history_is_bounded_and_bad_saved_entries_are_dropped() -> None:
     with SandboxClient(Limits(max_history=3), max_hosts=1, prespawn=False) as c:
         saved = {"seen": [], HISTORY_KEY: [1.0, "2", None, True, 4.0, 5.0, 6.0]}
-        c.load("t-hist-bound", "sig", source=ENTRY, exit_source=EXIT, style="signal_bundle", config={}, state=saved)
+        c.load(
+            "t-hist-bound",
+            "sig",
+            source=ENTRY,
+            exit_source=EXIT,
+            style="signal_bundle",
+            config={},
+            state=saved,
+        )
         out = c.signal_cycle("t-hist-bound", "sig", _snap(7.0))
     assert out["state"]["seen"] == [5.0, 6.0, 7.0]
     assert out["state"][HISTORY_KEY] == [5.0, 6.0, 7.0]
@@ -79,7 +90,11 @@ def test_user_code_cannot_forge_the_history_key(client) -> None:
 
 
 def test_tick_style_state_is_untouched(client) -> None:
-    src = "from sandbox.sdk import Strategy\nclass S(Strategy):\n    def on_tick(self, tick):\n        self.state['" + HISTORY_KEY + "'] = 1\n"
+    src = (
+        "from sandbox.sdk import Strategy\nclass S(Strategy):\n    def on_tick(self, tick):\n        self.state['"
+        + HISTORY_KEY
+        + "'] = 1\n"
+    )
     client.load("t-hist-tick", "t", source=src, config={})
     out = client.tick("t-hist-tick", "t", {"market": "X", "ts": 1.0, "price": 1.0}, snapshot())
     assert out["state"] == {HISTORY_KEY: 1}

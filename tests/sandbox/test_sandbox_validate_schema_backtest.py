@@ -17,20 +17,23 @@ def test_valid_source_reports_schema_class_and_imports() -> None:
     assert report.config_schema == {"window": {"type": "int", "default": 20, "min": 2, "max": 500}}
 
 
-@pytest.mark.parametrize(("source", "style", "code", "line"), [
-    ("x = (1", "tick", "COMPILE_ERROR", 1),
-    ("import os\n" + GOOD, "tick", "FORBIDDEN_IMPORT", 1),
-    ("x = 1", "tick", "NO_STRATEGY_CLASS", None),
-    (GOOD + "\nclass T(Strategy):\n    pass\n", "tick", "AMBIGUOUS_STRATEGY_CLASS", None),
-    ("def nope(ctx):\n    return []", "signal_entry", "MISSING_FUNCTION", None),
-    ("def should_exit(ctx):\n    return None", "signal_exit", "MISSING_FUNCTION", None),
-    ("x = " + "(" * 300 + ")" * 300, "tick", "TOO_DEEP", None),
-    ("x = " + "-" * 5000 + "1", "tick", "TOO_DEEP", None),
-    ("x = 1\n" * 60000, "tick", "TOO_LARGE", None),
-    (GOOD.replace("'min': 2", "'min': 'two'"), "tick", "BAD_SCHEMA", None),
-    (strategy(extra="CONFIG_SCHEMA = make_schema()"), "tick", "BAD_SCHEMA", None),
-    (strategy("x = tick.__class__"), "tick", "FORBIDDEN", 9),
-])
+@pytest.mark.parametrize(
+    ("source", "style", "code", "line"),
+    [
+        ("x = (1", "tick", "COMPILE_ERROR", 1),
+        ("import os\n" + GOOD, "tick", "FORBIDDEN_IMPORT", 1),
+        ("x = 1", "tick", "NO_STRATEGY_CLASS", None),
+        (GOOD + "\nclass T(Strategy):\n    pass\n", "tick", "AMBIGUOUS_STRATEGY_CLASS", None),
+        ("def nope(ctx):\n    return []", "signal_entry", "MISSING_FUNCTION", None),
+        ("def should_exit(ctx):\n    return None", "signal_exit", "MISSING_FUNCTION", None),
+        ("x = " + "(" * 300 + ")" * 300, "tick", "TOO_DEEP", None),
+        ("x = " + "-" * 5000 + "1", "tick", "TOO_DEEP", None),
+        ("x = 1\n" * 60000, "tick", "TOO_LARGE", None),
+        (GOOD.replace("'min': 2", "'min': 'two'"), "tick", "BAD_SCHEMA", None),
+        (strategy(extra="CONFIG_SCHEMA = make_schema()"), "tick", "BAD_SCHEMA", None),
+        (strategy("x = tick.__class__"), "tick", "FORBIDDEN", 9),
+    ],
+)
 def test_invalid_sources_are_reported(source: str, style: str, code: str, line: int | None) -> None:
     report = validate_source(source, style=style)
     assert not report.ok
@@ -51,19 +54,34 @@ def test_schema_validation_messages() -> None:
     assert validate_config_schema({"w": {"type": "int", "default": 1}}) == {}
     assert validate_config_schema([]) == {"__all__": "CONFIG_SCHEMA must be a dict of field specs"}
     assert "type must be one of" in validate_config_schema({"w": {"type": "list", "default": []}})["w"]
-    assert "default must be one of" in validate_config_schema({"s": {"type": "choice", "choices": ["a"], "default": "b"}})["s"]
-    assert "min must not exceed max" in validate_config_schema({"w": {"type": "int", "default": 1, "min": 5, "max": 1}})["w"]
+    assert (
+        "default must be one of"
+        in validate_config_schema({"s": {"type": "choice", "choices": ["a"], "default": "b"}})["s"]
+    )
+    assert (
+        "min must not exceed max"
+        in validate_config_schema({"w": {"type": "int", "default": 1, "min": 5, "max": 1}})["w"]
+    )
 
 
 def test_apply_config_fills_defaults_and_names_problems() -> None:
-    schema = {"window": {"type": "int", "default": 20, "min": 2, "max": 500}, "risk": {"type": "float", "default": 0.01, "min": 0, "max": 1},
-              "side": {"type": "choice", "choices": ["long", "short"], "default": "long"}, "note": {"type": "str", "default": ""},
-              "enabled": {"type": "bool", "default": True}}
+    schema = {
+        "window": {"type": "int", "default": 20, "min": 2, "max": 500},
+        "risk": {"type": "float", "default": 0.01, "min": 0, "max": 1},
+        "side": {"type": "choice", "choices": ["long", "short"], "default": "long"},
+        "note": {"type": "str", "default": ""},
+        "enabled": {"type": "bool", "default": True},
+    }
     clean, errors = apply_config(schema, {"risk": 1})
     assert errors == {} and clean == {"window": 20, "risk": 1.0, "side": "long", "note": "", "enabled": True}
     _, errors = apply_config(schema, {"window": True, "risk": 2, "side": "up", "bogus": 1, "enabled": 1})
-    assert errors == {"window": "must be an integer, got boolean", "risk": "must be <= 1", "side": "must be one of 'long', 'short'",
-                      "bogus": "unknown field", "enabled": "must be true or false, got number"}
+    assert errors == {
+        "window": "must be an integer, got boolean",
+        "risk": "must be <= 1",
+        "side": "must be one of 'long', 'short'",
+        "bogus": "unknown field",
+        "enabled": "must be true or false, got number",
+    }
 
 
 def test_paper_broker_fill_model() -> None:
