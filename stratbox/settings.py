@@ -382,3 +382,5 @@ STRATBOX_PLANS = env.json(
 )
 # Notifications: a self-hosted Telegram Bot API server for tgram:// channels (empty: api.telegram.org).
 STRATBOX_TELEGRAM_API_URL = env.str("STRATBOX_TELEGRAM_API_URL", default="")
+# make run: the port of the demo's local mail catcher (the launcher's `mail` process).
+STRATBOX_MAIL_PORT = env.int("STRATBOX_MAIL_PORT", default=1025)

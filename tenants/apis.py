@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from tenants.invitations import invitation_accept, invitation_create
 from tenants.models import ApiToken, AuditEvent, Invitation, Membership
-from tenants.scopes import TokenScope
+from tenants.scopes import TokenScope, TokenScopePermission
 from tenants.scoping import (
     SESSION_TENANT_KEY,
     IsTenantMember,
@@ -243,9 +243,10 @@ class InvitationListApi(TenantScopedMixin, generics.ListAPIView):
 
 
 class InvitationAcceptApi(generics.GenericAPIView):
-    """Accept an invitation sent to the signed-in user's email (any user: they need no tenant yet)."""
+    """Accept an invitation sent to the signed-in user's email (any user: they need no tenant yet).
+    A token needs the `admin` scope: joining a tenant is not an assistant's call."""
 
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
     serializer_class = InvitationAcceptInput
 
     @extend_schema(

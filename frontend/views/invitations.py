@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from tenants.errors import ApplicationError
 from tenants.invitations import invitation_accept, invitation_get_by_token
 from tenants.scoping import SESSION_TENANT_KEY
 
@@ -23,11 +23,11 @@ def invitation_accept_page(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         try:
             membership = invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
-        except DjangoValidationError as exc:
+        except ApplicationError as exc:
             return render(
                 request,
                 "frontend/invitation.html",
-                {"invitation": None, "error": " ".join(exc.messages)},
+                {"invitation": None, "error": str(exc)},
                 status=404,
             )
         request.session[SESSION_TENANT_KEY] = str(membership.tenant_id)

@@ -10,7 +10,6 @@ dates, which escalates (route risk_reduced) into the inbox and the mail catcher.
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ def demo_plugins_install(*, tenant: Any, owner: Any, staff: Any, instance: Any) 
     channel_note = "no mail channel (set STRATBOX_CREDENTIALS_KEYS to store channels)"
     if not Channel.objects.filter(tenant=tenant).exists():
         try:
-            port = os.environ.get("STRATBOX_MAIL_PORT", "1025")
+            port = settings.STRATBOX_MAIL_PORT
             url = DEMO_MAIL_URL.format(port=port)
             channel_create(tenant=tenant, actor=owner, name="Local mail catcher", url=url)
             channel_note = f"mail to the local catcher on 127.0.0.1:{port}"

@@ -69,7 +69,9 @@ def test_health_flood_then_a_task_still_enqueues_and_runs(
     assert all(body == {"status": "ok"} for _, body in answers)
 
     version = make_version(tenant, COUNTER)
-    token = token_create(tenant=tenant, user=user, name="flood").plaintext
+    token = token_create(
+        tenant=tenant, user=user, name="flood", scopes=["backtests:run", "strategies:write"]
+    ).plaintext
     started = time.monotonic()
     status, body = _post_backtest(url, token, str(version.pk))
     assert status == 201, body

@@ -117,8 +117,12 @@ def test_a_noisy_tenant_never_stalls_a_quiet_one(
 
     a_user, b_user = make_user("noisy@a.test"), make_user("quiet@b.test")
     a, b = make_tenant("Noisy A", owner=a_user), make_tenant("Quiet B", owner=b_user)
-    a_token = token_create(tenant=a, user=a_user, name="a").plaintext
-    b_token = token_create(tenant=b, user=b_user, name="b").plaintext
+    a_token = token_create(
+        tenant=a, user=a_user, name="a", scopes=["backtests:run", "strategies:write"]
+    ).plaintext
+    b_token = token_create(
+        tenant=b, user=b_user, name="b", scopes=["backtests:run", "strategies:write"]
+    ).plaintext
     a_account = Account.objects.create(tenant=a, name="Paper", kind="paper")
     b_account = Account.objects.create(tenant=b, name="Paper", kind="paper")
     counter = make_version(b, COUNTER, key="counter")

@@ -78,7 +78,13 @@ def demo_setup(asgi_server: Any, feed_and_dispatcher: None) -> dict[str, Any]:
     markets_install()
     user = make_user("readme@example.test")
     tenant = make_tenant("Readme", owner=user)
-    issued = token_create(tenant=tenant, user=user, name="readme")
+    # The scopes "A session in five calls" asks for: upload, create, switch modes.
+    issued = token_create(
+        tenant=tenant,
+        user=user,
+        name="readme",
+        scopes=["strategies:write", "instances:write", "instances:control"],
+    )
     from stratbox.trading.models import Account
 
     if not Account.objects.filter(tenant=tenant, kind="paper").exists():
