@@ -18,8 +18,8 @@ from tests.notifications.conftest import deliver_pending
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_mounts_pushes_and_alerts(smtp_sink: Any, monkeypatch: Any) -> None:
-    monkeypatch.setenv("STRATBOX_MAIL_PORT", str(smtp_sink.port))
+def test_demo_mounts_pushes_and_alerts(smtp_sink: Any, settings: Any) -> None:
+    settings.STRATBOX_MAIL_PORT = smtp_sink.port  # the launcher's mail catcher, here the test's sink
     assert demo_plugins.DEMO_MAIL_URL.format(port=smtp_sink.port).startswith(
         f"mailto://127.0.0.1:{smtp_sink.port}?"
     )
