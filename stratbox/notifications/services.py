@@ -271,6 +271,7 @@ def inbox_message(event: NotificationEvent) -> dict[str, Any]:
         "type": "notification.event",
         "id": event.pk,
         "event_type": event.event_type,
+        "event_type_label": str(event.get_event_type_display()),
         "severity": event.severity,
         "title": event.title,
         "body": event.body,

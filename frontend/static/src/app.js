@@ -1,6 +1,8 @@
 // Stratbox web UI: htmx plus a few small behaviours shared by every page.
 // Bundled by esbuild into static/build/app.js (see frontend/package.json).
 import htmx from "htmx.org";
+import { inboxFrame } from "./lib/inbox.js";
+import { liveSocket } from "./lib/socket.js";
 
 window.htmx = htmx;
 
@@ -116,3 +118,14 @@ window.StratboxUI = { initTimes };
 
 document.addEventListener("DOMContentLoaded", () => init(document));
 document.addEventListener("htmx:load", (event) => init(event.target));
+
+// The in-app inbox: logged-in pages of a tenant hold the tenant websocket once. The instance list
+// already opens it (live.js, data-live-scope="tenant") and feeds the inbox from there, so only
+// pages without it open one here.
+document.addEventListener("DOMContentLoaded", () => {
+  const link = document.querySelector("[data-inbox-socket]");
+  if (!link) return;
+  const path = link.dataset.inboxSocket;
+  if (document.querySelector(`[data-live-socket="${path}"]`)) return;
+  liveSocket(path, { onEvent: inboxFrame, onState: () => {} });
+});
