@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-FRONTEND_STAMP := frontend/static/build/.built-$(shell cat frontend/package.json frontend/package-lock.json frontend/static/src/* 2>/dev/null | sha1sum | cut -c1-12)
+FRONTEND_STAMP := frontend/static/build/.built-$(shell cat frontend/package.json frontend/package-lock.json frontend/static/src/* frontend/static/src/lib/* 2>/dev/null | sha1sum | cut -c1-12)
 
 # Test servers: the machine's PostgreSQL and Redis at their standard ports (never SQLite).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox
