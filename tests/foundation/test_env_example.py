@@ -1,4 +1,5 @@
-"""Every environment variable the settings read is documented in `.env.example`."""
+"""Every environment variable the settings (or the Django-free sandbox) read is documented in
+`.env.example`, and `.env.example` names nothing that nobody reads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def _read_by_settings() -> set[str]:
     names = set(re.findall(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""", text))
     names |= set(re.findall(r"""["']([A-Z][A-Z0-9_]*)["']\s+(?:not\s+)?in\s+env\b""", text))
     names |= set(re.findall(r"""os\.environ\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""", text))
+    # The sandbox cannot read Django settings: its few switches come from the environment directly.
+    for path in sorted((ROOT / "sandbox").glob("*.py")):
+        names |= set(re.findall(r"""os\.environ\.get\(\s*["'](STRATBOX_[A-Z0-9_]*)["']""", path.read_text()))
     return names
 
 
