@@ -209,7 +209,7 @@ def start_worker(queue: str) -> subprocess.Popen[bytes]:
             "stratbox",
             "worker",
             "-Q",
-            queue,
+            f"{queue},{queue}.long",  # backtests run on the long-work queue (stratbox.celery.route_task)
             "-n",
             f"{queue}@%h",
             "--concurrency",
@@ -276,8 +276,14 @@ def main() -> None:
     definition, _ = StrategyDefinition.objects.get_or_create(
         tenant=tenant, key="bench-sma", defaults={"name": "bench sma", "style": "tick"}
     )
-    version, _ = StrategyVersion.objects.get_or_create(
-        definition=definition, sha256=sha, defaults={"number": 1, "source": SMA_SOURCE, "config_schema": {}}
+    # The schema upload validation would store: a host applies the stored schema, never the class's.
+    schema = {
+        "fast": {"type": "int", "default": 10, "min": 1, "max": 500},
+        "slow": {"type": "int", "default": 20, "min": 2, "max": 1000},
+        "qty": {"type": "float", "default": 1.0, "min": 0.0001, "max": 1000000},
+    }
+    version, _ = StrategyVersion.objects.update_or_create(
+        definition=definition, sha256=sha, defaults={"number": 1, "source": SMA_SOURCE, "config_schema": schema}
     )
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
