@@ -283,7 +283,9 @@ def main() -> None:
         "qty": {"type": "float", "default": 1.0, "min": 0.0001, "max": 1000000},
     }
     version, _ = StrategyVersion.objects.update_or_create(
-        definition=definition, sha256=sha, defaults={"number": 1, "source": SMA_SOURCE, "config_schema": schema}
+        definition=definition,
+        sha256=sha,
+        defaults={"number": 1, "source": SMA_SOURCE, "config_schema": schema},
     )
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
