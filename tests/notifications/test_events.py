@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.notifications.models import Delivery, NotificationEvent
 from stratbox.notifications.services import digest_flush, settings_update
 from tenants.services import audit_record
