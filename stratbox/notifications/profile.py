@@ -10,6 +10,7 @@ an unreadable counter reads PostgreSQL, and a cached profile is re-read after `M
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from django.db import transaction
 
 from stratbox.markets.quotes import redis_client
 from stratbox.notifications.models import EventType, Level, NotificationSettings, Subscription
+
+logger = logging.getLogger(__name__)
 
 GENERATION_KEY = "sbx:notif:gen:{}"
 MAX_AGE = 60.0
@@ -73,7 +76,7 @@ def profile_changed(tenant_id: Any) -> None:
         try:
             redis_client().incr(key)
         except Exception:  # the cached profiles expire after MAX_AGE anyway
-            pass
+            logger.warning("notification profile of tenant %s: generation not bumped", tenant_id)
 
     bump()
     transaction.on_commit(bump)
