@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -256,25 +257,8 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         print(f"[{label}] {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True)
         return result
 
-    flooding = threading.Event()
-    flood_statuses: dict[str, int] = {}
-
-    def flood(path: str, token: str | None) -> None:
-        """What a neighbour can do from outside: requests as fast as they return, on the real web
-        server (its caches, throttles and limits apply; nothing is cleared for it)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        while not flooding.is_set():
-            request = urllib.request.Request(f"{web_url}{path}", headers=headers)  # noqa: S310 - loopback
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            except OSError:
-                status = 0
-            key = f"{path.split('/')[1]} {status}"
-            flood_statuses[key] = flood_statuses.get(key, 0) + 1
-
+    ctx = multiprocessing.get_context("fork")
+    flooding, counts = ctx.Event(), ctx.Queue()
     try:
         alone = window("quiet tenant alone")
         # The neighbour: CPU-heavy backtests kept running (a new one whenever one ends), and floods.
@@ -299,19 +283,52 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
                 break
             except OSError:
                 time.sleep(0.2)
-        flooders = [
-            threading.Thread(target=flood, args=targets[k % 2], daemon=True) for k in range(args.floods)
-        ]
-        for t in flooders:
-            t.start()
+        flooder = ctx.Process(
+            target=_flood, args=(web_url, targets, args.floods, flooding, counts), daemon=True
+        )
+        flooder.start()
         neighbour = window("with heavy neighbour")
-        print(f"[flood] requests by path and status: {json.dumps(dict(sorted(flood_statuses.items())))}")
+        flooding.set()
+        print(f"[flood] requests by path and status: {json.dumps(counts.get(timeout=30))}")
     finally:
         flooding.set()
         stop.set()
         for proc in (web, dispatcher, ticks, long):
             proc.stop()
     return alone, neighbour
+
+
+def _flood(web_url: str, targets: list, threads: int, stop, counts) -> None:  # type: ignore[no-untyped-def]
+    """What a neighbour can do from outside: requests as fast as they return, on the real web server
+    (its caches, throttles and limits apply; nothing is cleared for it). The client stands for
+    machines of the neighbour's: it runs at the lowest CPU priority, so what the quiet tenant
+    competes with is the server's work for these requests, not the client's."""
+    os.setpriority(os.PRIO_PROCESS, 0, 19)
+    statuses: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def loop(path: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        while not stop.is_set():
+            request = urllib.request.Request(f"{web_url}{path}", headers=headers)  # noqa: S310 - loopback
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            key = f"{path.split('/')[1]} {status}"
+            with lock:
+                statuses[key] = statuses.get(key, 0) + 1
+
+    workers = [threading.Thread(target=loop, args=targets[k % 2], daemon=True) for k in range(threads)]
+    for t in workers:
+        t.start()
+    stop.wait()
+    for t in workers:
+        t.join(timeout=15)
+    counts.put(dict(sorted(statuses.items())))
 
 
 def free_port() -> int:
