@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import redis
+from django.conf import settings
 
 HEARTBEAT_SECONDS = 5.0
 # A worker counts as alive while its last heartbeat is younger than this.
@@ -32,8 +33,6 @@ def client() -> redis.Redis:
     global _client
     with _client_lock:
         if _client is None:
-            from django.conf import settings
-
             pool = redis.BlockingConnectionPool.from_url(
                 settings.REDIS_URL, max_connections=4, timeout=1.0, socket_timeout=1.0,
                 socket_connect_timeout=1.0, decode_responses=True,

@@ -23,9 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stratbox.settings")
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 
+    # Django is set up only after the command line is parsed; the app modules import after that.
     import django
 
     django.setup()
+    # Now that the app registry is ready:
     from stratbox.mcp.principal import principal_for, use_stdio_token
     from stratbox.mcp.server import build_server
 

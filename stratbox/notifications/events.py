@@ -6,10 +6,14 @@ display text in the tenant's locale.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.db.models import Q
+from django.utils import timezone
+
 from stratbox.instances.models import StrategyInstance
-from stratbox.notifications.models import EventType, Severity
+from stratbox.notifications.models import EventType, Level, NotificationEvent, Severity, Subscription
 from stratbox.notifications.services import event_emit, settings_for
 
 INSTANCE_TARGET = "instances.strategyinstance"
@@ -187,10 +191,6 @@ TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 
 
 def _fills_wanted(instance: StrategyInstance) -> bool:
-    from django.db.models import Q
-
-    from stratbox.notifications.models import Level, Subscription
-
     return (
         Subscription.objects.filter(tenant_id=instance.tenant_id, event_type=EventType.ORDER_FILLED)
         .filter(Q(instance=instance) | Q(instance__isnull=True))
@@ -244,12 +244,6 @@ def tick_notify(
             },
         )
     if notes:
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from stratbox.notifications.models import NotificationEvent
-
         recent = NotificationEvent.objects.filter(
             instance=instance,
             event_type=EventType.STRATEGY_MSG,
