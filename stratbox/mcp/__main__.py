@@ -27,9 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     import django
 
     django.setup()
-    # Now that the app registry is ready:
-    from stratbox.mcp.principal import principal_for, use_stdio_token
-    from stratbox.mcp.server import build_server
+    from stratbox.mcp.principal import principal_for, use_stdio_token  # now that the registry is ready
+    from stratbox.mcp.server import build_server  # (likewise)
 
     if principal_for(args.token) is None:
         print("The token is unknown, revoked, or its user is no longer a member.", file=sys.stderr)

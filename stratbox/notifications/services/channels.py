@@ -18,6 +18,7 @@ from stratbox.notifications.models import (
     NotificationEvent,
     Subscription,
 )
+from stratbox.notifications.profile import profile_changed
 from stratbox.notifications.services.inbox import event_emit
 from stratbox.notifications.services.settings import NotificationError, settings_for
 from stratbox.trading.credentials import credentials_encrypt
@@ -86,6 +87,7 @@ def channel_delete(*, channel: Channel, actor: Any) -> None:
         before={"name": channel.name, "url": channel.url_redacted},
     )
     channel.delete()
+    profile_changed(channel.tenant_id)  # its subscriptions go with it
 
 
 def channel_test(*, channel: Channel, actor: Any) -> NotificationEvent:
@@ -121,6 +123,7 @@ def subscription_set(
     sub, _ = Subscription.objects.update_or_create(
         tenant=tenant, instance=instance, channel=channel, event_type=event_type, defaults={"level": level}
     )
+    profile_changed(tenant.pk)
     audit_record(
         tenant=tenant,
         actor=actor,

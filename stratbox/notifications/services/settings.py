@@ -10,6 +10,7 @@ from django.db import transaction
 from stratbox.notifications.models import (
     NotificationSettings,
 )
+from stratbox.notifications.profile import profile_changed
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
@@ -46,6 +47,7 @@ def settings_update(*, tenant: Tenant, actor: Any, **fields: Any) -> Notificatio
     for key, value in fields.items():
         setattr(found, key, value)
     found.save()
+    profile_changed(tenant.pk)
     audit_record(
         tenant=tenant,
         actor=actor,
