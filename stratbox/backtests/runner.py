@@ -34,6 +34,7 @@ from stratbox.backtests.csvbars import BarColumns
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
 from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
+from stratbox.engine import runtime
 from tenants.models import Tenant
 from tenants.plans import plan_get
 
@@ -50,9 +51,8 @@ CANCEL_POLL_SECONDS = 0.1
 
 def cancel_flag_set(backtest_id: str) -> None:
     """Tell the worker running this backtest to stop now (called after the cancel commits)."""
-    from stratbox.engine.runtime import r
 
-    r().set(CANCEL_KEY.format(backtest_id), "1", ex=3600)
+    runtime.r().set(CANCEL_KEY.format(backtest_id), "1", ex=3600)
 
 
 class _CancelWatch(threading.Thread):
@@ -67,11 +67,9 @@ class _CancelWatch(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        from stratbox.engine.runtime import r
-
         while not self.done.wait(CANCEL_POLL_SECONDS):
             try:
-                if r().get(self.key):
+                if runtime.r().get(self.key):
                     self.cancelled.set()
                     backtest_abort(tenant_id=self.tenant_id)
                     return

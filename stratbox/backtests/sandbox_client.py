@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import math
+import os
+import signal
 import threading
 from typing import Any
 
@@ -53,8 +55,6 @@ def backtest_abort(*, tenant_id: str) -> bool:
 
     Deliberately without the client's lock, which the waiting call holds; the pool entry is only
     read, and the waiting call discards the dead host itself."""
-    import os
-    import signal
 
     host = client()._pool.get(tenant_id)  # noqa: SLF001 - see the docstring
     if host is None or not host.alive():
