@@ -62,6 +62,10 @@ class Backtest(models.Model):
     interval_seconds = models.PositiveIntegerField(default=60)
     csv_filename = models.CharField(max_length=200, blank=True)
     csv_sha256 = models.CharField(max_length=64, blank=True)
+    # The stored bars a CSV run reads (imported once, reusable); older runs kept an upload instead.
+    dataset = models.ForeignKey(
+        "BarDataset", on_delete=models.PROTECT, null=True, blank=True, related_name="backtests"
+    )
     chunk_bars = models.PositiveIntegerField(default=50_000)
     # --- lifecycle
     status = models.CharField(max_length=10, choices=BacktestStatus.choices, default=BacktestStatus.QUEUED)
@@ -142,3 +146,50 @@ class BacktestTrade(models.Model):
 
     def __str__(self) -> str:
         return f"trade {self.seq} of {self.backtest_id}"
+
+
+class BarDataset(models.Model):
+    """Bars imported from a CSV, stored once per tenant and reusable by any later backtest.
+
+    The same file (by sha256) imported again by the same tenant is the same dataset. Its bars live
+    in :class:`DatasetBar`, written with one ``COPY`` and read back with one binary ``COPY``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="bar_datasets")
+    name = models.CharField(max_length=200, help_text="the uploaded file's name")
+    sha256 = models.CharField(max_length=64, help_text="of the uploaded file's bytes")
+    rows = models.PositiveIntegerField()
+    first_ts = models.DateTimeField()
+    last_ts = models.DateTimeField()
+    interval_seconds = models.PositiveIntegerField(help_text="the median spacing of the bars")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "sha256"], name="uniq_dataset_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.rows} bars)"
+
+
+class DatasetBar(models.Model):
+    """One bar of a dataset, exactly as parsed (float64: the values the backtest will see)."""
+
+    pk = models.CompositePrimaryKey("dataset", "ts")
+    dataset = models.ForeignKey(BarDataset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    ts = models.FloatField(help_text="epoch seconds")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        ordering = ["dataset", "ts"]
+
+    def __str__(self) -> str:
+        return f"{self.dataset_id} {self.ts}"
