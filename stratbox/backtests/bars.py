@@ -6,9 +6,8 @@ in a fraction of a second, where the ORM (a model and six Decimals per row) woul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -72,21 +71,11 @@ def market_bars_chunks(
         f'FROM "{table}" WHERE market_id = %s AND interval_seconds = %s AND ts >= %s AND ts < %s '
         "ORDER BY ts) TO STDOUT (FORMAT BINARY)"
     )
-    yield from copy_out_chunks(
-        sql, (market_id, interval_seconds, start, end), _ROW.itemsize, chunk, _decode_rows
-    )
-
-
-def copy_out_chunks(
-    sql: str, params: tuple[Any, ...], row_size: int, chunk: int, decode: Callable[[bytes], BarColumns]
-) -> Iterator[BarColumns]:
-    """Run a binary ``COPY ... TO STDOUT`` of fixed-size tuples and yield ``decode``d blocks of
-    ``chunk`` tuples as the bytes arrive."""
-    size = chunk * row_size
+    size = chunk * _ROW.itemsize
     buf = bytearray()
     header_done = False
     with connection.cursor() as cursor:
-        with cursor.cursor.copy(sql, params) as copy:
+        with cursor.cursor.copy(sql, (market_id, interval_seconds, start, end)) as copy:
             while block := copy.read():
                 buf += block
                 if not header_done and len(buf) >= 19:
@@ -98,13 +87,13 @@ def copy_out_chunks(
                     del buf[:skip]
                     header_done = True
                 if header_done and len(buf) >= size:
-                    yield decode(bytes(buf[:size]))
+                    yield _decode_rows(bytes(buf[:size]))
                     del buf[:size]
     if not header_done:
         raise ValueError("unexpected COPY output")
     rest = bytes(buf[:-2])  # the trailer is int16 -1
     if rest:
-        yield decode(rest)
+        yield _decode_rows(rest)
 
 
 def _decode_rows(body: bytes) -> BarColumns:

@@ -1,11 +1,12 @@
 """Bar datasets: a tenant's imported CSVs, stored once and reused by later backtests.
 
 An import parses the file (:mod:`stratbox.backtests.csvbars`, every bad line named) and
-bulk-loads the bars with one binary ``COPY ... FROM STDIN``: the tuples are built by numpy in
-PostgreSQL's binary format, so a million bars cost a few array operations and one stream, not a
-million INSERTs (nor a million Python objects). The same file (sha256) imported again by the same
-tenant returns the stored dataset. A run reads its bars back with one binary ``COPY ... TO
-STDOUT``, decoded by numpy a chunk at a time.
+bulk-loads the bars with one binary ``COPY ... FROM STDIN`` into blocks of float8[] columns
+(:class:`DatasetBlock`): numpy writes PostgreSQL's binary array format directly, so a million bars
+cost a few array operations, one stream and a hundred index entries -- not a million INSERTs,
+Python objects or index entries. The same file (sha256) imported again by the same tenant returns
+the stored dataset. A run reads its bars back with one binary ``COPY ... TO STDOUT``, decoded by
+numpy block by block.
 """
 
 from __future__ import annotations
@@ -19,22 +20,16 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 
-from stratbox.backtests.bars import _COPY_SIGNATURE, copy_out_chunks
+from stratbox.backtests.bars import _COPY_SIGNATURE
 from stratbox.backtests.csvbars import COLUMNS, BarColumns, CsvInvalid, parse_bars_csv
-from stratbox.backtests.models import BarDataset, DatasetBar
+from stratbox.backtests.models import BarDataset, DatasetBlock
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
 
-COPY_BLOCK_ROWS = 100_000  # rows per write to the COPY stream (bounds the memory of one block)
-
-# One binary COPY tuple of DatasetBar: field count, then (length, value) for dataset_id (uuid)
-# and the six float8 columns, all big-endian.
-_IN_ROW = np.dtype(
-    [("n", ">i2"), ("lid", ">i4"), ("id", "V16")]
-    + [item for c in COLUMNS for item in ((f"l_{c}", ">i4"), (c, ">f8"))]
-)
-_OUT_ROW = np.dtype([("n", ">i2")] + [item for c in COLUMNS for item in ((f"l_{c}", ">i4"), (c, ">f8"))])
+# PostgreSQL's binary array element: (int32 length = 8, float8), big-endian.
+_ELEMENT = np.dtype([("len", ">i4"), ("value", ">f8")])
+_FLOAT8_OID = 701
 
 
 class DatasetInvalid(ApplicationError):
@@ -115,38 +110,93 @@ def dataset_store(
     return dataset, True
 
 
+def _float8_array(values: np.ndarray) -> bytes:
+    """One float8[] field of a binary COPY tuple: its length, then the array (1 dimension, no
+    NULLs, element type float8, lower bound 1) and every element with its length."""
+    elements = np.empty(len(values), dtype=_ELEMENT)
+    elements["len"] = 8
+    elements["value"] = values
+    header = np.array([1, 0, _FLOAT8_OID, len(values), 1], dtype=">i4").tobytes()
+    body = elements.tobytes()
+    return (len(header) + len(body)).to_bytes(4, "big") + header + body
+
+
 def _copy_in(dataset_id: uuid.UUID, cols: BarColumns, progress: Callable[[int, int], None] | None) -> None:
-    table = DatasetBar._meta.db_table
-    sql = f'COPY "{table}" (dataset_id, ts, open, high, low, close, volume) FROM STDIN (FORMAT BINARY)'
+    table = DatasetBlock._meta.db_table
+    sql = f'COPY "{table}" (dataset_id, seq, ts, open, high, low, close, volume) FROM STDIN (FORMAT BINARY)'
     n = len(cols)
+    size = DatasetBlock.BLOCK_BARS
+    id_field = (16).to_bytes(4, "big") + dataset_id.bytes
     with connection.cursor() as cursor:
         with cursor.cursor.copy(sql) as copy:  # the psycopg 3 cursor: COPY is not DB-API
             copy.write(_COPY_SIGNATURE + bytes(8))  # flags and header-extension length: 0
-            for lo in range(0, n, COPY_BLOCK_ROWS):
-                hi = min(n, lo + COPY_BLOCK_ROWS)
-                block = np.empty(hi - lo, dtype=_IN_ROW)
-                block["n"] = 1 + len(COLUMNS)
-                block["lid"] = 16
-                block["id"] = np.void(dataset_id.bytes)
-                for c in COLUMNS:
-                    block[f"l_{c}"] = 8
-                    block[c] = getattr(cols, c)[lo:hi]
-                copy.write(block.tobytes())
+            for seq, lo in enumerate(range(0, n, size)):
+                hi = min(n, lo + size)
+                parts = [(8).to_bytes(2, "big"), id_field, (4).to_bytes(4, "big") + seq.to_bytes(4, "big")]
+                parts += [_float8_array(getattr(cols, c)[lo:hi]) for c in COLUMNS]
+                copy.write(b"".join(parts))
                 if progress is not None:
                     progress(hi, n)
             copy.write(b"\xff\xff")
 
 
-def _decode(body: bytes) -> BarColumns:
-    rows = np.frombuffer(body, dtype=_OUT_ROW)
-    return BarColumns(*(rows[c].astype(np.float64) for c in COLUMNS))
-
-
 def dataset_bars_chunks(*, dataset_id: uuid.UUID, chunk: int) -> Iterator[BarColumns]:
-    """The dataset's bars in time order, ``chunk`` at a time, decoded while PostgreSQL sends."""
-    table = DatasetBar._meta.db_table
+    """The dataset's bars in time order, ``chunk`` at a time, decoded as PostgreSQL sends them."""
+    pending: list[BarColumns] = []
+    have = 0
+    for block in _blocks(dataset_id):
+        pending.append(block)
+        have += len(block)
+        while have >= chunk:
+            joined = BarColumns.concat(pending)
+            yield joined.slice(0, chunk)
+            rest = joined.slice(chunk, len(joined))
+            pending, have = ([rest] if len(rest) else []), len(rest)
+    if have:
+        yield BarColumns.concat(pending)
+
+
+def _blocks(dataset_id: uuid.UUID) -> Iterator[BarColumns]:
+    table = DatasetBlock._meta.db_table
     sql = (
         "COPY (SELECT ts, open, high, low, close, volume "  # noqa: S608 - the table name is the model's
-        f'FROM "{table}" WHERE dataset_id = %s ORDER BY ts) TO STDOUT (FORMAT BINARY)'
+        f'FROM "{table}" WHERE dataset_id = %s ORDER BY seq) TO STDOUT (FORMAT BINARY)'
     )
-    yield from copy_out_chunks(sql, (dataset_id,), _OUT_ROW.itemsize, chunk, _decode)
+    buf = bytearray()
+    pos = -1  # -1: the file header has not been read yet
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(sql, (dataset_id,)) as copy:
+            while data := copy.read():
+                buf += data
+                if pos < 0:
+                    if len(buf) < 19:
+                        continue
+                    if not buf.startswith(_COPY_SIGNATURE):
+                        raise ValueError("unexpected COPY output")
+                    pos = 19 + int.from_bytes(buf[15:19], "big")
+                while (block := _tuple_at(buf, pos)) is not None:
+                    cols, pos = block
+                    yield cols
+                del buf[:pos]
+                pos = 0
+
+
+def _tuple_at(buf: bytearray, pos: int) -> tuple[BarColumns, int] | None:
+    """The tuple of six float8[] starting at ``pos`` and the position after it, or None when the
+    buffer does not hold all of it yet (or holds the trailer)."""
+    if len(buf) < pos + 2 or int.from_bytes(buf[pos : pos + 2], "big", signed=True) == -1:
+        return None
+    at = pos + 2
+    columns = []
+    for _ in COLUMNS:
+        if len(buf) < at + 4:
+            return None
+        length = int.from_bytes(buf[at : at + 4], "big", signed=True)
+        if length < 20 or len(buf) < at + 4 + length:
+            if length < 20 and len(buf) >= at + 4:
+                raise ValueError("unexpected COPY array")
+            return None
+        body = bytes(buf[at + 4 + 20 : at + 4 + length])  # after ndim, flags, oid, size, lower bound
+        columns.append(np.frombuffer(body, dtype=_ELEMENT)["value"].astype(np.float64))
+        at += 4 + length
+    return BarColumns(*columns), at

@@ -14,7 +14,7 @@ import pytest
 
 from stratbox.backtests.csvbars import CsvInvalid, parse_bars_csv
 from stratbox.backtests.datasets import dataset_bars_chunks
-from stratbox.backtests.models import Backtest, BacktestTrade, BarDataset, DatasetBar
+from stratbox.backtests.models import Backtest, BacktestTrade, BarDataset, DatasetBlock
 from tests.backtests.conftest import make_version, wait_finished
 
 URL = "/api/v1/backtests/"
@@ -155,7 +155,15 @@ def _import(client: Any, data: bytes, name: str = "GOOG.csv") -> Any:
     return client.post(DATASETS, {"csv": upload}, format="multipart")
 
 
-def test_import_once_list_with_count_and_range_and_reimport_is_the_same_dataset(api_client, tenant) -> None:
+def _stored_bars(**filters: Any) -> int:
+    """Bars stored in blocks, counted in SQL (cardinality of the ts arrays)."""
+    return sum(len(ts) for ts in DatasetBlock.objects.filter(**filters).values_list("ts", flat=True))
+
+
+def test_import_once_list_with_count_and_range_and_reimport_is_the_same_dataset(
+    api_client, tenant, monkeypatch
+) -> None:
+    monkeypatch.setattr(DatasetBlock, "BLOCK_BARS", 7)  # several blocks, read back across their seams
     data = _csv(40)
     first = _import(api_client, data)
     assert first.status_code == 201, first.content
@@ -165,7 +173,8 @@ def test_import_once_list_with_count_and_range_and_reimport_is_the_same_dataset(
     again = _import(api_client, data, name="renamed.csv")
     assert again.status_code == 200 and again.json()["id"] == body["id"]
     assert BarDataset.objects.filter(tenant=tenant).count() == 1
-    assert DatasetBar.objects.filter(dataset_id=body["id"]).count() == 40  # stored once
+    assert _stored_bars(dataset_id=body["id"]) == 40  # stored once
+    assert sorted(DatasetBlock.objects.values_list("seq", flat=True)) == [0, 1, 2, 3, 4, 5]
     listed = api_client.get(DATASETS).json()
     assert listed["count"] == 1 and listed["results"][0]["bars"] == 40
     # The bars come back exactly as parsed, in order, across chunk boundaries.
@@ -182,7 +191,7 @@ def test_a_bad_csv_is_a_400_naming_each_line_and_stores_nothing(api_client) -> N
     assert resp.status_code == 400
     text = resp.content.decode()
     assert "line 3: high 'x' is not a number" in text and "line 4: expected 6 columns, got 4" in text
-    assert BarDataset.objects.count() == 0 and DatasetBar.objects.count() == 0
+    assert BarDataset.objects.count() == 0 and _stored_bars() == 0
 
 
 def test_backtest_upload_imports_a_dataset_and_a_later_backtest_reuses_it(api_client, sma_version) -> None:
@@ -199,7 +208,7 @@ def test_backtest_upload_imports_a_dataset_and_a_later_backtest_reuses_it(api_cl
     bt = Backtest.objects.get(pk=second.json()["id"])
     assert str(bt.dataset_id) == dataset_id and bt.bars_total == 30 and bt.source == "csv"
     assert bt.csv_filename == "bars.csv"
-    assert BarDataset.objects.count() == 1 and DatasetBar.objects.count() == 30
+    assert BarDataset.objects.count() == 1 and _stored_bars() == 30
     both = api_client.post(
         URL,
         {"version": str(sma_version.pk), "dataset": dataset_id, "csv": io.BytesIO(data)},
@@ -310,4 +319,4 @@ def test_two_runs_over_one_dataset_read_history_across_chunks(worker, api_client
             if t.exit_price is not None
         ]
         assert got == expected
-    assert DatasetBar.objects.filter(dataset_id=dataset_id).count() == 60  # still stored once
+    assert _stored_bars(dataset_id=dataset_id) == 60  # still stored once
