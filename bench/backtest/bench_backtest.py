@@ -247,7 +247,9 @@ def bench_import(tenant, closes: list[float]) -> None:  # type: ignore[no-untype
     prev = closes[0]
     for i, c in enumerate(closes):
         stamp = (START + timedelta(seconds=INTERVAL * i)).strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(f"{stamp},{prev:.4f},{max(prev, c) + 0.01:.4f},{min(prev, c) - 0.01:.4f},{c:.4f},{i % 997}")
+        lines.append(
+            f"{stamp},{prev:.4f},{max(prev, c) + 0.01:.4f},{min(prev, c) - 0.01:.4f},{c:.4f},{i % 997}"
+        )
         prev = c
     raw = ("\n".join(lines) + "\n").encode()
     sha = hashlib.sha256(raw).hexdigest()
