@@ -147,7 +147,9 @@ def run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> 
         quote = pre.quotes.get(instance.market_id)
         if not quote:
             continue
-        snapshot = tick_snapshot(instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance))
+        snapshot = tick_snapshot(
+            instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance), pre.histories
+        )
         pre.built[iid] = snapshot
         try:
             sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from stratbox.engine import events, runtime, sandboxes
+from stratbox.engine.ticks.inputs import histories_for
 from stratbox.engine.ticks.rows import instances_for_batch
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quotes_get_many
@@ -34,6 +35,8 @@ class Prefetched:
 
     instances: dict[str, StrategyInstance]
     quotes: dict[int, dict[str, Any]]
+    # Recent bars of the markets whose instances read `context.history` (none for the others).
+    histories: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     stale_accounts: set[Any] = field(default_factory=set)
     balances: dict[Any, str] = field(default_factory=dict)
@@ -106,6 +109,7 @@ def prefetch(instance_ids: list[str]) -> Prefetched:
     quotes = quotes_get_many({i.market_id for i in instances.values()})
     pre = Prefetched(instances=instances, quotes=quotes)
     quoted = [i for i in instances.values() if i.mode != Mode.OFF and quotes.get(i.market_id)]
+    pre.histories = histories_for(quoted)
     try:
         many = instance_snapshots_cached(instances=quoted, quotes=quotes, balances=balances)
     except Exception:  # the per-tick path still works: fall back to it rather than lose the batch

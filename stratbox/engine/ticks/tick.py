@@ -207,7 +207,8 @@ def _execute(
             snapshot = built
         else:
             trusted = prefetched.trusted(instance) if prefetched and inflight is None else None
-            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted)
+            histories = prefetched.histories if prefetched and inflight is None else None
+            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted, histories)
         t_user = time.perf_counter()
         ran = prefetched.host_results.pop(iid, None) if built is snapshot and prefetched else None
         if isinstance(ran, Exception):
