@@ -325,3 +325,28 @@ def test_uses_history_finds_every_way_of_asking() -> None:
     assert uses_history({"s.py": "h = ctx.history\nh(3)"})
     assert uses_history({"s.py": "f = getattr(ctx, 'history')"})
     assert not uses_history({"s.py": "from sandbox.sdk import Strategy\nclass S(Strategy):\n    pass\n"})
+
+
+def test_the_readme_indicator_example_validates_and_trades_in_a_backtest(client) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("\n### Recent bars and indicators\n") :]
+    section = section[: section.index("\n### ", 5)]
+    (source,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert validate_source(source).ok
+    client.load("t-readme-ind", "x", source=source, config={})
+    n = 400
+    closes = [100 + 5 * math.sin(i / 15) for i in range(n)]
+    bars = {
+        "ts": [float(i) for i in range(n)],
+        "open": closes,
+        "high": [c + 0.5 for c in closes],
+        "low": [c - 0.5 for c in closes],
+        "close": closes,
+        "volume": [1.0] * n,
+    }
+    result = client.backtest("t-readme-ind", "x", bars, {"starting_balance": 10_000})
+    assert result["progress"]["orders_total"] >= 4 and result["trades"]
+    client.unload("t-readme-ind", "x")
