@@ -15,7 +15,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from stratbox.backtests.datasets import dataset_import
+from stratbox.backtests.datasets import dataset_delete, dataset_import
 from stratbox.backtests.models import Backtest, BacktestStatus
 from stratbox.backtests.selectors import (
     backtest_get,
@@ -297,9 +297,28 @@ class BarDatasetListCreateApi(TenantScopedApi):
 
 
 class BarDatasetDetailApi(TenantScopedApi):
+    write_scope = TokenScope.BACKTESTS_RUN
+
     @extend_schema(responses=BarDatasetOutput)
     def get(self, request: Request, dataset_id: Any) -> Response:
-        dataset = dataset_get(tenant=request.tenant, dataset_id=dataset_id)  # type: ignore[attr-defined]
-        if dataset is None:
-            raise not_found("Dataset not found.")
-        return Response(BarDatasetOutput(dataset).data)
+        return Response(BarDatasetOutput(_dataset_or_404(request, dataset_id)).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                ConflictErrorResponse, description="DATASET_IN_USE: a queued or running run reads it"
+            ),
+        },
+    )
+    def delete(self, request: Request, dataset_id: Any) -> Response:
+        dataset_delete(dataset=_dataset_or_404(request, dataset_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _dataset_or_404(request: Request, dataset_id: Any) -> Any:
+    dataset = dataset_get(tenant=request.tenant, dataset_id=dataset_id)  # type: ignore[attr-defined]
+    if dataset is None:
+        raise not_found("Dataset not found.")
+    return dataset

@@ -22,8 +22,8 @@ from django.db import IntegrityError, connection, transaction
 
 from stratbox.backtests.bars import _COPY_SIGNATURE
 from stratbox.backtests.csvbars import COLUMNS, BarColumns, CsvInvalid, parse_bars_csv
-from stratbox.backtests.models import BarDataset, DatasetBlock
-from tenants.errors import ApplicationError
+from stratbox.backtests.models import FINISHED_STATUSES, Backtest, BarDataset, DatasetBlock
+from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
 from tenants.services import audit_record
 
@@ -108,6 +108,37 @@ def dataset_store(
     except IntegrityError:  # the same file imported concurrently: the other import won
         return BarDataset.objects.get(tenant=tenant, sha256=sha256), False
     return dataset, True
+
+
+class DatasetInUse(Conflict):
+    """A queued or running backtest reads the dataset (HTTP 409): it cannot be deleted now."""
+
+    default_code = "DATASET_IN_USE"
+
+
+@transaction.atomic
+def dataset_delete(*, dataset: BarDataset, actor: AbstractBaseUser | None) -> None:
+    """Delete a dataset and its bars; refused while a queued or running backtest reads it.
+
+    The row lock orders this against `backtest_create`, which locks the dataset it runs on: a new
+    run either sees the dataset gone or makes this wait and refuse.
+    """
+    locked = BarDataset.objects.select_for_update().filter(pk=dataset.pk).first()
+    if locked is None:
+        return
+    busy = Backtest.objects.filter(dataset=locked).exclude(status__in=FINISHED_STATUSES).count()
+    if busy:
+        raise DatasetInUse(
+            message=f"{busy} queued or running backtests read this dataset; wait or cancel them"
+        )
+    audit_record(
+        tenant=locked.tenant,
+        actor=actor,
+        action="dataset.delete",
+        target=locked,
+        before={"name": locked.name, "sha256": locked.sha256, "rows": locked.rows},
+    )
+    locked.delete()
 
 
 def _float8_array(values: np.ndarray) -> bytes:

@@ -64,8 +64,10 @@ class Backtest(models.Model):
     csv_filename = models.CharField(max_length=200, blank=True)
     csv_sha256 = models.CharField(max_length=64, blank=True)
     # The stored bars a CSV run reads (imported once, reusable); older runs kept an upload instead.
+    # A dataset is deleted only while no run of it is unfinished (`dataset_delete`); finished runs
+    # keep their results and provenance (csv_filename, csv_sha256).
     dataset = models.ForeignKey(
-        "BarDataset", on_delete=models.PROTECT, null=True, blank=True, related_name="backtests"
+        "BarDataset", on_delete=models.SET_NULL, null=True, blank=True, related_name="backtests"
     )
     chunk_bars = models.PositiveIntegerField(default=50_000)
     # --- lifecycle

@@ -162,7 +162,10 @@ def backtest_create(
             tenant=tenant, actor=actor, cols=bars.csv_bars, sha256=sha, filename=bars.csv_filename
         )
     if bars.dataset is not None:
-        if bars.dataset.tenant_id != tenant.pk:  # selectors already scope; a second lock on the door
+        # Locked until commit, so a concurrent `dataset_delete` cannot remove the bars of a new run.
+        if bars.dataset.tenant_id != tenant.pk or not (
+            BarDataset.objects.select_for_update().filter(pk=bars.dataset.pk, tenant=tenant).exists()
+        ):
             errors.setdefault("dataset", []).append("not found")
     elif bars.market is None:
         errors.setdefault("market", []).append("give a market and a date range, a dataset, or upload a CSV")

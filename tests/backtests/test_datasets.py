@@ -244,6 +244,27 @@ def test_viewer_lists_but_cannot_import(viewer_client, api_client) -> None:
     assert BarDataset.objects.count() == 1
 
 
+def test_delete_a_dataset_refused_while_a_run_is_unfinished(
+    api_client, other_api_client, viewer_client, sma_version
+) -> None:
+    data = _csv(25)
+    dataset_id = _import(api_client, data).json()["id"]
+    run = api_client.post(URL, {"version": str(sma_version.pk), "dataset": dataset_id}, format="json")
+    assert run.status_code == 201
+    assert other_api_client.delete(f"{DATASETS}{dataset_id}/").status_code == 404
+    assert viewer_client.delete(f"{DATASETS}{dataset_id}/").status_code == 403
+    busy = api_client.delete(f"{DATASETS}{dataset_id}/")
+    assert busy.status_code == 409 and "DATASET_IN_USE" in busy.content.decode()
+    assert _stored_bars(dataset_id=dataset_id) == 25
+    Backtest.objects.filter(pk=run.json()["id"]).update(status="succeeded")
+    assert api_client.delete(f"{DATASETS}{dataset_id}/").status_code == 204
+    assert not BarDataset.objects.exists() and _stored_bars() == 0
+    finished = Backtest.objects.get(pk=run.json()["id"])  # keeps its results and provenance
+    assert finished.dataset_id is None and finished.csv_sha256 and finished.bars_total == 25
+    gone = api_client.post(URL, {"version": str(sma_version.pk), "dataset": dataset_id}, format="json")
+    assert gone.status_code == 400 and "unknown dataset" in gone.content.decode()
+
+
 # --------------------------------------------------------------------------- a real run over a dataset
 
 HISTORY_SMA = """
