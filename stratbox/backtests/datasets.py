@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import numpy as np
@@ -53,12 +53,8 @@ def dataset_import(
     actor: AbstractBaseUser | None,
     raw: bytes,
     filename: str,
-    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BarDataset, bool]:
-    """Store the bars of an uploaded CSV once for the tenant; returns (dataset, created).
-
-    ``progress(done, total)`` is called as rows are written (for long imports).
-    """
+    """Store the bars of an uploaded CSV once for the tenant; returns (dataset, created)."""
     sha = hashlib.sha256(raw).hexdigest()
     existing = BarDataset.objects.filter(tenant=tenant, sha256=sha).first()
     if existing is not None:
@@ -67,9 +63,7 @@ def dataset_import(
         cols = parse_bars_csv(raw)
     except CsvInvalid as exc:
         raise DatasetInvalid({"csv": csv_errors(exc)}) from exc
-    return dataset_store(
-        tenant=tenant, actor=actor, cols=cols, sha256=sha, filename=filename, progress=progress
-    )
+    return dataset_store(tenant=tenant, actor=actor, cols=cols, sha256=sha, filename=filename)
 
 
 def dataset_store(
@@ -79,7 +73,6 @@ def dataset_store(
     cols: BarColumns,
     sha256: str,
     filename: str,
-    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[BarDataset, bool]:
     """Write parsed bars as a new dataset (one COPY), or return the tenant's dataset of that file."""
     n = len(cols)
@@ -97,7 +90,7 @@ def dataset_store(
                 interval_seconds=max(1, interval),
                 created_by=actor if actor is not None and actor.is_authenticated else None,
             )
-            _copy_in(dataset.pk, cols, progress)
+            _copy_in(dataset.pk, cols)
             audit_record(
                 tenant=tenant,
                 actor=actor,
@@ -152,7 +145,7 @@ def _float8_array(values: np.ndarray) -> bytes:
     return (len(header) + len(body)).to_bytes(4, "big") + header + body
 
 
-def _copy_in(dataset_id: uuid.UUID, cols: BarColumns, progress: Callable[[int, int], None] | None) -> None:
+def _copy_in(dataset_id: uuid.UUID, cols: BarColumns) -> None:
     table = DatasetBlock._meta.db_table
     sql = f'COPY "{table}" (dataset_id, seq, ts, open, high, low, close, volume) FROM STDIN (FORMAT BINARY)'
     n = len(cols)
@@ -166,8 +159,6 @@ def _copy_in(dataset_id: uuid.UUID, cols: BarColumns, progress: Callable[[int, i
                 parts = [(8).to_bytes(2, "big"), id_field, (4).to_bytes(4, "big") + seq.to_bytes(4, "big")]
                 parts += [_float8_array(getattr(cols, c)[lo:hi]) for c in COLUMNS]
                 copy.write(b"".join(parts))
-                if progress is not None:
-                    progress(hi, n)
             copy.write(b"\xff\xff")
 
 
