@@ -7,7 +7,9 @@ warm-up, on the same real processes — a tick worker pool on the default queue,
 
 1. alone;
 2. while a heavy neighbour keeps `--heavy` CPU-bound backtests running (its plan lets all of them
-   run at once, on a long-work pool of as many processes) and floods the health check.
+   run at once, on a long-work pool of as many processes) and `--floods` threads send requests as
+   fast as they return to the real web server (uvicorn): half anonymous health checks, half
+   version diffs with the neighbour's token.
 
 It prints both p50/p99 figures and the ratio of the p99s (target: at most 1.5). On a shared or
 loaded machine the figures are noisy; the load average is printed next to them.
@@ -18,9 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from decimal import Decimal
 
@@ -54,6 +59,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=2, help="tick worker processes")
+    parser.add_argument("--floods", type=int, default=4, help="threads flooding the health check (0: none)")
     args = parser.parse_args(argv)
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
         print("set DATABASE_URL and REDIS_URL (make bench-engine does)", file=sys.stderr)
@@ -92,7 +98,8 @@ def main(argv: list[str]) -> int:
     print("=" * 100)
     print(
         f"Noisy neighbour — {os.cpu_count()} CPUs, {args.quiet} quiet 1-s instances, tick pool x{args.concurrency}, "
-        f"neighbour: {args.heavy} CPU-heavy backtests on the long pool x{args.heavy} + a health-check flood; "
+        f"neighbour: {args.heavy} CPU-heavy backtests on the long pool x{args.heavy} + {args.floods} threads "
+        "flooding health checks and diffs over HTTP; "
         f"{args.duration:.0f} s windows"
     )
     print(
@@ -125,7 +132,7 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
     from stratbox.markets.quotes import quote_set
     from stratbox.trading.models import Account
     from strategies_store.models import StrategyDefinition, StrategyVersion
-    from tenants.services import tenant_create
+    from tenants.services import tenant_create, token_create
 
     cleanup_redis()
     User = get_user_model()
@@ -154,6 +161,12 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
 
     quiet, _, q_account, q_version = tenant("quiet", STRATEGY)
     noisy, n_user, _, n_version = tenant("noisy", HEAVY)
+    StrategyVersion.objects.create(
+        definition=n_version.definition, number=2, source=HEAVY.replace("x += i", "x = x + i"),
+        sha256=uuid.uuid4().hex, config_schema=n_version.config_schema,
+    )  # fmt: skip
+    diff_path = f"/api/v1/strategies/{n_version.definition_id}/versions/2/diff/"
+    n_token = token_create(tenant=noisy, user=n_user, name="flood", scopes=["read"]).plaintext
     instances = StrategyInstance.objects.bulk_create(
         StrategyInstance(
             tenant=quiet,
@@ -211,6 +224,14 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         "noisy-long", [*celery, "-Q", f"{queue}.long", "-n", "long@%h", "--concurrency", str(args.heavy)], env
     )
     dispatcher = Proc("noisy-dispatcher", [py, "manage.py", "run_dispatcher"], env)
+    port = free_port()
+    web_url = f"http://127.0.0.1:{port}"
+    web = Proc(
+        "noisy-web",
+        [py, "-m", "uvicorn", "stratbox.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--lifespan", "off", "--log-level", "warning"],
+        env,
+    )
     r = runtime.r()
 
     def window(label: str) -> dict:
@@ -236,13 +257,23 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         return result
 
     flooding = threading.Event()
+    flood_statuses: dict[str, int] = {}
 
-    def flood_health() -> None:
-        from stratbox.health import health_cache_clear, health_report
-
+    def flood(path: str, token: str | None) -> None:
+        """What a neighbour can do from outside: requests as fast as they return, on the real web
+        server (its caches, throttles and limits apply; nothing is cleared for it)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         while not flooding.is_set():
-            health_cache_clear()  # the worst case: every check computed, none shared
-            health_report()
+            request = urllib.request.Request(f"{web_url}{path}", headers=headers)  # noqa: S310 - loopback
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            key = f"{path.split('/')[1]} {status}"
+            flood_statuses[key] = flood_statuses.get(key, 0) + 1
 
     try:
         alone = window("quiet tenant alone")
@@ -258,16 +289,35 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
                 version=n_version,
                 bars=BarsSpec(csv_bars=bars, csv_filename="n.csv"),
             )
-        flooders = [threading.Thread(target=flood_health, daemon=True) for _ in range(4)]
+        targets = [("/healthz", None), (diff_path, n_token)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the web server is up (any answer will do)
+            try:
+                urllib.request.urlopen(f"{web_url}/healthz", timeout=2).close()  # noqa: S310 - loopback
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
+        flooders = [
+            threading.Thread(target=flood, args=targets[k % 2], daemon=True) for k in range(args.floods)
+        ]
         for t in flooders:
             t.start()
         neighbour = window("with heavy neighbour")
+        print(f"[flood] requests by path and status: {json.dumps(dict(sorted(flood_statuses.items())))}")
     finally:
         flooding.set()
         stop.set()
-        for proc in (dispatcher, ticks, long):
+        for proc in (web, dispatcher, ticks, long):
             proc.stop()
     return alone, neighbour
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _coalesced(r, instances) -> int:  # type: ignore[no-untyped-def]
