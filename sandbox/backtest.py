@@ -16,11 +16,13 @@ import base64
 import math
 import time
 from array import array
+from bisect import bisect_right
 from decimal import Decimal
 from itertools import chain, islice, repeat
 from typing import Any
 
 from sandbox import sdk
+from sandbox.barhistory import Columns, history_args, history_window
 from sandbox.context import CallRecord, ContextRevoked, order_problem
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.runtime import Instance, check_entries, check_exit
@@ -151,9 +153,16 @@ class BacktestContext:
     from it, so the loop does not pay three writes per bar.
     """
 
-    __slots__ = ("_broker", "_rec", "_revoked", "_tick", "_market", "_quota_tick", "_quota")
+    __slots__ = ("_broker", "_rec", "_revoked", "_tick", "_market", "_quota_tick", "_quota", "_bars")
 
-    def __init__(self, broker: PaperBroker, rec: CallRecord, market: str) -> None:
+    def __init__(
+        self,
+        broker: PaperBroker,
+        rec: CallRecord,
+        market: str,
+        bars: tuple[Columns | None, Columns | None] = (None, None),
+    ) -> None:
+        self._bars = bars  # (the bars of earlier chunks, this chunk's columns) for history()
         self._broker = broker
         self._rec = rec
         self._revoked = False
@@ -191,6 +200,18 @@ class BacktestContext:
         self._check()
         price: float = self._tick[2]
         return price
+
+    def history(self, n: Any, field: Any = "close") -> list[float]:
+        """As the live context's: the last ``n`` bars' ``field``, oldest first, ending with this bar.
+
+        The current bar is found by its ts (the trusted side sends strictly increasing ts): a
+        bisection only when asked, so the bar loop pays nothing for it.
+        """
+        self._check()
+        history_args(n, field)
+        tail, cols = self._bars
+        end = bisect_right(cols["ts"], self._tick[1]) if cols is not None else 0
+        return history_window(tail, cols, end, n, field)
 
     def get_orders(self) -> list[dict[str, Any]]:
         self._check()
@@ -303,6 +324,7 @@ def run_backtest(
     broker_state: dict[str, Any] | None,
     market: str = "BT",
     packed: bool = False,
+    history_tail: Any = None,
 ) -> dict[str, Any]:
     """Run one chunk of bars through ``inst``; return trades, equity points and progress counters.
 
@@ -321,14 +343,15 @@ def run_backtest(
     broker.fills = []
     rec = inst.rec = CallRecord(inst.limits, drop_logs=True)
     ts_c, o_c, h_c, l_c, c_c, v_c = (cols[k] for k in BAR_FIELDS)
+    bars = (_tail(history_tail), cols)
     t1 = time.perf_counter()
     n = len(c_c)
     step = max(1, n // 500)
     equity: list[list[float]] = []
     if inst.style == "tick":
-        _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity)
+        _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity, bars)
     else:
-        _signal_loop(inst, broker, rec, market, ts_c, h_c, l_c, c_c, step, equity, broker_params)
+        _signal_loop(inst, broker, rec, market, ts_c, h_c, l_c, c_c, step, equity, broker_params, bars)
     t2 = time.perf_counter()
     broker.bars_total += n
     text = inst._finish(rec)
@@ -381,6 +404,13 @@ def run_backtest(
     }
 
 
+def _tail(raw: Any) -> Columns | None:
+    """The bars of earlier chunks (packed columns from the client), for ``history``."""
+    if type(raw) is not dict:
+        return None
+    return {k: _float_column(raw[k], k) for k in BAR_FIELDS if k in raw}
+
+
 def _b64(values: Any) -> str:
     """Floats packed as native float64 and base64-encoded (JSON-safe, no per-number text)."""
     return base64.b64encode(array("d", values).tobytes()).decode("ascii")
@@ -410,6 +440,7 @@ def _tick_loop(
     v_c: list[float],
     step: int,
     equity: list[list[float]],
+    bars: tuple[Columns | None, Columns | None] = (None, None),
 ) -> None:
     """The per-bar loop: what runs a million times, so every line here is counted.
 
@@ -419,7 +450,7 @@ def _tick_loop(
     updated in place); equity is sampled once per block of ``step`` bars, not tested per bar.
     """
     obj = inst.obj
-    ctx = BacktestContext(broker, rec, market)
+    ctx = BacktestContext(broker, rec, market, bars)
     object.__setattr__(obj, "_sb_context", ctx)
     on_tick = obj.on_tick
     pending = broker.pending
@@ -457,6 +488,7 @@ def _signal_loop(
     step: int,
     equity: list[list[float]],
     params: dict[str, Any],
+    bars: tuple[Columns | None, Columns | None] = (None, None),
 ) -> None:
     from sandbox.context import SignalContext
 
@@ -476,7 +508,7 @@ def _signal_loop(
             "quote": {"market": market, "price": c, "bid": c, "ask": c, "ts": ts},
             "balance": repr(broker.cash),
         }
-        ctx = SignalContext(rec, snapshot, inst.config, state, tuple(inst.history))
+        ctx = SignalContext(rec, snapshot, inst.config, state, tuple(inst.history), (bars[0], bars[1], i + 1))
         try:
             if broker.qty != 0:
                 pos = sdk.Position(

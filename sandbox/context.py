@@ -15,6 +15,7 @@ import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sandbox.barhistory import Columns, PriceHistory, history_args, history_window
 from sandbox.limits import Limits
 from sandbox.outputs import copy_json, text_problem
 from sandbox.sdk import OrderReceipt, Position
@@ -124,6 +125,12 @@ def _copy_list(value: Any) -> list[dict[str, Any]]:
     return [{k: copy_json(v) for k, v in item.items()} for item in value if type(item) is dict]
 
 
+def snapshot_bars(snapshot: dict[str, Any]) -> Columns | None:
+    """The recent bars the engine put into a snapshot (columns, oldest first), if any."""
+    bars = snapshot.get("history")
+    return bars if type(bars) is dict else None
+
+
 def _price(value: Any) -> float | None:
     """A snapshot price: a finite number or None."""
     if (type(value) is int or type(value) is float) and math.isfinite(value):
@@ -194,6 +201,13 @@ class TickContext:
     def get_quote(self) -> dict[str, Any] | None:
         self._check()
         return _copy_dict(self._snap.get("quote"))
+
+    def history(self, n: Any, field: Any = "close") -> list[float]:
+        """The last ``n`` values of ``field`` (ts, open, high, low, close, volume) of the market's
+        recent bars, oldest first, ending with the current one (fewer while fewer exist)."""
+        self._check()
+        history_args(n, field)
+        return history_window(snapshot_bars(self._snap), None, 0, n, field)
 
     def get_orders(self) -> list[dict[str, Any]]:
         self._check()
@@ -266,7 +280,7 @@ class TickContext:
 class SignalContext:
     """``ctx`` of should_enter/should_exit: market data, config, persistent state, logging."""
 
-    __slots__ = ("_rec", "_snap", "_revoked", "_config", "_state", "_history")
+    __slots__ = ("_rec", "_snap", "_revoked", "_config", "_state", "_history", "_bars")
 
     def __init__(
         self,
@@ -275,6 +289,7 @@ class SignalContext:
         config: Any,
         state: dict[str, Any],
         history: tuple[float, ...],
+        bars: tuple[Columns | None, Columns | None, int] | None = None,
     ) -> None:
         self._rec = rec
         self._snap = snapshot
@@ -282,6 +297,8 @@ class SignalContext:
         self._config = config
         self._state = state
         self._history = history
+        # (earlier bars, current columns, end index): a backtest's; else the snapshot's bars.
+        self._bars = bars if bars is not None else (snapshot_bars(snapshot), None, 0)
 
     def _check(self) -> None:
         if self._revoked:
@@ -322,10 +339,16 @@ class SignalContext:
         return "observe" if self._snap.get("mode") != "active" else "active"
 
     @property
-    def history(self) -> tuple[float, ...]:
-        """Recent prices, oldest first (at most 1000)."""
+    def history(self) -> PriceHistory:
+        """Recent prices, oldest first (at most 1000), as a read-only sequence; call it as
+        ``ctx.history(n, field="close")`` for the market's recent bars (see TickContext.history)."""
         self._check()
-        return self._history
+        return PriceHistory(self._history, self._bars_window)
+
+    def _bars_window(self, n: int, field: str) -> list[float]:
+        self._check()
+        tail, cols, end = self._bars
+        return history_window(tail, cols, end, n, field)
 
     def get_price(self, market: Any = None) -> float | None:
         self._check()

@@ -31,6 +31,7 @@ from sandbox import ErrorCode, SandboxError
 from stratbox.backtests import metrics
 from stratbox.backtests.bars import market_bars_chunks
 from stratbox.backtests.csvbars import BarColumns
+from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
 from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
@@ -118,7 +119,11 @@ def bars_chunks(bt: Backtest) -> Generator[BarColumns, None, None]:
     """The run's bars, ``chunk_bars`` at a time. Stored bars are read by a prefetch thread, so
     PostgreSQL sends (and we decode) the next chunks while the sandbox host runs this one."""
     chunk = max(1, bt.chunk_bars)
-    if bt.source == BacktestSource.CSV:
+    if bt.dataset_id is not None:
+        dataset_id = bt.dataset_id
+        yield from _prefetch(lambda: dataset_bars_chunks(dataset_id=dataset_id, chunk=chunk))
+        return
+    if bt.source == BacktestSource.CSV:  # runs created before datasets kept their own upload
         cols = BarColumns.unpack(bytes(BacktestUpload.objects.get(backtest=bt).bars))
         for lo in range(0, len(cols), chunk):
             yield cols.slice(lo, lo + chunk)

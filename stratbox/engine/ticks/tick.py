@@ -232,7 +232,8 @@ def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = 
             snapshot = built
         else:
             trusted = batch.trusted(instance) if batch is not None else None
-            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted)
+            histories = batch.histories if batch is not None else None
+            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted, histories)
         t_user = time.perf_counter()
         ran = inp.ran if built is snapshot else None
         if isinstance(ran, Exception):
