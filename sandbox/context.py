@@ -21,7 +21,8 @@ from sandbox.sdk import OrderReceipt, Position
 
 LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "notify"})  # notify: context.notify(text)
 ORDER_SIDES = frozenset({"buy", "sell"})
-ORDER_TYPES = frozenset({"market", "limit"})
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
+ORDER_TIFS = frozenset({"gtc", "ioc", "fok", "day"})
 
 
 _QUOTA_RECEIPT = OrderReceipt(None, "rejected", "ORDER_QUOTA_EXCEEDED")  # immutable, safe to share
@@ -94,7 +95,9 @@ def order_number(value: Any) -> float | None:
     return None
 
 
-def order_problem(side: Any, qty: Any, type_: Any, price: Any, tag: Any) -> str | None:
+def order_problem(
+    side: Any, qty: Any, type_: Any, price: Any, tag: Any, stop_price: Any = None
+) -> str | None:
     """Reason code for refusing order arguments, or None. Exact types only: no lying subclasses."""
     if type(side) is not str or side not in ORDER_SIDES:
         return "INVALID_SIDE"
@@ -103,13 +106,57 @@ def order_problem(side: Any, qty: Any, type_: Any, price: Any, tag: Any) -> str 
         return "INVALID_QTY"
     if type(type_) is not str or type_ not in ORDER_TYPES:
         return "INVALID_TYPE"
-    if type_ == "limit" or price is not None:
+    if type_ in ("limit", "stop_limit") or price is not None:
         p = order_number(price)
         if p is None or p <= 0:
             return "INVALID_PRICE"
+    if type_ in ("stop", "stop_limit") or stop_price is not None:
+        p = order_number(stop_price)
+        if p is None or p <= 0 or type_ not in ("stop", "stop_limit"):
+            return "INVALID_STOP_PRICE"
     if tag is not None and (type(tag) is not str or len(tag) > 64 or text_problem(tag) is not None):
         return "INVALID_TAG"
     return None
+
+
+def bracket_problem(value: Any) -> str | None:
+    """A stop-loss / take-profit level: a positive price, or a fraction of the entry as ``"2%"``."""
+    if value is None:
+        return None
+    if type(value) is str:
+        if not value.endswith("%") or len(value) > 12:
+            return "INVALID_BRACKET"
+        try:
+            frac = float(value[:-1])
+        except ValueError:
+            return "INVALID_BRACKET"
+        return None if math.isfinite(frac) and 0 < frac < 100 else "INVALID_BRACKET"
+    p = order_number(value)
+    return None if p is not None and p > 0 else "INVALID_BRACKET"
+
+
+def order_options_problem(tif: Any, reduce_only: Any, sl: Any, tp: Any, expire_at: Any) -> str | None:
+    """Reason code for refusing the order's options (time in force, reduce-only, brackets, expiry)."""
+    if type(tif) is not str or tif not in ORDER_TIFS:
+        return "INVALID_TIF"
+    if type(reduce_only) is not bool:
+        return "INVALID_REDUCE_ONLY"
+    if bracket_problem(sl) or bracket_problem(tp):
+        return "INVALID_BRACKET"
+    if (sl is not None or tp is not None) and reduce_only:
+        return "INVALID_BRACKET"
+    if expire_at is not None:
+        e = order_number(expire_at)
+        if e is None or e <= 0:
+            return "INVALID_EXPIRY"
+    return None
+
+
+def bracket_value(value: Any) -> float | str | None:
+    """A checked bracket level as the broker takes it: a float price or the ``"n%"`` string."""
+    if value is None or type(value) is str:
+        return value
+    return order_number(value)
 
 
 def _copy_dict(value: Any) -> dict[str, Any] | None:

@@ -86,7 +86,7 @@ _REALIZED_SQL = (
 )
 _PENDING_SQL = (
     "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
-    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'pending' "
+    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'accepted' "
     "AND is_shadow = false AND side = 'buy' GROUP BY 1"
 )
 _RECENT_ORDERS_SQL = (
@@ -200,7 +200,7 @@ def _finish(
         mark = marks.get(market_id)
         if mark is not None:
             unrealized += (qty_d * mark - cost_d).quantize(Q8)
-        cost_total += cost_d
+        cost_total += abs(cost_d)
         shown = (
             (qty_d * own_mark - cost_d).quantize(Q8)
             if own_mark is not None and market_id == instance.market_id

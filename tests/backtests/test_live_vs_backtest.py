@@ -423,7 +423,7 @@ def test_limit_orders_fill_identically_live_and_in_backtest(
     closed = result["closed"]
     assert len(closed) >= 3
     # The buys rested (placed at one bar, filled at a later one at exactly their limit) ...
-    assert {a["status"] for a in result["actions"] if a["side"] == "buy"} == {"pending"}
+    assert {a["status"] for a in result["actions"] if a["side"] == "buy"} == {"accepted"}
     assert all(lt["entry_price"] == lt["entry_price"].quantize(Decimal("0.01")) for lt in closed)
     # ... the sells filled at once at the close minus 5 bp (above their limit).
     closes = {float(r[0]): Decimal(r[4]) for r in bar_rows()}
