@@ -23,6 +23,7 @@ LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "notify"})  # notif
 ORDER_SIDES = frozenset({"buy", "sell"})
 ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
 ORDER_TIFS = frozenset({"gtc", "ioc", "fok", "day"})
+OPEN_ORDER_STATUSES = frozenset({"new", "accepted", "partially_filled", "unknown"})
 
 
 _QUOTA_RECEIPT = OrderReceipt(None, "rejected", "ORDER_QUOTA_EXCEEDED")  # immutable, safe to share
@@ -267,8 +268,31 @@ class TickContext:
         self._check()
         self._rec.log("notify", text)
 
+    def get_equity(self) -> float | None:
+        """Cash plus the position marked at the current price (None before the first quote)."""
+        self._check()
+        balance = _decimal(self._snap.get("balance"))
+        position = self._snap.get("position") or {}
+        raw = position.get("qty") if type(position) is dict else None
+        qty = float(raw) if type(raw) in (int, float) else 0.0
+        price = _price(self._price)
+        if price is None:
+            return float(balance) if not qty else None
+        return float(balance) + qty * float(price)
+
     def place_order(
-        self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None
+        self,
+        side: Any,
+        qty: Any,
+        type: Any = "market",
+        price: Any = None,
+        tag: Any = None,
+        stop_price: Any = None,
+        tif: Any = "gtc",
+        sl: Any = None,
+        tp: Any = None,
+        reduce_only: Any = False,
+        expire_at: Any = None,
     ) -> OrderReceipt:
         self._check()
         rec = self._rec
@@ -281,7 +305,9 @@ class TickContext:
             return _QUOTA_RECEIPT
         if self._readonly:
             return self._reject(None, "READ_ONLY_CALL")
-        reason = order_problem(side, qty, type, price, tag)
+        reason = order_problem(side, qty, type, price, tag, stop_price) or order_options_problem(
+            tif, reduce_only, sl, tp, expire_at
+        )
         if reason is not None:
             return self._reject(None, reason)
         if len(rec.intents) >= rec.limits.max_orders_per_call:
@@ -290,19 +316,58 @@ class TickContext:
         prefix = self._snap.get("order_id_prefix") or "order"
         coid = f"{prefix}-{self._seq}"
         status = "submitted" if self._snap.get("mode") == "active" else "shadow"
-        rec.intents.append(
-            {
-                "kind": "order",
-                "client_order_id": coid,
-                "side": side,
-                "qty": order_number(qty),
-                "type": type,
-                "price": order_number(price) if price is not None else None,
-                "tag": tag,
-            }
-        )
+        intent: dict[str, Any] = {
+            "kind": "order",
+            "client_order_id": coid,
+            "side": side,
+            "qty": order_number(qty),
+            "type": type,
+            "price": order_number(price) if price is not None else None,
+            "tag": tag,
+        }
+        # The order model's options travel only when set: a plain order's intent is unchanged.
+        if stop_price is not None:
+            intent["stop_price"] = order_number(stop_price)
+        if tif != "gtc":
+            intent["tif"] = tif
+        if reduce_only:
+            intent["reduce_only"] = True
+        if expire_at is not None:
+            intent["expire_at"] = order_number(expire_at)
+        for leg, value in (("sl", sl), ("tp", tp)):
+            if value is not None:
+                intent[leg] = bracket_value(value)
+        rec.intents.append(intent)
         rec.receipts.append({"client_order_id": coid, "status": status, "reason": None})
         return OrderReceipt(coid, status, None)
+
+    def cancel_order(self, client_order_id: Any) -> bool:
+        """Ask to cancel an open order of this instance: True when the snapshot shows it open (the
+        engine cancels it after the call; it may still fill first), False otherwise."""
+        self._check()
+        rec = self._rec
+        if self._readonly or type(client_order_id) is not str or len(client_order_id) > 128:
+            return False
+        open_ids = {
+            o.get("client_order_id")
+            for o in _copy_list(self._snap.get("orders"))
+            if o.get("status") in OPEN_ORDER_STATUSES or (o.get("status") == "shadow" and not o.get("filled"))
+        }
+        if client_order_id not in open_ids or len(rec.intents) >= rec.limits.max_orders_per_call:
+            return False
+        rec.intents.append({"kind": "cancel", "target": client_order_id})
+        return True
+
+    def close_position(self, tag: Any = None) -> OrderReceipt | None:
+        """Close the whole position with a reduce-only market order (None when flat)."""
+        self._check()
+        position = self._snap.get("position")
+        qty = position.get("qty") if type(position) is dict else None
+        if type(qty) not in (int, float) or not qty:
+            return None
+        return self.place_order(
+            "sell" if qty > 0 else "buy", abs(qty), tag="close" if tag is None else tag, reduce_only=True
+        )
 
     def _reject(self, coid: str | None, reason: str) -> OrderReceipt:
         if len(self._rec.receipts) < self._rec.limits.max_orders_per_call * 2:

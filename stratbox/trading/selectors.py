@@ -406,6 +406,7 @@ def order_as_dict(order: Order) -> dict[str, Any]:
         "type": order.type,
         "qty": float(order.qty),
         "price": float(order.limit_price) if order.limit_price is not None else None,
+        "stop_price": float(order.stop_price) if order.stop_price is not None else None,
         "status": order.status,
         "filled": order.filled_at is not None,
         "fill_price": float(order.fill_price) if order.fill_price is not None else None,
