@@ -274,7 +274,7 @@ class TickContext:
         balance = _decimal(self._snap.get("balance"))
         position = self._snap.get("position") or {}
         raw = position.get("qty") if type(position) is dict else None
-        qty = float(raw) if type(raw) in (int, float) else 0.0
+        qty = float(raw) if type(raw) is int or type(raw) is float else 0.0
         price = _price(self._price)
         if price is None:
             return float(balance) if not qty else None

@@ -297,11 +297,16 @@ def _number(value: Any) -> bool:
     return (type(value) is int or type(value) is float) and math.isfinite(value) and value > 0
 
 
+def _is_cancel(intent: dict[str, Any]) -> bool:
+    kind = intent.get("kind")
+    return type(kind) is str and kind == "cancel"  # exact type: a host's str subclass runs nothing
+
+
 def _intent_problem(
     intent: dict[str, Any], prefix: str, quota: int, seen: set[str]
 ) -> tuple[Deny, str] | None:
     """The deny code and message for one intent (an exact dict with exact-str keys), or None."""
-    if intent.get("kind") == "cancel":  # cancel one of the instance's own orders (by its id)
+    if _is_cancel(intent):  # cancel one of the instance's own orders (by its id)
         extra = set(intent) - CANCEL_FIELDS
         if extra:
             return Deny.INVALID_ORDER, f"intent{_step(sorted(extra)[0])}: not a cancel field"
@@ -403,7 +408,7 @@ def order_intents(
             denied.append(denied_action(None, Deny.INVALID_ORDER, f"intents[{index}]: must be an object"))
             continue
         problem = _intent_problem(intent, prefix, quota, seen)
-        if problem is None and intent.get("kind") != "cancel":
+        if problem is None and not _is_cancel(intent):
             told = statuses.get(intent["client_order_id"])
             if told is not None and told != "rejected" and told != expected:
                 problem = (
