@@ -106,6 +106,7 @@ def pending_sell_qty(*, instance_id: Any, market_id: int) -> Decimal:
         status=OrderStatus.ACCEPTED,
         is_shadow=False,
         side=OrderSide.SELL,
+        reduce_only=False,  # bracket legs and reduce-only exits die with the position: no reservation
     )
     return _sum(qs, "qty")
 
@@ -246,7 +247,7 @@ SELECT {instance}
   (SELECT count(*) FROM trading_order WHERE instance_id = %(instance)s AND NOT is_shadow
      AND status IN ('accepted', 'partially_filled', 'filled', 'cancelled', 'expired', 'unknown') AND created_at > %(since)s),
   (SELECT sum(qty) FROM trading_order WHERE instance_id = %(instance)s AND market_id = %(market)s
-     AND status = 'accepted' AND NOT is_shadow AND side = 'sell'),
+     AND status = 'accepted' AND NOT is_shadow AND side = 'sell' AND NOT reduce_only),
   {position}
 FROM {source}
 LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = %(instance)s
