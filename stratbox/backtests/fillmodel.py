@@ -20,6 +20,7 @@ def broker_params_for(
     slippage_bps: float | None = None,
     fee_bps: float | None = None,
     instance: StrategyInstance | None = None,
+    fill_timing: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-safe broker parameters stored with a backtest (provenance) and sent to the host.
 
@@ -31,6 +32,8 @@ def broker_params_for(
         params["slippage_bps"] = float(slippage_bps)
     if fee_bps is not None:
         params["fee_bps"] = float(fee_bps)
+    if fill_timing is not None:
+        params["fill_timing"] = fill_timing
     if instance is not None:
         # Signal-style strategies are sized as the engine sizes them (`fillmodel.entry_notional`).
         pct = (instance.config or {}).get("percent_capital", 10)
