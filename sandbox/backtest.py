@@ -475,6 +475,8 @@ def _signal_loop(
                             tag=e["reason"],
                             ts=ts,
                             price=c,
+                            sl=e.get("sl"),
+                            tp=e.get("tp"),
                         )
         finally:
             ctx._revoke()

@@ -34,7 +34,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from sandbox import ErrorCode, Limits, SandboxError
-from sandbox.context import LOG_LEVELS
+from sandbox.context import LOG_LEVELS, bracket_problem
 from stratbox.trading.risk import Deny, deny_label
 from tenants.services import audit_record
 
@@ -78,7 +78,7 @@ TARGET_FIELDS = frozenset(
 )
 STATUS_FIELDS = frozenset({"status", "mode", "submitted", "is_shadow", "shadow"})
 RECEIPT_FIELDS = frozenset({"client_order_id", "status", "reason"})
-ENTRY_FIELDS = frozenset({"market", "side", "reason", "confidence"})
+ENTRY_FIELDS = frozenset({"market", "side", "reason", "confidence", "sl", "tp"})
 EXIT_FIELDS = frozenset({"position_id", "reason"})
 
 if TYPE_CHECKING:
@@ -468,6 +468,8 @@ def signal_reply(
             or not (type(confidence) is float or type(confidence) is int)
             or not math.isfinite(confidence)
             or not 0 <= confidence <= 1
+            or bracket_problem(sig.get("sl"))
+            or bracket_problem(sig.get("tp"))
         ):
             raise ReplyRefused(ErrorCode.BAD_OUTPUT, f"entries[{index}] is not an entry signal")
         if market != market_code:

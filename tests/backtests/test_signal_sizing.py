@@ -52,3 +52,30 @@ def test_engine_and_backtest_size_an_entry_alike(
     backtest_qty = _signal_size(broker_params_for(capital=D("1000"), instance=instance), confidence, price)
     assert engine_qty == D(repr(qty)).quantize(D("0.001"))
     assert backtest_qty == pytest.approx(qty, abs=1e-9)
+
+
+def test_signal_entries_carry_their_bracket_legs_into_the_order(
+    tenant: Any, paper_account: Any, market: Any
+) -> None:
+    from stratbox.engine.ticks.sizing import signal_intents
+
+    paper_account.slippage_bps = paper_account.fee_bps = D(0)
+    paper_account.save(update_fields=["slippage_bps", "fee_bps"])
+    instance = make_instance(tenant, paper_account, market, capital_per_trade=D("500"))
+    entry = {"market": market.code, "side": "long", "reason": "r", "confidence": 1.0, "sl": "2%", "tp": 110.0}
+    intents, skipped = signal_intents(
+        instance,
+        {"entries": [entry], "exits": []},
+        {"order_id_prefix": f"{instance.pk}-7", "positions": []},
+        {"ask": 100.0, "bid": 100.0, "price": 100.0},
+    )
+    assert skipped == []
+    (intent,) = intents
+    assert (intent["sl"], intent["tp"], intent["qty"]) == ("2%", 110.0, 5.0)
+    # ... which the gate accepts as an order with a bracket (legs attach once it fills)
+    from tests.trading.conftest import make_quote, place
+
+    placed = place(instance, intent, make_quote(market, 100))
+    assert placed.status == "filled", placed
+    legs = {o.leg: o for o in placed.order.legs.all()}
+    assert (legs["sl"].stop_price, legs["tp"].limit_price) == (D("98"), D("110"))

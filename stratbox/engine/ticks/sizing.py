@@ -128,6 +128,8 @@ def signal_intents(
                 "type": "market",
                 "price": None,
                 "tag": ("entry:" + reason)[:64],
+                # the bracket model for signal strategies: legs attached once the entry fills
+                **{leg: sig[leg] for leg in ("sl", "tp") if sig.get(leg) is not None},
             }
         )
     return intents, skipped
