@@ -158,6 +158,7 @@ class BacktestListCreateApi(TenantScopedApi):
             starting_capital=data.get("starting_capital"),
             slippage_bps=data.get("slippage_bps"),
             fee_bps=data.get("fee_bps"),
+            fill_timing=data.get("fill_timing"),
             chunk_bars=data.get("chunk_bars"),
             name=data.get("name", ""),
         )

@@ -187,6 +187,9 @@ def _bar_columns(cols: BarColumns) -> dict[str, bytes]:
     }
 
 
+MAX_DENIALS_KEPT = 200  # listed in the results; every denial is counted in denial_counts
+
+
 @dataclass
 class _Accumulator:
     done: int = 0
@@ -195,6 +198,8 @@ class _Accumulator:
     position: dict[str, Any] = field(default_factory=dict)
     host_equity: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    denials: list[dict[str, Any]] = field(default_factory=list)
+    denial_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, chunk: dict[str, Any], bars: int) -> None:
         self.done += bars
@@ -202,6 +207,10 @@ class _Accumulator:
         self.trades.extend(chunk["trades"])
         self.position = chunk["position"]
         self.host_equity = chunk["equity"]
+        for denial in chunk.get("denials", ()):
+            self.denial_counts[denial["code"]] = self.denial_counts.get(denial["code"], 0) + 1
+            if len(self.denials) < MAX_DENIALS_KEPT:
+                self.denials.append(denial)
         for key, value in chunk.get("host_timings", {}).items():
             self.time("host_" + key, value)
 
@@ -406,6 +415,9 @@ def _store_results(bt: Backtest, cols: BarColumns, acc: _Accumulator, started: f
         interval_seconds=_interval_of(bt, cols),
     )
     m["open_trades"] = len(rows) - len(closed)
+    # Orders the same gate as paper trading denied (capital, margin, shorting), with their codes.
+    m["denials"] = acc.denials
+    m["denial_counts"] = acc.denial_counts
     m["fills"] = len(fills)
     acc.time("metrics_s", time.monotonic() - started)
     t = time.monotonic()

@@ -45,6 +45,11 @@ class BacktestCreateInput(serializers.Serializer):
     )
     slippage_bps = serializers.FloatField(required=False, min_value=0, max_value=1000)
     fee_bps = serializers.FloatField(required=False, min_value=0, max_value=1000)
+    fill_timing = serializers.ChoiceField(
+        required=False,
+        choices=["signal_close", "next_open"],
+        help_text="fill at the signal bar's close (default) or at the next bar's open",
+    )
     market = serializers.CharField(
         required=False, max_length=100, help_text="market id or code (SIM:BTC/USDT)"
     )

@@ -118,6 +118,7 @@ def backtest_create(
     fee_bps: float | None = None,
     chunk_bars: int | None = None,
     name: str = "",
+    fill_timing: str | None = None,
 ) -> Backtest:
     """Create a queued backtest and enqueue its run after commit.
 
@@ -194,6 +195,7 @@ def backtest_create(
         slippage_bps=slippage_bps,
         fee_bps=fee_bps,
         instance=instance,
+        fill_timing=fill_timing,
     )
     backtest = Backtest.objects.create(
         tenant=tenant,

@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from sandbox import ErrorCode, Limits
+from sandbox.context import bracket_problem
 from stratbox.engine.replies.intents import order_intents
 from stratbox.engine.replies.plain import (
     ReplyRefused,
@@ -30,7 +31,7 @@ TICK_FIELDS = frozenset({"intents", "state", "logs", "receipts"})
 SIGNAL_FIELDS = frozenset({"entries", "exits", "logs", "state"})
 LOAD_FIELDS = frozenset({"config_schema", "state", "logs"})
 RENDER_FIELDS = frozenset({"widgets"})
-ENTRY_FIELDS = frozenset({"market", "side", "reason", "confidence"})
+ENTRY_FIELDS = frozenset({"market", "side", "reason", "confidence", "sl", "tp"})
 EXIT_FIELDS = frozenset({"position_id", "reason"})
 
 
@@ -80,6 +81,8 @@ def signal_reply(
             or not (type(confidence) is float or type(confidence) is int)
             or not math.isfinite(confidence)
             or not 0 <= confidence <= 1
+            or bracket_problem(sig.get("sl"))
+            or bracket_problem(sig.get("tp"))
         ):
             raise ReplyRefused(ErrorCode.BAD_OUTPUT, f"entries[{index}] is not an entry signal")
         if market != market_code:

@@ -10,10 +10,28 @@ from stratbox.engine.replies.plain import ReplyRefused, _fields, _number, _short
 from stratbox.trading.risk import Deny, deny_label
 
 ORDER_SIDES = frozenset({"buy", "sell"})
-ORDER_TYPES = frozenset({"market", "limit"})
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
 RECEIPT_STATUSES = frozenset({"submitted", "shadow", "rejected"})
 MAX_TAG_CHARS = 64
-INTENT_FIELDS = frozenset({"kind", "client_order_id", "side", "qty", "type", "price", "tag"})
+INTENT_FIELDS = frozenset(
+    {
+        "kind",
+        "client_order_id",
+        "side",
+        "qty",
+        "type",
+        "price",
+        "tag",
+        # the order model's options (judged again by `trading.risk.validate_intent`)
+        "stop_price",
+        "tif",
+        "sl",
+        "tp",
+        "reduce_only",
+        "expire_at",
+    }
+)
+CANCEL_FIELDS = frozenset({"kind", "target"})
 # Fields a forged intent may carry to aim elsewhere or to claim a status: each has its own code.
 TARGET_FIELDS = frozenset(
     {"market", "market_id", "account", "account_id", "instance", "instance_id", "tenant", "tenant_id"}
@@ -46,10 +64,22 @@ def _receipt_statuses(value: Any, quota: int) -> dict[str, str]:
     return out
 
 
+def _is_cancel(intent: dict[str, Any]) -> bool:
+    kind = intent.get("kind")
+    return type(kind) is str and kind == "cancel"  # exact type: a host's str subclass runs nothing
+
+
 def _intent_problem(
     intent: dict[str, Any], prefix: str, quota: int, seen: set[str]
 ) -> tuple[Deny, str] | None:
     """The deny code and message for one intent (an exact dict with exact-str keys), or None."""
+    if _is_cancel(intent):  # cancel one of the instance's own orders (by its id)
+        extra = set(intent) - CANCEL_FIELDS
+        if extra:
+            return Deny.INVALID_ORDER, f"intent{_step(sorted(extra)[0])}: not a cancel field"
+        if not _short_text(intent.get("target"), 128):
+            return Deny.INVALID_ORDER, "target: must be a client_order_id of at most 128 characters"
+        return None
     for key in intent:
         if key in INTENT_FIELDS:
             continue
@@ -83,10 +113,10 @@ def _intent_problem(
     if type(side) is not str or side not in ORDER_SIDES:
         return Deny.INVALID_ORDER, "side: must be 'buy' or 'sell'"
     if type(otype) is not str or otype not in ORDER_TYPES:
-        return Deny.INVALID_ORDER, "type: must be 'market' or 'limit'"
+        return Deny.INVALID_ORDER, "type: must be 'market', 'limit', 'stop' or 'stop_limit'"
     if not _number(qty):
         return Deny.INVALID_ORDER, "qty: must be a finite, positive int or float"
-    if not (price is None and otype == "market") and not _number(price):
+    if not (price is None and otype in ("market", "stop")) and not _number(price):
         return (
             Deny.INVALID_ORDER,
             "price: must be a finite, positive int or float for a limit order, null otherwise",
@@ -145,7 +175,7 @@ def order_intents(
             denied.append(denied_action(None, Deny.INVALID_ORDER, f"intents[{index}]: must be an object"))
             continue
         problem = _intent_problem(intent, prefix, quota, seen)
-        if problem is None:
+        if problem is None and not _is_cancel(intent):
             told = statuses.get(intent["client_order_id"])
             if told is not None and told != "rejected" and told != expected:
                 problem = (
