@@ -340,6 +340,9 @@ LOGGING = {
 STRATBOX_MAX_SOURCE_BYTES = env.int("STRATBOX_MAX_SOURCE_BYTES", default=256 * 1024)
 # Fernet key(s) for credentials at rest (live accounts); comma-separated for rotation.
 STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
+# Extra or overridden venues, JSON: {"alpaca:sim": {"adapter": "alpaca", "simulated": true,
+# "trading_url": ..., "data_url": ..., "stream_url": ...}} (stratbox/venues/registry.py).
+STRATBOX_VENUES = env.json("STRATBOX_VENUES", default={})
 
 # --- AI assistants: the MCP server (stratbox/mcp, mounted at /mcp by stratbox/asgi.py) -------
 
