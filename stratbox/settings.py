@@ -343,6 +343,8 @@ STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
 # Extra or overridden venues, JSON: {"alpaca:sim": {"adapter": "alpaca", "simulated": true,
 # "trading_url": ..., "data_url": ..., "stream_url": ...}} (stratbox/venues/registry.py).
 STRATBOX_VENUES = env.json("STRATBOX_VENUES", default={})
+# Check a live account's credentials with one read-only venue call before storing them.
+STRATBOX_VENUE_CREDENTIALS_CHECK = env.bool("STRATBOX_VENUE_CREDENTIALS_CHECK", default=True)
 
 # --- AI assistants: the MCP server (stratbox/mcp, mounted at /mcp by stratbox/asgi.py) -------
 

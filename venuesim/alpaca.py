@@ -141,7 +141,18 @@ def _bars(inst: Instrument, start: float, end: float, interval: int) -> list[dic
         open_ = (mid * (1 + wobble / 2) / inst.tick).to_integral_value() * inst.tick
         high = max(open_, close) + inst.tick
         low = min(open_, close) - inst.tick
-        out.append({"t": _iso(ts), "o": open_, "h": high, "l": low, "c": close, "v": 100 + ts % 50, "n": 10, "vw": close})
+        out.append(
+            {
+                "t": _iso(ts),
+                "o": open_,
+                "h": high,
+                "l": low,
+                "c": close,
+                "v": 100 + ts % 50,
+                "n": 10,
+                "vw": close,
+            }
+        )
         ts += interval
     return out
 
@@ -164,7 +175,9 @@ def _parse_time(raw: str | None, default: float) -> float:
 
 def create_app(venue: Venue) -> Starlette:
     def account_of(request: Request) -> Account | None:
-        return venue.authenticate(request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY"))
+        return venue.authenticate(
+            request.headers.get("APCA-API-KEY-ID"), request.headers.get("APCA-API-SECRET-KEY")
+        )
 
     def endpoint(handler: Any) -> Any:
         async def wrapped(request: Request) -> Response:
@@ -458,9 +471,20 @@ async def _serve_stream(venue: Venue, websocket: WebSocket) -> None:
                 elif msg.get("action") == "unsubscribe":
                     subscribed -= set(msg.get("quotes") or [])
                 await send(
-                    [{"T": "subscription", "trades": [], "quotes": sorted(subscribed), "bars": [],
-                      "updatedBars": [], "dailyBars": [], "statuses": [], "lulds": [],
-                      "corrections": [], "cancelErrors": []}]
+                    [
+                        {
+                            "T": "subscription",
+                            "trades": [],
+                            "quotes": sorted(subscribed),
+                            "bars": [],
+                            "updatedBars": [],
+                            "dailyBars": [],
+                            "statuses": [],
+                            "lulds": [],
+                            "corrections": [],
+                            "cancelErrors": [],
+                        }
+                    ]
                 )
             frames = []
             for symbol in sorted(subscribed):
@@ -474,5 +498,5 @@ async def _serve_stream(venue: Venue, websocket: WebSocket) -> None:
                 frames.append({"T": "q", "S": symbol, **quote})
             if frames:
                 await send(frames)
-    except (WebSocketDisconnect, asyncio.TimeoutError, RuntimeError):
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
         return

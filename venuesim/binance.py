@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -91,7 +92,13 @@ def order_body(order: Order, *, full: bool = False) -> dict[str, Any]:
     if full:
         body["transactTime"] = int(order.updated * 1000)
         body["fills"] = [
-            {"price": dec(f.price), "qty": dec(f.qty), "commission": "0", "commissionAsset": "BNB", "tradeId": i + 1}
+            {
+                "price": dec(f.price),
+                "qty": dec(f.qty),
+                "commission": "0",
+                "commissionAsset": "BNB",
+                "tradeId": i + 1,
+            }
             for i, f in enumerate(order.fills)
         ]
     return body
@@ -118,10 +125,26 @@ def symbol_body(inst: Instrument) -> dict[str, Any]:
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": dec(inst.tick), "maxPrice": "1000000.00000000", "tickSize": dec(inst.tick)},
-            {"filterType": "LOT_SIZE", "minQty": dec(inst.min_qty), "maxQty": "9000.00000000", "stepSize": dec(inst.lot)},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True,
-             "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": dec(inst.tick),
+                "maxPrice": "1000000.00000000",
+                "tickSize": dec(inst.tick),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": dec(inst.min_qty),
+                "maxQty": "9000.00000000",
+                "stepSize": dec(inst.lot),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],
@@ -131,8 +154,6 @@ def symbol_body(inst: Instrument) -> dict[str, Any]:
 
 
 def _kline_rows(inst: Instrument, start_ms: int, end_ms: int, interval: int, limit: int) -> list[list[Any]]:
-    import math  # noqa: PLC0415 - only klines need it
-
     mid = (inst.bid + inst.ask) / 2
     rows = []
     ts = math.ceil(start_ms / 1000 / interval) * interval
@@ -141,8 +162,20 @@ def _kline_rows(inst: Instrument, start_ms: int, end_ms: int, interval: int, lim
         close = (mid * (1 + wobble) / inst.tick).to_integral_value() * inst.tick
         open_ = (mid * (1 + wobble / 2) / inst.tick).to_integral_value() * inst.tick
         rows.append(
-            [ts * 1000, dec(open_), dec(max(open_, close) + inst.tick), dec(min(open_, close) - inst.tick), dec(close),
-             "12.5", ts * 1000 + interval * 1000 - 1, dec(close * Decimal("12.5")), 40, "6", dec(close * 6), "0"]
+            [
+                ts * 1000,
+                dec(open_),
+                dec(max(open_, close) + inst.tick),
+                dec(min(open_, close) - inst.tick),
+                dec(close),
+                "12.5",
+                ts * 1000 + interval * 1000 - 1,
+                dec(close * Decimal("12.5")),
+                40,
+                "6",
+                dec(close * 6),
+                "0",
+            ]
         )
         ts += interval
     return rows
@@ -153,7 +186,9 @@ def create_app(venue: Venue) -> Starlette:
         account = venue.accounts.get(request.headers.get("X-MBX-APIKEY", ""))
         if account is None:
             return None, {}, _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        payload = request.url.query if request.method in ("GET", "DELETE") else (await request.body()).decode()
+        payload = (
+            request.url.query if request.method in ("GET", "DELETE") else (await request.body()).decode()
+        )
         base, sep, signature = payload.rpartition("&signature=")
         expected = hmac.new(account.secret.encode(), base.encode(), hashlib.sha256).hexdigest()
         if not sep or not hmac.compare_digest(signature, expected):
@@ -178,7 +213,9 @@ def create_app(venue: Venue) -> Starlette:
 
     def public(handler: Any) -> Any:
         async def wrapped(request: Request) -> Response:
-            anonymous = Account(api_key=f"ip:{request.client.host if request.client else '?'}", secret="", cash=Decimal(0))
+            anonymous = Account(
+                api_key=f"ip:{request.client.host if request.client else '?'}", secret="", cash=Decimal(0)
+            )
             return await guard(venue, request, anonymous, ERRORS, lambda: handler(request))
 
         return wrapped
@@ -196,7 +233,9 @@ def create_app(venue: Venue) -> Starlette:
             {
                 "timezone": "UTC",
                 "serverTime": int(time.time() * 1000),
-                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}
+                ],
                 "exchangeFilters": [],
                 "symbols": symbols,
             },
@@ -256,19 +295,31 @@ def create_app(venue: Venue) -> Starlette:
     async def new_order(request: Request, account: Account, params: dict[str, str]) -> Response:
         side, type_ = params.get("side", "").lower(), params.get("type", "").lower()
         if side not in ("buy", "sell"):
-            return _error(400, -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed.")
+            return _error(
+                400, -1102, "Mandatory parameter 'side' was not sent, was empty/null, or malformed."
+            )
         if type_ not in ("market", "limit"):
             return _error(400, -1116, "Invalid orderType.")
         try:
             qty = Decimal(params.get("quantity", ""))
             price = Decimal(params["price"]) if "price" in params else None
         except InvalidOperation:
-            return _error(400, -1100, "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.")
+            return _error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'quantity'; legal range is '^([0-9]{1,20})(\\.[0-9]{1,20})?$'.",
+            )
         if type_ == "limit" and (price is None or "timeInForce" not in params):
-            return _error(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
+            return _error(
+                400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
+            )
         client_id = params.get("newClientOrderId") or f"sim{time.time_ns()}"
         if len(client_id) > 36:
-            return _error(400, -1100, "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+            return _error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            )
         try:
             order = venue.place(
                 account,
@@ -288,12 +339,23 @@ def create_app(venue: Venue) -> Starlette:
         if "origClientOrderId" in params:
             order = venue.get_by_client_id(account, params["origClientOrderId"])
         else:
-            order = next((o for o in venue.list_orders(account, open_only=False) if str(o.seq) == params.get("orderId")), None)
+            order = next(
+                (
+                    o
+                    for o in venue.list_orders(account, open_only=False)
+                    if str(o.seq) == params.get("orderId")
+                ),
+                None,
+            )
         return order if order is not None and order.symbol == params.get("symbol") else None
 
     async def query_order(request: Request, account: Account, params: dict[str, str]) -> Response:
         order = _find(account, params)
-        return _rejection(VenueRejection("not_found")) if order is None else json_response(200, order_body(order))
+        return (
+            _rejection(VenueRejection("not_found"))
+            if order is None
+            else json_response(200, order_body(order))
+        )
 
     async def cancel_order(request: Request, account: Account, params: dict[str, str]) -> Response:
         order = _find(account, params)
@@ -340,7 +402,9 @@ def create_app(venue: Venue) -> Starlette:
             "preventSor": False,
             "updateTime": int(time.time() * 1000),
             "accountType": "SPOT",
-            "balances": [{"asset": a, "free": dec(f), "locked": dec(lk)} for a, (f, lk) in sorted(assets.items())],
+            "balances": [
+                {"asset": a, "free": dec(f), "locked": dec(lk)} for a, (f, lk) in sorted(assets.items())
+            ],
             "permissions": ["SPOT"],
             "uid": 354937868,
         }

@@ -29,7 +29,9 @@ class ErrorBodies:
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json")
+    return Response(
+        json.dumps(body, default=_default), status_code=status, headers=headers, media_type="application/json"
+    )
 
 
 def _default(value: Any) -> Any:

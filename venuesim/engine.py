@@ -32,7 +32,9 @@ class VenueRejection(Exception):
 
     def __init__(self, kind: str, message: str = "") -> None:
         super().__init__(message or kind)
-        self.kind = kind  # duplicate_client_order_id | insufficient_funds | bad_input | not_found | not_cancelable
+        self.kind = (
+            kind  # duplicate_client_order_id | insufficient_funds | bad_input | not_found | not_cancelable
+        )
 
 
 @dataclass
@@ -141,7 +143,9 @@ class Venue:
 
     def add_account(self, api_key: str, secret: str, cash: Decimal, currency: str = "USD") -> Account:
         with self.lock:
-            account = Account(api_key, secret, Decimal(cash), currency, number=f"SIM{len(self.accounts) + 1:06d}")
+            account = Account(
+                api_key, secret, Decimal(cash), currency, number=f"SIM{len(self.accounts) + 1:06d}"
+            )
             self.accounts[api_key] = account
         return account
 
@@ -153,7 +157,9 @@ class Venue:
 
     # -- faults and limits ------------------------------------------------------------------------
 
-    def inject(self, kind: str, *, route: str = "", times: int = 1, delay: float = 8.0, retry_after: int = 1) -> None:
+    def inject(
+        self, kind: str, *, route: str = "", times: int = 1, delay: float = 8.0, retry_after: int = 1
+    ) -> None:
         with self.lock:
             if kind == "drop_websocket":
                 self.websocket_generation += 1
@@ -223,21 +229,32 @@ class Venue:
             if side not in ("buy", "sell") or type not in ("market", "limit"):
                 raise VenueRejection("bad_input", f"unsupported side/type {side}/{type}")
             if qty <= 0 or qty < inst.min_qty or (qty / inst.lot) % 1 != 0:
-                raise VenueRejection("bad_quantity", f"qty {qty} does not fit lot {inst.lot} (min {inst.min_qty})")
+                raise VenueRejection(
+                    "bad_quantity", f"qty {qty} does not fit lot {inst.lot} (min {inst.min_qty})"
+                )
             if type == "limit":
                 if limit_price is None or limit_price <= 0 or (limit_price / inst.tick) % 1 != 0:
-                    raise VenueRejection("bad_price", f"limit price {limit_price} does not fit tick {inst.tick}")
+                    raise VenueRejection(
+                        "bad_price", f"limit price {limit_price} does not fit tick {inst.tick}"
+                    )
             if side == "buy":
                 price = limit_price if type == "limit" and limit_price is not None else inst.ask
                 reserved = sum(
-                    (o.remaining * (o.limit_price or inst.ask) for o in self._open(account) if o.side == "buy"),
+                    (
+                        o.remaining * (o.limit_price or inst.ask)
+                        for o in self._open(account)
+                        if o.side == "buy"
+                    ),
                     Decimal(0),
                 )
                 if qty * price + reserved > account.cash:
                     raise VenueRejection("insufficient_funds")
             else:
                 held = account.positions.get(symbol, (Decimal(0), Decimal(0)))[0]
-                pending = sum((o.remaining for o in self._open(account) if o.side == "sell" and o.symbol == symbol), Decimal(0))
+                pending = sum(
+                    (o.remaining for o in self._open(account) if o.side == "sell" and o.symbol == symbol),
+                    Decimal(0),
+                )
                 if not inst.shortable and qty + pending > held:
                     raise VenueRejection("insufficient_funds")
             self._seq += 1

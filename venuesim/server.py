@@ -35,7 +35,9 @@ def _free_port() -> int:
 
 def serve_in_thread(app: Any, *, port: int = 0) -> RunningServer:
     port = port or _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="off"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"venuesim:{port}", daemon=True)
     thread.start()

@@ -27,7 +27,9 @@ class Market(models.Model):
     # From the venue's catalogue (stratbox/venues/catalogue.py); empty for simulated markets.
     name = models.CharField(max_length=200, blank=True)
     venue_symbol = models.CharField(max_length=64, blank=True, help_text="the venue's own id, e.g. BTCUSDT")
-    status = models.CharField(max_length=16, default="active", help_text="active | halted (as the venue says)")
+    status = models.CharField(
+        max_length=16, default="active", help_text="active | halted (as the venue says)"
+    )
     trading_hours = models.CharField(max_length=120, blank=True)
     catalogue_synced_at = models.DateTimeField(null=True, blank=True)
     # Which source `manage.py run_feed` uses for this market's quotes.

@@ -101,7 +101,9 @@ class AlpacaAdapter(VenueAdapter):
         key, secret = credentials.get("api_key_id", ""), credentials.get("api_secret_key", "")
         self._key, self._secret = key, secret
         paper = config.get("environment", "paper") != "live"
-        self.trading = TradingClient(key, secret, paper=paper, raw_data=True, url_override=config.get("trading_url"))
+        self.trading = TradingClient(
+            key, secret, paper=paper, raw_data=True, url_override=config.get("trading_url")
+        )
         self.data = StockHistoricalDataClient(key, secret, raw_data=True, url_override=config.get("data_url"))
         for client in (self.trading, self.data):
             client._retry_codes = []  # never let the client resend a POST: see the module docstring
@@ -206,7 +208,11 @@ class AlpacaAdapter(VenueAdapter):
 
     def bars(self, symbol: str, *, interval_seconds: int, start: datetime, end: datetime) -> list[Bar]:
         request = StockBarsRequest(
-            symbol_or_symbols=symbol, timeframe=_timeframe(interval_seconds), start=start, end=end, feed=self._feed()
+            symbol_or_symbols=symbol,
+            timeframe=_timeframe(interval_seconds),
+            start=start,
+            end=end,
+            feed=self._feed(),
         )
         raw = self._call(self.data.get_stock_bars, request)
         rows = raw.get(symbol, []) if isinstance(raw, dict) else []
@@ -279,9 +285,16 @@ class AlpacaAdapter(VenueAdapter):
     def _feed(self) -> DataFeed:
         return DataFeed.SIP if self.config.get("feed") == "sip" else DataFeed.IEX
 
-    def _run_stream(self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth) -> None:
+    def _run_stream(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth
+    ) -> None:
         stream = _CountingStream(
-            health, self._key, self._secret, raw_data=True, feed=self._feed(), url_override=self.config.get("stream_url")
+            health,
+            self._key,
+            self._secret,
+            raw_data=True,
+            feed=self._feed(),
+            url_override=self.config.get("stream_url"),
         )
 
         async def handler(raw: dict[str, Any]) -> None:

@@ -28,7 +28,9 @@ DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
 
 
 class VenueError(Exception):
-    def __init__(self, code: str, message: str, *, uncertain: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, uncertain: bool = False, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -170,7 +172,9 @@ class VenueAdapter(abc.ABC):
     def balances(self) -> list[Balance]: ...
 
     @abc.abstractmethod
-    def stream_quotes(self, symbols: list[str], on_quote: QuoteHandler, stop: Event, health: StreamHealth) -> None:
+    def stream_quotes(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: Event, health: StreamHealth
+    ) -> None:
         """Deliver quotes until `stop` is set: the venue's stream with reconnects, else REST polling."""
 
     def resolve(self, intent: OrderIntent) -> VenueOrder | None:

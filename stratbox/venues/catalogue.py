@@ -107,18 +107,28 @@ def quotes_pump(
     return health
 
 
-def bars_ensure(*, adapter: VenueAdapter, market: Market, interval_seconds: int, start: datetime, end: datetime) -> int:
+def bars_ensure(
+    *, adapter: VenueAdapter, market: Market, interval_seconds: int, start: datetime, end: datetime
+) -> int:
     """Make the stored bars cover [start, end]; returns how many bars were fetched and stored."""
-    stored = Bar.objects.filter(market=market, interval_seconds=interval_seconds, ts__gte=start, ts__lte=end).aggregate(
-        first=Min("ts"), last=Max("ts"), n=Count("id")
-    )
+    stored = Bar.objects.filter(
+        market=market, interval_seconds=interval_seconds, ts__gte=start, ts__lte=end
+    ).aggregate(first=Min("ts"), last=Max("ts"), n=Count("id"))
     step = timedelta(seconds=interval_seconds)
     if stored["n"] and stored["first"] - start < step and end - stored["last"] < step:
         return 0
     bars = adapter.bars(market.symbol, interval_seconds=interval_seconds, start=start, end=end)
     rows = [
-        Bar(market=market, ts=b.ts, interval_seconds=interval_seconds, open=b.open, high=b.high, low=b.low,
-            close=b.close, volume=b.volume)
+        Bar(
+            market=market,
+            ts=b.ts,
+            interval_seconds=interval_seconds,
+            open=b.open,
+            high=b.high,
+            low=b.low,
+            close=b.close,
+            volume=b.volume,
+        )
         for b in bars
         if b.low <= min(b.open, b.close) and b.high >= max(b.open, b.close) and b.low > 0
     ]

@@ -140,9 +140,12 @@ class CcxtAdapter(VenueAdapter):
         if unified == "open":
             status = "partially_filled" if filled > 0 else "accepted"
         else:
-            status = {"closed": "filled", "canceled": "cancelled", "expired": "expired", "rejected": "rejected"}.get(
-                str(unified), "accepted"
-            )
+            status = {
+                "closed": "filled",
+                "canceled": "cancelled",
+                "expired": "expired",
+                "rejected": "rejected",
+            }.get(str(unified), "accepted")
         return VenueOrder(
             venue_order_id=str(raw.get("id")),
             client_order_id=str(raw.get("clientOrderId") or ""),
@@ -205,7 +208,9 @@ class CcxtAdapter(VenueAdapter):
             ticker = raw.get(symbol)
             if ticker and ticker.get("bid") is not None and ticker.get("ask") is not None:
                 ts = ticker.get("timestamp")
-                out[symbol] = Quote(symbol, _d(ticker["bid"]), _d(ticker["ask"]), float(ts) / 1000 if ts else now)
+                out[symbol] = Quote(
+                    symbol, _d(ticker["bid"]), _d(ticker["ask"]), float(ts) / 1000 if ts else now
+                )
         return out
 
     def bars(self, symbol: str, *, interval_seconds: int, start: datetime, end: datetime) -> list[Bar]:
@@ -221,18 +226,33 @@ class CcxtAdapter(VenueAdapter):
             if not rows:
                 break
             for ts, o, h, low, c, v in rows:
-                bars.append(Bar(datetime.fromtimestamp(int(ts) / 1000, tz=UTC), _d(o), _d(h), _d(low), _d(c), _d(v or 0)))
+                bars.append(
+                    Bar(
+                        datetime.fromtimestamp(int(ts) / 1000, tz=UTC),
+                        _d(o),
+                        _d(h),
+                        _d(low),
+                        _d(c),
+                        _d(v or 0),
+                    )
+                )
             since = int(rows[-1][0]) + interval_seconds * 1000
         return bars
 
     def place(self, intent: OrderIntent) -> VenueOrder:
         self._markets()
         amount = self.exchange.amount_to_precision(intent.symbol, str(intent.qty))
-        price = self.exchange.price_to_precision(intent.symbol, str(intent.limit_price)) if intent.type == "limit" else None
+        price = (
+            self.exchange.price_to_precision(intent.symbol, str(intent.limit_price))
+            if intent.type == "limit"
+            else None
+        )
         params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
         if intent.type == "limit":
             params["timeInForce"] = intent.tif.upper()
-        raw = self._call("create_order", intent.symbol, intent.type, intent.side, amount, price, params, sending=True)
+        raw = self._call(
+            "create_order", intent.symbol, intent.type, intent.side, amount, price, params, sending=True
+        )
         order = self._order(raw)
         return order if order.client_order_id else _with_client_id(order, intent.client_order_id)
 

@@ -59,7 +59,9 @@ class TokenBucket:
             if wait <= 0:
                 return waited
             if waited + wait > self.max_wait:
-                raise VenueError(VENUE_RATE_LIMITED, f"the venue account's request budget is spent for {wait:.1f}s")
+                raise VenueError(
+                    VENUE_RATE_LIMITED, f"the venue account's request budget is spent for {wait:.1f}s"
+                )
             time.sleep(wait)
             waited += wait
 

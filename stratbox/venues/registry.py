@@ -29,12 +29,25 @@ def venue_config(broker: str) -> dict[str, Any]:
     configured = (getattr(settings, "STRATBOX_VENUES", None) or {}).get(broker)
     kind, _, rest = broker.partition(":")
     if kind == "alpaca" and rest in ("paper", "live"):
-        base: dict[str, Any] = {"adapter": "alpaca", "environment": rest, "label": f"Alpaca ({rest})", **_ALPACA_LIMIT}
+        base: dict[str, Any] = {
+            "adapter": "alpaca",
+            "environment": rest,
+            "label": f"Alpaca ({rest})",
+            **_ALPACA_LIMIT,
+        }
     elif kind == "ccxt" and rest in ccxt.exchanges:
         rate_ms = getattr(getattr(ccxt, rest), "rateLimit", 1000) or 1000
-        base = {"adapter": "ccxt", "exchange": rest, "label": rest.capitalize(), "rate_per_second": 1000 / rate_ms, "burst": 5}
+        base = {
+            "adapter": "ccxt",
+            "exchange": rest,
+            "label": rest.capitalize(),
+            "rate_per_second": 1000 / rate_ms,
+            "burst": 5,
+        }
     elif configured is None:
-        raise VenueError(VENUE_REJECTED, f"unknown broker {broker!r}: use alpaca:paper, alpaca:live or ccxt:<exchange>")
+        raise VenueError(
+            VENUE_REJECTED, f"unknown broker {broker!r}: use alpaca:paper, alpaca:live or ccxt:<exchange>"
+        )
     else:
         base = {}
     config = {**base, **(configured or {})}
@@ -49,7 +62,11 @@ def broker_choices() -> list[tuple[str, str]]:
     for name, config in sorted((getattr(settings, "STRATBOX_VENUES", None) or {}).items()):
         label = config.get("label") or name
         out.append((name, f"{label} (simulated venue)" if config.get("simulated") else label))
-    out += [("alpaca:paper", "Alpaca (paper)"), ("alpaca:live", "Alpaca (live)"), ("ccxt:binance", "Binance (ccxt)")]
+    out += [
+        ("alpaca:paper", "Alpaca (paper)"),
+        ("alpaca:live", "Alpaca (live)"),
+        ("ccxt:binance", "Binance (ccxt)"),
+    ]
     return out
 
 
@@ -72,5 +89,7 @@ def adapter_build(broker: str, credentials: dict[str, str], *, timeout: float | 
     seconds = timeout if timeout is not None else float(config.get("timeout", 10.0))
     venue = config.get("venue")
     if config["adapter"] == "alpaca":
-        return AlpacaAdapter(credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue or "ALPACA")
+        return AlpacaAdapter(
+            credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue or "ALPACA"
+        )
     return CcxtAdapter(credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue)

@@ -42,12 +42,31 @@ class SimVenue:
 def alpaca_venue() -> Venue:
     venue = Venue("alpaca")
     venue.add_instrument(
-        Instrument("AAPL", "AAPL", "USD", Decimal("0.01"), Decimal("0.0001"), Decimal("0.0001"),
-                   Decimal("187.10"), Decimal("187.12"), name="Apple Inc. Common Stock")
+        Instrument(
+            "AAPL",
+            "AAPL",
+            "USD",
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            Decimal("0.0001"),
+            Decimal("187.10"),
+            Decimal("187.12"),
+            name="Apple Inc. Common Stock",
+        )
     )
     venue.add_instrument(
-        Instrument("MSFT", "MSFT", "USD", Decimal("0.01"), Decimal("1"), Decimal("1"),
-                   Decimal("411.50"), Decimal("411.56"), name="Microsoft Corporation", fractionable=False)
+        Instrument(
+            "MSFT",
+            "MSFT",
+            "USD",
+            Decimal("0.01"),
+            Decimal("1"),
+            Decimal("1"),
+            Decimal("411.50"),
+            Decimal("411.56"),
+            name="Microsoft Corporation",
+            fractionable=False,
+        )
     )
     venue.add_account(ALPACA_KEYS["api_key_id"], ALPACA_KEYS["api_secret_key"], Decimal("100000"))
     return venue
@@ -56,12 +75,30 @@ def alpaca_venue() -> Venue:
 def binance_venue() -> Venue:
     venue = Venue("binance")
     venue.add_instrument(
-        Instrument("BTCUSDT", "BTC", "USDT", Decimal("0.01"), Decimal("0.00001"), Decimal("0.00001"),
-                   Decimal("60000.00"), Decimal("60000.10"), asset_class="crypto")
+        Instrument(
+            "BTCUSDT",
+            "BTC",
+            "USDT",
+            Decimal("0.01"),
+            Decimal("0.00001"),
+            Decimal("0.00001"),
+            Decimal("60000.00"),
+            Decimal("60000.10"),
+            asset_class="crypto",
+        )
     )
     venue.add_instrument(
-        Instrument("ETHUSDT", "ETH", "USDT", Decimal("0.01"), Decimal("0.0001"), Decimal("0.0001"),
-                   Decimal("3000.00"), Decimal("3000.05"), asset_class="crypto")
+        Instrument(
+            "ETHUSDT",
+            "ETH",
+            "USDT",
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            Decimal("0.0001"),
+            Decimal("3000.00"),
+            Decimal("3000.05"),
+            asset_class="crypto",
+        )
     )
     venue.add_account(BINANCE_KEYS["api_key"], BINANCE_KEYS["secret"], Decimal("100000"), "USDT")
     return venue
@@ -72,17 +109,34 @@ def _start(kind: str, settings: Any) -> SimVenue:
         venue = alpaca_venue()
         server = serve_in_thread(alpaca_sim.create_app(venue))
         ws = server.url.replace("http://", "ws://")
-        config = {"adapter": "alpaca", "simulated": True, "label": "Alpaca", "trading_url": server.url,
-                  "data_url": server.url, "stream_url": f"{ws}/v2/iex", "stale_after": 3, "poll_interval": 0.2,
-                  "rate_per_second": 1000, "burst": 1000}
+        config = {
+            "adapter": "alpaca",
+            "simulated": True,
+            "label": "Alpaca",
+            "trading_url": server.url,
+            "data_url": server.url,
+            "stream_url": f"{ws}/v2/iex",
+            "stale_after": 3,
+            "poll_interval": 0.2,
+            "rate_per_second": 1000,
+            "burst": 1000,
+        }
         sim = SimVenue("alpaca:sim", venue, server, ALPACA_KEYS, "AAPL", "AAPL", config)
     else:
         venue = binance_venue()
         server = serve_in_thread(binance_sim.create_app(venue))
         api = f"{server.url}/api/v3"
-        config = {"adapter": "ccxt", "exchange": "binance", "simulated": True, "label": "Binance",
-                  "venue": "BINANCE", "urls": {"public": api, "private": api}, "poll_interval": 0.2,
-                  "rate_per_second": 1000, "burst": 1000}
+        config = {
+            "adapter": "ccxt",
+            "exchange": "binance",
+            "simulated": True,
+            "label": "Binance",
+            "venue": "BINANCE",
+            "urls": {"public": api, "private": api},
+            "poll_interval": 0.2,
+            "rate_per_second": 1000,
+            "burst": 1000,
+        }
         sim = SimVenue("ccxt:binance-sim", venue, server, BINANCE_KEYS, "BTC/USDT", "BTCUSDT", config)
     settings.STRATBOX_VENUES = {**(getattr(settings, "STRATBOX_VENUES", None) or {}), sim.name: config}
     return sim

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,7 +44,11 @@ def _orders(sim: SimVenue) -> list[Any]:
 
 
 def _posts(sim: SimVenue) -> int:
-    return sum(1 for _key, method, path in sim.venue.requests if method == "POST" and path.endswith("/order" if "binance" in sim.name else "/orders"))
+    return sum(
+        1
+        for _key, method, path in sim.venue.requests
+        if method == "POST" and path.endswith("/order" if "binance" in sim.name else "/orders")
+    )
 
 
 def test_market_order_is_accepted_filled_and_shows_in_positions_and_balances(sim: SimVenue) -> None:
@@ -68,14 +73,18 @@ def test_insufficient_funds_carries_the_venues_own_message(sim: SimVenue) -> Non
     with pytest.raises(VenueError) as caught:
         adapter.place(OrderIntent("sbx-2-funds", sim.symbol, "buy", Decimal("100000")))
     assert caught.value.code == INSUFFICIENT_FUNDS_AT_VENUE
-    assert ("insufficient buying power" if sim.symbol == "AAPL" else "insufficient balance") in caught.value.message
+    assert (
+        "insufficient buying power" if sim.symbol == "AAPL" else "insufficient balance"
+    ) in caught.value.message
     assert not caught.value.uncertain
     assert _orders(sim) == []
 
 
 def test_bad_input_is_rejected_with_the_venues_message(sim: SimVenue) -> None:
     adapter = sim.adapter()
-    intent = OrderIntent("sbx-3-bad", sim.symbol, "buy", Decimal("1"), type="limit", limit_price=Decimal("-5"))
+    intent = OrderIntent(
+        "sbx-3-bad", sim.symbol, "buy", Decimal("1"), type="limit", limit_price=Decimal("-5")
+    )
     with pytest.raises(VenueError) as caught:
         adapter.place(intent)
     assert caught.value.code == VENUE_REJECTED
@@ -90,7 +99,9 @@ def test_duplicate_client_order_id_is_refused_and_the_venue_keeps_one_order(sim:
     with pytest.raises(VenueError) as caught:
         adapter.place(OrderIntent("sbx-4-dup", sim.symbol, "buy", qty))
     assert caught.value.code == DUPLICATE_CLIENT_ORDER_ID
-    assert ("client_order_id must be unique" if sim.symbol == "AAPL" else "Duplicate order sent.") in caught.value.message
+    assert (
+        "client_order_id must be unique" if sim.symbol == "AAPL" else "Duplicate order sent."
+    ) in caught.value.message
     assert len(_orders(sim)) == 1
     assert adapter.order_by_client_id("sbx-4-dup", sim.symbol) == first
 
@@ -99,8 +110,17 @@ def test_partial_fill_then_cancel_keeps_the_filled_part(sim: SimVenue) -> None:
     inst = sim.venue.instruments[sim.venue_symbol]
     inst.depth = Decimal("1") if sim.symbol == "AAPL" else Decimal("0.1")
     adapter = sim.adapter()
-    order = adapter.place(OrderIntent("sbx-5-partial", sim.symbol, "buy", inst.depth * 3, type="limit",
-                                      limit_price=inst.ask, tif="gtc" if sim.symbol != "AAPL" else "day"))
+    order = adapter.place(
+        OrderIntent(
+            "sbx-5-partial",
+            sim.symbol,
+            "buy",
+            inst.depth * 3,
+            type="limit",
+            limit_price=inst.ask,
+            tif="gtc" if sim.symbol != "AAPL" else "day",
+        )
+    )
     assert order.status == "partially_filled" and order.filled_qty == inst.depth
     cancelled = adapter.cancel("sbx-5-partial", sim.symbol)
     assert cancelled.status == "cancelled" and cancelled.filled_qty == inst.depth
@@ -128,7 +148,9 @@ def test_timeout_after_accept_is_resolved_by_asking_not_by_resending(sim: SimVen
 def test_server_error_before_accept_resolves_to_no_order(sim: SimVenue) -> None:
     sim.venue.inject("error_5xx", route="POST")
     adapter = sim.adapter()
-    intent = OrderIntent("sbx-7-5xx", sim.symbol, "buy", Decimal("1") if sim.symbol == "AAPL" else Decimal("0.1"))
+    intent = OrderIntent(
+        "sbx-7-5xx", sim.symbol, "buy", Decimal("1") if sim.symbol == "AAPL" else Decimal("0.1")
+    )
     with pytest.raises(VenueError) as caught:
         adapter.place(intent)
     assert caught.value.code == VENUE_UNAVAILABLE and caught.value.uncertain
@@ -150,8 +172,6 @@ def test_a_429_pauses_every_user_of_the_account_for_retry_after(sim: SimVenue) -
 
 
 def test_quotes_and_bars_are_decimals_from_the_venue(sim: SimVenue) -> None:
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415 - only this test builds times
-
     adapter = sim.adapter()
     quote = adapter.quotes([sim.symbol])[sim.symbol]
     inst = sim.venue.instruments[sim.venue_symbol]
@@ -168,7 +188,9 @@ def test_quote_stream_survives_a_dropped_websocket(alpaca: SimVenue) -> None:
     got: list[Quote] = []
     stop = threading.Event()
     health = StreamHealth()
-    thread = threading.Thread(target=adapter.stream_quotes, args=(["AAPL"], got.append, stop, health), daemon=True)
+    thread = threading.Thread(
+        target=adapter.stream_quotes, args=(["AAPL"], got.append, stop, health), daemon=True
+    )
     thread.start()
     try:
         wait_for(lambda: health.connects >= 1 and got)
@@ -190,7 +212,9 @@ def test_exchange_quotes_arrive_by_polling(binance: SimVenue) -> None:
     got: list[Quote] = []
     stop = threading.Event()
     health = StreamHealth()
-    thread = threading.Thread(target=adapter.stream_quotes, args=(["BTC/USDT"], got.append, stop, health), daemon=True)
+    thread = threading.Thread(
+        target=adapter.stream_quotes, args=(["BTC/USDT"], got.append, stop, health), daemon=True
+    )
     thread.start()
     try:
         wait_for(lambda: got)

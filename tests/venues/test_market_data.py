@@ -50,13 +50,17 @@ def test_synced_markets_are_searchable_in_the_api(alpaca: SimVenue, api_client: 
     assert rows[0]["name"] == "Apple Inc. Common Stock" and rows[0]["status"] == "active"
 
 
-def test_venue_quotes_flow_into_the_quote_path_and_the_simulated_feed_leaves_them_alone(alpaca: SimVenue) -> None:
+def test_venue_quotes_flow_into_the_quote_path_and_the_simulated_feed_leaves_them_alone(
+    alpaca: SimVenue,
+) -> None:
     adapter = alpaca.adapter()
     catalogue_sync(adapter=adapter)
     market = Market.objects.get(venue="ALPACA", symbol="AAPL")
     stop, health = threading.Event(), StreamHealth()
     thread = threading.Thread(
-        target=quotes_pump, kwargs={"adapter": adapter, "markets": [market], "stop": stop, "health": health}, daemon=True
+        target=quotes_pump,
+        kwargs={"adapter": adapter, "markets": [market], "stop": stop, "health": health},
+        daemon=True,
     )
     thread.start()
     try:
@@ -82,6 +86,8 @@ def test_bars_are_fetched_once_and_shared(binance: SimVenue) -> None:
     stored = bars_ensure(adapter=adapter, market=market, interval_seconds=60, start=start, end=end)
     assert stored == 181
     klines = sum(1 for r in binance.venue.requests if r[2].endswith("/klines"))
-    assert bars_ensure(adapter=binance.adapter(), market=market, interval_seconds=60, start=start, end=end) == 0
+    assert (
+        bars_ensure(adapter=binance.adapter(), market=market, interval_seconds=60, start=start, end=end) == 0
+    )
     assert sum(1 for r in binance.venue.requests if r[2].endswith("/klines")) == klines  # no second fetch
     assert Bar.objects.filter(market=market, interval_seconds=60).count() == 181

@@ -39,8 +39,19 @@ def test_two_processes_share_one_accounts_budget(sim: SimVenue, settings: Any) -
         "STRATBOX_VENUES": json.dumps({sim.name: config}),
     }
     per_process = 12
-    args = [sys.executable, "-c", _WORKER, sim.name, json.dumps(sim.credentials), sim.symbol, str(per_process)]
-    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    args = [
+        sys.executable,
+        "-c",
+        _WORKER,
+        sim.name,
+        json.dumps(sim.credentials),
+        sim.symbol,
+        str(per_process),
+    ]
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=240) for p in procs]
     for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err[-2000:]

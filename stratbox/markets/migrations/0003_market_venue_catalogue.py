@@ -4,40 +4,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('markets', '0002_market_feed'),
+        ("markets", "0002_market_feed"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='market',
-            name='catalogue_synced_at',
+            model_name="market",
+            name="catalogue_synced_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='market',
-            name='name',
+            model_name="market",
+            name="name",
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name='market',
-            name='status',
-            field=models.CharField(default='active', help_text='active | halted (as the venue says)', max_length=16),
+            model_name="market",
+            name="status",
+            field=models.CharField(
+                default="active", help_text="active | halted (as the venue says)", max_length=16
+            ),
         ),
         migrations.AddField(
-            model_name='market',
-            name='trading_hours',
+            model_name="market",
+            name="trading_hours",
             field=models.CharField(blank=True, max_length=120),
         ),
         migrations.AddField(
-            model_name='market',
-            name='venue_symbol',
+            model_name="market",
+            name="venue_symbol",
             field=models.CharField(blank=True, help_text="the venue's own id, e.g. BTCUSDT", max_length=64),
         ),
         migrations.AlterField(
-            model_name='market',
-            name='feed',
-            field=models.CharField(choices=[('simulated', 'Simulated (seeded random walk)'), ('replay', 'Replay of stored bars'), ('venue', "The venue's own quotes (stream, or REST polling)")], default='simulated', max_length=10),
+            model_name="market",
+            name="feed",
+            field=models.CharField(
+                choices=[
+                    ("simulated", "Simulated (seeded random walk)"),
+                    ("replay", "Replay of stored bars"),
+                    ("venue", "The venue's own quotes (stream, or REST polling)"),
+                ],
+                default="simulated",
+                max_length=10,
+            ),
         ),
     ]
