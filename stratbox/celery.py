@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stratbox.settings")
 
@@ -33,6 +33,13 @@ def _heartbeat_start(sender: object = None, **kwargs: object) -> None:
     from stratbox.workers import on_worker_ready
 
     on_worker_ready(sender)
+
+
+@celeryd_after_setup.connect
+def _long_work_yields(sender: object = None, instance: object = None, **kwargs: object) -> None:
+    from stratbox.workers import on_worker_setup
+
+    on_worker_setup(instance)
 
 
 @worker_shutdown.connect

@@ -364,6 +364,9 @@ STRATBOX_MCP_ALLOWED_ORIGINS = env.list(
 )
 # Backtests an assistant may start per tenant and UTC day (then a structured "limit reached").
 STRATBOX_MCP_BACKTESTS_PER_DAY = env.int("STRATBOX_MCP_BACKTESTS_PER_DAY", default=50)
+# CPU priority (nice, 0..19) of a worker that consumes only long-work queues, inherited by its pool
+# processes and their sandbox hosts: a busy core runs ticks first and backtests with what is left.
+STRATBOX_LONG_WORKER_NICE = env.int("STRATBOX_LONG_WORKER_NICE", default=19)
 # `/healthz` shows its parts (database, Redis, workers) to staff and to `Bearer <this token>`.
 STRATBOX_HEALTH_TOKEN = env("STRATBOX_HEALTH_TOKEN", default="")
 # Per-plan quotas (tenants.plans): instance count and shortest frequency, backtests running at once

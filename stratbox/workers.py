@@ -10,11 +10,15 @@ queues it consumes; the health check reads the set (one Redis round trip, no Cel
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import time
 from typing import Any
 
 import redis
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 # A worker counts as alive while its last heartbeat is younger than this.
@@ -107,6 +111,26 @@ def on_worker_ready(sender: Any = None, **_: object) -> None:
         queues = list(app.amqp.queues.consume_from.keys())
     _thread = HeartbeatThread(hostname, queues)
     _thread.start()
+
+
+def on_worker_setup(worker: Any) -> None:
+    """A worker that consumes only long-work queues (backtests) lowers its CPU priority before its
+    pool starts: the pool processes and the sandbox hosts they spawn inherit it. On a shared core
+    the scheduler then runs a tick (and the dispatcher, web, PostgreSQL, Redis) as soon as it is
+    ready, and a backtest with the time left over; alone, a backtest still gets the whole core."""
+    from django.conf import settings  # this module is loaded while the settings are
+
+    from stratbox.celery import LONG_QUEUE_SUFFIX  # the Celery app imports this module
+
+    app = getattr(worker, "app", None)
+    queues = list(app.amqp.queues.consume_from.keys()) if app is not None else []
+    if not queues or not all(str(q).endswith(LONG_QUEUE_SUFFIX) for q in queues):
+        return
+    wanted = min(max(int(settings.STRATBOX_LONG_WORKER_NICE), 0), 19)
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if wanted > current:  # lowering is always allowed; raising back would need privileges
+        os.setpriority(os.PRIO_PROCESS, 0, wanted)
+        logger.info("long-work worker: CPU priority lowered to nice %d", wanted)
 
 
 def on_worker_shutdown(**_: object) -> None:

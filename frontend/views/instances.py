@@ -34,7 +34,7 @@ from frontend.selectors import (
     tenant_day_summary,
 )
 from stratbox.engine.control import PauseReason, instance_pause, instance_resume
-from stratbox.engine.execution import test_run
+from stratbox.engine.dry_run import test_run
 from stratbox.engine.manual import NothingToClose, position_close
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.services import instance_create as instance_create_service

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from stratbox.engine import control, rendering
-from stratbox.engine.execution import test_run
+from stratbox.engine.dry_run import test_run
 from stratbox.engine.models import Run
 from stratbox.engine.selectors import RunFilter, run_get, run_list, runtime_status
 from stratbox.engine.serializers import KillSwitchInput, RunDetailOutput, RunOutput

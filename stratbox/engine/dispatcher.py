@@ -49,7 +49,7 @@ def dispatch_once(
     Its ETA is its last due time: no tick starts early, and the batch's ticks run together (one
     host round trip per tenant, one write of their states), each at most the span after its own due
     time. A batch run before its ETA still runs each tick at its own due time (see
-    `execution.tick_run_batch`).
+    `ticks.batch.tick_run_batch`).
     """
     now = time.time() if now is None else now
     lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead

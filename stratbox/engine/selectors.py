@@ -1,4 +1,8 @@
-"""Reads of the engine: runtime status and execution history. Every selector takes the tenant."""
+"""Reads of the engine: runtime status and execution history, and the tick path's instance loader.
+
+Every selector serving a request takes the tenant; the loader (`tick_instances`, `tick_instance`)
+is the engine's own trusted read of an instance by id, for the tick path.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,18 @@ from stratbox.engine.snapshots import STAT_FIELDS, stats_live
 from stratbox.instances.models import Mode, StrategyInstance
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
+
+
+def tick_instances() -> QuerySet[StrategyInstance]:
+    """Instance rows as the tick path reads them (tenant, market, account and version joined)."""
+    # The version's source is only needed when a host must (re)load the instance: fetched lazily then.
+    return StrategyInstance.objects.select_related(
+        "version__definition", "tenant", "market", "account"
+    ).defer("version__source", "version__exit_source", "version__validation_report")
+
+
+def tick_instance(iid: str) -> StrategyInstance | None:
+    return tick_instances().filter(pk=iid).first()
 
 
 def _iso(ts: float | None) -> str | None:

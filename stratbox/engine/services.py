@@ -2,8 +2,8 @@
 
 - `reconcile(instance_ids=None)` — make the runtime match the database (reconciler).
 - `instance_pause` / `instance_resume` / `tenant_kill_switch` — runtime-only pausing (control).
-- `tick_run(instance_id, due_at, trigger)` — one idempotent tick (execution).
-- `test_run(instance)` — one dry cycle; nothing reaches a broker (execution).
+- `tick_run(instance_id, due_at, trigger)` — one idempotent tick (`ticks.tick`).
+- `test_run(instance)` — one dry cycle; nothing reaches a broker (`dry_run`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from stratbox.engine.control import (
     instance_resume,
     tenant_kill_switch,
 )
-from stratbox.engine.execution import test_run, tick_run
+from stratbox.engine.dry_run import test_run
 from stratbox.engine.reconciler import instance_unload, reconcile
+from stratbox.engine.ticks.tick import tick_run
 
 __all__ = [
     "EngineRuleError",

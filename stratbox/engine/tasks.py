@@ -10,10 +10,10 @@ from celery.signals import worker_ready, worker_shutdown
 
 from stratbox.engine import sandboxes
 from stratbox.engine.dispatcher import RUN_TICKS_TASK, dispatch_once, markets_mark_to_market
-from stratbox.engine.execution import tick_run_batch
-from stratbox.engine.history import runs_prune
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.runs import runs_prune
 from stratbox.engine.snapshots import flush_all
+from stratbox.engine.ticks.batch import tick_run_batch
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from stratbox.instances.models import StrategyInstance
 from stratbox.notifications.models import EventType, Severity
+from stratbox.notifications.profile import profile_get
 from stratbox.notifications.services import event_emit, settings_for
 
 INSTANCE_TARGET = "instances.strategyinstance"
@@ -186,19 +187,6 @@ TICK_TEXT: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def _fills_wanted(instance: StrategyInstance) -> bool:
-    from django.db.models import Q
-
-    from stratbox.notifications.models import Level, Subscription
-
-    return (
-        Subscription.objects.filter(tenant_id=instance.tenant_id, event_type=EventType.ORDER_FILLED)
-        .filter(Q(instance=instance) | Q(instance__isnull=True))
-        .exclude(level=Level.OFF)
-        .exists()
-    )
-
-
 def tick_notify(
     *, instance: StrategyInstance, actions: list[dict[str, Any]], logs: list[Any], slot: int
 ) -> None:
@@ -211,13 +199,14 @@ def tick_notify(
     ]
     if not notes and not interesting:
         return
-    locale = settings_for(instance.tenant_id).locale
+    profile = profile_get(instance.tenant_id)
+    locale = profile.locale
     for action in interesting:
         filled = action.get("status") == "filled" and action.get("kind") == "order"
         if action.get("kind") == "shadow":
             continue
         event_type = EventType.ORDER_FILLED if filled else EventType.ORDER_REJECTED
-        if filled and not _fills_wanted(instance):
+        if filled and not profile.wants_fills(instance.pk):
             continue  # fills are off unless subscribed: no inbox row per fill either
         code = str(action.get("deny_code") or action.get("status") or "REJECTED")
         values = {

@@ -40,6 +40,7 @@ from stratbox.notifications.models import (
     SkipReason,
     Subscription,
 )
+from stratbox.notifications.profile import profile_changed
 from stratbox.trading.credentials import credentials_decrypt, credentials_encrypt
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
@@ -86,6 +87,7 @@ def settings_update(*, tenant: Tenant, actor: Any, **fields: Any) -> Notificatio
     for key, value in fields.items():
         setattr(found, key, value)
     found.save()
+    profile_changed(tenant.pk)
     audit_record(
         tenant=tenant,
         actor=actor,
@@ -156,6 +158,7 @@ def channel_delete(*, channel: Channel, actor: Any) -> None:
         before={"name": channel.name, "url": channel.url_redacted},
     )
     channel.delete()
+    profile_changed(channel.tenant_id)  # its subscriptions go with it
 
 
 def channel_test(*, channel: Channel, actor: Any) -> NotificationEvent:
@@ -194,6 +197,7 @@ def subscription_set(
     sub, _ = Subscription.objects.update_or_create(
         tenant=tenant, instance=instance, channel=channel, event_type=event_type, defaults={"level": level}
     )
+    profile_changed(tenant.pk)
     audit_record(
         tenant=tenant,
         actor=actor,

@@ -4,7 +4,7 @@ One fixed set of bars (integer arithmetic, so identical on every machine) is imp
 `bars_import` into a market whose feed is `replay`. The SAME version + config is then run twice:
 
 * live: an ACTIVE instance on a paper account, driven deterministically in-process — `feed_step`
-  publishes the next bar's quote, then `engine.execution.tick_run` runs that instance's tick in a
+  publishes the next bar's quote, then `engine.ticks.tick.tick_run` runs that instance's tick in a
   real sandbox host; intents go through `trading.services.order_place` (risk gate + paper broker);
 * backtest: `backtest_create(instance=...)` ("reuse instance config": same version, config,
   capital and the paper account's slippage/fee) over the same stored bars, run by the real runner
@@ -37,8 +37,8 @@ from stratbox.backtests.runner import backtest_run
 from stratbox.backtests.services import BarsSpec, backtest_create
 from stratbox.engine import runtime, sandboxes
 from stratbox.engine.dispatcher import markets_mark_to_market
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.markets.feeds import FeedRegistry, feed_step
 from stratbox.markets.models import Market
 from stratbox.markets.quotes import quote_get

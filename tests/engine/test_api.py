@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import Run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.trading.models import Order
 from tenants.models import AuditEvent, Tenant
 from tests.engine.conftest import COUNTER, make_instance, make_version

@@ -8,8 +8,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from stratbox.engine import events, runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 
 
 async def _collect(layer, channel, n, timeout=5.0):
@@ -59,7 +59,7 @@ def test_a_full_publisher_queue_drops_and_counts_instead_of_blocking():
 def test_a_batch_builds_events_only_for_watched_instances(
     instance_factory, quote, tenant, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from stratbox.engine.execution import tick_run_batch
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     watched = instance_factory(mode="observe")
     quiet = instance_factory(mode="observe")

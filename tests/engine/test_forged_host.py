@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from stratbox.engine import runtime, sandboxes
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import Run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.trading.models import Account, Order
 from tenants.models import AuditEvent
 from tests.conftest import WorkerProcess
@@ -270,7 +270,7 @@ def test_forged_intents_of_a_batch_round_trip_are_denied_too(
     """Due ticks of one tenant run together in one host round trip (`cycle_many`): same checks."""
     import time
 
-    from stratbox.engine.execution import tick_run_batch
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     forged = _forged_instance(tenant, paper_account, market, "coid_out_of_range")
     honest = _forged_instance(tenant, paper_account, market, "none")
@@ -447,7 +447,7 @@ def test_a_real_worker_with_forged_hosts_denies_and_refuses_and_keeps_serving(
 def test_a_test_run_re_checks_the_reply_as_a_tick_does(
     forged_hosts, tenant, paper_account, market, bystander
 ):
-    from stratbox.engine.execution import test_run as run_once
+    from stratbox.engine.dry_run import test_run as run_once
 
     inst = _forged_instance(tenant, paper_account, market, "intent_market")
     set_quote(market, FORGE_PRICE)

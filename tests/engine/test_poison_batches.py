@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import InstanceRuntime, InstanceStats, Run
 from stratbox.engine.reconciler import reconcile
 from stratbox.engine.snapshots import BAD_STATE_PAUSE_AFTER, snapshot_flush, stats_rollup
+from stratbox.engine.ticks.tick import tick_run
 from tests.engine.conftest import make_instance, make_version, set_quote
 
 NOISY_LOG = """

@@ -7,9 +7,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import InstanceRuntime
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.instances.services import instance_set_mode, instance_update_config
 from stratbox.trading.models import Order
 

@@ -16,8 +16,8 @@ from channels.layers import get_channel_layer
 
 from stratbox.engine import events, rendering, runtime, watch
 from stratbox.engine.control import instance_pause
-from stratbox.engine.execution import tick_run_batch
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.batch import tick_run_batch
 from tests.engine.conftest import make_instance, make_version
 
 RENDER_COUNTER = """

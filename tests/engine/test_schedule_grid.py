@@ -78,24 +78,24 @@ def test_aligned_steps_start_just_after_the_grid_points_of_the_wall_clock(db):
 def test_quiet_runs_are_sampled_at_offsets_spread_over_the_instances(settings):
     """1 in N quiet runs is stored, each instance at its own offset: at any second about 1/N of the
     instances store one, never all of them at once."""
-    from stratbox.engine.execution import _keep_run
     from stratbox.engine.models import RunTrigger
+    from stratbox.engine.runs import keep_run
 
     settings.ENGINE_RUN_SAMPLE_EVERY = 60
     ids = [str(uuid.UUID(int=n * 0x9E3779B97F4A7C15_F39CC0605CEDC834 % 2**128)) for n in range(1, 3001)]
     slot = 1_800_000_000  # a whole minute
 
     def kept(iid: str, at: int) -> bool:
-        return _keep_run(iid, RunTrigger.SCHEDULED, [], None, at, 1, False)
+        return keep_run(iid, RunTrigger.SCHEDULED, [], None, at, 1, False)
 
     for at in (slot, slot + 1, slot + 37):
         assert 0 < sum(kept(iid, at) for iid in ids) < 3 * len(ids) / 60
     for iid in ids[:50]:  # each instance: exactly one quiet run a minute
         assert sum(kept(iid, at) for at in range(slot, slot + 60)) == 1
     # actions, errors and the first run after a load are always stored
-    assert _keep_run(ids[0], RunTrigger.SCHEDULED, [{"kind": "order"}], None, slot, 1, False)
-    assert _keep_run(ids[0], RunTrigger.SCHEDULED, [], {"code": "RUNTIME_ERROR"}, slot, 1, False)
-    assert _keep_run(ids[0], RunTrigger.SCHEDULED, [], None, slot, 1, True)
+    assert keep_run(ids[0], RunTrigger.SCHEDULED, [{"kind": "order"}], None, slot, 1, False)
+    assert keep_run(ids[0], RunTrigger.SCHEDULED, [], {"code": "RUNTIME_ERROR"}, slot, 1, False)
+    assert keep_run(ids[0], RunTrigger.SCHEDULED, [], None, slot, 1, True)
 
 
 def test_a_phase_off_the_grid_moves_onto_it_at_the_next_slot(instance_factory, quote, settings):

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import entry_notional, tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.sizing import entry_notional
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.trading.models import Order
 
 ENTRY = """

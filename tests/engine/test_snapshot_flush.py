@@ -6,10 +6,10 @@ from django.core.management import call_command
 
 from stratbox.engine import runtime
 from stratbox.engine.control import pause_runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import InstanceRuntime
 from stratbox.engine.reconciler import reconcile
 from stratbox.engine.snapshots import snapshot_flush
+from stratbox.engine.ticks.tick import tick_run
 
 
 def _tick(inst, ahead: float = 0.0):

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from stratbox.engine.execution import prefetch
+from stratbox.engine.ticks.prefetch import prefetch
 from stratbox.trading.models import Order
 from stratbox.trading.selectors import instance_snapshot
 from stratbox.trading.services.orders import order_place
@@ -89,7 +89,7 @@ def test_prefetch_reads_a_whole_batch_in_a_few_queries(instance_factory, quote):
 
 
 def test_instance_rows_are_reused_until_their_stamp_moves(instance_factory, quote, tenant):
-    from stratbox.engine.execution import instances_for_batch
+    from stratbox.engine.ticks.rows import instances_for_batch
     from stratbox.instances.models import StrategyInstance
 
     inst = instance_factory(mode="observe")
@@ -145,7 +145,7 @@ def test_any_change_of_a_related_row_is_seen_and_a_fill_is_not_a_change(
     instance_factory, quote, tenant, paper_account, market
 ):
     """The stamp covers every column of the instance's rows, except the balance that fills move."""
-    from stratbox.engine.execution import instances_for_batch
+    from stratbox.engine.ticks.rows import instances_for_batch
 
     inst = instance_factory(mode="observe")
     iid = str(inst.pk)

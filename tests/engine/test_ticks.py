@@ -10,9 +10,9 @@ import pytest
 
 from stratbox.engine import runtime
 from stratbox.engine.control import EngineRuleError, instance_pause, instance_resume, tenant_kill_switch
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import Run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.trading.models import Order
 from tenants.models import AuditEvent
 from tests.engine.conftest import set_quote
@@ -392,7 +392,7 @@ def test_dispatch_batches_span_a_short_stretch_of_the_second(instance_factory, q
 
 
 def test_a_batch_begins_every_tick_in_one_step_and_keeps_every_guarantee(instance_factory, quote):
-    from stratbox.engine.execution import tick_run_batch
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     free, busy, done = (instance_factory(mode="observe") for _ in range(3))
     reconcile()
@@ -414,7 +414,7 @@ def test_a_batch_runs_each_tick_at_its_own_due_time(instance_factory, quote):
     """A batch starts at its first due time; later members wait for theirs (none starts early)."""
     import time
 
-    from stratbox.engine.execution import tick_run_batch
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     a = instance_factory(mode="observe")
     b = instance_factory(mode="observe")
@@ -440,7 +440,7 @@ def test_due_ticks_of_a_batch_run_in_one_host_round_trip_with_the_same_effects(
 
     from sandbox import SandboxClient
     from stratbox.engine.control import instance_pause
-    from stratbox.engine.execution import tick_run_batch
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     ok = [instance_factory(mode="observe") for _ in range(3)]
     crashing = instance_factory(mode="observe", config={"crash_at": 1})
@@ -499,15 +499,15 @@ def test_quiet_ticks_of_a_batch_are_persisted_together_and_before_any_order(
     import time
 
     from stratbox.engine import events
-    from stratbox.engine.execution import tick_run_batch
-    from stratbox.trading import services as trading_services
+    from stratbox.engine.ticks import tick as tick_module
+    from stratbox.engine.ticks.batch import tick_run_batch
 
     q1, q2, q3 = (instance_factory(mode="observe", config={"every": 1000}) for _ in range(3))
     orderer = instance_factory(mode="observe")
     reconcile()
     persisted: list[list[str]] = []
     at_order: list[tuple[int, int, int]] = []
-    real_end, real_place = runtime.tick_end_many, trading_services.order_place
+    real_end, real_place = runtime.tick_end_many, tick_module.order_place
 
     def tick_end_many(ends):
         persisted.append([e.iid for e in ends])
@@ -518,7 +518,7 @@ def test_quiet_ticks_of_a_batch_are_persisted_together_and_before_any_order(
         return real_place(**kwargs)
 
     monkeypatch.setattr(runtime, "tick_end_many", tick_end_many)
-    monkeypatch.setattr(trading_services, "order_place", order_place)
+    monkeypatch.setattr(tick_module, "order_place", order_place)  # the name the tick calls
     slot = int(time.time())
     outcomes = tick_run_batch([(str(i.pk), slot + 0.001) for i in (q1, q2, orderer, q3)])
 

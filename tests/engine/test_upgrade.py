@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.models import Run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.instances.services import instance_upgrade
 from stratbox.trading.models import Order
 from tests.engine.conftest import make_version

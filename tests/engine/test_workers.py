@@ -83,7 +83,12 @@ def test_scheduling_frequency_and_no_overlap(celery_queue, transactional_db, ins
     for inst, freq in ((every_second, 1), (every_two, 2)):
         seqs = list(Run.objects.filter(instance=inst).order_by("tick_seq").values_list("tick_seq", flat=True))
         assert len(seqs) >= 5 // freq, seqs
-        assert all(b - a == freq for a, b in zip(seqs, seqs[1:], strict=False)), seqs
+        gaps = [b - a for a, b in zip(seqs, seqs[1:], strict=False)]
+        # Every tick on its own slot of the instance's period; a slot the loaded machine could not
+        # start in time is skipped (never run late or twice) and counted as coalesced.
+        assert all(gap >= freq and gap % freq == 0 for gap in gaps), seqs
+        missed = sum(gap // freq - 1 for gap in gaps)
+        assert missed <= min(int(_rt(inst).get("coalesced_ticks") or 0), 1), (seqs, _rt(inst))
         assert _rt(inst)["state"]["n"] == len(seqs) == Order.objects.filter(instance=inst).count()
         runs = list(Run.objects.filter(instance=inst).order_by("started_at"))
         assert all(a.finished_at <= b.started_at for a, b in zip(runs, runs[1:], strict=False))

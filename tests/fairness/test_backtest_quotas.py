@@ -236,3 +236,44 @@ def test_instance_quota_is_a_409_and_the_plans_shortest_frequency_a_400(
         ],
     }
     assert version.definition.instances.count() == 1
+
+
+def test_long_work_runs_at_the_lowest_cpu_priority_and_ticks_keep_theirs(
+    transactional_db: None, tenant: Any, user: Any, celery_queue: str
+) -> None:
+    """A worker consuming only the long queue lowers its priority before its pool starts: its pool
+    processes and the sandbox host running a backtest have nice 19, so a busy core runs ticks first.
+    A worker on the tick queue keeps the priority it was started with."""
+    import psutil
+
+    from stratbox.backtests.models import Backtest
+    from tests.factories import client_for
+
+    client = client_for(user, tenant)
+    heavy = make_version(tenant, HEAVY)
+    own = psutil.Process().nice()
+    long = WorkerProcess(
+        name=f"l{uuid.uuid4().hex[:6]}", queue=celery_queue, queues=f"{celery_queue}.long"
+    ).start()
+    ticks = WorkerProcess(name=f"t{uuid.uuid4().hex[:6]}", queue=celery_queue, queues=celery_queue).start()
+    bt = _create(client, heavy, config=json.dumps({"spin": 100000})).json()["id"]
+    try:
+        wait_for(lambda: Backtest.objects.get(pk=bt).status == "running", timeout=60)
+
+        def descendants(proc: WorkerProcess) -> list[psutil.Process]:
+            assert proc.proc is not None
+            return psutil.Process(proc.proc.pid).children(recursive=True)
+
+        def hosts() -> list[psutil.Process]:
+            return [p for p in descendants(long) if "sandbox" in " ".join(p.cmdline())]
+
+        wait_for(hosts, timeout=30)
+        assert psutil.Process(long.proc.pid).nice() == 19  # type: ignore[union-attr]
+        assert {p.nice() for p in descendants(long)} == {19}
+        assert {p.nice() for p in hosts()} == {19}
+        assert psutil.Process(ticks.proc.pid).nice() == own  # type: ignore[union-attr]
+        assert {p.nice() for p in descendants(ticks)} == {own}
+    finally:
+        client.post(f"{URL}{bt}/cancel/")
+        ticks.stop()
+        long.stop()

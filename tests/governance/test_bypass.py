@@ -12,8 +12,8 @@ from decimal import Decimal as D
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.governance.models import LiveApprovalRequest, RequestStatus
 from stratbox.governance.selectors import instance_config_hash, live_approval_is_current
 from stratbox.trading import risk
@@ -141,7 +141,7 @@ def test_engine_tick_on_a_live_account_is_denied(tenant, live_account, market, s
 
 def test_snapshot_sent_to_the_host_has_no_credentials(api_client, tenant, market):
     """The engine's tick snapshot for a live instance carries no credential material."""
-    from stratbox.engine.execution import _snapshot
+    from stratbox.engine.ticks.inputs import tick_snapshot
     from stratbox.trading.models import Account
 
     r = api_client.post(
@@ -157,7 +157,7 @@ def test_snapshot_sent_to_the_host_has_no_credentials(api_client, tenant, market
     assert r.status_code == 201, r.content
     account = Account.objects.get(pk=r.json()["id"])
     inst = make_instance(tenant, account, market, mode="active")
-    snapshot = json.dumps(_snapshot(inst, make_quote(market, 100), "active", f"{inst.pk}-1"), default=str)
+    snapshot = json.dumps(tick_snapshot(inst, make_quote(market, 100), "active", f"{inst.pk}-1"), default=str)
     for secret in (
         "AKIA-very-secret-key-1234",
         "s3cr3t-value-abcdef",

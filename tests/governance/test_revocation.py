@@ -8,8 +8,8 @@ from decimal import Decimal as D
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.governance.models import LiveApprovalRequest
 from stratbox.governance.selectors import live_approval_is_current
 from stratbox.governance.services import live_request_approve

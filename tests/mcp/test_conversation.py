@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from stratbox.engine import runtime
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.instances.models import StrategyInstance
 from stratbox.trading.models import Account
 from strategies_store.models import StrategyDefinition

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.notifications.models import Delivery, NotificationEvent
 from stratbox.notifications.services import digest_flush, settings_update
 from tenants.services import audit_record
@@ -229,3 +229,46 @@ def test_fills_without_a_subscription_raise_no_event(tenant: Any, paper_account:
     assert tick_run(inst.pk, int(time.time()) - 1).status == "ok"
     assert events("order_filled") == []
     assert len(events("strategy_msg")) == 1
+
+
+def test_fill_events_follow_subscription_changes_from_tick_to_tick(
+    api_client: Any, tenant: Any, paper_account: Any, market: Any, smtp_sink: Any
+) -> None:
+    """The tick path keeps each tenant's profile (locale, fill subscriptions) between ticks: a change
+    made through the API is seen by the very next tick, in both directions, and so is the locale."""
+    mail = channel(api_client, smtp_sink.url())
+    version = make_version(tenant, NOTIFIER)
+    inst = make_instance(version, paper_account, market, mode="active", config={"qty": 0.5})
+    set_quote(market)
+    reconcile()
+    slots: list[int] = []
+
+    def tick() -> int:
+        """One tick on a fresh slot (the one just begun: never late, never a duplicate)."""
+        while slots and int(time.time()) <= slots[-1]:
+            time.sleep(0.05)
+        slots.append(int(time.time()))
+        assert tick_run(inst.pk, slots[-1]).status == "ok"
+        return slots[-1]
+
+    def subscribe(level: str) -> None:
+        r = api_client.post(
+            "/api/v1/notifications/subscriptions/",
+            {"channel": mail, "event_type": "order_filled", "level": level, "instance": str(inst.pk)},
+            format="json",
+        )
+        assert r.status_code == 200, r.json()
+
+    tick()  # the profile is cached: nobody wants fills
+    assert events("order_filled") == []
+    subscribe("on")
+    slot = tick()
+    (filled,) = events("order_filled")
+    assert filled.payload["client_order_id"] == f"{inst.pk}-{slot}-1" and filled.locale == "en-US"
+    settings_update(tenant=tenant, actor=None, locale="zh-CN")
+    tick()
+    assert [e.locale for e in events("order_filled")] == ["en-US", "zh-CN"]
+    assert "已成交" in events("order_filled")[-1].title
+    subscribe("off")
+    tick()
+    assert len(events("order_filled")) == 2

@@ -53,7 +53,9 @@ def test_worker_delivers_and_retries(
     assert api_client.post(f"/api/v1/notifications/channels/{mail['id']}/test/").status_code == 202
     wait_for(lambda: smtp_sink.messages)
     assert smtp_sink.messages[0]["Subject"] == "Stratbox test notification"
-    assert Delivery.objects.get(channel_id=mail["id"]).status == "sent"
+    # The message reaches the SMTP server before the worker commits its delivery row.
+    wait_for(lambda: Delivery.objects.filter(channel_id=mail["id"], status="sent").exists())
+    assert Delivery.objects.filter(channel_id=mail["id"]).count() == 1
 
     http_sink.status = 503  # the first attempt fails; the retry 5 s later succeeds
     api_client.post(f"/api/v1/notifications/channels/{hook['id']}/test/")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stratbox.engine.execution import tick_run
 from stratbox.engine.reconciler import reconcile
+from stratbox.engine.ticks.tick import tick_run
 from stratbox.instances.models import StrategyInstance
 from stratbox.notifications import services as notify
 from stratbox.notifications.models import NotificationEvent

@@ -1,0 +1,169 @@
+"""A batch of scheduled ticks (the `engine.run_ticks` task): prefetched once, begun in one round
+trip, due ticks' user code run together (one host round trip per tenant), then each tick run alone
+(`tick.tick_run`) with what was prepared for it; afterwards the watched instances are rendered."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from stratbox.engine import conf, runtime, sandboxes
+from stratbox.engine.rendering import render_watched_after_ticks
+from stratbox.engine.ticks.door import host_command
+from stratbox.engine.ticks.inputs import tick_snapshot
+from stratbox.engine.ticks.prefetch import Prefetched, prefetch
+from stratbox.engine.ticks.tick import TickOutcome, count_coalesced, tick_run
+from stratbox.instances.models import Mode
+
+logger = logging.getLogger(__name__)
+
+
+def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
+    """Run several scheduled ticks; instance rows and quotes are read once for the batch.
+
+    Afterwards the watched ones among those that ticked OK are rendered (on demand: one Redis round
+    trip finds them; nobody watching costs nothing more).
+    """
+    t0 = time.perf_counter()
+    started_at = time.time()
+    pre = prefetch([str(iid) for iid, _ in items])
+    t_pre = time.perf_counter()
+    # Claims, locks and runtimes of the whole batch in one round trip. Locks are taken for the
+    # batch up front; a tick that starts late in a slow batch refreshes its lock first.
+    begun_at = time.monotonic()
+    try:
+        begun: list[Any] = runtime.tick_begin_many([(str(iid), int(slot)) for iid, slot in items])
+    except Exception:
+        logger.exception("batched tick begin failed; beginning one by one")
+        begun = [None] * len(items)
+    t_begun = time.perf_counter()
+    results: dict[int, TickOutcome] = {}
+    todo = list(range(len(items)))  # what is left to run, by index into `items`
+    while todo:
+        iid, slot = items[todo[0]]
+        # A batch is queued when due (or with an ETA at its last due time), so its members are all
+        # due; one started early (ahead of that ETA) waits for each member's own due time, never
+        # longer than its offset from the first.
+        early = min(slot - time.time(), slot - items[0][1])
+        if early > 0:
+            pre.flush()
+            time.sleep(min(early, 1.0))
+        if str(iid) not in pre.host_tried:
+            pre.flush()
+            now = time.time()
+            due = [
+                (str(items[k][0]), items[k][1], begun[k])
+                for k in todo
+                if items[k][1] <= now and str(items[k][0]) not in pre.host_tried
+            ]
+            if len(due) > 1:
+                try:
+                    run_due_in_hosts(pre, due)
+                except Exception:  # the ticks run one by one instead
+                    logger.exception("running due ticks together failed")
+                # The quiet ticks first: they are persisted together at the next flush, before the
+                # first tick that places an order (whose round trips would otherwise hold them up).
+                todo.sort(key=lambda k: _run_order(pre.host_results.get(str(items[k][0]))))
+        k = todo.pop(0)
+        iid, slot = items[k]
+        began = begun[k]
+        try:
+            if began is not None and began[1] is not None:
+                if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(
+                    str(iid), began[1]
+                ):
+                    count_coalesced(str(iid))
+                    results[k] = TickOutcome(status="coalesced")  # our lock lapsed: never overlap
+                    continue
+            results[k] = tick_run(iid, slot, prefetched=pre, begun=began)
+        except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
+            logger.exception("tick of %s at %s failed", iid, slot)
+            results[k] = TickOutcome(status="engine_error")
+    outcomes = [results[k] for k in range(len(items))]
+    pre.flush()
+    if pre.lost:
+        outcomes = [
+            TickOutcome(status="engine_error") if str(iid) in pre.lost else out
+            for (iid, _), out in zip(items, outcomes, strict=True)
+        ]
+    for iid in pre.host_results:  # ran in a host but the tick did not go on: that state is not persisted
+        sandboxes.forget(iid)
+    ticked = [str(iid) for (iid, _), out in zip(items, outcomes, strict=True) if out.status == "ok"]
+    try:
+        render_watched_after_ticks(pre.instances, ticked)
+    except Exception:  # rendering is for the dashboard: never let it fail the ticks
+        logger.exception("rendering watched instances failed")
+    if conf.get("ENGINE_METRICS"):
+        statuses = "/".join(sorted({o.status for o in outcomes}))
+        runtime.r().rpush(
+            runtime.METRICS_BATCH_KEY,
+            f"{len(items)},{len(ticked)},{t_pre - t0},{t_begun - t_pre},{time.perf_counter() - t0},{statuses},"
+            f"{os.getpid()},{started_at},{time.time()},{started_at - max(due for _, due in items)}",
+        )
+    return outcomes
+
+
+def _run_order(result: Any) -> int:
+    """Where a tick goes once the host answered for the due ticks of its batch: quiet ones first
+    (persisted together at the next flush), then those that act (orders, signals or an error,
+    each written at once), then the ticks the host did not run (not due yet, or not runnable)."""
+    if result is None:
+        return 2
+    if isinstance(result, Exception):
+        return 1
+    return int(bool(result.get("intents") or result.get("exits") or result.get("entries")))
+
+
+def run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> None:
+    """Run the user code of several due ticks of a batch together: one host round trip per tenant.
+
+    Only ticks that will surely run are taken (begun, loaded, not paused, nothing in flight, not
+    late, desired state applied, a quote); `tick._execute` then finds the snapshot and the host's answer
+    ready and does everything else exactly as for a tick run alone. With nothing else to wait for,
+    the hosts run the ticks back to back instead of waking the worker between every two.
+    """
+    calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for iid, due, began in entries:
+        pre.host_tried.add(iid)
+        if began is None or began[0] != "ok" or began[2] is None:
+            continue
+        rt = began[2]
+        slot = int(due)
+        instance = pre.instances.get(iid)
+        if (
+            not rt["loaded"]
+            or rt["paused"]
+            or rt.get("inflight")
+            or slot <= rt["tick_seq"]
+            or time.time() - slot > max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
+            or instance is None
+            or instance.mode == Mode.OFF
+            or instance.tenant.killed_at is not None
+            or not runtime.desired_applied(rt, instance.version_id, instance.config_revision, instance.config)
+        ):
+            continue
+        quote = pre.quotes.get(instance.market_id)
+        if not quote:
+            continue
+        snapshot = tick_snapshot(instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance))
+        pre.built[iid] = snapshot
+        try:
+            sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)
+        except Exception:  # the tick alone reports the load failure
+            sandboxes.forget(iid)
+            continue
+        call = host_command(instance, iid, quote, snapshot, sync)
+        calls.setdefault(str(instance.tenant_id), []).append((iid, call))
+    for tenant_id, tenant_calls in calls.items():
+        try:
+            results = sandboxes.client().cycle_many(tenant_id, [call for _, call in tenant_calls])
+        except Exception:
+            logger.exception("batched host call failed; running the ticks one by one")
+            results = [None] * len(tenant_calls)
+        for (iid, _), result in zip(tenant_calls, results, strict=True):
+            if result is None:
+                sandboxes.forget(iid)  # not run: the host's copy is not what the tick expects
+            else:
+                pre.host_results[iid] = result
