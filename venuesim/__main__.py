@@ -7,7 +7,12 @@ point a platform at it with STRATBOX_VENUES (see stratbox/venues/registry.py).
 from __future__ import annotations
 
 import argparse
+import json
+import random
+import threading
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import uvicorn
 
@@ -83,15 +88,38 @@ def demo_venue(kind: str) -> Venue:
     return venue
 
 
+def walk(venue: Venue, *, seed: int = 7, every: float = 1.0) -> None:
+    """Move every quote by a small seeded random step each `every` seconds (a demo that is alive)."""
+    rng = random.Random(seed)
+    while True:
+        time.sleep(every)
+        with venue.lock:
+            for inst in venue.instruments.values():
+                mid = (inst.bid + inst.ask) / 2
+                step = Decimal(str(round(rng.gauss(0.0, 0.0005), 6)))
+                bid = max(inst.tick, ((mid * (1 + step)) / inst.tick).to_integral_value() * inst.tick)
+                venue.set_quote(inst.symbol, bid, bid + inst.tick * 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="a loopback venue (simulated)")
     parser.add_argument("kind", choices=["alpaca", "binance"])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--keys-file", default="", help='JSON {"api_key_id", "api_secret_key"} of the demo account'
+    )
     args = parser.parse_args()
+    if args.keys_file:
+        keys = json.loads(Path(args.keys_file).read_text())
+        DEMO_KEYS[args.kind] = (
+            keys.get("api_key_id") or keys["api_key"],
+            keys.get("api_secret_key") or keys["secret"],
+        )
     venue = demo_venue(args.kind)
     app = alpaca.create_app(venue) if args.kind == "alpaca" else binance.create_app(venue)
-    key, secret = DEMO_KEYS[args.kind]
-    print(f"simulated {args.kind} venue; demo key {key} / {secret}", flush=True)
+    threading.Thread(target=walk, args=(venue,), name="venuesim-walk", daemon=True).start()
+    key, _secret = DEMO_KEYS[args.kind]
+    print(f"simulated {args.kind} venue on 127.0.0.1:{args.port or 8790}; demo key id {key}", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=args.port or 8790, log_level="warning", ws="websockets-sansio")
 
 

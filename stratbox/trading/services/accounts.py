@@ -33,11 +33,13 @@ def account_create(
     kind: str = AccountKind.PAPER,
     broker: str = "",
     credentials: dict[str, str] | None = None,
+    check: bool = True,
     **options: Any,
 ) -> Account:
     """Create an account; a live account's credentials are first checked with one read-only venue call
-    (outside any transaction: nothing is held open while the venue answers)."""
-    if kind == AccountKind.LIVE and broker and credentials:
+    (outside any transaction: nothing is held open while the venue answers). `check=False` only for
+    the local demo's simulated venue, which starts after the demo is installed."""
+    if kind == AccountKind.LIVE and broker and credentials and check:
         try:
             clean = credentials_validate(credentials)
         except ValueError as exc:

@@ -1,4 +1,4 @@
-"""`manage.py run_venue_feed --account ID [--symbols A,B] [--no-sync]`: a venue's quotes into the platform.
+"""`manage.py run_venue_feed --account ID | --broker NAME [--symbols A,B] [--no-sync]`: a venue's quotes into the platform.
 
 The venue feed process of one venue: reads with one live account's credentials (decrypted here,
 in this trusted process only), syncs the venue's catalogue into `Market` rows (retrying until the
@@ -29,7 +29,9 @@ class Command(BaseCommand):
     help = "Sync a venue's catalogue and stream its quotes into the platform's quote path."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--account", required=True, help="the live account whose keys read the venue")
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--account", help="the live account whose keys read the venue")
+        target.add_argument("--broker", help="or: the oldest live account on this broker (the local demo)")
         parser.add_argument(
             "--symbols", default="", help="comma-separated symbols to stream besides those in use"
         )
@@ -40,12 +42,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        live = Account.objects.filter(kind=AccountKind.LIVE).exclude(credentials_ciphertext="")
         try:
-            account = Account.objects.filter(pk=opts["account"], kind=AccountKind.LIVE).first()
+            if opts["account"]:
+                account = live.filter(pk=opts["account"]).first()
+            else:
+                account = live.filter(broker=opts["broker"]).order_by("created_at").first()
         except (ValueError, ValidationError):
             account = None
-        if account is None or not account.has_credentials:
-            raise CommandError(f"no live account {opts['account']} with credentials")
+        if account is None:
+            raise CommandError(
+                f"no live account {opts['account'] or 'on ' + opts['broker']} with credentials"
+            )
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
