@@ -14,8 +14,10 @@ lot/price -1013 "Filter failure: ...", bad signature -1022, rate limit 429 -1003
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import json
 import math
 import time
 from decimal import Decimal, InvalidOperation
@@ -25,7 +27,8 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from venuesim.common import ErrorBodies, dec, guard, json_response
 from venuesim.engine import Account, Instrument, Order, Venue, VenueRejection
@@ -410,6 +413,9 @@ def create_app(venue: Venue) -> Starlette:
         }
         return json_response(200, body)
 
+    async def market_stream(websocket: WebSocket) -> None:
+        await _serve_market_stream(venue, websocket)
+
     routes = [
         Route("/api/v3/ping", public(ping)),
         Route("/api/v3/time", public(server_time)),
@@ -422,6 +428,8 @@ def create_app(venue: Venue) -> Starlette:
         Route("/api/v3/order", private(cancel_order), methods=["DELETE"]),
         Route("/api/v3/openOrders", private(open_orders)),
         Route("/api/v3/account", private(account_info)),
+        WebSocketRoute("/ws/{stream}", market_stream),
+        WebSocketRoute("/ws", market_stream),
     ]
     return Starlette(routes=routes)
 
@@ -434,3 +442,56 @@ def _book(inst: Instrument) -> dict[str, Any]:
         "askPrice": dec(inst.ask),
         "askQty": dec(inst.depth),
     }
+
+
+async def _serve_market_stream(venue: Venue, websocket: WebSocket) -> None:
+    """Binance's raw market streams: SUBSCRIBE / UNSUBSCRIBE `<symbol>@bookTicker`, then a frame per change."""
+    await websocket.accept()
+    generation = venue.websocket_generation
+    subscribed: set[str] = set()
+    seen: dict[str, int] = {}
+    pending: asyncio.Task[str] | None = None
+    try:
+        while True:
+            if venue.websocket_generation != generation:  # an injected drop
+                if pending is not None:
+                    pending.cancel()
+                await websocket.close(code=1011)
+                return
+            if pending is None:
+                pending = asyncio.ensure_future(websocket.receive_text())
+            done, _ = await asyncio.wait({pending}, timeout=0.05)
+            if pending in done:
+                raw, pending = pending.result(), None
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    await websocket.send_text(
+                        json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
+                    )
+                    continue
+                streams = [
+                    s for s in msg.get("params") or [] if isinstance(s, str) and s.endswith("@bookTicker")
+                ]
+                symbols = {s.split("@")[0].upper() for s in streams}
+                if msg.get("method") == "SUBSCRIBE":
+                    subscribed |= symbols
+                elif msg.get("method") == "UNSUBSCRIBE":
+                    subscribed -= symbols
+                await websocket.send_text(json.dumps({"result": None, "id": msg.get("id")}))
+            for symbol in sorted(subscribed):
+                inst = venue.instruments.get(symbol)
+                if inst is None or seen.get(symbol) == inst.quote_seq:
+                    continue
+                seen[symbol] = inst.quote_seq
+                frame = {
+                    "u": inst.quote_seq,
+                    "s": symbol,
+                    "b": dec(inst.bid),
+                    "B": dec(inst.depth),
+                    "a": dec(inst.ask),
+                    "A": dec(inst.depth),
+                }
+                await websocket.send_text(json.dumps(frame))
+    except (WebSocketDisconnect, RuntimeError):
+        return

@@ -7,12 +7,14 @@ Configuration: `{"exchange": "binance", "sandbox": bool, "urls": {"public": ...,
 Numbers: the exchange is told to hand every number back as a string (`exchange.number = str`),
 which become Decimals here; amounts and prices go out as exchange-precision strings.
 ccxt's own throttle stays on (it spaces one process's calls); the shared bucket spaces every
-process's. Quotes are polled over REST (`fetch_bids_asks` / `fetch_ticker`): the websocket stream
-(ccxt pro) is a later step.
+process's. Quotes come from the exchange's best bid/ask stream (ccxt pro `watch_bids_asks`) where
+it has one, with REST polling (`fetch_bids_asks` / `fetch_ticker`) whenever the stream is quiet.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 import time
 from dataclasses import replace
@@ -21,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt
+import ccxt.pro
 
 from stratbox.venues.base import (
     DUPLICATE_CLIENT_ORDER_ID,
@@ -167,8 +170,12 @@ class CcxtAdapter(VenueAdapter):
             time_in_force=("gtc", "ioc", "fok"),
             shorting=False,
             fractional=True,
-            market_stream=False,
+            market_stream=self._streams(),
         )
+
+    def _streams(self) -> bool:
+        pro = getattr(ccxt.pro, self.exchange.id, None)  # the sync class does not list websocket features
+        return bool(pro is not None and pro().has.get("watchBidsAsks"))
 
     def check(self) -> None:
         self._call("fetch_balance")
@@ -294,13 +301,66 @@ class CcxtAdapter(VenueAdapter):
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
     ) -> None:
         stream_with_polling(
-            run_stream=None,
+            run_stream=functools.partial(self._run_stream, symbols, health=health)
+            if self._streams()
+            else None,
             poll=lambda: self.quotes(symbols),
             on_quote=on_quote,
             stop=stop,
             health=health,
+            stale_after=float(self.config.get("stale_after", 5.0)),
             poll_interval=float(self.config.get("poll_interval", 1.0)),
         )
+
+    def _run_stream(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth
+    ) -> None:
+        """ccxt pro's best bid/ask stream in this thread's own event loop; a dropped socket is retried."""
+        asyncio.run(self._watch(symbols, on_quote, stop, health))
+
+    async def _watch(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
+    ) -> None:
+        exchange = getattr(ccxt.pro, self.exchange.id)(
+            {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
+        )
+        exchange.number = str
+        for name, url in (self.config.get("urls") or {}).items():
+            exchange.urls["api"][name] = url
+        if self.config.get("ws_url"):
+            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
+        exchange.markets = None
+        connected, retries = False, 0
+        try:
+            await exchange.load_markets()
+            while not stop.is_set():
+                try:
+                    tickers = await asyncio.wait_for(exchange.watch_bids_asks(symbols), timeout=1.0)
+                except TimeoutError:  # nothing new: look at `stop` again
+                    continue
+                except ccxt.BaseError as exc:
+                    if connected:
+                        health.drops += 1
+                    connected, retries = False, retries + 1
+                    health.errors = [*health.errors[-9:], _message(exc)]
+                    await asyncio.sleep(min(0.2 * 2**retries, 10.0))
+                    continue
+                if not connected:
+                    health.connects += 1
+                    connected, retries = True, 0
+                for symbol, ticker in tickers.items():
+                    if ticker.get("bid") is not None and ticker.get("ask") is not None:
+                        ts = ticker.get("timestamp")
+                        on_quote(
+                            Quote(
+                                symbol,
+                                _d(ticker["bid"]),
+                                _d(ticker["ask"]),
+                                float(ts) / 1000 if ts else time.time(),
+                            )
+                        )
+        finally:
+            await exchange.close()
 
 
 def _message(exc: Exception) -> str:

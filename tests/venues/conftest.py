@@ -133,6 +133,8 @@ def _start(kind: str, settings: Any) -> SimVenue:
             "label": "Binance",
             "venue": "BINANCE",
             "urls": {"public": api, "private": api},
+            "ws_url": server.url.replace("http://", "ws://") + "/ws",
+            "stale_after": 3,
             "poll_interval": 0.2,
             "rate_per_second": 1000,
             "burst": 1000,

@@ -183,44 +183,50 @@ def test_quotes_and_bars_are_decimals_from_the_venue(sim: SimVenue) -> None:
     assert bars == sorted(bars, key=lambda b: b.ts)
 
 
-def test_quote_stream_survives_a_dropped_websocket(alpaca: SimVenue) -> None:
-    adapter = alpaca.adapter()
+def _streaming(
+    sim: SimVenue, symbols: list[str]
+) -> tuple[list[Quote], threading.Event, StreamHealth, threading.Thread]:
+    adapter = sim.adapter()
     got: list[Quote] = []
-    stop = threading.Event()
-    health = StreamHealth()
+    stop, health = threading.Event(), StreamHealth()
     thread = threading.Thread(
-        target=adapter.stream_quotes, args=(["AAPL"], got.append, stop, health), daemon=True
+        target=adapter.stream_quotes, args=(symbols, got.append, stop, health), daemon=True
     )
     thread.start()
+    return got, stop, health, thread
+
+
+def test_quote_stream_survives_a_dropped_websocket(sim: SimVenue) -> None:
+    got, stop, health, thread = _streaming(sim, [sim.symbol])
+    inst = sim.venue.instruments[sim.venue_symbol]
     try:
-        wait_for(lambda: health.connects >= 1 and got)
-        alpaca.venue.set_quote("AAPL", Decimal("190.00"), Decimal("190.02"))
-        wait_for(lambda: any(q.bid == Decimal("190.00") for q in got))
-        alpaca.venue.inject("drop_websocket")
+        wait_for(lambda: health.connects >= 1)
+        sim.venue.set_quote(sim.venue_symbol, inst.bid + 1, inst.ask + 1)
+        first = inst.bid
+        wait_for(lambda: any(q.bid == first for q in got))
+        sim.venue.inject("drop_websocket")
         wait_for(lambda: health.connects >= 2)
-        alpaca.venue.set_quote("AAPL", Decimal("191.00"), Decimal("191.02"))
-        wait_for(lambda: any(q.bid == Decimal("191.00") for q in got))
+        sim.venue.set_quote(sim.venue_symbol, inst.bid + 1, inst.ask + 1)
+        second = inst.bid
+        wait_for(lambda: any(q.bid == second for q in got))
         assert health.drops >= 1
+        assert all(q.symbol == sim.symbol and isinstance(q.bid, Decimal) for q in got)
     finally:
         stop.set()
         thread.join(timeout=30)
     assert not thread.is_alive()
 
 
-def test_exchange_quotes_arrive_by_polling(binance: SimVenue) -> None:
-    adapter = binance.adapter()
-    got: list[Quote] = []
-    stop = threading.Event()
-    health = StreamHealth()
-    thread = threading.Thread(
-        target=adapter.stream_quotes, args=(["BTC/USDT"], got.append, stop, health), daemon=True
-    )
-    thread.start()
+def test_quotes_fall_back_to_rest_polling_when_the_stream_is_gone(sim: SimVenue, settings: Any) -> None:
+    key = "stream_url" if sim.symbol == "AAPL" else "ws_url"
+    settings.STRATBOX_VENUES = {sim.name: {**sim.config, key: "ws://127.0.0.1:9/nothing-listens-here"}}
+    got, stop, health, thread = _streaming(sim, [sim.symbol])
+    inst = sim.venue.instruments[sim.venue_symbol]
     try:
-        wait_for(lambda: got)
-        binance.venue.set_quote("BTCUSDT", Decimal("61000.00"), Decimal("61000.10"))
-        wait_for(lambda: any(q.bid == Decimal("61000.00") for q in got))
-        assert health.polling
+        sim.venue.set_quote(sim.venue_symbol, inst.bid + 2, inst.ask + 2)
+        moved = inst.bid
+        wait_for(lambda: any(q.bid == moved for q in got))
+        assert health.polling and health.connects == 0
     finally:
         stop.set()
         thread.join(timeout=30)
