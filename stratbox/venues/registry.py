@@ -56,6 +56,29 @@ def venue_config(broker: str) -> dict[str, Any]:
     return config
 
 
+def venue_code(broker: str) -> str:
+    """The Market.venue its instruments are stored under (ALPACA, BINANCE, or the configured one)."""
+    config = venue_config(broker)
+    return str(
+        config.get("venue") or ("ALPACA" if config["adapter"] == "alpaca" else config["exchange"].upper())
+    )
+
+
+def brokers_for_venue(venue: str) -> list[str]:
+    """Broker names whose instruments live under this Market.venue (configured ones, then ccxt's own)."""
+    names = [n for n in sorted(getattr(settings, "STRATBOX_VENUES", None) or {}) if _safe_code(n) == venue]
+    if venue.lower() in ccxt.exchanges and f"ccxt:{venue.lower()}" not in names:
+        names.append(f"ccxt:{venue.lower()}")
+    return names
+
+
+def _safe_code(broker: str) -> str:
+    try:
+        return venue_code(broker)
+    except VenueError:
+        return ""
+
+
 def broker_choices() -> list[tuple[str, str]]:
     """Brokers a user can pick (configured ones first, simulated ones labelled so)."""
     out = []

@@ -9,15 +9,26 @@ from typing import Any
 
 import pytest
 
+from stratbox.backtests.services import BarsSpec, backtest_create
 from stratbox.markets.feeds import feed_step
 from stratbox.markets.models import Bar, FeedSource, Market
 from stratbox.markets.quotes import quote_get
 from stratbox.venues.base import StreamHealth
 from stratbox.venues.catalogue import bars_ensure, catalogue_sync, quotes_pump
+from tests.backtests.conftest import make_version
 from tests.venues.conftest import SimVenue
 from tests.venues.test_adapters import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+NOOP_SOURCE = """
+from sandbox.sdk import Strategy
+
+
+class Noop(Strategy):
+    def on_tick(self, tick):
+        pass
+"""
 
 
 def test_catalogue_sync_creates_updates_and_delists_markets(sim: SimVenue) -> None:
@@ -91,3 +102,19 @@ def test_bars_are_fetched_once_and_shared(binance: SimVenue) -> None:
     )
     assert sum(1 for r in binance.venue.requests if r[2].endswith("/klines")) == klines  # no second fetch
     assert Bar.objects.filter(market=market, interval_seconds=60).count() == 181
+
+
+def test_a_backtest_on_a_venue_market_fetches_its_bars_from_the_venue_once(
+    binance: SimVenue, tenant: Any, user: Any
+) -> None:
+    catalogue_sync(adapter=binance.adapter())
+    market = Market.objects.get(venue="BINANCE", symbol="BTC/USDT")
+    version = make_version(tenant, "noop", NOOP_SOURCE)
+    end = datetime.now(tz=UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    spec = BarsSpec(market=market, start=end - timedelta(hours=1), end=end, interval_seconds=60)
+    backtest = backtest_create(tenant=tenant, actor=user, bars=spec, version=version)
+    assert backtest.bars_total == 60  # [start, end): stored from the venue on demand
+    klines = sum(1 for r in binance.venue.requests if r[2].endswith("/klines"))
+    assert klines >= 1
+    backtest_create(tenant=tenant, actor=user, bars=spec, version=version)
+    assert sum(1 for r in binance.venue.requests if r[2].endswith("/klines")) == klines  # stored once, shared
