@@ -7,7 +7,9 @@ warm-up, on the same real processes — a tick worker pool on the default queue,
 
 1. alone;
 2. while a heavy neighbour keeps `--heavy` CPU-bound backtests running (its plan lets all of them
-   run at once, on a long-work pool of as many processes) and floods the health check.
+   run at once, on a long-work pool of as many processes) and `--floods` threads send requests as
+   fast as they return to the real web server (uvicorn): half anonymous health checks, half
+   version diffs with the neighbour's token.
 
 It prints both p50/p99 figures and the ratio of the p99s (target: at most 1.5). On a shared or
 loaded machine the figures are noisy; the load average is printed next to them.
@@ -17,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
+import socket
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from decimal import Decimal
 
@@ -54,6 +60,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=2, help="tick worker processes")
+    parser.add_argument("--floods", type=int, default=4, help="threads flooding the health check (0: none)")
     args = parser.parse_args(argv)
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
         print("set DATABASE_URL and REDIS_URL (make bench-engine does)", file=sys.stderr)
@@ -92,7 +99,8 @@ def main(argv: list[str]) -> int:
     print("=" * 100)
     print(
         f"Noisy neighbour — {os.cpu_count()} CPUs, {args.quiet} quiet 1-s instances, tick pool x{args.concurrency}, "
-        f"neighbour: {args.heavy} CPU-heavy backtests on the long pool x{args.heavy} + a health-check flood; "
+        f"neighbour: {args.heavy} CPU-heavy backtests on the long pool x{args.heavy} + {args.floods} threads "
+        "flooding health checks and diffs over HTTP; "
         f"{args.duration:.0f} s windows"
     )
     print(
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
     from stratbox.markets.quotes import quote_set
     from stratbox.trading.models import Account
     from strategies_store.models import StrategyDefinition, StrategyVersion
-    from tenants.services import tenant_create
+    from tenants.services import tenant_create, token_create
 
     cleanup_redis()
     User = get_user_model()
@@ -154,6 +162,12 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
 
     quiet, _, q_account, q_version = tenant("quiet", STRATEGY)
     noisy, n_user, _, n_version = tenant("noisy", HEAVY)
+    StrategyVersion.objects.create(
+        definition=n_version.definition, number=2, source=HEAVY.replace("x += i", "x = x + i"),
+        sha256=uuid.uuid4().hex, config_schema=n_version.config_schema,
+    )  # fmt: skip
+    diff_path = f"/api/v1/strategies/{n_version.definition_id}/versions/2/diff/"
+    n_token = token_create(tenant=noisy, user=n_user, name="flood", scopes=["read"]).plaintext
     instances = StrategyInstance.objects.bulk_create(
         StrategyInstance(
             tenant=quiet,
@@ -211,6 +225,14 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         "noisy-long", [*celery, "-Q", f"{queue}.long", "-n", "long@%h", "--concurrency", str(args.heavy)], env
     )
     dispatcher = Proc("noisy-dispatcher", [py, "manage.py", "run_dispatcher"], env)
+    port = free_port()
+    web_url = f"http://127.0.0.1:{port}"
+    web = Proc(
+        "noisy-web",
+        [py, "-m", "uvicorn", "stratbox.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--lifespan", "off", "--log-level", "warning"],
+        env,
+    )
     r = runtime.r()
 
     def window(label: str) -> dict:
@@ -235,15 +257,8 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
         print(f"[{label}] {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True)
         return result
 
-    flooding = threading.Event()
-
-    def flood_health() -> None:
-        from stratbox.health import health_cache_clear, health_report
-
-        while not flooding.is_set():
-            health_cache_clear()  # the worst case: every check computed, none shared
-            health_report()
-
+    ctx = multiprocessing.get_context("fork")
+    flooding, counts = ctx.Event(), ctx.Queue()
     try:
         alone = window("quiet tenant alone")
         # The neighbour: CPU-heavy backtests kept running (a new one whenever one ends), and floods.
@@ -258,16 +273,68 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
                 version=n_version,
                 bars=BarsSpec(csv_bars=bars, csv_filename="n.csv"),
             )
-        flooders = [threading.Thread(target=flood_health, daemon=True) for _ in range(4)]
-        for t in flooders:
-            t.start()
+        targets = [("/healthz", None), (diff_path, n_token)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the web server is up (any answer will do)
+            try:
+                urllib.request.urlopen(f"{web_url}/healthz", timeout=2).close()  # noqa: S310 - loopback
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                time.sleep(0.2)
+        flooder = ctx.Process(
+            target=_flood, args=(web_url, targets, args.floods, flooding, counts), daemon=True
+        )
+        flooder.start()
         neighbour = window("with heavy neighbour")
+        flooding.set()
+        print(f"[flood] requests by path and status: {json.dumps(counts.get(timeout=30))}")
     finally:
         flooding.set()
         stop.set()
-        for proc in (dispatcher, ticks, long):
+        for proc in (web, dispatcher, ticks, long):
             proc.stop()
     return alone, neighbour
+
+
+def _flood(web_url: str, targets: list, threads: int, stop, counts) -> None:  # type: ignore[no-untyped-def]
+    """What a neighbour can do from outside: requests as fast as they return, on the real web server
+    (its caches, throttles and limits apply; nothing is cleared for it). The client stands for
+    machines of the neighbour's: it runs at the lowest CPU priority, so what the quiet tenant
+    competes with is the server's work for these requests, not the client's."""
+    os.setpriority(os.PRIO_PROCESS, 0, 19)
+    statuses: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def loop(path: str, token: str | None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        while not stop.is_set():
+            request = urllib.request.Request(f"{web_url}{path}", headers=headers)  # noqa: S310 - loopback
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                    status = response.status
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            except OSError:
+                status = 0
+            key = f"{path.split('/')[1]} {status}"
+            with lock:
+                statuses[key] = statuses.get(key, 0) + 1
+
+    workers = [threading.Thread(target=loop, args=targets[k % 2], daemon=True) for k in range(threads)]
+    for t in workers:
+        t.start()
+    stop.wait()
+    for t in workers:
+        t.join(timeout=15)
+    counts.put(dict(sorted(statuses.items())))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _coalesced(r, instances) -> int:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from typing import Any
 
 from stratbox.accesslog import redact
 from tests.conftest import BASE_DIR, _test_database_url
-from tests.frontend.conftest import _free_port
+from tests.loopback import free_port as _free_port
 
 SECRET = "sbx_abcdef123456_thisisasecretvalue"
 

@@ -16,13 +16,9 @@ from pathlib import Path
 
 import psycopg
 
+from tests.loopback import free_port
+
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(what: str, predicate, timeout: float, log: Path):  # type: ignore[no-untyped-def]
@@ -40,12 +36,12 @@ def _wait(what: str, predicate, timeout: float, log: Path):  # type: ignore[no-u
 
 def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> None:
     var = Path(tempfile.mkdtemp(prefix="sbx-run-"))  # short: unix socket paths are limited
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         STRATBOX_VAR_DIR=str(var),
         STRATBOX_PORT=str(port),
-        STRATBOX_MAIL_PORT=str(_free_port()),  # the demo's mail catcher
+        STRATBOX_MAIL_PORT=str(free_port()),  # the demo's mail catcher
         PYTHONUNBUFFERED="1",
         STRATBOX_HEALTH_TOKEN="launch-test",
     )

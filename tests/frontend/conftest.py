@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BASE_DIR, WorkerProcess, _test_database_url
+from tests.uvicorn import served
 
 CHROMIUM = os.environ.get("STRATBOX_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = BASE_DIR / "test-artifacts"
@@ -42,12 +39,6 @@ class LiveServer:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ensure_static_build() -> None:
@@ -70,66 +61,16 @@ def _live_server_process(django_db_setup: None, django_db_blocker: Any) -> Itera
     _ensure_static_build()
     with django_db_blocker.unblock():
         database_url = _test_database_url()
-    port = _free_port()
     queue = f"test-live-{uuid.uuid4().hex[:10]}"
-    log_path = BASE_DIR / "var" / f"test-live-server-{port}.log"
-    log_path.parent.mkdir(exist_ok=True)
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "tests.frontend.live_settings",
         "CELERY_QUEUE": queue,
-        "PYTHONUNBUFFERED": "1",
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "stratbox.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--log-level",
-                "warning",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", proc=proc, log_path=log_path, queue=queue)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the live server exited early:\n{server.log_tail()}")
-        try:
-            # /accounts/login/ renders a template and touches the session table: a real readiness check.
-            with urllib.request.urlopen(f"{server.url}/accounts/login/", timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the live server did not answer within 30 s:\n{server.log_tail()}")
-        time.sleep(0.1)
-    try:
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+    # /accounts/login/ renders a template and touches the session table: a real readiness check.
+    with served("live-server", env, ready_path="/accounts/login/") as app:
+        yield LiveServer(url=app.base, proc=app.proc, log_path=app.log_path, queue=queue)
 
 
 @pytest.fixture

@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,8 +22,10 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import BASE_DIR, _test_database_url
-from tests.frontend.conftest import _free_port, _live_server_process, asgi_server  # noqa: F401 - the --lifespan off server
+from tests.conftest import _test_database_url
+from tests.frontend.conftest import _live_server_process, asgi_server  # noqa: F401 - the --lifespan off server
+from tests.loopback import free_port
+from tests.uvicorn import served
 
 BACKTESTS_PER_DAY = 3
 
@@ -54,69 +51,20 @@ def _mcp_server_process(django_db_setup: None, django_db_blocker: Any) -> Iterat
 
     with django_db_blocker.unblock():
         database_url = _test_database_url()
-    port = _free_port()
+    port = free_port()
     queue = f"test-mcp-{uuid.uuid4().hex[:10]}"
-    log_path = BASE_DIR / "var" / f"test-mcp-server-{port}.log"
-    log_path.parent.mkdir(exist_ok=True)
     base = f"http://127.0.0.1:{port}"
     env = {
-        **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
         "DJANGO_SETTINGS_MODULE": "tests.frontend.live_settings",
         "CELERY_QUEUE": queue,
         "STRATBOX_MCP_URL": f"{base}/mcp",
         "STRATBOX_MCP_BACKTESTS_PER_DAY": str(BACKTESTS_PER_DAY),
-        "PYTHONUNBUFFERED": "1",
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "stratbox.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "on",
-                "--log-level",
-                "warning",
-            ],
-            cwd=BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = McpServer(base=base, proc=proc, log_path=log_path, queue=queue)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the MCP server exited early:\n{server.log_tail()}")
-        try:
-            probe = f"{base}/.well-known/oauth-protected-resource/mcp"
-            with urllib.request.urlopen(probe, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"the MCP server did not answer within 30 s:\n{server.log_tail()}")
-        time.sleep(0.1)
-    try:
-        yield server
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+    ready = "/.well-known/oauth-protected-resource/mcp"
+    with served("mcp-server", env, ready_path=ready, lifespan="on", port=port) as app:
+        yield McpServer(base=app.base, proc=app.proc, log_path=app.log_path, queue=queue)
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ import time
 from typing import Any
 
 from stratbox.engine import conf, runtime, sandboxes
+from stratbox.engine.models import RunTrigger
 from stratbox.engine.rendering import render_watched_after_ticks
 from stratbox.engine.ticks.door import host_command
 from stratbox.engine.ticks.inputs import tick_snapshot
-from stratbox.engine.ticks.prefetch import Prefetched, prefetch
-from stratbox.engine.ticks.tick import TickOutcome, count_coalesced, tick_run
+from stratbox.engine.ticks.prefetch import Batch, prefetch
+from stratbox.engine.ticks.tick import TickInput, TickOutcome, count_coalesced, tick_run
 from stratbox.instances.models import Mode
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
     """
     t0 = time.perf_counter()
     started_at = time.time()
-    pre = prefetch([str(iid) for iid, _ in items])
+    batch = prefetch([str(iid) for iid, _ in items])
     t_pre = time.perf_counter()
     # Claims, locks and runtimes of the whole batch in one round trip. Locks are taken for the
     # batch up front; a tick that starts late in a slow batch refreshes its lock first.
@@ -40,6 +41,11 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         begun = [None] * len(items)
     t_begun = time.perf_counter()
     results: dict[int, TickOutcome] = {}
+    # What the hosts' round trips did for the batch's due ticks (`run_due_in_hosts`): which ticks
+    # were tried, the snapshot each was sent, each host's answer (a result or the call's SandboxError).
+    tried: set[str] = set()
+    built: dict[str, dict[str, Any]] = {}
+    ran: dict[str, Any] = {}
     todo = list(range(len(items)))  # what is left to run, by index into `items`
     while todo:
         iid, slot = items[todo[0]]
@@ -48,27 +54,28 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         # longer than its offset from the first.
         early = min(slot - time.time(), slot - items[0][1])
         if early > 0:
-            pre.flush()
+            batch.flush()
             time.sleep(min(early, 1.0))
-        if str(iid) not in pre.host_tried:
-            pre.flush()
+        if str(iid) not in tried:
+            batch.flush()
             now = time.time()
             due = [
                 (str(items[k][0]), items[k][1], begun[k])
                 for k in todo
-                if items[k][1] <= now and str(items[k][0]) not in pre.host_tried
+                if items[k][1] <= now and str(items[k][0]) not in tried
             ]
             if len(due) > 1:
                 try:
-                    run_due_in_hosts(pre, due)
+                    run_due_in_hosts(batch, due, tried, built, ran)
                 except Exception:  # the ticks run one by one instead
                     logger.exception("running due ticks together failed")
                 # The quiet ticks first: they are persisted together at the next flush, before the
                 # first tick that places an order (whose round trips would otherwise hold them up).
-                todo.sort(key=lambda k: _run_order(pre.host_results.get(str(items[k][0]))))
+                todo.sort(key=lambda k: _run_order(ran.get(str(items[k][0]))))
         k = todo.pop(0)
         iid, slot = items[k]
         began = begun[k]
+        taken = None  # the host's answer this tick was given
         try:
             if began is not None and began[1] is not None:
                 if time.monotonic() - begun_at > conf.get("ENGINE_LOCK_TTL") / 3 and not runtime.lock_refresh(
@@ -77,22 +84,39 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
                     count_coalesced(str(iid))
                     results[k] = TickOutcome(status="coalesced")  # our lock lapsed: never overlap
                     continue
-            results[k] = tick_run(iid, slot, prefetched=pre, begun=began)
+            sid = str(iid)
+            instance = batch.instances.get(sid)
+            inp = TickInput(
+                instance,
+                int(slot),
+                int(slot),
+                RunTrigger.SCHEDULED,
+                float(slot),
+                batch.quotes.get(instance.market_id) if instance is not None else None,
+                batch=batch,
+                snapshot=built.pop(sid, None),
+                ran=ran.pop(sid, None),
+            )
+            taken = inp.ran
+            results[k] = tick_run(iid, slot, batched=inp, begun=began)
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
             results[k] = TickOutcome(status="engine_error")
+        if taken is not None and results[k].status != "ok":
+            # Ran in a host but the tick did not go on: the host's state is not the persisted one.
+            sandboxes.forget(str(iid))
     outcomes = [results[k] for k in range(len(items))]
-    pre.flush()
-    if pre.lost:
+    batch.flush()
+    if batch.lost:
         outcomes = [
-            TickOutcome(status="engine_error") if str(iid) in pre.lost else out
+            TickOutcome(status="engine_error") if str(iid) in batch.lost else out
             for (iid, _), out in zip(items, outcomes, strict=True)
         ]
-    for iid in pre.host_results:  # ran in a host but the tick did not go on: that state is not persisted
+    for iid in ran:  # ran in a host but never reached its tick: that state is not persisted
         sandboxes.forget(iid)
     ticked = [str(iid) for (iid, _), out in zip(items, outcomes, strict=True) if out.status == "ok"]
     try:
-        render_watched_after_ticks(pre.instances, ticked)
+        render_watched_after_ticks(batch.instances, ticked)
     except Exception:  # rendering is for the dashboard: never let it fail the ticks
         logger.exception("rendering watched instances failed")
     if conf.get("ENGINE_METRICS"):
@@ -116,22 +140,29 @@ def _run_order(result: Any) -> int:
     return int(bool(result.get("intents") or result.get("exits") or result.get("entries")))
 
 
-def run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> None:
+def run_due_in_hosts(
+    batch: Batch,
+    entries: list[tuple[str, float, Any]],
+    tried: set[str],
+    built: dict[str, dict[str, Any]],
+    ran: dict[str, Any],
+) -> None:
     """Run the user code of several due ticks of a batch together: one host round trip per tenant.
 
     Only ticks that will surely run are taken (begun, loaded, not paused, nothing in flight, not
-    late, desired state applied, a quote); `tick._execute` then finds the snapshot and the host's answer
-    ready and does everything else exactly as for a tick run alone. With nothing else to wait for,
+    late, desired state applied, a quote); each is added to `tried`, its snapshot to `built` and the
+    host's answer to `ran`. The tick then gets both in its input (`TickInput.snapshot`, `.ran`) and
+    does everything else exactly as a tick run alone. With nothing else to wait for,
     the hosts run the ticks back to back instead of waking the worker between every two.
     """
     calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for iid, due, began in entries:
-        pre.host_tried.add(iid)
+        tried.add(iid)
         if began is None or began[0] != "ok" or began[2] is None:
             continue
         rt = began[2]
         slot = int(due)
-        instance = pre.instances.get(iid)
+        instance = batch.instances.get(iid)
         if (
             not rt["loaded"]
             or rt["paused"]
@@ -144,11 +175,11 @@ def run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> 
             or not runtime.desired_applied(rt, instance.version_id, instance.config_revision, instance.config)
         ):
             continue
-        quote = pre.quotes.get(instance.market_id)
+        quote = batch.quotes.get(instance.market_id)
         if not quote:
             continue
-        snapshot = tick_snapshot(instance, quote, instance.mode, f"{iid}-{slot}", pre.trusted(instance))
-        pre.built[iid] = snapshot
+        snapshot = tick_snapshot(instance, quote, instance.mode, f"{iid}-{slot}", batch.trusted(instance))
+        built[iid] = snapshot
         try:
             sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)
         except Exception:  # the tick alone reports the load failure
@@ -166,4 +197,4 @@ def run_due_in_hosts(pre: Prefetched, entries: list[tuple[str, float, Any]]) -> 
             if result is None:
                 sandboxes.forget(iid)  # not run: the host's copy is not what the tick expects
             else:
-                pre.host_results[iid] = result
+                ran[iid] = result

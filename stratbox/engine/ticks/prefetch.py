@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,9 +18,9 @@ from stratbox.trading.snapshot_cache import instance_snapshots_cached
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Prefetched:
-    """Rows, quotes and trusted snapshots read once for a whole batch of ticks.
+class Batch:
+    """What the ticks of one batch share: rows, quotes and trusted snapshots read once for all of
+    them, and the persisting of its quiet ticks together.
 
     One query for the row stamps and balances (rows are rebuilt only when they moved), one Redis
     round trip for the quotes, and the trusted snapshots of the whole batch from
@@ -30,41 +29,59 @@ class Prefetched:
     A tick that places orders changes its account's balance: later ticks of the batch on the same
     account that did not run in a host yet re-read just that balance (`balance_changed`), so no
     snapshot is staler than the batch (the risk gate re-reads the balance under its lock anyway).
+
+    `instances`, `quotes` and `audience` are read once and never written; the rest changes only
+    through the methods (`trusted`, `balance_changed`, `defer`, `flush`).
     """
 
-    instances: dict[str, StrategyInstance]
-    quotes: dict[int, dict[str, Any]]
-    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stale_accounts: set[Any] = field(default_factory=set)
-    balances: dict[Any, str] = field(default_factory=dict)
-    # Instance ids somebody watches on the dashboard (None: unknown, publish every tick's events).
-    audience: set[str] | None = None
-    # Ticks whose user code already ran together with other due ticks (`batch.run_due_in_hosts`): their
-    # snapshots and the hosts' answers (a result or the call's SandboxError).
-    built: dict[str, dict[str, Any]] = field(default_factory=dict)
-    host_results: dict[str, Any] = field(default_factory=dict)
-    host_tried: set[str] = field(default_factory=set)
-    # Quiet ticks (no order, no pause) that ran but are not persisted yet, and what follows their
-    # persisting: `flush` ends them all in one round trip (see `defer`).
-    pending: list[tuple[runtime.TickEnd, Callable[[int], None]]] = field(default_factory=list)
-    lost: set[str] = field(default_factory=set)
+    __slots__ = (
+        "_balances",
+        "_pending",
+        "_stale_accounts",
+        "audience",
+        "instances",
+        "lost",
+        "quotes",
+        "snapshots",
+    )
+
+    def __init__(
+        self,
+        instances: dict[str, StrategyInstance],
+        quotes: dict[int, dict[str, Any]],
+        snapshots: dict[str, dict[str, Any]],
+        audience: set[str] | None,
+    ) -> None:
+        self.instances = instances
+        self.quotes = quotes
+        # The trusted snapshots not taken yet (`trusted` takes each once).
+        self.snapshots = snapshots
+        # Instance ids somebody watches on the dashboard (None: unknown, publish every tick's events).
+        self.audience = audience
+        self._stale_accounts: set[Any] = set()
+        self._balances: dict[Any, str] = {}
+        # Quiet ticks (no order, no pause) that ran but are not persisted yet, and what follows
+        # their persisting: `flush` ends them all in one round trip (see `defer`).
+        self._pending: list[tuple[runtime.TickEnd, Callable[[int], None]]] = []
+        # Instances whose quiet tick could not be persisted (`flush`): the batch reports them failed.
+        self.lost: set[str] = set()
 
     def trusted(self, instance: StrategyInstance) -> dict[str, Any] | None:
         snap = self.snapshots.pop(str(instance.pk), None)
         if snap is None:
             return None
         account = instance.account_id
-        if account in self.stale_accounts:
-            self.balances[account] = str(
+        if account in self._stale_accounts:
+            self._balances[account] = str(
                 Account.objects.filter(pk=account).values_list("balance", flat=True).first() or Decimal(0)
             )
-            self.stale_accounts.discard(account)
-        if account in self.balances:
-            snap["balance"] = self.balances[account]
+            self._stale_accounts.discard(account)
+        if account in self._balances:
+            snap["balance"] = self._balances[account]
         return snap
 
     def balance_changed(self, instance: StrategyInstance) -> None:
-        self.stale_accounts.add(instance.account_id)
+        self._stale_accounts.add(instance.account_id)
 
     def defer(self, end: runtime.TickEnd, after: Callable[[int], None]) -> None:
         """Persist this quiet tick with the others of its batch at the next `flush`.
@@ -74,12 +91,12 @@ class Prefetched:
         ones in flight together (one host round trip), and only quiet ones: nothing outside their
         own state changed, and each instance simply continues from its last persisted revision.
         """
-        self.pending.append((end, after))
+        self._pending.append((end, after))
 
     def flush(self) -> None:
-        if not self.pending:
+        if not self._pending:
             return
-        pending, self.pending = self.pending, []
+        pending, self._pending = self._pending, []
         try:
             seqs = runtime.tick_end_many([end for end, _ in pending])
         except Exception:
@@ -100,20 +117,19 @@ class Prefetched:
                 logger.exception("after persisting the tick of %s", end.iid)
 
 
-def prefetch(instance_ids: list[str]) -> Prefetched:
+def prefetch(instance_ids: list[str]) -> Batch:
     balances: dict[Any, Any] = {}
     instances = instances_for_batch(instance_ids, balances)
     quotes = quotes_get_many({i.market_id for i in instances.values()})
-    pre = Prefetched(instances=instances, quotes=quotes)
     quoted = [i for i in instances.values() if i.mode != Mode.OFF and quotes.get(i.market_id)]
     try:
         many = instance_snapshots_cached(instances=quoted, quotes=quotes, balances=balances)
     except Exception:  # the per-tick path still works: fall back to it rather than lose the batch
         logger.exception("batched snapshot failed; falling back to one snapshot per tick")
         many = {}
-    pre.snapshots = {str(pk): snap for pk, snap in many.items()}
+    audience = None
     try:
-        pre.audience = events.audience([(pk, i.tenant_id) for pk, i in instances.items()])
+        audience = events.audience([(pk, i.tenant_id) for pk, i in instances.items()])
     except Exception:  # unknown audience: publish everything, as without the check
         logger.warning("audience check failed", exc_info=True)
-    return pre
+    return Batch(instances, quotes, {str(pk): snap for pk, snap in many.items()}, audience)

@@ -30,15 +30,15 @@ from stratbox.engine.selectors import tick_instance
 from stratbox.engine.ticks.door import call_strategy, is_signal, strategy_outcome
 from stratbox.engine.ticks.failures import auto_pause, daily_loss_check, fail
 from stratbox.engine.ticks.inputs import quote_now, tick_from_quote, tick_snapshot
-from stratbox.engine.ticks.prefetch import Prefetched
+from stratbox.engine.ticks.prefetch import Batch
 from stratbox.engine.ticks.shaping import TickOutcome, action_of, tick_events
-from stratbox.instances.models import Mode
+from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.notifications.events import tick_notify
 from stratbox.trading.services import order_place
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_REPLAYS", "TickOutcome", "count_coalesced", "tick_run"]
+__all__ = ["MAX_REPLAYS", "TickInput", "TickOutcome", "count_coalesced", "tick_run"]
 
 
 MAX_REPLAYS = 3
@@ -59,16 +59,62 @@ class _Lock:
     released: bool = False
 
 
+@dataclass(slots=True)
+class TickInput:
+    """What one tick runs with, built by its caller: `batch.tick_run_batch` (from what the batch
+    read and ran), `tick_run` alone (`_single_input`) or a crash recovery (`_replay_input`)."""
+
+    instance: StrategyInstance | None
+    slot: int
+    seq: int  # the tick's sequence number (a replay keeps its first attempt's)
+    trigger: str
+    due_at: float
+    quote: dict[str, Any] | None
+    # A replay's recorded tick input; otherwise built from the quote.
+    tick: dict[str, Any] | None = None
+    # The in-flight record of a tick being replayed after its worker died.
+    replay: dict[str, Any] | None = None
+    # The batch this tick belongs to (trusted snapshots, quiet ticks persisted together), and what
+    # its host round trip already did for this tick: the snapshot sent and the host's answer (a
+    # result or the call's SandboxError).
+    batch: Batch | None = None
+    snapshot: dict[str, Any] | None = None
+    ran: Any = None
+
+
+def _single_input(iid: str, slot: int, trigger: str, due_at: float) -> TickInput:
+    """A tick run alone reads its row and quote now."""
+    instance = tick_instance(iid)
+    quote = quote_now(instance) if instance is not None else None
+    return TickInput(instance, slot, slot, trigger, due_at, quote)
+
+
+def _replay_input(iid: str, inflight: dict[str, Any], trigger: str) -> TickInput:
+    """A tick left in flight by a dead worker runs again with its recorded input; its row is re-read."""
+    slot = int(inflight["slot"])
+    return TickInput(
+        tick_instance(iid),
+        slot,
+        int(inflight["seq"]),
+        inflight.get("trigger") or trigger,
+        float(inflight.get("due_at") or slot),
+        inflight["quote"],
+        tick=inflight["tick"],
+        replay=inflight,
+    )
+
+
 def tick_run(
     instance_id: Any,
     due_at: float,
     trigger: str = RunTrigger.SCHEDULED,
-    prefetched: Prefetched | None = None,
+    batched: TickInput | None = None,
     begun: tuple[str, str | None, dict[str, Any] | None] | None = None,
 ) -> TickOutcome:
     """Run one scheduled slot of one instance (idempotent; safe to call from any worker, any number of times).
 
-    `begun` is this slot's `runtime.tick_begin` result when the batch already began it."""
+    `batched` is this slot's input when a batch built it; `begun` this slot's `runtime.tick_begin`
+    result when the batch already began it."""
     iid = str(instance_id)
     slot = int(due_at)
     r = runtime.r()
@@ -101,13 +147,7 @@ def tick_run(
             inflight["attempts"] = int(inflight.get("attempts") or 0) + 1
             r.hset(runtime.rt_key(iid), "inflight", runtime.dumps(inflight))
         if rt.get("inflight"):
-            _execute(
-                iid,
-                rt,
-                slot=int(rt["inflight"]["slot"]),
-                trigger=rt["inflight"].get("trigger") or trigger,
-                inflight=rt["inflight"],
-            )
+            _execute(iid, rt, _replay_input(iid, rt["inflight"], trigger))
             recovered = True
             rt = runtime.rt_get(iid)
             if rt is None or not rt["loaded"]:
@@ -117,9 +157,8 @@ def tick_run(
             return TickOutcome(status="paused", recovered=recovered)
         if trigger == RunTrigger.SCHEDULED and slot <= rt["tick_seq"]:
             return TickOutcome(status="late", recovered=recovered)  # never run a slot older than the last one
-        outcome = _execute(
-            iid, rt, slot=slot, trigger=trigger, prefetched=prefetched, lock=lock, due=float(due_at)
-        )
+        inp = batched if batched is not None else _single_input(iid, slot, trigger, float(due_at))
+        outcome = _execute(iid, rt, inp, lock)
         outcome.recovered = recovered
         return outcome
     finally:
@@ -127,21 +166,18 @@ def tick_run(
             runtime.lock_release(iid, token)
 
 
-def _execute(
-    iid: str,
-    rt: dict[str, Any],
-    *,
-    slot: int,
-    trigger: str,
-    inflight: dict[str, Any] | None = None,
-    prefetched: Prefetched | None = None,
-    lock: _Lock | None = None,
-    due: float | None = None,
-) -> TickOutcome:
+def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = None) -> TickOutcome:
     """Run one tick under the caller's lock; with `lock`, a successful tick also releases it."""
     r = runtime.r()
-    # Prefetched rows were read for this batch a moment ago; a recovery always re-reads.
-    instance = prefetched.instances.get(iid) if prefetched and inflight is None else tick_instance(iid)
+    instance, slot, seq, trigger, due_at, quote = (
+        inp.instance,
+        inp.slot,
+        inp.seq,
+        inp.trigger,
+        inp.due_at,
+        inp.quote,
+    )
+    inflight, batch = inp.replay, inp.batch
     if instance is None or instance.mode == Mode.OFF:
         instance_unload(iid, locked=True)
         return TickOutcome(status="off")
@@ -157,25 +193,14 @@ def _execute(
         if not rt.get("loaded") or rt.get("paused"):
             return TickOutcome(status="not_loaded")
     mode = instance.mode
-    if inflight is not None:
-        seq = int(inflight["seq"])
-        tick = inflight["tick"]
-        quote = inflight["quote"]
-        due_at = float(inflight.get("due_at") or slot)
-    else:
-        seq = slot
-        due_at = float(due) if due is not None and int(due) == slot else float(slot)
-        quote = prefetched.quotes.get(instance.market_id) if prefetched else quote_now(instance)
-        if not quote:
-            now = time.time()
-            pipe = r.pipeline()
-            runtime.stats_incr(pipe, iid, runs=1, skipped=1)
-            pipe.hset(runtime.rt_key(iid), mapping={"last_tick_at": now, "worker": runtime.worker_id()})
-            pipe.execute()
-            return TickOutcome(
-                status="skipped", error={"code": "NO_QUOTE", "message": "no quote for the market"}
-            )
-        tick = tick_from_quote(quote, instance.market.code)
+    if not quote:  # a replay always has its recorded quote
+        now = time.time()
+        pipe = r.pipeline()
+        runtime.stats_incr(pipe, iid, runs=1, skipped=1)
+        pipe.hset(runtime.rt_key(iid), mapping={"last_tick_at": now, "worker": runtime.worker_id()})
+        pipe.execute()
+        return TickOutcome(status="skipped", error={"code": "NO_QUOTE", "message": "no quote for the market"})
+    tick = inp.tick if inp.tick is not None else tick_from_quote(quote, instance.market.code)
     prefix = f"{iid}-{seq}"
     started = time.time()
     # The in-flight record (what a replay needs: the tick input, quote and tick_seq) is written
@@ -202,14 +227,14 @@ def _execute(
     try:
         t_snap = time.perf_counter()
         # The batch's snapshot was taken at the batch's quote, which is the quote this tick uses.
-        built = prefetched.built.pop(iid, None) if prefetched and inflight is None else None
+        built = inp.snapshot
         if built is not None and built.get("order_id_prefix") == prefix:
             snapshot = built
         else:
-            trusted = prefetched.trusted(instance) if prefetched and inflight is None else None
+            trusted = batch.trusted(instance) if batch is not None else None
             snapshot = tick_snapshot(instance, quote, mode, prefix, trusted)
         t_user = time.perf_counter()
-        ran = prefetched.host_results.pop(iid, None) if built is snapshot and prefetched else None
+        ran = inp.ran if built is snapshot else None
         if isinstance(ran, Exception):
             raise ran
         if ran is not None:
@@ -233,8 +258,8 @@ def _execute(
     now_dt = timezone.now()
     order_ms: list[float] = []
     filled: list[Any] = []  # this tick's real orders that filled (for the day's P&L after them)
-    if intents and prefetched is not None:
-        prefetched.flush()  # a death while ordering loses this tick only, never a quiet one before it
+    if intents and batch is not None:
+        batch.flush()  # a death while ordering loses this tick only, never a quiet one before it
     if intents and inflight is None:
         r.hset(runtime.rt_key(iid), "inflight", inflight_record)
     for intent in intents:
@@ -264,8 +289,8 @@ def _execute(
         order = placed.order
         if order is not None and order.filled_at is not None and not order.is_shadow and not placed.duplicate:
             filled.append(order)
-        if prefetched is not None and placed.status != "shadow":
-            prefetched.balance_changed(instance)
+        if batch is not None and placed.status != "shadow":
+            batch.balance_changed(instance)
     actions.extend(skipped)
     failpoint = conf.get("ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS")
     if failpoint and intents:
@@ -322,7 +347,7 @@ def _execute(
 
     def after(last_seq: int) -> None:
         sandboxes.advanced(iid, rt.get("load_id") or "", config, new_rev)
-        if prefetched is None or prefetched.audience is None or iid in prefetched.audience:
+        if batch is None or batch.audience is None or iid in batch.audience:
             events.publish_reserved(
                 tenant_id=instance.tenant_id, instance_id=iid, events=shown, last_seq=last_seq
             )
@@ -330,13 +355,13 @@ def _execute(
             auto_pause(instance, paused_reason, {"tick_seq": seq})
         tick_notify(instance=instance, actions=actions, logs=logs, slot=seq)  # fills, denials, context.notify
 
-    if prefetched is not None and inflight is None and not intents and not paused_reason:
-        prefetched.defer(end, after)
+    if batch is not None and not intents and not paused_reason:
+        batch.defer(end, after)
     else:
         last_seq = runtime.tick_end_many([end])[0]
         after(last_seq)
     if lock is not None:
-        lock.released = True  # by the tick's end (`Prefetched.flush` also if that fails)
+        lock.released = True  # by the tick's end (`Batch.flush` also if that fails)
     return TickOutcome(
         status="ok",
         run_id=run.pk if run else None,
