@@ -2,7 +2,7 @@
 
 Configuration: `{"environment": "paper" | "live", "trading_url", "data_url", "stream_url",
 "feed": "iex" | "sip"}` (urls only to point at another server, e.g. the loopback venue);
-credentials `{"api_key_id", "api_secret_key"}`.
+credentials `{"api_key_id", "api_secret_key"}` (or `api_key` / `api_secret`).
 
 Two deliberate departures from the client's defaults:
 - Responses are taken raw (`raw_data=True`): quantities and prices stay the strings Alpaca sent,
@@ -98,7 +98,9 @@ class AlpacaAdapter(VenueAdapter):
         self.venue = venue
         self.config = config
         self.bucket = bucket
-        key, secret = credentials.get("api_key_id", ""), credentials.get("api_secret_key", "")
+        # Alpaca's names, or the generic ones the dashboard's live-account form sends.
+        key = credentials.get("api_key_id") or credentials.get("api_key", "")
+        secret = credentials.get("api_secret_key") or credentials.get("api_secret", "")
         self._key, self._secret = key, secret
         paper = config.get("environment", "paper") != "live"
         self.trading = TradingClient(

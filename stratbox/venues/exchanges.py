@@ -2,7 +2,7 @@
 
 Configuration: `{"exchange": "binance", "sandbox": bool, "urls": {"public": ..., "private": ...},
 "options": {...}}` (urls only to point at another server, e.g. the loopback venue); credentials
-`{"api_key", "secret"}` (plus `password` / `uid` where the exchange wants them).
+`{"api_key", "secret"}` (or `api_secret`, as the dashboard's form names it; plus `password` / `uid` where the exchange wants them).
 
 Numbers: the exchange is told to hand every number back as a string (`exchange.number = str`),
 which become Decimals here; amounts and prices go out as exchange-precision strings.
@@ -87,7 +87,7 @@ class CcxtAdapter(VenueAdapter):
         self.exchange: ccxt.Exchange = exchange_class(
             {
                 "apiKey": credentials.get("api_key", ""),
-                "secret": credentials.get("secret", ""),
+                "secret": credentials.get("secret") or credentials.get("api_secret", ""),
                 **({"password": credentials["password"]} if credentials.get("password") else {}),
                 **({"uid": credentials["uid"]} if credentials.get("uid") else {}),
                 "timeout": int(timeout * 1000),

@@ -49,3 +49,11 @@ def test_an_unreachable_venue_refuses_the_account(alpaca: SimVenue, api_client: 
     r = api_client.post("/api/v1/live-accounts/", _body(alpaca, alpaca.credentials), format="json")
     assert r.status_code == 400 and "VENUE_UNAVAILABLE" in r.json()["errors"][0]["detail"]
     assert not Account.objects.filter(kind="live").exists()
+
+
+def test_the_dashboards_generic_key_names_work_for_every_venue(sim: SimVenue, api_client: Any) -> None:
+    values = list(sim.credentials.values())
+    generic = {"api_key": values[0], "api_secret": values[1]}  # what the dashboard's form sends
+    r = api_client.post("/api/v1/live-accounts/", _body(sim, generic), format="json")
+    assert r.status_code == 201, r.json()
+    assert adapter_for_account(Account.objects.get(pk=r.json()["id"])).balances()
