@@ -1,8 +1,9 @@
 """Per venue-account rate limiting shared by every worker: a token bucket in Redis.
 
 One bucket per venue account (`venue-bucket:<key>`, a hash of tokens and the last refill time),
-refilled at `rate` tokens per second up to `burst`, taken atomically by a Lua script, so any
-number of processes on any number of machines using one API key stay within the venue's limit.
+refilled at `rate` tokens per second up to `burst`, taken atomically by a Lua script
+(lua/token_bucket.lua), so any number of processes on any number of machines using one API key
+stay within the venue's limit.
 
 A 429 from the venue (its `Retry-After`) pauses the whole account: `penalise` empties the bucket
 and stores a "not before" time every process honours before it takes a token.
@@ -12,25 +13,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
 from stratbox.venues.base import VENUE_RATE_LIMITED, VenueError
 
-# KEYS[1] bucket hash; ARGV: rate, burst, now, cost. Returns the seconds to wait (0 = token taken).
-_TAKE = """
-local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0')
-if blocked > now then return tostring(blocked - now) end
-local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or tostring(burst))
-local ts = tonumber(redis.call('HGET', KEYS[1], 'ts') or tostring(now))
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local wait = 0
-if tokens >= cost then tokens = tokens - cost else wait = (cost - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
-return tostring(wait)
-"""
+_TAKE = (Path(__file__).resolve().parent / "lua" / "token_bucket.lua").read_text()
 
 
 @dataclass

@@ -11,13 +11,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import ccxt
 from django.conf import settings
 
 from stratbox.markets.quotes import redis_client
-from stratbox.venues.alpaca import AlpacaAdapter
 from stratbox.venues.base import VENUE_REJECTED, VenueAdapter, VenueError
-from stratbox.venues.exchanges import CcxtAdapter
 from stratbox.venues.ratelimit import TokenBucket
 
 # Alpaca's trading API allows 200 requests a minute per account.
@@ -26,6 +23,8 @@ _ALPACA_LIMIT = {"rate_per_second": 200 / 60, "burst": 10}
 
 def venue_config(broker: str) -> dict[str, Any]:
     """The adapter configuration of a broker name; VenueError(VENUE_REJECTED) for an unknown one."""
+    import ccxt  # a second to import: only processes that talk to venues pay it, not every worker
+
     configured = (getattr(settings, "STRATBOX_VENUES", None) or {}).get(broker)
     kind, _, rest = broker.partition(":")
     if kind == "alpaca" and rest in ("paper", "live"):
@@ -66,6 +65,8 @@ def venue_code(broker: str) -> str:
 
 def brokers_for_venue(venue: str) -> list[str]:
     """Broker names whose instruments live under this Market.venue (configured ones, then ccxt's own)."""
+    import ccxt  # a second to import: only processes that talk to venues pay it, not every worker
+
     names = [n for n in sorted(getattr(settings, "STRATBOX_VENUES", None) or {}) if _safe_code(n) == venue]
     if venue.lower() in ccxt.exchanges and f"ccxt:{venue.lower()}" not in names:
         names.append(f"ccxt:{venue.lower()}")
@@ -111,6 +112,10 @@ def adapter_build(broker: str, credentials: dict[str, str], *, timeout: float | 
     bucket = bucket_for(broker, credentials, config)
     seconds = timeout if timeout is not None else float(config.get("timeout", 10.0))
     venue = config.get("venue")
+    # The client libraries take seconds to import: only processes that talk to venues load them.
+    from stratbox.venues.alpaca import AlpacaAdapter
+    from stratbox.venues.exchanges import CcxtAdapter
+
     if config["adapter"] == "alpaca":
         return AlpacaAdapter(
             credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue or "ALPACA"
