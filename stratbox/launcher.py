@@ -13,7 +13,9 @@ web server answers, not before.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -94,6 +96,22 @@ def _local_credentials_key() -> None:
     os.environ["STRATBOX_CREDENTIALS_KEYS"] = path.read_text().strip()
 
 
+def _sim_venue() -> int:
+    """The demo's simulated venue: its port (STRATBOX_SIM_VENUE_PORT, 8790 unless set; 0 = none) and
+    its demo account's keys in var/sim-venue.json (made once; the simulator's, not a real venue's)."""
+    os.environ.setdefault("STRATBOX_SIM_VENUE_PORT", "8790")
+    port = int(os.environ["STRATBOX_SIM_VENUE_PORT"] or 0)
+    path = VAR_DIR / "sim-venue.json"
+    if port and not path.exists():
+        keys = {
+            "api_key_id": "PKSIM" + secrets.token_hex(8).upper(),
+            "api_secret_key": secrets.token_urlsafe(24),
+        }
+        path.write_text(json.dumps(keys))
+        path.chmod(0o600)
+    return port
+
+
 def _take_terminal() -> Any:
     """Make this process group the terminal's foreground group; return a function that gives it back.
 
@@ -155,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     # lock a laptop's browser out. Set STRATBOX_HTTPS=1 to run it behind a TLS proxy.
     os.environ.setdefault("STRATBOX_HTTPS", "0")
     _local_credentials_key()
+    sim_port = _sim_venue()
     give_back_terminal = _take_terminal()
     env_redis = os.environ.get("REDIS_URL")
     env_db = os.environ.get("DATABASE_URL")
@@ -163,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_proc = None if env_redis else _start_embedded_redis()
     try:
         postgres = None if env_db else _start_embedded_postgres()  # noqa: F841 - stops when we exit
-        return _run(procs, py=py, env_db=env_db, env_redis=env_redis, verbose=verbose)
+        return _run(procs, py=py, env_db=env_db, env_redis=env_redis, verbose=verbose, sim_port=sim_port)
     except KeyboardInterrupt:
         return 0  # Ctrl-C while preparing the database: a requested stop, not a failure
     finally:
@@ -173,7 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         give_back_terminal()
 
 
-def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str | None, verbose: bool) -> int:
+def _run(
+    procs: dict[str, str],
+    *,
+    py: str,
+    env_db: str | None,
+    env_redis: str | None,
+    verbose: bool,
+    sim_port: int = 0,
+) -> int:
     print("Preparing the database…", flush=True)
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
@@ -200,6 +227,10 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
     if (BASE_DIR / "stratbox" / "markets" / "management" / "commands" / "run_feed.py").exists():
         procs["feed"] = f"{quiet}{py} manage.py run_feed"
     procs["dispatcher"] = f"{quiet}{py} manage.py run_dispatcher"
+    if sim_port:
+        # A loopback Alpaca (simulated: its markets are ALPACA-SIM:*) and the feed of its quotes.
+        procs["venue"] = f"{py} -m venuesim alpaca --port {sim_port} --keys-file {VAR_DIR / 'sim-venue.json'}"
+        procs["venue_feed"] = f"{quiet}{py} manage.py run_venue_feed --broker alpaca:sim"
     # A local mail catcher for the demo's notification channel: every mail is printed here.
     procs["mail"] = (
         f"{py} -m aiosmtpd -n -l 127.0.0.1:{os.environ['STRATBOX_MAIL_PORT']} -c aiosmtpd.handlers.Debugging stdout"
@@ -214,6 +245,11 @@ def _run(procs: dict[str, str], *, py: str, env_db: str | None, env_redis: str |
         f"  Database : {'from DATABASE_URL' if env_db else 'embedded PostgreSQL on ' + str(VAR_DIR / 'postgres')}",
         f"  Redis    : {'from REDIS_URL' if env_redis else 'embedded redis-server on ' + str(VAR_DIR / 'redis.sock')}",
         f"  Open     : http://{HOST}:{PORT}/   (API docs: http://{HOST}:{PORT}/api/docs/)",
+        *(
+            [f"  Venue    : simulated Alpaca on 127.0.0.1:{sim_port} (markets ALPACA-SIM:*)"]
+            if sim_port
+            else []
+        ),
         "  Demo     : demo@stratbox.local / stratbox-demo   (staff: admin@stratbox.local / stratbox-admin)",
         "  Logs     : " + ("INFO (verbose)" if verbose else "warnings only; `make run VERBOSE=1` for INFO"),
         "  Stop     : Ctrl-C",

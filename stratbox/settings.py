@@ -340,6 +340,26 @@ LOGGING = {
 STRATBOX_MAX_SOURCE_BYTES = env.int("STRATBOX_MAX_SOURCE_BYTES", default=256 * 1024)
 # Fernet key(s) for credentials at rest (live accounts); comma-separated for rotation.
 STRATBOX_CREDENTIALS_KEYS = env.list("STRATBOX_CREDENTIALS_KEYS", default=[])
+# Extra or overridden venues, JSON: {"alpaca:sim": {"adapter": "alpaca", "simulated": true,
+# "trading_url": ..., "data_url": ..., "stream_url": ...}} (stratbox/venues/registry.py).
+STRATBOX_VENUES = env.json("STRATBOX_VENUES", default={})
+# The local demo's simulated venue (`make run` sets 8790): a loopback Alpaca (venuesim) on this
+# port, known as broker "alpaca:sim", its markets as venue ALPACA-SIM; 0 = none.
+STRATBOX_SIM_VENUE_PORT = env.int("STRATBOX_SIM_VENUE_PORT", default=0)
+if STRATBOX_SIM_VENUE_PORT and "alpaca:sim" not in STRATBOX_VENUES:
+    STRATBOX_VENUES["alpaca:sim"] = {
+        "adapter": "alpaca",
+        "simulated": True,
+        "label": "Alpaca (simulated venue)",
+        "venue": "ALPACA-SIM",
+        "trading_url": f"http://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}",
+        "data_url": f"http://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}",
+        "stream_url": f"ws://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}/v2/iex",
+        # The simulator's demo account keys (made once by the launcher; not a real venue's).
+        "demo_credentials_file": str(VAR_DIR / "sim-venue.json"),
+    }
+# Check a live account's credentials with one read-only venue call before storing them.
+STRATBOX_VENUE_CREDENTIALS_CHECK = env.bool("STRATBOX_VENUE_CREDENTIALS_CHECK", default=True)
 
 # --- AI assistants: the MCP server (stratbox/mcp, mounted at /mcp by stratbox/asgi.py) -------
 

@@ -72,6 +72,12 @@ def _require_every_sandbox_layer() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_venue_credentials_check(settings: Any) -> None:
+    """Tests add live accounts on venues they cannot reach; tests/venues turns the check back on."""
+    settings.STRATBOX_VENUE_CREDENTIALS_CHECK = False
+
+
+@pytest.fixture(autouse=True)
 def _flush_redis_keys() -> Iterator[None]:
     """Each test starts with an empty Redis database (the test REDIS_URL names a private DB index)."""
     yield

@@ -26,6 +26,7 @@ from stratbox.backtests.runner import cancel_flag_set
 from stratbox.backtests.tasks import backtest_run_task
 from stratbox.instances.models import StrategyInstance
 from stratbox.markets.models import Market
+from stratbox.trading.venue_accounts import venue_bars_fetch
 from strategies_store.models import StrategyVersion
 from tenants.errors import ApplicationError, Conflict
 from tenants.models import Tenant
@@ -104,8 +105,23 @@ def _enqueue(backtest_id: str) -> None:
     backtest_run_task.delay(backtest_id)
 
 
+def backtest_create(*, tenant: Tenant, bars: BarsSpec, **kwargs: Any) -> Backtest:
+    """Create a queued backtest (below). A venue market's missing bars are fetched from the venue first,
+    outside the transaction (nothing is locked while the venue answers) and stored once for everyone."""
+    if bars.csv_bars is None and bars.market is not None and bars.start is not None and bars.end is not None:
+        if bars.start < bars.end:
+            venue_bars_fetch(
+                tenant=tenant,
+                market=bars.market,
+                interval_seconds=bars.interval_seconds,
+                start=bars.start,
+                end=bars.end,
+            )
+    return _backtest_create(tenant=tenant, bars=bars, **kwargs)
+
+
 @transaction.atomic
-def backtest_create(
+def _backtest_create(
     *,
     tenant: Tenant,
     actor: AbstractBaseUser | None,

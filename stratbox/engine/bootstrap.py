@@ -5,10 +5,13 @@ Idempotent: running it again changes nothing that is already there.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
@@ -18,8 +21,10 @@ from stratbox.instances.services import instance_create, instance_set_mode
 from stratbox.markets.models import Market
 from stratbox.markets.services import bars_simulate
 from stratbox.trading.models import Account, AccountKind
+from stratbox.trading.services.accounts import account_create
 from strategies_store.models import StrategyDefinition
 from strategies_store.services import catalog_install
+from tenants.errors import ApplicationError
 from tenants.models import Membership, Tenant
 from tenants.services import tenant_create
 
@@ -85,10 +90,40 @@ def demo_bootstrap() -> list[str]:
         },
     )
     lines.append(demo_instance_install(tenant=tenant, owner=demo, account=account))
+    lines += _demo_sim_venue_accounts(tenant=tenant, owner=demo)
     lines.append(_demo_plugins(tenant=tenant, owner=demo, staff=admin))
     lines.append(
         f"demo tenant: {tenant.name} ({DEMO_EMAIL} / {DEMO_PASSWORD}); staff: {ADMIN_EMAIL} / {ADMIN_PASSWORD}"
     )
+    return lines
+
+
+def _demo_sim_venue_accounts(*, tenant: Tenant, owner: Any) -> list[str]:
+    """A live account on each configured simulated venue that has demo keys (`make run`'s loopback
+    Alpaca), so the demo can walk paper -> approval -> live on one laptop. Labelled as simulated."""
+    lines = []
+    for broker, config in sorted((getattr(settings, "STRATBOX_VENUES", None) or {}).items()):
+        path = config.get("demo_credentials_file")
+        if not config.get("simulated") or not path or not Path(path).exists():
+            continue
+        if Account.objects.filter(tenant=tenant, kind=AccountKind.LIVE, broker=broker).exists():
+            continue
+        label = f"{config.get('label') or broker}"[:60]
+        try:
+            account_create(
+                tenant=tenant,
+                actor=owner,
+                name=label if "simulated" in label.lower() else f"{label} (simulated)",
+                starting_balance=Decimal("100000"),
+                kind=AccountKind.LIVE,
+                broker=broker,
+                credentials=json.loads(Path(path).read_text()),
+                check=False,  # the venue process starts after this; the feed's first call checks the keys
+            )
+        except ApplicationError as exc:  # e.g. no credentials key configured: the demo goes on without it
+            lines.append(f"simulated venue {broker}: no live account ({exc})")
+            continue
+        lines.append(f"simulated venue {broker}: live account for the demo tenant")
     return lines
 
 

@@ -18,7 +18,21 @@ class MarketOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Market
-        fields = ["id", "code", "venue", "symbol", "tick_size", "lot_size", "feed", "active", "quote"]
+        fields = [
+            "id",
+            "code",
+            "venue",
+            "symbol",
+            "name",
+            "venue_symbol",
+            "status",
+            "trading_hours",
+            "tick_size",
+            "lot_size",
+            "feed",
+            "active",
+            "quote",
+        ]
         read_only_fields = fields
 
     def get_quote(self, obj: Market) -> dict[str, Any] | None:
@@ -31,7 +45,7 @@ class MarketListApi(TenantScopedMixin, generics.ListAPIView):
     filterset_fields = ["venue", "active", "feed"]
 
     def get_queryset(self) -> Any:
-        return market_list()
+        return market_list(search=self.request.query_params.get("search", ""))
 
     def list(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         queryset = self.filter_queryset(self.get_queryset())

@@ -162,7 +162,8 @@ def feed_step(now: float, *, registry: FeedRegistry | None = None) -> list[dict[
     """Advance every active market one step, store the quotes in Redis (one round trip), return them."""
     registry = registry or default_registry()
     quotes: dict[int, dict[str, Any]] = {}
-    for market in Market.objects.filter(active=True).order_by("pk"):
+    # A venue market's quotes come from its venue (stratbox/venues/catalogue.py), not from here.
+    for market in Market.objects.filter(active=True).exclude(feed=FeedSource.VENUE).order_by("pk"):
         if market.feed == FeedSource.REPLAY:
             quote = registry.replay_for(market).next_quote(now)
         else:

@@ -10,6 +10,7 @@ from django.db import models
 class FeedSource(models.TextChoices):
     SIMULATED = "simulated", "Simulated (seeded random walk)"
     REPLAY = "replay", "Replay of stored bars"
+    VENUE = "venue", "The venue's own quotes (stream, or REST polling)"
 
 
 class MarketKind(models.TextChoices):
@@ -28,6 +29,13 @@ class Market(models.Model):
     sim_start_price = models.DecimalField(max_digits=20, decimal_places=8, default=Decimal("100"))
     sim_volatility = models.FloatField(default=0.001, help_text="per-tick standard deviation of log returns")
     active = models.BooleanField(default=True)
+    # From the venue's catalogue (stratbox/venues/catalogue.py); empty for simulated markets.
+    name = models.CharField(max_length=200, blank=True)
+    venue_symbol = models.CharField(max_length=64, blank=True, help_text="the venue's own id, e.g. BTCUSDT")
+    status = models.CharField(
+        max_length=16, default="active", help_text="active | halted (as the venue says)"
+    )
+    catalogue_synced_at = models.DateTimeField(null=True, blank=True)
     # Which source `manage.py run_feed` uses for this market's quotes.
     feed = models.CharField(max_length=10, choices=FeedSource.choices, default=FeedSource.SIMULATED)
     # The bar interval replayed when `feed` is replay (bars of other intervals are ignored).

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from stratbox.markets.models import Bar, Market
 
 
-def market_list() -> QuerySet[Market]:
-    return Market.objects.all()
+def market_list(*, search: str = "") -> QuerySet[Market]:
+    """Every market; `search` matches symbol, name, the venue's own symbol or the venue (case-insensitive)."""
+    markets = Market.objects.all()
+    search = search.strip()[:64]
+    if search:
+        markets = markets.filter(
+            Q(symbol__icontains=search)
+            | Q(name__icontains=search)
+            | Q(venue_symbol__icontains=search)
+            | Q(venue__iexact=search)
+        )
+    return markets
 
 
 def market_get(*, market_id: int) -> Market | None:

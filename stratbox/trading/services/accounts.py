@@ -16,6 +16,7 @@ from stratbox.trading.credentials import (
     credentials_validate,
 )
 from stratbox.trading.models import Account, AccountKind
+from stratbox.trading.venue_accounts import venue_credentials_check
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 from tenants.services import audit_record
@@ -23,8 +24,41 @@ from tenants.services import audit_record
 ACCOUNT_NAME_TAKEN = "An account with this name already exists."
 
 
-@transaction.atomic
 def account_create(
+    *,
+    tenant: Tenant,
+    actor: Any,
+    name: str,
+    starting_balance: Decimal,
+    kind: str = AccountKind.PAPER,
+    broker: str = "",
+    credentials: dict[str, str] | None = None,
+    check: bool = True,
+    **options: Any,
+) -> Account:
+    """Create an account; a live account's credentials are first checked with one read-only venue call
+    (outside any transaction: nothing is held open while the venue answers). `check=False` only for
+    the local demo's simulated venue, which starts after the demo is installed."""
+    if kind == AccountKind.LIVE and broker and credentials and check:
+        try:
+            clean = credentials_validate(credentials)
+        except ValueError as exc:
+            raise ApplicationError("invalid", str(exc), field="credentials") from exc
+        venue_credentials_check(broker=broker, credentials=clean)
+    return _account_create(
+        tenant=tenant,
+        actor=actor,
+        name=name,
+        starting_balance=starting_balance,
+        kind=kind,
+        broker=broker,
+        credentials=credentials,
+        **options,
+    )
+
+
+@transaction.atomic
+def _account_create(
     *,
     tenant: Tenant,
     actor: Any,

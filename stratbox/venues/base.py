@@ -1,0 +1,184 @@
+"""The one venue adapter interface: plain data in and out, Decimal for every price and quantity.
+
+An adapter wraps a venue's official client library and runs only in trusted processes (workers,
+the feed), never in a sandbox host. Every call that reaches the venue first takes a token from the
+venue account's shared bucket (`ratelimit.py`), so many workers on one key stay within its limits.
+
+Errors: every venue failure becomes a `VenueError` with one of the codes below and the venue's own
+message. `uncertain` marks a send whose outcome is unknown (timeout, reset, 5xx after the request
+left): the caller must resolve it with `order_by_client_id`, never by sending again.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from threading import Event
+from typing import Any
+
+VENUE_REJECTED = "VENUE_REJECTED"
+VENUE_RATE_LIMITED = "VENUE_RATE_LIMITED"
+VENUE_UNAVAILABLE = "VENUE_UNAVAILABLE"
+INSUFFICIENT_FUNDS_AT_VENUE = "INSUFFICIENT_FUNDS_AT_VENUE"
+VENUE_AUTH_FAILED = "VENUE_AUTH_FAILED"
+VENUE_ORDER_NOT_FOUND = "VENUE_ORDER_NOT_FOUND"
+DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+
+
+class VenueError(Exception):
+    def __init__(
+        self, code: str, message: str, *, uncertain: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.uncertain = uncertain
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    order_types: tuple[str, ...]
+    time_in_force: tuple[str, ...]
+    shorting: bool
+    fractional: bool
+    market_stream: bool  # quotes pushed over a websocket (else: REST polling)
+
+
+@dataclass(frozen=True)
+class Instrument:
+    symbol: str  # the platform's symbol (AAPL, BTC/USDT)
+    venue_symbol: str  # the venue's own id (AAPL, BTCUSDT)
+    tick: Decimal
+    lot: Decimal
+    min_qty: Decimal
+    status: str  # active | halted
+    # As Market.trading_hours: {"tz", "open", "close", "days"} of the regular session; {}: always open.
+    hours: dict[str, Any]
+    name: str = ""
+    asset_class: str = ""
+
+
+@dataclass(frozen=True)
+class Quote:
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    ts: float
+
+    @property
+    def price(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True)
+class Bar:
+    ts: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    client_order_id: str
+    symbol: str
+    side: str  # buy | sell
+    qty: Decimal
+    type: str = "market"  # market | limit
+    limit_price: Decimal | None = None
+    tif: str = "gtc"
+
+
+@dataclass(frozen=True)
+class VenueOrder:
+    venue_order_id: str
+    client_order_id: str
+    symbol: str
+    side: str
+    qty: Decimal
+    filled_qty: Decimal
+    avg_fill_price: Decimal | None
+    status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
+    limit_price: Decimal | None = None
+    raw_status: str = ""
+
+
+@dataclass(frozen=True)
+class Position:
+    symbol: str
+    qty: Decimal
+    avg_price: Decimal
+
+
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    free: Decimal
+    total: Decimal
+
+
+@dataclass
+class StreamHealth:
+    """What a market stream reports about itself (connects, drops, polling fallback)."""
+
+    connects: int = 0
+    drops: int = 0
+    polling: bool = False
+    last_quote_ts: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+QuoteHandler = Callable[[Quote], None]
+
+
+class VenueAdapter(abc.ABC):
+    """A venue account through the venue's official client library."""
+
+    venue: str  # the Market.venue code its instruments are stored under
+
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """One read-only authenticated call; raises VenueError when the credentials do not work."""
+
+    @abc.abstractmethod
+    def instruments(self) -> list[Instrument]: ...
+
+    @abc.abstractmethod
+    def quotes(self, symbols: list[str]) -> dict[str, Quote]: ...
+
+    @abc.abstractmethod
+    def bars(self, symbol: str, *, interval_seconds: int, start: datetime, end: datetime) -> list[Bar]: ...
+
+    @abc.abstractmethod
+    def place(self, intent: OrderIntent) -> VenueOrder: ...
+
+    @abc.abstractmethod
+    def cancel(self, client_order_id: str, symbol: str) -> VenueOrder: ...
+
+    @abc.abstractmethod
+    def order_by_client_id(self, client_order_id: str, symbol: str) -> VenueOrder | None: ...
+
+    @abc.abstractmethod
+    def positions(self) -> list[Position]: ...
+
+    @abc.abstractmethod
+    def balances(self) -> list[Balance]: ...
+
+    @abc.abstractmethod
+    def stream_quotes(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: Event, health: StreamHealth
+    ) -> None:
+        """Deliver quotes until `stop` is set: the venue's stream with reconnects, else REST polling."""
+
+    def resolve(self, intent: OrderIntent) -> VenueOrder | None:
+        """After an uncertain send: what the venue holds under our client_order_id (None: never arrived)."""
+        return self.order_by_client_id(intent.client_order_id, intent.symbol)

@@ -1,0 +1,379 @@
+"""Crypto exchanges through ccxt's unified API: one adapter, each exchange is configuration.
+
+Configuration: `{"exchange": "binance", "sandbox": bool, "urls": {"public": ..., "private": ...},
+"options": {...}}` (urls only to point at another server, e.g. the loopback venue); credentials
+`{"api_key", "secret"}` (or `api_secret`, as the dashboard's form names it; plus `password` / `uid` where the exchange wants them).
+
+Numbers: the exchange is told to hand every number back as a string (`exchange.number = str`),
+which become Decimals here; amounts and prices go out as exchange-precision strings.
+ccxt's own throttle stays on (it spaces one process's calls); the shared bucket spaces every
+process's. Quotes come from the exchange's best bid/ask stream (ccxt pro `watch_bids_asks`) where
+it has one, with REST polling (`fetch_bids_asks` / `fetch_ticker`) whenever the stream is quiet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from dataclasses import replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import ccxt.pro
+
+from stratbox.venues.base import (
+    DUPLICATE_CLIENT_ORDER_ID,
+    INSUFFICIENT_FUNDS_AT_VENUE,
+    VENUE_AUTH_FAILED,
+    VENUE_ORDER_NOT_FOUND,
+    VENUE_RATE_LIMITED,
+    VENUE_REJECTED,
+    VENUE_UNAVAILABLE,
+    Balance,
+    Bar,
+    Capabilities,
+    Instrument,
+    OrderIntent,
+    Position,
+    Quote,
+    QuoteHandler,
+    StreamHealth,
+    VenueAdapter,
+    VenueError,
+    VenueOrder,
+)
+from stratbox.venues.ratelimit import TokenBucket
+from stratbox.venues.streaming import stream_with_polling
+
+# Per exchange: options that keep ccxt on the spot API only (no margin/futures/wallet endpoints).
+_SPOT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
+}
+_TIMEFRAMES = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 14400: "4h", 86400: "1d"}
+# Duplicate client order id messages, per exchange (ccxt raises them as InvalidOrder).
+_DUPLICATE_MARKERS = ("Duplicate order sent", "Duplicate clientOrderId", "duplicate client order")
+
+
+def _d(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def _d_or_none(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+class CcxtAdapter(VenueAdapter):
+    def __init__(
+        self,
+        *,
+        credentials: dict[str, str],
+        config: dict[str, Any],
+        bucket: TokenBucket | None = None,
+        timeout: float = 10.0,
+        venue: str | None = None,
+    ) -> None:
+        exchange_id = str(config.get("exchange", "")).lower()
+        exchange_class = getattr(ccxt, exchange_id, None)
+        if exchange_id not in ccxt.exchanges or exchange_class is None:
+            raise VenueError(VENUE_REJECTED, f"ccxt has no exchange {exchange_id!r}")
+        self.venue = venue or exchange_id.upper()
+        self.config = config
+        self.bucket = bucket
+        options = {**_SPOT_OPTIONS.get(exchange_id, {}), **(config.get("options") or {})}
+        self.exchange: ccxt.Exchange = exchange_class(
+            {
+                "apiKey": credentials.get("api_key", ""),
+                "secret": credentials.get("secret") or credentials.get("api_secret", ""),
+                **({"password": credentials["password"]} if credentials.get("password") else {}),
+                **({"uid": credentials["uid"]} if credentials.get("uid") else {}),
+                "timeout": int(timeout * 1000),
+                "enableRateLimit": True,
+                "options": options,
+            }
+        )
+        self.exchange.number = str
+        if config.get("sandbox"):
+            self.exchange.set_sandbox_mode(True)
+        for name, url in (config.get("urls") or {}).items():
+            self.exchange.urls["api"][name] = url
+        self._lock = threading.Lock()  # one ccxt instance is not meant for concurrent calls
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def _call(self, method: str, *args: Any, sending: bool = False, **kwargs: Any) -> Any:
+        if self.bucket is not None:
+            self.bucket.take()
+        try:
+            with self._lock:
+                return getattr(self.exchange, method)(*args, **kwargs)
+        except ccxt.InsufficientFunds as exc:
+            raise VenueError(INSUFFICIENT_FUNDS_AT_VENUE, _message(exc)) from exc
+        except ccxt.OrderNotFound as exc:
+            raise VenueError(VENUE_ORDER_NOT_FOUND, _message(exc)) from exc
+        except (ccxt.RateLimitExceeded, ccxt.DDoSProtection) as exc:
+            retry_after = _retry_after(self.exchange)
+            if self.bucket is not None:
+                self.bucket.penalise(retry_after)
+            raise VenueError(VENUE_RATE_LIMITED, _message(exc), retry_after=retry_after) from exc
+        except ccxt.AuthenticationError as exc:
+            raise VenueError(VENUE_AUTH_FAILED, _message(exc)) from exc
+        except (ccxt.NetworkError, ccxt.OperationFailed) as exc:  # timeouts, resets, 5xx: unclear outcome
+            raise VenueError(VENUE_UNAVAILABLE, _message(exc), uncertain=sending) from exc
+        except ccxt.InvalidOrder as exc:
+            message = _message(exc)
+            if any(marker.lower() in message.lower() for marker in _DUPLICATE_MARKERS):
+                raise VenueError(DUPLICATE_CLIENT_ORDER_ID, message) from exc
+            raise VenueError(VENUE_REJECTED, message) from exc
+        except ccxt.BaseError as exc:
+            raise VenueError(VENUE_REJECTED, _message(exc)) from exc
+
+    def _markets(self) -> dict[str, Any]:
+        if not self.exchange.markets:
+            self._call("load_markets")
+        return self.exchange.markets
+
+    @staticmethod
+    def _order(raw: dict[str, Any]) -> VenueOrder:
+        filled = _d(raw.get("filled") or 0)
+        unified = raw.get("status")
+        if unified == "open":
+            status = "partially_filled" if filled > 0 else "accepted"
+        else:
+            status = {
+                "closed": "filled",
+                "canceled": "cancelled",
+                "expired": "expired",
+                "rejected": "rejected",
+            }.get(str(unified), "accepted")
+        return VenueOrder(
+            venue_order_id=str(raw.get("id")),
+            client_order_id=str(raw.get("clientOrderId") or ""),
+            symbol=str(raw.get("symbol") or ""),
+            side=str(raw.get("side")),
+            qty=_d(raw.get("amount") or 0),
+            filled_qty=filled,
+            avg_fill_price=_d_or_none(raw.get("average")),
+            status=status,
+            limit_price=_d_or_none(raw.get("price")) if raw.get("type") == "limit" else None,
+            raw_status=str(unified),
+        )
+
+    # -- the interface -----------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            order_types=("market", "limit"),
+            time_in_force=("gtc", "ioc", "fok"),
+            shorting=False,
+            fractional=True,
+            market_stream=self._streams(),
+        )
+
+    def _streams(self) -> bool:
+        pro = getattr(ccxt.pro, self.exchange.id, None)  # the sync class does not list websocket features
+        return bool(pro is not None and pro().has.get("watchBidsAsks"))
+
+    def check(self) -> None:
+        self._call("fetch_balance")
+
+    def instruments(self) -> list[Instrument]:
+        out = []
+        for market in self._markets().values():
+            if not market.get("spot"):
+                continue
+            precision, limits = market.get("precision") or {}, market.get("limits") or {}
+            lot = _d(precision.get("amount") or "0.00000001")
+            out.append(
+                Instrument(
+                    symbol=market["symbol"],
+                    venue_symbol=market["id"],
+                    tick=_d(precision.get("price") or "0.00000001"),
+                    lot=lot,
+                    min_qty=_d((limits.get("amount") or {}).get("min") or lot),
+                    status="active" if market.get("active", True) is not False else "halted",
+                    hours={},  # crypto spot trades around the clock
+                    name=f"{market.get('base')} / {market.get('quote')}",
+                    asset_class="crypto",
+                )
+            )
+        return out
+
+    def quotes(self, symbols: list[str]) -> dict[str, Quote]:
+        if not symbols:
+            return {}
+        now = time.time()
+        if self.exchange.has.get("fetchBidsAsks"):
+            raw = self._call("fetch_bids_asks", symbols)
+        else:
+            raw = {s: self._call("fetch_ticker", s) for s in symbols}
+        out = {}
+        for symbol in symbols:
+            ticker = raw.get(symbol)
+            if ticker and ticker.get("bid") is not None and ticker.get("ask") is not None:
+                ts = ticker.get("timestamp")
+                out[symbol] = Quote(
+                    symbol, _d(ticker["bid"]), _d(ticker["ask"]), float(ts) / 1000 if ts else now
+                )
+        return out
+
+    def bars(self, symbol: str, *, interval_seconds: int, start: datetime, end: datetime) -> list[Bar]:
+        timeframe = _TIMEFRAMES.get(interval_seconds)
+        if timeframe is None:
+            raise VenueError(VENUE_REJECTED, f"no {interval_seconds}s bars through ccxt")
+        self._markets()
+        since, until = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        bars: list[Bar] = []
+        while since <= until:
+            rows = self._call("fetch_ohlcv", symbol, timeframe, since, 1000, {"until": until})
+            rows = [r for r in rows if int(r[0]) <= until]
+            if not rows:
+                break
+            for ts, o, h, low, c, v in rows:
+                bars.append(
+                    Bar(
+                        datetime.fromtimestamp(int(ts) / 1000, tz=UTC),
+                        _d(o),
+                        _d(h),
+                        _d(low),
+                        _d(c),
+                        _d(v or 0),
+                    )
+                )
+            since = int(rows[-1][0]) + interval_seconds * 1000
+        return bars
+
+    def place(self, intent: OrderIntent) -> VenueOrder:
+        self._markets()
+        amount = self.exchange.amount_to_precision(intent.symbol, str(intent.qty))
+        price = (
+            self.exchange.price_to_precision(intent.symbol, str(intent.limit_price))
+            if intent.type == "limit"
+            else None
+        )
+        params: dict[str, Any] = {"clientOrderId": intent.client_order_id}
+        if intent.type == "limit":
+            params["timeInForce"] = intent.tif.upper()
+        raw = self._call(
+            "create_order", intent.symbol, intent.type, intent.side, amount, price, params, sending=True
+        )
+        order = self._order(raw)
+        return order if order.client_order_id else _with_client_id(order, intent.client_order_id)
+
+    def order_by_client_id(self, client_order_id: str, symbol: str) -> VenueOrder | None:
+        self._markets()
+        try:
+            return self._order(self._call("fetch_order", None, symbol, {"clientOrderId": client_order_id}))
+        except VenueError as exc:
+            if exc.code == VENUE_ORDER_NOT_FOUND:
+                return None
+            raise
+
+    def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
+        self._markets()
+        self._call("cancel_order", None, symbol, {"clientOrderId": client_order_id})
+        order = self.order_by_client_id(client_order_id, symbol)
+        if order is None:
+            raise VenueError(VENUE_ORDER_NOT_FOUND, f"no order {client_order_id} at {self.venue}")
+        return order
+
+    def positions(self) -> list[Position]:
+        """Spot holds currencies, not positions: every non-quote balance is a position (avg price unknown: 0)."""
+        quote_ccys = {m.get("quote") for m in self._markets().values()}
+        out = []
+        for balance in self.balances():
+            if balance.currency not in quote_ccys and balance.total != 0:
+                out.append(Position(balance.currency, balance.total, Decimal(0)))
+        return out
+
+    def balances(self) -> list[Balance]:
+        raw = self._call("fetch_balance")
+        out = []
+        for currency, total in (raw.get("total") or {}).items():
+            free = (raw.get("free") or {}).get(currency)
+            out.append(Balance(currency, _d(free or 0), _d(total or 0)))
+        return out
+
+    def stream_quotes(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
+    ) -> None:
+        stream_with_polling(
+            run_stream=functools.partial(self._run_stream, symbols, health=health)
+            if self._streams()
+            else None,
+            poll=lambda: self.quotes(symbols),
+            on_quote=on_quote,
+            stop=stop,
+            health=health,
+            stale_after=float(self.config.get("stale_after", 5.0)),
+            poll_interval=float(self.config.get("poll_interval", 1.0)),
+        )
+
+    def _run_stream(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth
+    ) -> None:
+        """ccxt pro's best bid/ask stream in this thread's own event loop; a dropped socket is retried."""
+        asyncio.run(self._watch(symbols, on_quote, stop, health))
+
+    async def _watch(
+        self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
+    ) -> None:
+        exchange = getattr(ccxt.pro, self.exchange.id)(
+            {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
+        )
+        exchange.number = str
+        for name, url in (self.config.get("urls") or {}).items():
+            exchange.urls["api"][name] = url
+        if self.config.get("ws_url"):
+            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
+        exchange.markets = None
+        connected, retries = False, 0
+        try:
+            await exchange.load_markets()
+            while not stop.is_set():
+                try:
+                    tickers = await asyncio.wait_for(exchange.watch_bids_asks(symbols), timeout=1.0)
+                except TimeoutError:  # nothing new: look at `stop` again
+                    continue
+                except ccxt.BaseError as exc:
+                    if connected:
+                        health.drops += 1
+                    connected, retries = False, retries + 1
+                    health.errors = [*health.errors[-9:], _message(exc)]
+                    await asyncio.sleep(min(0.2 * 2**retries, 10.0))
+                    continue
+                if not connected:
+                    health.connects += 1
+                    connected, retries = True, 0
+                for symbol, ticker in tickers.items():
+                    if ticker.get("bid") is not None and ticker.get("ask") is not None:
+                        ts = ticker.get("timestamp")
+                        on_quote(
+                            Quote(
+                                symbol,
+                                _d(ticker["bid"]),
+                                _d(ticker["ask"]),
+                                float(ts) / 1000 if ts else time.time(),
+                            )
+                        )
+        finally:
+            await exchange.close()
+
+
+def _message(exc: Exception) -> str:
+    return str(exc)[:500]
+
+
+def _retry_after(exchange: ccxt.Exchange) -> float:
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    try:
+        return float(headers.get("Retry-After") or headers.get("retry-after") or 1)
+    except ValueError:
+        return 1.0
+
+
+def _with_client_id(order: VenueOrder, client_order_id: str) -> VenueOrder:
+    return replace(order, client_order_id=client_order_id)

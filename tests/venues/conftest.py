@@ -1,0 +1,166 @@
+"""Loopback venues (venuesim) on 127.0.0.1 and adapters built the platform's way (registry).
+
+Each test gets a fresh venue state behind a real uvicorn server; the adapters use the venues'
+official clients (alpaca-py, ccxt) pointed at it through the configuration a deployment would use
+(`STRATBOX_VENUES`). Tests may import venuesim; the platform never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from stratbox.venues.base import VenueAdapter
+from stratbox.venues.registry import adapter_build
+from venuesim import alpaca as alpaca_sim
+from venuesim import binance as binance_sim
+from venuesim.engine import Instrument, Venue
+from venuesim.server import RunningServer, serve_in_thread
+
+ALPACA_KEYS = {"api_key_id": "PKTEST0000000001", "api_secret_key": "alpaca-sim-secret-0001"}
+BINANCE_KEYS = {"api_key": "binance-sim-key-0001", "secret": "binance-sim-secret-0001"}
+
+
+@dataclass
+class SimVenue:
+    name: str  # the broker name the platform knows it by
+    venue: Venue
+    server: RunningServer
+    credentials: dict[str, str]
+    symbol: str  # the platform symbol of its first instrument
+    venue_symbol: str
+    config: dict[str, Any]
+
+    def adapter(self, **kwargs: Any) -> VenueAdapter:
+        return adapter_build(self.name, self.credentials, **kwargs)
+
+
+def alpaca_venue() -> Venue:
+    venue = Venue("alpaca")
+    venue.add_instrument(
+        Instrument(
+            "AAPL",
+            "AAPL",
+            "USD",
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            Decimal("0.0001"),
+            Decimal("187.10"),
+            Decimal("187.12"),
+            name="Apple Inc. Common Stock",
+        )
+    )
+    venue.add_instrument(
+        Instrument(
+            "MSFT",
+            "MSFT",
+            "USD",
+            Decimal("0.01"),
+            Decimal("1"),
+            Decimal("1"),
+            Decimal("411.50"),
+            Decimal("411.56"),
+            name="Microsoft Corporation",
+            fractionable=False,
+        )
+    )
+    venue.add_account(ALPACA_KEYS["api_key_id"], ALPACA_KEYS["api_secret_key"], Decimal("100000"))
+    return venue
+
+
+def binance_venue() -> Venue:
+    venue = Venue("binance")
+    venue.add_instrument(
+        Instrument(
+            "BTCUSDT",
+            "BTC",
+            "USDT",
+            Decimal("0.01"),
+            Decimal("0.00001"),
+            Decimal("0.00001"),
+            Decimal("60000.00"),
+            Decimal("60000.10"),
+            asset_class="crypto",
+        )
+    )
+    venue.add_instrument(
+        Instrument(
+            "ETHUSDT",
+            "ETH",
+            "USDT",
+            Decimal("0.01"),
+            Decimal("0.0001"),
+            Decimal("0.0001"),
+            Decimal("3000.00"),
+            Decimal("3000.05"),
+            asset_class="crypto",
+        )
+    )
+    venue.add_account(BINANCE_KEYS["api_key"], BINANCE_KEYS["secret"], Decimal("100000"), "USDT")
+    return venue
+
+
+def _start(kind: str, settings: Any) -> SimVenue:
+    if kind == "alpaca":
+        venue = alpaca_venue()
+        server = serve_in_thread(alpaca_sim.create_app(venue))
+        ws = server.url.replace("http://", "ws://")
+        config = {
+            "adapter": "alpaca",
+            "simulated": True,
+            "label": "Alpaca",
+            "trading_url": server.url,
+            "data_url": server.url,
+            "stream_url": f"{ws}/v2/iex",
+            "stale_after": 3,
+            "poll_interval": 0.2,
+            "rate_per_second": 1000,
+            "burst": 1000,
+        }
+        sim = SimVenue("alpaca:sim", venue, server, ALPACA_KEYS, "AAPL", "AAPL", config)
+    else:
+        venue = binance_venue()
+        server = serve_in_thread(binance_sim.create_app(venue))
+        api = f"{server.url}/api/v3"
+        config = {
+            "adapter": "ccxt",
+            "exchange": "binance",
+            "simulated": True,
+            "label": "Binance",
+            "venue": "BINANCE",
+            "urls": {"public": api, "private": api},
+            "ws_url": server.url.replace("http://", "ws://") + "/ws",
+            "stale_after": 3,
+            "poll_interval": 0.2,
+            "rate_per_second": 1000,
+            "burst": 1000,
+        }
+        sim = SimVenue("ccxt:binance-sim", venue, server, BINANCE_KEYS, "BTC/USDT", "BTCUSDT", config)
+    settings.STRATBOX_VENUES = {**(getattr(settings, "STRATBOX_VENUES", None) or {}), sim.name: config}
+    return sim
+
+
+@pytest.fixture(params=["alpaca", "binance"])
+def sim(request: pytest.FixtureRequest, settings: Any) -> Iterator[SimVenue]:
+    """Each scenario runs once per venue, through its official client."""
+    started = _start(request.param, settings)
+    yield started
+    started.server.stop()
+
+
+@pytest.fixture
+def alpaca(settings: Any) -> Iterator[SimVenue]:
+    started = _start("alpaca", settings)
+    yield started
+    started.server.stop()
+
+
+@pytest.fixture
+def binance(settings: Any) -> Iterator[SimVenue]:
+    started = _start("binance", settings)
+    yield started
+    started.server.stop()
