@@ -19,7 +19,7 @@ from typing import Any
 from sandbox import Limits, SandboxClient
 from stratbox.engine import conf
 from stratbox.engine.replies import load_reply
-from strategies_store.models import StrategyVersion
+from strategies_store.models import StrategyStyle, StrategyVersion
 
 _lock = threading.Lock()
 _client: Any = None
@@ -93,7 +93,9 @@ def version_sources(version: Any) -> tuple[str, str]:
 
 
 def style_of(version: Any) -> str:
-    return "signal_bundle" if version.definition.style == "signal_bundle" else "tick"
+    """The style a host loads the version as (the tick path decides by `ticks.door.is_signal`)."""
+    signal = version.definition.style == StrategyStyle.SIGNAL_BUNDLE
+    return (StrategyStyle.SIGNAL_BUNDLE if signal else StrategyStyle.TICK).value
 
 
 def load(
