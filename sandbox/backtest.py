@@ -1,13 +1,12 @@
-"""Backtests inside the host: the whole bar loop and a paper broker, one IPC round trip per chunk.
+"""Backtests inside the host: the whole bar loop and a simulated broker, one IPC round trip per chunk.
 
-Fill model — the paper broker's (``stratbox.trading.brokers.paper``) with a bar as the quote
-price = bid = ask = close, as the replay feed publishes it: market orders fill at the bar's close
-plus/minus ``slippage_bps``; a limit order marketable on arrival (buy: close <= limit, sell:
-close >= limit) fills at once like a market order but never beyond its limit; otherwise it rests
-and fills at exactly its limit price on a later bar whose close crosses it (checked before that
-bar's ``on_tick``, as the engine marks resting orders to market on each new quote); every fill
-pays ``fee_bps`` of its notional. Broker state survives between chunks (and is returned so the
-client can restore it on a respawned host).
+Fill model — ``sandbox.fillmodel``, the one the paper broker (``stratbox.trading.brokers.paper``)
+uses too, with the order model of ``sandbox.simbroker``: at ``signal_close`` (the default) a market
+order fills at the signal bar's close plus/minus ``slippage_bps``; at ``next_open`` at the next
+bar's open. Resting limits and stops are checked against each later bar's open/high/low before
+that bar's ``on_tick`` (as the engine marks resting orders to market on each new quote); every
+fill pays ``fee_bps`` of its notional plus ``fee_fixed``. Broker state survives between chunks
+(and is returned so the client can restore it on a respawned host).
 """
 
 from __future__ import annotations
@@ -16,131 +15,31 @@ import base64
 import math
 import time
 from array import array
+from bisect import bisect_right
 from decimal import Decimal
 from itertools import chain, islice, repeat
 from typing import Any
 
+from sandbox import fillmodel as fm
 from sandbox import sdk
-from sandbox.context import CallRecord, ContextRevoked, order_problem
+from sandbox.barhistory import Columns, history_args, history_window
+from sandbox.context import (
+    CallRecord,
+    ContextRevoked,
+    SignalContext,
+    bracket_value,
+    order_number,
+    order_options_problem,
+    order_problem,
+)
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.runtime import Instance, check_entries, check_exit
+from sandbox.simbroker import SimBroker
 
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 
-class PaperBroker:
-    """Single-market paper broker with signed position accounting."""
-
-    def __init__(self, params: dict[str, Any], state: dict[str, Any] | None = None) -> None:
-        self.slippage = float(params.get("slippage_bps", 0.0)) / 1e4
-        self.fee_rate = float(params.get("fee_bps", 0.0)) / 1e4
-        s = state or {}
-        self.cash = float(s.get("cash", params.get("starting_balance", 10000.0)))
-        self.starting_balance = float(s.get("starting_balance", params.get("starting_balance", 10000.0)))
-        self.qty = float(s.get("qty", 0.0))
-        self.avg_price = float(s.get("avg_price", 0.0))
-        self.realized = float(s.get("realized", 0.0))
-        self.fees = float(s.get("fees", 0.0))
-        self.entry_ts = s.get("entry_ts")
-        self.pending: list[dict[str, Any]] = list(s.get("pending", []))
-        self.bars_total = int(s.get("bars_total", 0))
-        self.orders_total = int(s.get("orders_total", 0))
-        self.fills_total = int(s.get("fills_total", 0))
-        self.peak_equity = float(s.get("peak_equity", self.cash))
-        self.max_drawdown = float(s.get("max_drawdown", 0.0))
-        self.trades: list[dict[str, Any]] = []
-        # Every fill of the current chunk as [ts, signed qty, price, fee]: the caller rebuilds exact
-        # per-bar cash/position/equity from them (metrics use every bar; only fills cross the pipe).
-        self.fills: list[list[float]] = []
-        self.seq = int(s.get("seq", 0))
-
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "cash": self.cash,
-            "starting_balance": self.starting_balance,
-            "qty": self.qty,
-            "avg_price": self.avg_price,
-            "realized": self.realized,
-            "fees": self.fees,
-            "entry_ts": self.entry_ts,
-            "pending": self.pending,
-            "bars_total": self.bars_total,
-            "orders_total": self.orders_total,
-            "fills_total": self.fills_total,
-            "peak_equity": self.peak_equity,
-            "max_drawdown": self.max_drawdown,
-            "seq": self.seq,
-        }
-
-    def fill(self, side: str, qty: float, price: float, ts: float, reason: str | None) -> None:
-        signed = qty if side == "buy" else -qty
-        fee = abs(qty * price) * self.fee_rate
-        self.cash -= signed * price + fee
-        self.fees += fee
-        self.fills_total += 1
-        self.fills.append([ts, signed, price, fee])
-        old = self.qty
-        if old == 0 or (old > 0) == (signed > 0):  # open or add
-            total = old + signed
-            self.avg_price = (self.avg_price * abs(old) + price * abs(signed)) / abs(total)
-            if old == 0:
-                self.entry_ts = ts
-            self.qty = total
-            return
-        closed = min(abs(old), abs(signed))
-        direction = 1.0 if old > 0 else -1.0
-        pnl = (price - self.avg_price) * closed * direction - fee
-        self.realized += pnl
-        self.trades.append(
-            {
-                "entry_ts": self.entry_ts,
-                "exit_ts": ts,
-                "side": "long" if old > 0 else "short",
-                "qty": closed,
-                "entry_price": self.avg_price,
-                "exit_price": price,
-                "price": price,
-                "pnl": pnl,
-                "reason": reason or "exit",
-            }
-        )
-        self.qty = old + signed
-        if abs(self.qty) < 1e-12:
-            self.qty = 0.0
-            self.avg_price = 0.0
-            self.entry_ts = None
-        elif (self.qty > 0) != (old > 0):  # flipped: remainder opens a new position
-            self.avg_price = price
-            self.entry_ts = ts
-
-    def market(self, side: str, qty: float, close: float, ts: float, tag: str | None) -> None:
-        price = close * (1 + self.slippage) if side == "buy" else close * (1 - self.slippage)
-        self.fill(side, qty, price, ts, tag)
-
-    def limit(self, order: dict[str, Any], close: float, ts: float) -> None:
-        """A new limit order: filled now when marketable (never beyond its limit), else resting."""
-        side, limit_price = order["side"], order["price"]
-        if side == "buy" and close <= limit_price:
-            self.fill("buy", order["qty"], min(close * (1 + self.slippage), limit_price), ts, order["tag"])
-        elif side == "sell" and close >= limit_price:
-            self.fill("sell", order["qty"], max(close * (1 - self.slippage), limit_price), ts, order["tag"])
-        else:
-            self.pending.append(order)
-
-    def on_bar(self, ts: float, close: float) -> None:
-        keep = []
-        for order in self.pending:
-            if order["side"] == "buy" and close <= order["price"]:
-                self.fill("buy", order["qty"], order["price"], ts, order["tag"])
-            elif order["side"] == "sell" and close >= order["price"]:
-                self.fill("sell", order["qty"], order["price"], ts, order["tag"])
-            else:
-                keep.append(order)
-        # In place: the bar loop holds this very list to skip the broker on bars without orders.
-        self.pending[:] = keep
-
-    def equity(self, close: float) -> float:
-        return self.cash + self.qty * close
+PaperBroker = SimBroker  # the name the backtest broker had before the order model
 
 
 class BacktestContext:
@@ -151,9 +50,16 @@ class BacktestContext:
     from it, so the loop does not pay three writes per bar.
     """
 
-    __slots__ = ("_broker", "_rec", "_revoked", "_tick", "_market", "_quota_tick", "_quota")
+    __slots__ = ("_broker", "_rec", "_revoked", "_tick", "_market", "_quota_tick", "_quota", "_bars")
 
-    def __init__(self, broker: PaperBroker, rec: CallRecord, market: str) -> None:
+    def __init__(
+        self,
+        broker: PaperBroker,
+        rec: CallRecord,
+        market: str,
+        bars: tuple[Columns | None, Columns | None] = (None, None),
+    ) -> None:
+        self._bars = bars  # (the bars of earlier chunks, this chunk's columns) for history()
         self._broker = broker
         self._rec = rec
         self._revoked = False
@@ -192,9 +98,27 @@ class BacktestContext:
         price: float = self._tick[2]
         return price
 
-    def get_orders(self) -> list[dict[str, Any]]:
+    def history(self, n: Any, field: Any = "close") -> list[float]:
+        """As the live context's: the last ``n`` bars' ``field``, oldest first, ending with this bar.
+
+        The current bar is found by its ts (the trusted side sends strictly increasing ts): a
+        bisection only when asked, so the bar loop pays nothing for it.
+        """
         self._check()
-        return [dict(o) for o in self._broker.pending]
+        history_args(n, field)
+        tail, cols = self._bars
+        end = bisect_right(cols["ts"], self._tick[1]) if cols is not None else 0
+        return history_window(tail, cols, end, n, field)
+
+    def get_orders(self) -> list[dict[str, Any]]:
+        """Open orders and the latest closed ones, each with its live status."""
+        self._check()
+        return self._broker.order_views()
+
+    def get_equity(self) -> float:
+        """Cash plus the position marked at the current price."""
+        self._check()
+        return self._broker.equity(self._tick[2])
 
     def get_position(self) -> dict[str, Any] | None:
         self._check()
@@ -222,34 +146,78 @@ class BacktestContext:
         self._rec.log(level, msg)
 
     def place_order(
-        self, side: Any, qty: Any, type: Any = "market", price: Any = None, tag: Any = None
+        self,
+        side: Any,
+        qty: Any,
+        type: Any = "market",
+        price: Any = None,
+        tag: Any = None,
+        stop_price: Any = None,
+        tif: Any = "gtc",
+        sl: Any = None,
+        tp: Any = None,
+        reduce_only: Any = False,
+        expire_at: Any = None,
     ) -> sdk.OrderReceipt:
         self._check()
-        reason = order_problem(side, qty, type, price, tag)
+        reason = order_problem(side, qty, type, price, tag, stop_price) or order_options_problem(
+            tif, reduce_only, sl, tp, expire_at
+        )
         if reason is None:
-            tick = self._tick
-            if self._quota_tick is not tick:  # first order on this bar: a fresh quota
-                self._quota_tick = tick
-                self._quota = 0
-            if self._quota >= self._rec.limits.max_orders_per_call:
-                reason = "ORDER_QUOTA_EXCEEDED"
+            reason = self._take_quota()
         if reason is not None:
             return sdk.OrderReceipt(None, "rejected", reason)
-        self._quota += 1
-        b = self._broker
-        b.seq += 1
-        b.orders_total += 1
-        coid = f"bt-{b.seq}"
         tick = self._tick
-        if type == "market":
-            b.market(side, float(qty), tick[2], tick[1], tag)
-        else:
-            b.limit(
-                {"client_order_id": coid, "side": side, "qty": float(qty), "price": float(price), "tag": tag},
-                tick[2],
-                tick[1],
-            )
-        return sdk.OrderReceipt(coid, "submitted", None)
+        order = self._broker.new_order(
+            side=side,
+            qty=float(qty),
+            type=type,
+            limit=order_number(price) if price is not None else None,
+            stop=order_number(stop_price) if stop_price is not None else None,
+            tif=tif,
+            expire_at=order_number(expire_at) if expire_at is not None else None,
+            reduce_only=reduce_only,
+            sl=bracket_value(sl),
+            tp=bracket_value(tp),
+            tag=tag,
+            ts=tick[1],
+            price=tick[2],
+        )
+        return _receipt(order)
+
+    def _take_quota(self) -> str | None:
+        tick = self._tick
+        if self._quota_tick is not tick:  # first order on this bar: a fresh quota
+            self._quota_tick = tick
+            self._quota = 0
+        if self._quota >= self._rec.limits.max_orders_per_call:
+            return "ORDER_QUOTA_EXCEEDED"
+        self._quota += 1
+        return None
+
+    def cancel_order(self, client_order_id: Any) -> bool:
+        """Cancel an open order; False when no open order has that id (filled, gone or never)."""
+        self._check()
+        if type(client_order_id) is not str:
+            return False
+        return self._broker.cancel(client_order_id, self._tick[1])
+
+    def close_position(self, tag: Any = None) -> sdk.OrderReceipt | None:
+        """Close the whole position with a reduce-only market order (None when flat)."""
+        self._check()
+        if tag is not None and (type(tag) is not str or len(tag) > 64):
+            return sdk.OrderReceipt(None, "rejected", "INVALID_TAG")
+        reason = self._take_quota()
+        if reason is not None:
+            return sdk.OrderReceipt(None, "rejected", reason)
+        order = self._broker.close_position(self._tick[1], self._tick[2], tag)
+        return _receipt(order) if order is not None else None
+
+
+def _receipt(order: dict[str, Any]) -> sdk.OrderReceipt:
+    if order["status"] == "rejected":
+        return sdk.OrderReceipt(order["client_order_id"], "rejected", order["reason"])
+    return sdk.OrderReceipt(order["client_order_id"], "submitted", None)
 
 
 def _float_column(raw: Any, what: str) -> list[Any]:
@@ -303,6 +271,7 @@ def run_backtest(
     broker_state: dict[str, Any] | None,
     market: str = "BT",
     packed: bool = False,
+    history_tail: Any = None,
 ) -> dict[str, Any]:
     """Run one chunk of bars through ``inst``; return trades, equity points and progress counters.
 
@@ -319,16 +288,18 @@ def run_backtest(
     broker: PaperBroker = inst.backtest
     broker.trades = []
     broker.fills = []
+    broker.denials = []
     rec = inst.rec = CallRecord(inst.limits, drop_logs=True)
     ts_c, o_c, h_c, l_c, c_c, v_c = (cols[k] for k in BAR_FIELDS)
+    bars = (_tail(history_tail), cols)
     t1 = time.perf_counter()
     n = len(c_c)
     step = max(1, n // 500)
     equity: list[list[float]] = []
     if inst.style == "tick":
-        _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity)
+        _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity, bars)
     else:
-        _signal_loop(inst, broker, rec, market, ts_c, h_c, l_c, c_c, step, equity, broker_params)
+        _signal_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, step, equity, broker_params, bars)
     t2 = time.perf_counter()
     broker.bars_total += n
     text = inst._finish(rec)
@@ -363,6 +334,8 @@ def run_backtest(
         "timings": {"columns_s": t1 - t0, "loop_s": t2 - t1, "pack_s": time.perf_counter() - t2},
         "logs": rec.logs,
         "logs_dropped": rec.logs_dropped,
+        # Orders the risk gate or the margin check denied in this chunk, with their codes.
+        "denials": broker.denials,
         "progress": {
             "bars": n,
             "bars_total": broker.bars_total,
@@ -379,6 +352,13 @@ def run_backtest(
         },
         "broker": broker.to_state(),
     }
+
+
+def _tail(raw: Any) -> Columns | None:
+    """The bars of earlier chunks (packed columns from the client), for ``history``."""
+    if type(raw) is not dict:
+        return None
+    return {k: _float_column(raw[k], k) for k in BAR_FIELDS if k in raw}
 
 
 def _b64(values: Any) -> str:
@@ -410,6 +390,7 @@ def _tick_loop(
     v_c: list[float],
     step: int,
     equity: list[list[float]],
+    bars: tuple[Columns | None, Columns | None] = (None, None),
 ) -> None:
     """The per-bar loop: what runs a million times, so every line here is counted.
 
@@ -419,7 +400,7 @@ def _tick_loop(
     updated in place); equity is sampled once per block of ``step`` bars, not tested per bar.
     """
     obj = inst.obj
-    ctx = BacktestContext(broker, rec, market)
+    ctx = BacktestContext(broker, rec, market, bars)
     object.__setattr__(obj, "_sb_context", ctx)
     on_tick = obj.on_tick
     pending = broker.pending
@@ -434,7 +415,7 @@ def _tick_loop(
             tick: Any = None
             for tick in islice(ticks, step):
                 if pending:
-                    on_bar(tick[1], tick[9])
+                    on_bar(tick[1], tick[6], tick[7], tick[8], tick[9], tick[5])
                 ctx._tick = tick
                 on_tick(tick)
             _mark(broker, equity, tick[1], tick[9])
@@ -445,22 +426,44 @@ def _tick_loop(
         inst._revoke_obj_context()
 
 
+def _signal_size(params: dict[str, Any], confidence: Any, price: float) -> float:
+    """An entry's quantity: the instance's sizing (``fillmodel.entry_notional``, as the engine
+    sizes live entries) when the backtest reuses an instance, else the fixed ``qty`` parameter."""
+    sizing = params.get("sizing")
+    if not sizing or "total_capital" not in sizing:
+        return float(params.get("qty", 1.0))
+    p = float(confidence) if type(confidence) in (int, float) and math.isfinite(confidence) else 0.0
+    pct = sizing.get("percent_capital", 10)
+    notional = fm.entry_notional(
+        sizing.get("method", "fixed"),
+        float(sizing["capital_per_trade"]),
+        float(sizing["total_capital"]),
+        min(max(p, 0.0), 1.0),
+        float(pct) if type(pct) in (int, float) and math.isfinite(pct) and pct > 0 else 10.0,
+    )
+    notional = math.floor(notional * 100 + 1e-9) / 100
+    qty = notional / price if price > 0 else 0.0
+    lot = float(sizing.get("lot_size") or 0)
+    if lot > 0:
+        qty = math.floor(qty / lot + 1e-9) * lot
+    return round(qty, 8)
+
+
 def _signal_loop(
     inst: Instance,
     broker: PaperBroker,
     rec: CallRecord,
     market: str,
     ts_c: list[float],
+    o_c: list[float],
     h_c: list[float],
     l_c: list[float],
     c_c: list[float],
     step: int,
     equity: list[list[float]],
     params: dict[str, Any],
+    bars: tuple[Columns | None, Columns | None] = (None, None),
 ) -> None:
-    from sandbox.context import SignalContext
-
-    qty = float(params.get("qty", 1.0))
     state = inst._get_state()
     assert inst.entry is not None and inst.exit is not None
     entry, exit_ = inst.entry, inst.exit
@@ -469,14 +472,14 @@ def _signal_loop(
         ts = ts_c[i]
         inst.history.append(c)
         if broker.pending:
-            broker.on_bar(ts, c)
+            broker.on_bar(ts, o_c[i], h_c[i], l_c[i], c)
         snapshot = {
             "mode": "active",
             "now": ts,
             "quote": {"market": market, "price": c, "bid": c, "ask": c, "ts": ts},
             "balance": repr(broker.cash),
         }
-        ctx = SignalContext(rec, snapshot, inst.config, state, tuple(inst.history))
+        ctx = SignalContext(rec, snapshot, inst.config, state, tuple(inst.history), (bars[0], bars[1], i + 1))
         try:
             if broker.qty != 0:
                 pos = sdk.Position(
@@ -491,19 +494,30 @@ def _signal_loop(
                 )
                 sig = check_exit(inst._user_call(exit_, ctx, pos), pos)
                 if sig is not None:
-                    broker.market(
-                        "sell" if broker.qty > 0 else "buy", abs(broker.qty), c, ts, sig["reason"] or "exit"
-                    )
-            if broker.qty == 0:
+                    broker.close_position(ts, c, sig["reason"] or "exit")
+            if broker.qty == 0 and not _entry_resting(broker):
                 entries = check_entries(inst._user_call(entry, ctx), inst.limits.max_signals_per_call)
                 if entries:  # single-market backtest: the first entry signal opens the position
                     e = entries[0]
-                    broker.seq += 1
-                    broker.orders_total += 1
-                    broker.market("buy" if e["side"] == "long" else "sell", qty, c, ts, e["reason"])
+                    qty = _signal_size(params, e.get("confidence", 1.0), c)
+                    if qty > 0:
+                        broker.new_order(
+                            side="buy" if e["side"] == "long" else "sell",
+                            qty=qty,
+                            tag=e["reason"],
+                            ts=ts,
+                            price=c,
+                            sl=e.get("sl"),
+                            tp=e.get("tp"),
+                        )
         finally:
             ctx._revoke()
         if i % step == 0:
             _mark(broker, equity, ts, c)
     if c_c:
         _mark(broker, equity, ts_c[-1], c_c[-1])
+
+
+def _entry_resting(broker: PaperBroker) -> bool:
+    """An entry order still waits for its fill (``next_open``): no second entry meanwhile."""
+    return any(not o["reduce_only"] for o in broker.pending)

@@ -33,6 +33,7 @@ from typing import Any
 import RestrictedPython
 
 from sandbox import uids
+from sandbox.barhistory import MAX_HISTORY_BARS
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.host import BOOT
 from sandbox.limits import Limits
@@ -350,6 +351,9 @@ class _Spec:
     config_schema: dict[str, Any] | None
     state: Any = None
     broker_state: dict[str, Any] | None = None
+    # The last bars of the chunks already run (packed columns): ``context.history`` reaches back
+    # across chunks, and a respawned host gets them again with the next chunk.
+    history_tail: dict[str, bytes] | None = None
     schema: dict[str, Any] = field(default_factory=dict)
 
 
@@ -704,12 +708,14 @@ class SandboxClient:
                 "bars": columns,
                 "broker_params": broker_params,
                 "broker_state": spec.broker_state if spec else None,
+                "history_tail": spec.history_tail if spec else None,
                 "market": market,
                 "packed": packed,
             }
             result, spec = self._call_dict(
                 tenant_id, instance_id, msg, self.limits.backtest_timeout, "backtest chunk"
             )
+            spec.history_tail = _history_tail(spec.history_tail, columns)
             spec.broker_state = result.get("broker")
             spec.state = result.get("state", spec.state)
             return result
@@ -786,6 +792,21 @@ def _packed_columns(
             out[k] = array("d", col).tobytes()
         except (TypeError, ValueError, OverflowError):
             raise SandboxError(ErrorCode.BAD_REQUEST, f"bar column {k} must hold numbers") from None
+    return out
+
+
+def _history_tail(tail: dict[str, bytes] | None, columns: dict[str, bytes]) -> dict[str, bytes]:
+    """The last MAX_HISTORY_BARS bars of ``tail`` followed by ``columns`` (missing open/high/low
+    stand in as the close and a missing volume as zeros, as the host does)."""
+    close = columns.get("close", b"")
+    keep = MAX_HISTORY_BARS * 8
+    out: dict[str, bytes] = {}
+    for k in _BAR_COLUMNS:
+        col = columns.get(k)
+        if col is None or len(col) != len(close):
+            col = bytes(len(close)) if k == "volume" else close
+        joined = (tail or {}).get(k, b"") + col
+        out[k] = joined[-keep:] if len(joined) > keep else joined
     return out
 
 

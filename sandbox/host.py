@@ -192,6 +192,7 @@ class Host:
                     msg.get("broker_state"),
                     msg.get("market") or "BT",
                     packed=msg.get("packed") is True,
+                    history_tail=msg.get("history_tail"),
                 )
         except BaseException:
             self.dirty.add(iid)

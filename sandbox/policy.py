@@ -61,7 +61,7 @@ from typing import Any
 
 from RestrictedPython.transformer import ALLOWED_FUNC_NAMES, INSPECT_ATTRIBUTES, RestrictingNodeTransformer
 
-from sandbox import sdk
+from sandbox import indicators, sdk
 
 # ---------------------------------------------------------------------------------------------
 # The allow-list shown to users: module -> exposed names.
@@ -242,10 +242,14 @@ ALLOWED_IMPORTS: dict[str, list[str]] = {
         "xor",
     ],
     "sandbox.sdk": sorted(sdk.SDK_EXPORTS),
+    "sandbox.indicators": sorted(indicators.INDICATOR_EXPORTS),
     "typing": sorted([*TYPING_NAMES, "TYPE_CHECKING", "cast"]),
     "__future__": ["annotations"],
 }
 """Modules user code may import and the names each exposes (``random`` is seeded per instance)."""
+
+SANDBOX_MODULES: frozenset[str] = frozenset({"sandbox.sdk", "sandbox.indicators"})
+"""The platform's own modules offered to user code (``from sandbox import sdk, indicators``)."""
 
 _REAL_MODULES: dict[str, Any] = {
     "math": math,
@@ -260,6 +264,7 @@ _REAL_MODULES: dict[str, Any] = {
     "bisect": bisect,
     "re": re,
     "operator": operator,
+    "sandbox.indicators": indicators,
 }
 
 # Attribute names refused at compile time (beyond anything starting with "_").
@@ -639,8 +644,9 @@ class StratboxPolicy(RestrictingNodeTransformer):
 
     def visit_Import(self, node: ast.Import) -> Any:
         for alias in node.names:
-            if alias.name == "sandbox.sdk" and alias.asname is None:
-                self.error(node, "use 'from sandbox import sdk' or 'from sandbox.sdk import ...'")
+            if alias.name in SANDBOX_MODULES and alias.asname is None:
+                short = alias.name.rpartition(".")[2]
+                self.error(node, f"use 'from sandbox import {short}' or 'from {alias.name} import ...'")
             self._check_module(node, alias.name, [])
         return self.check_import_names(node)
 
@@ -650,9 +656,10 @@ class StratboxPolicy(RestrictingNodeTransformer):
             return node
         module = node.module or ""
         if module == "sandbox":
-            self._check_module(node, "sandbox.sdk", [])
             for alias in node.names:
-                if alias.name != "sdk":
+                if f"sandbox.{alias.name}" in SANDBOX_MODULES:
+                    self._check_module(node, f"sandbox.{alias.name}", [])
+                else:
                     self.error(node, f"import of sandbox.{alias.name} is not allowed")
         else:
             self._check_module(node, module, [a.name for a in node.names])
@@ -939,7 +946,7 @@ class Runtime:
         if name == "sandbox.sdk":
             return {n: _expose("sdk", n, v) for n, v in sdk.SDK_EXPORTS.items()}
         if name == "sandbox":
-            return {"sdk": self.module("sandbox.sdk")}
+            return {"sdk": self.module("sandbox.sdk"), "indicators": self.module("sandbox.indicators")}
         if name == "__future__":
             # The compiler acts on the import; the value bound at run time is plain data, not the
             # shared __future__._Feature object.
@@ -1072,7 +1079,7 @@ def make_globals(rt: Runtime, module_name: str = "strategy") -> dict[str, Any]:
     ) -> Any:
         if level != 0 or type(name) is not str:
             raise rt.violation("relative imports are not allowed")
-        if name == "sandbox" or (name == "sandbox.sdk" and not fromlist):
+        if name == "sandbox" or (name in SANDBOX_MODULES and not fromlist):
             return rt.module("sandbox")
         if name not in ALLOWED_IMPORTS:
             # C code inside allowed functions (datetime.strptime -> _strptime) imports through the

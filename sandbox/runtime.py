@@ -19,7 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox import sdk
-from sandbox.context import CallRecord, SignalContext, TickContext, make_position
+from sandbox.context import (
+    CallRecord,
+    SignalContext,
+    TickContext,
+    bracket_problem,
+    bracket_value,
+    make_position,
+)
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.limits import Limits
 from sandbox.outputs import check_json, check_widgets, text_problem
@@ -527,7 +534,21 @@ def check_entries(result: Any, limit: int) -> list[dict[str, Any]]:
             raise SandboxError(
                 ErrorCode.BAD_OUTPUT, "EntrySignal.confidence must be a number between 0 and 1"
             )
-        out.append({"market": sig.market, "side": sig.side, "reason": sig.reason, "confidence": float(conf)})
+        entry: dict[str, Any] = {
+            "market": sig.market,
+            "side": sig.side,
+            "reason": sig.reason,
+            "confidence": float(conf),
+        }
+        for leg in ("sl", "tp"):
+            value = getattr(sig, leg)
+            if value is not None:
+                if bracket_problem(value):
+                    raise SandboxError(
+                        ErrorCode.BAD_OUTPUT, f"EntrySignal.{leg} must be a positive price or a '2%' fraction"
+                    )
+                entry[leg] = bracket_value(value)
+        out.append(entry)
     return out
 
 

@@ -71,20 +71,35 @@ def _readonly_delattr(self: object, name: str) -> None:
 
 
 class EntrySignal(metaclass=SealedMeta):
-    """A request to open a position; the engine sizes it from the instance's capital allocation."""
+    """A request to open a position; the engine sizes it from the instance's capital allocation.
 
-    __slots__ = ("market", "side", "reason", "confidence")
+    ``sl`` / ``tp``: an optional stop-loss / take-profit attached to the entry once it fills (a
+    price, or ``"2%"`` of the fill price), as ``place_order`` takes them."""
+
+    __slots__ = ("market", "side", "reason", "confidence", "sl", "tp")
     _sdk_sealed = True
     market: str
     side: str
     reason: str
     confidence: float
+    sl: Any
+    tp: Any
 
-    def __init__(self, market: str, side: str = "long", reason: str = "", confidence: float = 1.0) -> None:
+    def __init__(
+        self,
+        market: str,
+        side: str = "long",
+        reason: str = "",
+        confidence: float = 1.0,
+        sl: Any = None,
+        tp: Any = None,
+    ) -> None:
         object.__setattr__(self, "market", market)
         object.__setattr__(self, "side", side)
         object.__setattr__(self, "reason", reason)
         object.__setattr__(self, "confidence", confidence)
+        object.__setattr__(self, "sl", sl)
+        object.__setattr__(self, "tp", tp)
 
     __setattr__ = _readonly_setattr
     __delattr__ = _readonly_delattr

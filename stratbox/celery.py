@@ -5,6 +5,8 @@ import os
 from celery import Celery
 from celery.signals import celeryd_after_setup, task_postrun, task_prerun, worker_ready, worker_shutdown
 
+from stratbox.workers import on_worker_ready, on_worker_setup, on_worker_shutdown
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stratbox.settings")
 
 app = Celery("stratbox")
@@ -30,22 +32,16 @@ def route_task(name: str, *args: object, **kwargs: object) -> dict[str, str] | N
 
 @worker_ready.connect
 def _heartbeat_start(sender: object = None, **kwargs: object) -> None:
-    from stratbox.workers import on_worker_ready
-
     on_worker_ready(sender)
 
 
 @celeryd_after_setup.connect
 def _long_work_yields(sender: object = None, instance: object = None, **kwargs: object) -> None:
-    from stratbox.workers import on_worker_setup
-
     on_worker_setup(instance)
 
 
 @worker_shutdown.connect
 def _heartbeat_stop(**kwargs: object) -> None:
-    from stratbox.workers import on_worker_shutdown
-
     on_worker_shutdown()
 
 

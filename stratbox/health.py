@@ -23,6 +23,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
 from stratbox import workers
+from stratbox.celery import app, long_queue
 
 CACHE_SECONDS = 1.0
 
@@ -40,8 +41,6 @@ def _check_redis() -> str:
 
 
 def _check_workers() -> str:
-    from stratbox.celery import app, long_queue
-
     alive = workers.workers_alive()
     queues = {queue for consumed in alive.values() for queue in consumed}
     missing = [q for q in (app.conf.task_default_queue, long_queue()) if q not in queues]

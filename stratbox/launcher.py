@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -68,7 +69,6 @@ def _start_embedded_postgres() -> Any:
     """
     # Imported only when no DATABASE_URL is set (pgserver is large and starts nothing by itself).
     import pgserver  # type: ignore[import-untyped]
-    import psycopg
 
     server = pgserver.get_server(VAR_DIR / "postgres", cleanup_mode="stop")
     # The database the settings name (EMBEDDED_DATABASE) on the server's socket directory.

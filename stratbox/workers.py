@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import redis
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def client() -> redis.Redis:
     global _client
     with _client_lock:
         if _client is None:
-            from django.conf import settings
-
             pool = redis.BlockingConnectionPool.from_url(
                 settings.REDIS_URL, max_connections=4, timeout=1.0, socket_timeout=1.0,
                 socket_connect_timeout=1.0, decode_responses=True,
@@ -118,8 +117,6 @@ def on_worker_setup(worker: Any) -> None:
     pool starts: the pool processes and the sandbox hosts they spawn inherit it. On a shared core
     the scheduler then runs a tick (and the dispatcher, web, PostgreSQL, Redis) as soon as it is
     ready, and a backtest with the time left over; alone, a backtest still gets the whole core."""
-    from django.conf import settings  # this module is loaded while the settings are
-
     from stratbox.celery import LONG_QUEUE_SUFFIX  # the Celery app imports this module
 
     app = getattr(worker, "app", None)

@@ -25,6 +25,8 @@ from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
     backtest_trade_list,
+    dataset_get,
+    dataset_list,
     market_get,
     version_get_for_tenant,
 )
@@ -34,6 +36,7 @@ from stratbox.backtests.services import (
     backtest_cancel,
     backtest_create,
     bars_from_csv,
+    bars_from_dataset,
 )
 from stratbox.instances.selectors import instance_get, instance_list
 from stratbox.markets.selectors import bar_ranges
@@ -42,7 +45,7 @@ from tenants.errors import ApplicationError, form_add_error
 from tenants.throttling import BacktestCreateThrottle
 
 # The service names logical inputs; the form has one field per thing the user touched.
-FIELD_MAP = {"config": "version", "csv": "csv_file"}
+FIELD_MAP = {"config": "version", "csv": "csv_file", "dataset": "dataset"}
 
 
 class BacktestForm(forms.Form):
@@ -65,10 +68,19 @@ class BacktestForm(forms.Form):
         help_text="Empty: after the last stored bar.",
     )
     interval_seconds = forms.IntegerField(min_value=1, initial=60, label="Bar interval (seconds)")
+    dataset = forms.ChoiceField(
+        required=False,
+        label="…or a stored dataset (a CSV you imported before)",
+        help_text="Imported once, reused by any number of backtests.",
+    )
     csv_file = forms.FileField(
         required=False,
         label="…or upload bars (CSV)",
-        help_text="Columns ts, open, high, low, close, volume; a bad row is reported with its line.",
+        help_text=(
+            "A time column (Date, Datetime, timestamp or ts; or a leading index column, as "
+            "backtesting.py and yfinance export) and Open, High, Low, Close[, Volume]. A bad row is "
+            "reported with its line; the file is stored as a dataset for later runs."
+        ),
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
     chunk_bars = forms.IntegerField(
@@ -94,6 +106,9 @@ class BacktestForm(forms.Form):
                 (str(v.id), f"{definition.key} v{v.number}") for v in version_list(definition=definition)
             ]
         self.fields["version"].choices = versions
+        self.fields["dataset"].choices = [("", "—")] + [
+            (str(d.id), _dataset_label(d)) for d in dataset_list(tenant=tenant)[:200]
+        ]
         # What history is stored, per market: shown in the choices, used when From/To are empty.
         self.ranges = bar_ranges()
         markets = markets_active()
@@ -111,11 +126,16 @@ class BacktestForm(forms.Form):
         data = super().clean()
         if bool(data.get("instance")) == bool(data.get("version")):
             self.add_error("version", "Choose an instance or a strategy version (one of the two).")
-        if not data.get("csv_file") and not data.get("market") and not data.get("instance"):
-            self.add_error("market", "Choose a market and a date range, or upload a CSV of bars.")
+        if data.get("csv_file") and data.get("dataset"):
+            self.add_error("dataset", "Choose a stored dataset or upload a CSV (one of the two).")
+        file_bars = data.get("csv_file") or data.get("dataset")
+        if not file_bars and not data.get("market") and not data.get("instance"):
+            self.add_error(
+                "market", "Choose a market and a date range, a stored dataset, or upload a CSV of bars."
+            )
         market = data.get("market")
         stored = self.ranges.get(int(market)) if market and str(market).isdigit() else None
-        if stored is not None and not data.get("csv_file"):
+        if stored is not None and not file_bars:
             # An empty From / To means the whole stored range, as the form shows it.
             first, last, _ = stored
             if not data.get("start"):
@@ -123,6 +143,13 @@ class BacktestForm(forms.Form):
             if not data.get("end"):
                 data["end"] = last + timedelta(seconds=data.get("interval_seconds") or 60)
         return data
+
+
+def _dataset_label(dataset: Any) -> str:
+    return (
+        f"{dataset.name} — {dataset.rows:,} bars, {dataset.first_ts:%Y-%m-%d %H:%M} to "
+        f"{dataset.last_ts:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _market_label(market: Any, stored: tuple[Any, Any, int] | None) -> str:
@@ -153,7 +180,7 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
             backtest = backtest_create(
                 tenant=tenant,
                 actor=request.user,
-                bars=_bars(data, instance),
+                bars=_bars(request, data, instance),
                 version=version,
                 instance=instance,
                 starting_capital=data.get("starting_capital"),
@@ -172,15 +199,23 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
     return render(request, "frontend/backtests/new.html", {"form": form}, status=400)
 
 
-def _bars(data: dict[str, Any], instance: Any) -> BarsSpec:
+def _bars(request: HttpRequest, data: dict[str, Any], instance: Any) -> BarsSpec:
     upload = data.get("csv_file")
+    market_code = instance.market.code if instance is not None else "CSV"
     if upload is not None:
         return bars_from_csv(
             upload.read(),
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=request.user,
             filename=upload.name or "",
             interval_seconds=data["interval_seconds"],
-            market_code=instance.market.code if instance is not None else "CSV",
+            market_code=market_code,
         )
+    if data.get("dataset"):
+        dataset = dataset_get(tenant=request.tenant, dataset_id=data["dataset"])  # type: ignore[attr-defined]
+        if dataset is None:
+            raise Http404("Dataset not found.")
+        return bars_from_dataset(dataset, interval_seconds=data["interval_seconds"], market_code=market_code)
     market = (
         market_get(market=data["market"]) if data.get("market") else (instance.market if instance else None)
     )

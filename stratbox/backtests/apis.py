@@ -15,11 +15,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from stratbox.backtests.datasets import dataset_delete, dataset_import
 from stratbox.backtests.models import Backtest, BacktestStatus
 from stratbox.backtests.selectors import (
     backtest_get,
     backtest_list,
     backtest_trade_list,
+    dataset_get,
+    dataset_list,
     market_get,
     version_get_for_tenant,
 )
@@ -29,6 +32,8 @@ from stratbox.backtests.serializers import (
     BacktestEquityOutput,
     BacktestOutput,
     BacktestTradeOutput,
+    BarDatasetImportInput,
+    BarDatasetOutput,
     paginated,
 )
 from stratbox.backtests.services import (
@@ -36,6 +41,7 @@ from stratbox.backtests.services import (
     backtest_cancel,
     backtest_create,
     bars_from_csv,
+    bars_from_dataset,
 )
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.serializers import ConflictErrorResponse
@@ -64,13 +70,21 @@ def _backtest_or_404(request: Request, backtest_id: Any) -> Backtest:
 
 def _bars_spec(request: Request, data: dict[str, Any], instance: Any) -> BarsSpec:
     upload = data.get("csv")
+    market_code = instance.market.code if instance is not None else "CSV"
     if upload is not None:
         return bars_from_csv(
             upload.read(),
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=request.user,
             filename=getattr(upload, "name", ""),
             interval_seconds=data["interval_seconds"],
-            market_code=instance.market.code if instance is not None else "CSV",
+            market_code=market_code,
         )
+    if "dataset" in data:
+        dataset = dataset_get(tenant=request.tenant, dataset_id=data["dataset"])  # type: ignore[attr-defined]
+        if dataset is None:
+            raise serializers.ValidationError({"dataset": "unknown dataset"})
+        return bars_from_dataset(dataset, interval_seconds=data["interval_seconds"], market_code=market_code)
     if "market" in data:
         market = market_get(market=data["market"])
         if market is None:
@@ -144,6 +158,7 @@ class BacktestListCreateApi(TenantScopedApi):
             starting_capital=data.get("starting_capital"),
             slippage_bps=data.get("slippage_bps"),
             fee_bps=data.get("fee_bps"),
+            fill_timing=data.get("fill_timing"),
             chunk_bars=data.get("chunk_bars"),
             name=data.get("name", ""),
         )
@@ -241,3 +256,70 @@ class BacktestCompareApi(TenantScopedApi):
         if a.pnl is not None and b.pnl is not None:
             diff["pnl"] = float(b.pnl - a.pnl)
         return Response({"a": BacktestOutput(a).data, "b": BacktestOutput(b).data, "diff": diff})
+
+
+class BarDatasetListCreateApi(TenantScopedApi):
+    """The tenant's stored datasets (imported CSVs): list them, or import one once for many runs."""
+
+    write_scope = TokenScope.BACKTESTS_RUN
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="v1_backtest_datasets_list",
+        parameters=[
+            OpenApiParameter("limit", int, description="page size"),
+            OpenApiParameter("offset", int, description="first row"),
+        ],
+        responses=paginated(BarDatasetOutput),
+    )
+    def get(self, request: Request) -> Response:
+        paginator = BoundedLimitOffsetPagination()
+        qs = dataset_list(tenant=request.tenant)  # type: ignore[attr-defined]
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(BarDatasetOutput(page, many=True).data)
+
+    @extend_schema(
+        request=BarDatasetImportInput,
+        responses={201: BarDatasetOutput, 200: BarDatasetOutput},
+        description="201 with a new dataset; 200 with the stored one when this file was imported before.",
+    )
+    def post(self, request: Request) -> Response:
+        data_in = BarDatasetImportInput(data=request.data)
+        data_in.is_valid(raise_exception=True)
+        upload = data_in.validated_data["csv"]
+        dataset, created = dataset_import(
+            tenant=request.tenant,  # type: ignore[attr-defined]
+            actor=request.user,
+            raw=upload.read(),
+            filename=getattr(upload, "name", ""),
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(BarDatasetOutput(dataset).data, status=code)
+
+
+class BarDatasetDetailApi(TenantScopedApi):
+    write_scope = TokenScope.BACKTESTS_RUN
+
+    @extend_schema(responses=BarDatasetOutput)
+    def get(self, request: Request, dataset_id: Any) -> Response:
+        return Response(BarDatasetOutput(_dataset_or_404(request, dataset_id)).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: None,
+            409: OpenApiResponse(
+                ConflictErrorResponse, description="DATASET_IN_USE: a queued or running run reads it"
+            ),
+        },
+    )
+    def delete(self, request: Request, dataset_id: Any) -> Response:
+        dataset_delete(dataset=_dataset_or_404(request, dataset_id), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _dataset_or_404(request: Request, dataset_id: Any) -> Any:
+    dataset = dataset_get(tenant=request.tenant, dataset_id=dataset_id)  # type: ignore[attr-defined]
+    if dataset is None:
+        raise not_found("Dataset not found.")
+    return dataset

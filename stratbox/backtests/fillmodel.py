@@ -20,6 +20,7 @@ def broker_params_for(
     slippage_bps: float | None = None,
     fee_bps: float | None = None,
     instance: StrategyInstance | None = None,
+    fill_timing: str | None = None,
 ) -> dict[str, Any]:
     """The JSON-safe broker parameters stored with a backtest (provenance) and sent to the host.
 
@@ -31,12 +32,29 @@ def broker_params_for(
         params["slippage_bps"] = float(slippage_bps)
     if fee_bps is not None:
         params["fee_bps"] = float(fee_bps)
+    if fill_timing is not None:
+        params["fill_timing"] = fill_timing
     if instance is not None:
-        # Signal-style strategies are sized by the engine from the capital allocation.
+        # Signal-style strategies are sized as the engine sizes them (`fillmodel.entry_notional`).
+        pct = (instance.config or {}).get("percent_capital", 10)
         params["sizing"] = {
             "method": instance.sizing_method,
             "capital_per_trade": float(instance.capital_per_trade),
+            "total_capital": float(instance.total_capital),
+            "percent_capital": pct if type(pct) in (int, float) else 10,
+            "lot_size": float(instance.market.lot_size),
             "max_positions": instance.max_positions,
             "max_position_size": float(instance.max_position_size),
         }
+        # The paper gate's capital rules: a backtest never shows a trade paper trading would deny.
+        params["limits"] = {
+            "max_daily_loss": float(instance.max_daily_loss),
+            "capital_per_trade": float(instance.capital_per_trade),
+            "max_positions": instance.max_positions,
+            "max_position_size": float(instance.max_position_size),
+            "total_capital": float(instance.total_capital),
+        }
+        market = instance.market
+        params["kind"] = market.kind
+        params["tick_size"] = float(market.tick_size)
     return params

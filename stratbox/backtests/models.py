@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from stratbox.instances.models import StrategyInstance
@@ -62,6 +63,12 @@ class Backtest(models.Model):
     interval_seconds = models.PositiveIntegerField(default=60)
     csv_filename = models.CharField(max_length=200, blank=True)
     csv_sha256 = models.CharField(max_length=64, blank=True)
+    # The stored bars a CSV run reads (imported once, reusable); older runs kept an upload instead.
+    # A dataset is deleted only while no run of it is unfinished (`dataset_delete`); finished runs
+    # keep their results and provenance (csv_filename, csv_sha256).
+    dataset = models.ForeignKey(
+        "BarDataset", on_delete=models.SET_NULL, null=True, blank=True, related_name="backtests"
+    )
     chunk_bars = models.PositiveIntegerField(default=50_000)
     # --- lifecycle
     status = models.CharField(max_length=10, choices=BacktestStatus.choices, default=BacktestStatus.QUEUED)
@@ -142,3 +149,59 @@ class BacktestTrade(models.Model):
 
     def __str__(self) -> str:
         return f"trade {self.seq} of {self.backtest_id}"
+
+
+class BarDataset(models.Model):
+    """Bars imported from a CSV, stored once per tenant and reusable by any later backtest.
+
+    The same file (by sha256) imported again by the same tenant is the same dataset. Its bars live
+    in :class:`DatasetBar`, written with one ``COPY`` and read back with one binary ``COPY``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="bar_datasets")
+    name = models.CharField(max_length=200, help_text="the uploaded file's name")
+    sha256 = models.CharField(max_length=64, help_text="of the uploaded file's bytes")
+    rows = models.PositiveIntegerField()
+    first_ts = models.DateTimeField()
+    last_ts = models.DateTimeField()
+    interval_seconds = models.PositiveIntegerField(help_text="the median spacing of the bars")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "sha256"], name="uniq_dataset_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.rows} bars)"
+
+
+class DatasetBlock(models.Model):
+    """Up to ``BLOCK_BARS`` consecutive bars of a dataset, one float8[] per column, exactly as parsed.
+
+    Blocks, not a row per bar: a million bars are a hundred rows, so the bulk load writes a
+    hundred index entries instead of a million (the index dominated a row-per-bar COPY), and a
+    run reads them back as a few large arrays. ``SELECT unnest(ts), unnest(close) ...`` still
+    reads them bar by bar in SQL.
+    """
+
+    BLOCK_BARS = 10_000
+
+    pk = models.CompositePrimaryKey("dataset", "seq")
+    dataset = models.ForeignKey(BarDataset, on_delete=models.CASCADE, related_name="blocks", db_index=False)
+    seq = models.PositiveIntegerField(help_text="0, 1, 2, ... in time order")
+    ts = ArrayField(models.FloatField(), help_text="epoch seconds")
+    open = ArrayField(models.FloatField())
+    high = ArrayField(models.FloatField())
+    low = ArrayField(models.FloatField())
+    close = ArrayField(models.FloatField())
+    volume = ArrayField(models.FloatField())
+
+    class Meta:
+        ordering = ["dataset", "seq"]
+
+    def __str__(self) -> str:
+        return f"block {self.seq} of {self.dataset_id}"

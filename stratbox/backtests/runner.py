@@ -31,9 +31,11 @@ from sandbox import ErrorCode, SandboxError
 from stratbox.backtests import metrics
 from stratbox.backtests.bars import market_bars_chunks
 from stratbox.backtests.csvbars import BarColumns
+from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
 from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
+from stratbox.engine import runtime
 from tenants.models import Tenant
 from tenants.plans import plan_get
 
@@ -50,9 +52,8 @@ CANCEL_POLL_SECONDS = 0.1
 
 def cancel_flag_set(backtest_id: str) -> None:
     """Tell the worker running this backtest to stop now (called after the cancel commits)."""
-    from stratbox.engine.runtime import r
 
-    r().set(CANCEL_KEY.format(backtest_id), "1", ex=3600)
+    runtime.r().set(CANCEL_KEY.format(backtest_id), "1", ex=3600)
 
 
 class _CancelWatch(threading.Thread):
@@ -67,11 +68,9 @@ class _CancelWatch(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        from stratbox.engine.runtime import r
-
         while not self.done.wait(CANCEL_POLL_SECONDS):
             try:
-                if r().get(self.key):
+                if runtime.r().get(self.key):
                     self.cancelled.set()
                     backtest_abort(tenant_id=self.tenant_id)
                     return
@@ -120,7 +119,11 @@ def bars_chunks(bt: Backtest) -> Generator[BarColumns, None, None]:
     """The run's bars, ``chunk_bars`` at a time. Stored bars are read by a prefetch thread, so
     PostgreSQL sends (and we decode) the next chunks while the sandbox host runs this one."""
     chunk = max(1, bt.chunk_bars)
-    if bt.source == BacktestSource.CSV:
+    if bt.dataset_id is not None:
+        dataset_id = bt.dataset_id
+        yield from _prefetch(lambda: dataset_bars_chunks(dataset_id=dataset_id, chunk=chunk))
+        return
+    if bt.source == BacktestSource.CSV:  # runs created before datasets kept their own upload
         cols = BarColumns.unpack(bytes(BacktestUpload.objects.get(backtest=bt).bars))
         for lo in range(0, len(cols), chunk):
             yield cols.slice(lo, lo + chunk)
@@ -184,6 +187,9 @@ def _bar_columns(cols: BarColumns) -> dict[str, bytes]:
     }
 
 
+MAX_DENIALS_KEPT = 200  # listed in the results; every denial is counted in denial_counts
+
+
 @dataclass
 class _Accumulator:
     done: int = 0
@@ -192,6 +198,8 @@ class _Accumulator:
     position: dict[str, Any] = field(default_factory=dict)
     host_equity: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    denials: list[dict[str, Any]] = field(default_factory=list)
+    denial_counts: dict[str, int] = field(default_factory=dict)
 
     def add(self, chunk: dict[str, Any], bars: int) -> None:
         self.done += bars
@@ -199,6 +207,10 @@ class _Accumulator:
         self.trades.extend(chunk["trades"])
         self.position = chunk["position"]
         self.host_equity = chunk["equity"]
+        for denial in chunk.get("denials", ()):
+            self.denial_counts[denial["code"]] = self.denial_counts.get(denial["code"], 0) + 1
+            if len(self.denials) < MAX_DENIALS_KEPT:
+                self.denials.append(denial)
         for key, value in chunk.get("host_timings", {}).items():
             self.time("host_" + key, value)
 
@@ -403,6 +415,9 @@ def _store_results(bt: Backtest, cols: BarColumns, acc: _Accumulator, started: f
         interval_seconds=_interval_of(bt, cols),
     )
     m["open_trades"] = len(rows) - len(closed)
+    # Orders the same gate as paper trading denied (capital, margin, shorting), with their codes.
+    m["denials"] = acc.denials
+    m["denial_counts"] = acc.denial_counts
     m["fills"] = len(fills)
     acc.time("metrics_s", time.monotonic() - started)
     t = time.monotonic()

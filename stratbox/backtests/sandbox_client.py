@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import base64
 import math
+import os
+import re
+import signal
 import threading
 from typing import Any
 
@@ -53,8 +56,6 @@ def backtest_abort(*, tenant_id: str) -> bool:
 
     Deliberately without the client's lock, which the waiting call holds; the pool entry is only
     read, and the waiting call discards the dead host itself."""
-    import os
-    import signal
 
     host = client()._pool.get(tenant_id)  # noqa: SLF001 - see the docstring
     if host is None or not host.alive():
@@ -163,7 +164,38 @@ def normalize_chunk(raw: object) -> dict[str, Any]:
         "position": position,
         "equity": equity,
         "host_timings": host_timings,
+        "denials": _denials(raw.get("denials")),
     }
+
+
+_CODE = re.compile(r"^[A-Z][A-Z_]{1,39}$")
+MAX_DENIALS = 1000
+
+
+def _denials(value: object) -> list[dict[str, Any]]:
+    """The chunk's denied orders (ts, client_order_id, code, message), checked: a code is an
+    UPPER_SNAKE word, texts are storable; anything else makes the reply malformed."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_DENIALS:
+        raise _bad("denials")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("code"), str)
+            or not _CODE.match(item["code"])
+        ):
+            raise _bad("denial")
+        out.append(
+            {
+                "ts": _num(item.get("ts"), "denial ts"),
+                "client_order_id": clean_text(str(item.get("client_order_id", "")), 64),
+                "code": item["code"],
+                "message": clean_text(str(item.get("message", "")), 300),
+            }
+        )
+    return out
 
 
 _TIMINGS = frozenset({"columns_s", "loop_s", "pack_s"})

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.db.models import Q, QuerySet
 
-from stratbox.backtests.models import Backtest, BacktestTrade
+from stratbox.backtests.models import Backtest, BacktestTrade, BarDataset
 from stratbox.markets.models import Market
 from strategies_store.models import StrategyVersion
 from tenants.models import Tenant
@@ -69,3 +69,13 @@ def backtest_queue_position(*, backtest: Backtest) -> int | None:
         return None
     ahead = Backtest.objects.filter(status="queued", created_at__lt=backtest.created_at).count()
     return ahead + 1
+
+
+def dataset_list(*, tenant: Tenant) -> QuerySet[BarDataset]:
+    """The tenant's stored bar datasets, newest first."""
+    return BarDataset.objects.filter(tenant=tenant)
+
+
+def dataset_get(*, tenant: Tenant, dataset_id: UUID | str) -> BarDataset | None:
+    pk = _uuid(dataset_id)
+    return BarDataset.objects.filter(tenant=tenant, pk=pk).first() if pk else None

@@ -9,7 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
-from stratbox.backtests.models import Backtest, BacktestTrade
+from stratbox.backtests.models import Backtest, BacktestTrade, BarDataset
 from stratbox.backtests.selectors import backtest_queue_position
 
 MAX_CSV_BYTES = 100 * 1024 * 1024
@@ -45,13 +45,23 @@ class BacktestCreateInput(serializers.Serializer):
     )
     slippage_bps = serializers.FloatField(required=False, min_value=0, max_value=1000)
     fee_bps = serializers.FloatField(required=False, min_value=0, max_value=1000)
+    fill_timing = serializers.ChoiceField(
+        required=False,
+        choices=["signal_close", "next_open"],
+        help_text="fill at the signal bar's close (default) or at the next bar's open",
+    )
     market = serializers.CharField(
         required=False, max_length=100, help_text="market id or code (SIM:BTC/USDT)"
     )
     start = serializers.DateTimeField(required=False)
     end = serializers.DateTimeField(required=False)
     interval_seconds = serializers.IntegerField(required=False, default=60, min_value=1, max_value=7 * 86400)
-    csv = serializers.FileField(required=False, help_text="columns ts,open,high,low,close,volume")
+    csv = serializers.FileField(
+        required=False,
+        help_text="a time column (ts, timestamp, date or datetime; or a leading index column) and "
+        "open, high, low, close[, volume]; stored as a dataset for later runs",
+    )
+    dataset = serializers.UUIDField(required=False, help_text="one of your stored datasets (an imported CSV)")
     chunk_bars = serializers.IntegerField(required=False, min_value=10, max_value=200_000)
 
     def validate_csv(self, value: Any) -> Any:
@@ -64,16 +74,23 @@ class BacktestCreateInput(serializers.Serializer):
             raise serializers.ValidationError({"version": "give exactly one of version or instance"})
         if "instance" in attrs and "config" in attrs:
             raise serializers.ValidationError({"config": "an instance's config is reused; do not send one"})
+        if "csv" in attrs and "dataset" in attrs:
+            raise serializers.ValidationError({"dataset": "give a CSV or a stored dataset, not both"})
         if "csv" in attrs and "market" in attrs and "start" in attrs:
             raise serializers.ValidationError({"csv": "give a CSV or a market + date range, not both"})
-        if "csv" not in attrs and "instance" not in attrs:
+        if "dataset" in attrs and "market" in attrs and "start" in attrs:
+            raise serializers.ValidationError(
+                {"dataset": "give a dataset or a market + date range, not both"}
+            )
+        file_bars = "csv" in attrs or "dataset" in attrs
+        if not file_bars and "instance" not in attrs:
             for name in ("market", "start", "end"):
                 if name not in attrs:
-                    raise serializers.ValidationError({name: "required unless a CSV is uploaded"})
-        if "csv" not in attrs and "instance" in attrs:
+                    raise serializers.ValidationError({name: "required unless a CSV or dataset is given"})
+        if not file_bars and "instance" in attrs:
             for name in ("start", "end"):
                 if name not in attrs:
-                    raise serializers.ValidationError({name: "required unless a CSV is uploaded"})
+                    raise serializers.ValidationError({name: "required unless a CSV or dataset is given"})
         if "start" in attrs and "end" in attrs and attrs["start"] >= attrs["end"]:
             raise serializers.ValidationError({"end": "must be after start"})
         return attrs
@@ -104,6 +121,7 @@ class BacktestOutput(serializers.ModelSerializer):
             "end",
             "interval_seconds",
             "csv_filename",
+            "dataset",
             "chunk_bars",
             "progress",
             "error",
@@ -220,3 +238,25 @@ def paginated(serializer: type[serializers.BaseSerializer]) -> serializers.Seria
             "results": serializer(many=True),
         },
     )
+
+
+class BarDatasetOutput(serializers.ModelSerializer):
+    """A stored dataset: what it holds (bar count, time range, spacing), never its bars."""
+
+    bars = serializers.IntegerField(source="rows")
+
+    class Meta:
+        model = BarDataset
+        fields = ["id", "name", "sha256", "bars", "first_ts", "last_ts", "interval_seconds", "created_at"]
+
+
+class BarDatasetImportInput(serializers.Serializer):
+    csv = serializers.FileField(
+        help_text="a time column (ts, timestamp, date or datetime; or a leading index column) and "
+        "open, high, low, close[, volume]"
+    )
+
+    def validate_csv(self, value: Any) -> Any:
+        if value.size > MAX_CSV_BYTES:
+            raise serializers.ValidationError(f"larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB")
+        return value

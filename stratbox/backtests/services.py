@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from sandbox.schema import apply_config
 from stratbox.backtests.bars import market_bars_count
-from stratbox.backtests.csvbars import BarColumns, CsvInvalid, parse_bars_csv
+from stratbox.backtests.csvbars import BarColumns
+from stratbox.backtests.datasets import DatasetInvalid, dataset_import, dataset_store
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.fillmodel import broker_params_for
-from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestUpload
+from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BarDataset
 from stratbox.backtests.runner import cancel_flag_set
 from stratbox.backtests.tasks import backtest_run_task
 from stratbox.instances.models import StrategyInstance
@@ -45,31 +46,44 @@ class BacktestInvalid(ApplicationError):
 
 @dataclass
 class BarsSpec:
-    """Where the bars come from: a market + [start, end) of stored bars, or parsed CSV columns."""
+    """Where the bars come from: a market + [start, end) of stored bars, a tenant's stored dataset
+    (an imported CSV), or parsed CSV columns (stored as a dataset when the backtest is created)."""
 
     market: Market | None = None
     start: datetime | None = None
     end: datetime | None = None
     interval_seconds: int = 60
+    dataset: BarDataset | None = None
     csv_bars: BarColumns | None = None
     csv_filename: str = ""
     csv_sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def bars_from_csv(raw: bytes, *, filename: str, interval_seconds: int, market_code: str) -> BarsSpec:
-    """The bars of an uploaded CSV; bad rows are a BacktestInvalid naming `csv`, line by line."""
+def bars_from_csv(
+    raw: bytes,
+    *,
+    tenant: Tenant,
+    actor: AbstractBaseUser | None,
+    filename: str,
+    interval_seconds: int,
+    market_code: str,
+) -> BarsSpec:
+    """The bars of an uploaded CSV, imported as (or found to be) one of the tenant's datasets; bad
+    rows are a BacktestInvalid naming `csv`, line by line."""
     try:
-        columns = parse_bars_csv(raw)
-    except CsvInvalid as exc:
-        messages = [str(e) for e in exc.errors]
-        if exc.total > len(exc.errors):
-            messages.append(f"... and {exc.total - len(exc.errors)} more bad rows")
-        raise BacktestInvalid({"csv": messages}) from exc
+        dataset, _created = dataset_import(tenant=tenant, actor=actor, raw=raw, filename=filename)
+    except DatasetInvalid as exc:
+        raise BacktestInvalid(exc.errors) from exc
+    return bars_from_dataset(dataset, interval_seconds=interval_seconds, market_code=market_code)
+
+
+def bars_from_dataset(dataset: BarDataset, *, interval_seconds: int, market_code: str) -> BarsSpec:
+    """The bars of a stored dataset (the caller found it through the tenant-scoped selector)."""
     return BarsSpec(
-        csv_bars=columns,
-        csv_filename=filename or "upload.csv",
-        csv_sha256=csv_sha256(raw),
+        dataset=dataset,
+        csv_filename=dataset.name,
+        csv_sha256=dataset.sha256,
         interval_seconds=interval_seconds,
         extra={"market_code": market_code},
     )
@@ -120,6 +134,7 @@ def _backtest_create(
     fee_bps: float | None = None,
     chunk_bars: int | None = None,
     name: str = "",
+    fill_timing: str | None = None,
 ) -> Backtest:
     """Create a queued backtest and enqueue its run after commit.
 
@@ -158,10 +173,21 @@ def _backtest_create(
     capital = Decimal(starting_capital) if starting_capital is not None else Decimal("10000.00")
     if capital <= 0:
         errors.setdefault("starting_capital", []).append("must be > 0")
-    if bars.csv_bars is None:
-        if bars.market is None:
-            errors.setdefault("market", []).append("give a market and a date range, or upload a CSV")
-        elif bars.start is None or bars.end is None or bars.start >= bars.end:
+    if bars.csv_bars is not None and bars.dataset is None:  # columns handed in by trusted code
+        sha = bars.csv_sha256 or hashlib.sha256(bars.csv_bars.pack()).hexdigest()
+        bars.dataset, _ = dataset_store(
+            tenant=tenant, actor=actor, cols=bars.csv_bars, sha256=sha, filename=bars.csv_filename
+        )
+    if bars.dataset is not None:
+        # Locked until commit, so a concurrent `dataset_delete` cannot remove the bars of a new run.
+        if bars.dataset.tenant_id != tenant.pk or not (
+            BarDataset.objects.select_for_update().filter(pk=bars.dataset.pk, tenant=tenant).exists()
+        ):
+            errors.setdefault("dataset", []).append("not found")
+    elif bars.market is None:
+        errors.setdefault("market", []).append("give a market and a date range, a dataset, or upload a CSV")
+    else:
+        if bars.start is None or bars.end is None or bars.start >= bars.end:
             errors.setdefault("end", []).append("end must be after start")
         else:
             total = market_bars_count(
@@ -178,13 +204,14 @@ def _backtest_create(
                 errors.setdefault("end", []).append(f"{total} bars is more than {MAX_BARS}")
     if errors:
         raise BacktestInvalid(errors)
-    bars_total = len(bars.csv_bars) if bars.csv_bars is not None else total
+    bars_total = bars.dataset.rows if bars.dataset is not None else total
     definition = version.definition
     params = broker_params_for(
         capital=capital,
         slippage_bps=slippage_bps,
         fee_bps=fee_bps,
         instance=instance,
+        fill_timing=fill_timing,
     )
     backtest = Backtest.objects.create(
         tenant=tenant,
@@ -197,7 +224,7 @@ def _backtest_create(
         instance=instance,
         starting_capital=capital,
         broker_params=params,
-        source=BacktestSource.CSV if bars.csv_bars is not None else BacktestSource.BARS,
+        source=BacktestSource.CSV if bars.dataset is not None else BacktestSource.BARS,
         market=bars.market,
         market_code=bars.market.code if bars.market else bars.extra.get("market_code", "CSV"),
         start=bars.start,
@@ -205,12 +232,11 @@ def _backtest_create(
         interval_seconds=bars.interval_seconds,
         csv_filename=bars.csv_filename[:200],
         csv_sha256=bars.csv_sha256,
+        dataset=bars.dataset,
         chunk_bars=chunk_bars or DEFAULT_CHUNK_BARS,
         bars_total=bars_total,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
-    if bars.csv_bars is not None:
-        BacktestUpload.objects.create(backtest=backtest, rows=len(bars.csv_bars), bars=bars.csv_bars.pack())
     audit_record(
         tenant=tenant,
         actor=actor,

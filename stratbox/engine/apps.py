@@ -32,7 +32,7 @@ class EngineConfig(AppConfig):
         from celery import current_app
 
         from stratbox.engine import tasks  # noqa: F401 - connects the worker signals
-        from stratbox.instances.events import subscribe_instance_changed
+        from stratbox.instances.events import subscribe_instance_changed  # (as above: the registry is ready)
 
         subscribe_instance_changed(reconcile_soon)
         current_app.conf.beat_schedule = {**(current_app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

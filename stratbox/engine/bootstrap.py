@@ -10,10 +10,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from stratbox.engine.demo_plugins import demo_plugins_install
 from stratbox.instances.models import StrategyInstance
 from stratbox.instances.services import instance_create, instance_set_mode
 from stratbox.markets.models import Market
@@ -57,7 +59,6 @@ def _user(email: str, password: str, *, staff: bool = False):  # type: ignore[no
         user = User.objects.create_user(username=email, email=email, password=password)
         user.is_staff = user.is_superuser = staff
         user.save()
-        from allauth.account.models import EmailAddress
 
         EmailAddress.objects.get_or_create(
             user=user, email=email, defaults={"verified": True, "primary": True}
@@ -127,9 +128,6 @@ def _demo_sim_venue_accounts(*, tenant: Tenant, owner: Any) -> list[str]:
 
 
 def _demo_plugins(*, tenant: Tenant, owner: Any, staff: Any) -> str:
-    from stratbox.engine.demo_plugins import demo_plugins_install
-    from stratbox.instances.models import StrategyInstance
-
     instance = StrategyInstance.objects.filter(tenant=tenant, name=DEMO_INSTANCE_NAME).first()
     if instance is None:
         return "demo plugin: skipped (no demo instance)"

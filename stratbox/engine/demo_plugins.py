@@ -16,17 +16,17 @@ from typing import Any
 
 from django.conf import settings
 
+from stratbox.notifications.models import Channel
+from stratbox.notifications.services import channel_create
+from stratbox.plugins.models import PluginArtifact, PluginDefinition
+from stratbox.plugins.services import artifact_push, definition_save, definition_snapshot, mounts_set
+from stratbox.trading.credentials import CredentialsUnavailable
+
 SAMPLE = Path(settings.BASE_DIR) / "docs" / "plugins" / "market_regime_control.latest_signal.json"
 DEMO_MAIL_URL = "mailto://127.0.0.1:{port}?to=demo@stratbox.local&from=alerts@stratbox.local&mode=insecure"
 
 
 def demo_plugins_install(*, tenant: Any, owner: Any, staff: Any, instance: Any) -> str:
-    from stratbox.notifications.models import Channel
-    from stratbox.notifications.services import channel_create
-    from stratbox.plugins.models import PluginArtifact, PluginDefinition
-    from stratbox.plugins.services import artifact_push, definition_save, definition_snapshot, mounts_set
-    from stratbox.trading.credentials import CredentialsUnavailable
-
     if PluginArtifact.objects.filter(instance=instance).exists():
         return "demo plugin: market_regime_control already mounted with an artifact"
     row = PluginDefinition.objects.get(plugin="market_regime_control")

@@ -27,6 +27,8 @@ import time
 from typing import Any
 
 import redis
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
 from django.db import transaction
 
 from stratbox.engine import runtime
@@ -66,9 +68,6 @@ class _Publisher:
             self.thread.start()
 
     def _run(self) -> None:
-        from channels.exceptions import ChannelFull
-        from channels.layers import get_channel_layer
-
         layer = get_channel_layer()
         loop = asyncio.new_event_loop()  # private to this thread: the worker's own code never waits on it
         live_groups = _group_checker(layer)
@@ -174,8 +173,6 @@ def audience(pairs: list[tuple[Any, Any]]) -> set[str] | None:
         return set()
     if _checker is None or _checker[0] != os.getpid():
         try:
-            from channels.layers import get_channel_layer
-
             _checker = (os.getpid(), _group_checker(get_channel_layer()))
         except Exception:
             logger.warning("no channel layer to ask for an audience", exc_info=True)

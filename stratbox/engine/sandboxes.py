@@ -44,7 +44,6 @@ def client() -> Any:
 
 def limits() -> Any:
     """The limits this process's hosts run with (what the engine re-checks their replies against)."""
-    from sandbox import Limits
 
     return getattr(client(), "limits", None) or Limits()
 

@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from stratbox.engine.models import Run
+from stratbox.plugins.selectors import run_report
 
 
 class RunOutput(serializers.ModelSerializer):
@@ -56,8 +57,6 @@ class RunDetailOutput(RunOutput):
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_plugins(self, obj: Run) -> list[dict[str, Any]]:
-        from stratbox.plugins.selectors import run_report
-
         return run_report(instance=obj.instance, at=obj.started_at)
 
 

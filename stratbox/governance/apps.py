@@ -12,6 +12,6 @@ class GovernanceConfig(AppConfig):
         # Trading sits below governance and cannot import it: hand the risk gate our checker
         # (imported here, once the app registry is ready).
         from stratbox.governance.selectors import live_approval_is_current
-        from stratbox.trading.risk import set_live_approval_checker
+        from stratbox.trading.risk import set_live_approval_checker  # (as above)
 
         set_live_approval_checker(live_approval_is_current)

@@ -13,6 +13,11 @@ class FeedSource(models.TextChoices):
     VENUE = "venue", "The venue's own quotes (stream, or REST polling)"
 
 
+class MarketKind(models.TextChoices):
+    SPOT = "spot", "Spot / equity"
+    BINARY = "binary", "Binary outcome contract (price 0..1, settles at 1 or 0)"
+
+
 class Market(models.Model):
     """A tradable market. Markets are shared by all tenants (they hold no tenant data)."""
 
@@ -30,12 +35,20 @@ class Market(models.Model):
     status = models.CharField(
         max_length=16, default="active", help_text="active | halted (as the venue says)"
     )
-    trading_hours = models.CharField(max_length=120, blank=True)
     catalogue_synced_at = models.DateTimeField(null=True, blank=True)
     # Which source `manage.py run_feed` uses for this market's quotes.
     feed = models.CharField(max_length=10, choices=FeedSource.choices, default=FeedSource.SIMULATED)
     # The bar interval replayed when `feed` is replay (bars of other intervals are ignored).
     replay_interval_seconds = models.PositiveIntegerField(default=60)
+    # What is traded: spot/equity, or one outcome (YES or NO) of a binary event whose price is a
+    # probability in 0..1 on `tick_size` and which settles at 1 or 0 (`resolved_value`).
+    kind = models.CharField(max_length=8, choices=MarketKind.choices, default=MarketKind.SPOT)
+    outcome = models.CharField(max_length=3, blank=True, help_text="YES or NO for a binary contract")
+    # Trading hours: {"tz": "America/New_York", "open": "09:30", "close": "16:00", "days": [0, 1, 2, 3, 4]};
+    # empty: always open. DAY orders expire at the session's close (UTC midnight when always open).
+    trading_hours = models.JSONField(default=dict, blank=True)
+    resolved_value = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["venue", "symbol"]

@@ -19,10 +19,13 @@ from django.conf import settings
 
 QUOTE_TTL_SECONDS = 300
 _KEY = "quote:{}"
-# The recent prices of each market ("<ts> <price>", newest first), for the dashboard's candles:
-# a capped list, so it costs one LPUSH + LTRIM per quote and never grows.
+# The recent quotes of each market, newest first, for the dashboard's candles and strategies'
+# `context.history`: "<ts> <price> <open> <high> <low> <volume> <bar ts>" (a live quote is a bar
+# with open = high = low = its price; a replayed bar keeps its own; <bar ts> is the time a tick
+# carries). A capped list, so it costs one LPUSH + LTRIM per quote and never grows.
 _HISTORY_KEY = "quote-history:{}"
 HISTORY_LENGTH = 3600
+BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -66,21 +69,55 @@ def _remember(pipe: Any, market_id: int, quote: dict[str, Any]) -> None:
     if type(ts) not in (int, float) or not math.isfinite(ts):
         return
     key = _HISTORY_KEY.format(market_id)
-    pipe.lpush(key, f"{float(ts):.3f} {float(quote['price'])!r}")
+    price = float(quote["price"])
+    bar = [_finite(quote.get(name), price) for name in ("open", "high", "low")]
+    volume = _finite(quote.get("volume"), 0.0)
+    bar_ts = _finite(quote.get("bar_ts"), float(ts))
+    pipe.lpush(key, f"{float(ts):.3f} {price!r} {bar[0]!r} {bar[1]!r} {bar[2]!r} {volume!r} {bar_ts!r}")
     pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
     pipe.expire(key, QUOTE_TTL_SECONDS * 12)
+
+
+def _finite(value: Any, default: float) -> float:
+    return float(value) if type(value) in (int, float) and math.isfinite(value) else default
 
 
 def quote_history(market_id: int) -> list[tuple[float, float]]:
     """The market's recent (ts, price) quotes, oldest first (at most HISTORY_LENGTH)."""
     points = []
     for raw in reversed(redis_client().lrange(_HISTORY_KEY.format(market_id), 0, -1)):
-        ts, _, price = raw.decode().partition(" ")
+        ts, price = (raw.decode().split(" ") + ["", ""])[:2]
         try:
             points.append((float(ts), float(price)))
         except ValueError:
             continue
     return points
+
+
+def market_bars_recent(market_ids: Iterable[int], n: int) -> dict[int, dict[str, list[float]]]:
+    """The last ``n`` quotes of each market as bar columns (ts, open, high, low, close, volume),
+    oldest first -- what ``context.history`` serves. One Redis round trip for all the markets."""
+    ids = list(dict.fromkeys(market_ids))
+    if not ids:
+        return {}
+    pipe = redis_client().pipeline(transaction=False)
+    for market_id in ids:
+        pipe.lrange(_HISTORY_KEY.format(market_id), 0, n - 1)
+    out: dict[int, dict[str, list[float]]] = {}
+    for market_id, raws in zip(ids, pipe.execute(), strict=True):
+        cols: dict[str, list[float]] = {name: [] for name in BAR_FIELDS}
+        for raw in reversed(raws):
+            parts = raw.decode().split(" ")
+            if len(parts) < 7:
+                continue  # written before bars were kept: a price alone is no bar
+            try:
+                _ts, close, open_, high, low, volume, bar_ts = map(float, parts[:7])
+            except ValueError:
+                continue
+            for name, value in zip(BAR_FIELDS, (bar_ts, open_, high, low, close, volume), strict=True):
+                cols[name].append(value)
+        out[market_id] = cols
+    return out
 
 
 def quotes_set_many(quotes: dict[int, dict[str, Any]]) -> None:

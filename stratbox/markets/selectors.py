@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 
 from stratbox.markets.models import Bar, Market
 
@@ -33,7 +33,6 @@ def bar_list(*, market: Market, interval_seconds: int = 60) -> QuerySet[Bar]:
 
 def bar_ranges(*, interval_seconds: int = 60) -> dict[int, tuple[Any, Any, int]]:
     """(first ts, last ts, count) of the stored bars of every market that has some: one query."""
-    from django.db.models import Count, Max, Min
 
     rows = (
         Bar.objects.filter(interval_seconds=interval_seconds)

@@ -23,11 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stratbox.settings")
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
 
+    # Django is set up only after the command line is parsed; the app modules import after that.
     import django
 
     django.setup()
-    from stratbox.mcp.principal import principal_for, use_stdio_token
-    from stratbox.mcp.server import build_server
+    from stratbox.mcp.principal import principal_for, use_stdio_token  # now that the registry is ready
+    from stratbox.mcp.server import build_server  # (likewise)
 
     if principal_for(args.token) is None:
         print("The token is unknown, revoked, or its user is no longer a member.", file=sys.stderr)

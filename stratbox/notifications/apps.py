@@ -8,6 +8,6 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from stratbox.notifications import hooks
+        from stratbox.notifications import hooks  # once the app registry is ready: hooks import the models
 
         hooks.connect()

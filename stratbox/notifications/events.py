@@ -6,10 +6,13 @@ display text in the tenant's locale.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from django.utils import timezone
+
 from stratbox.instances.models import StrategyInstance
-from stratbox.notifications.models import EventType, Severity
+from stratbox.notifications.models import EventType, NotificationEvent, Severity
 from stratbox.notifications.profile import profile_get
 from stratbox.notifications.services import event_emit, settings_for
 
@@ -233,12 +236,6 @@ def tick_notify(
             },
         )
     if notes:
-        from datetime import timedelta
-
-        from django.utils import timezone
-
-        from stratbox.notifications.models import NotificationEvent
-
         recent = NotificationEvent.objects.filter(
             instance=instance,
             event_type=EventType.STRATEGY_MSG,

@@ -13,20 +13,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
+
+from stratbox.notifications import events
+from tenants.services import subscribe_audit
+
 logger = logging.getLogger(__name__)
 
 
 def connect() -> None:
-    from tenants.services import subscribe_audit
-
     subscribe_audit(on_audit)
 
 
 def on_audit(event: Any) -> None:
-    from django.db import transaction
-
-    from stratbox.notifications import events
-
     try:
         with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
             events.from_audit(event)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from stratbox.notifications.models import Delivery, DeliveryStatus
+from stratbox.notifications.services import delivery_attempt, digest_flush, event_deliver, retry_delay
+
 
 @shared_task(name="notifications.deliver_event", acks_late=True, ignore_result=True)
 def deliver_event_task(event_id: int) -> None:
     """First attempt on every subscribed channel; a redelivered task skips channels already tried."""
-    from stratbox.notifications.services import event_deliver, retry_delay
 
     for channel_id, attempt in event_deliver(event_id=event_id):
         delay = retry_delay(attempt)
@@ -18,9 +20,6 @@ def deliver_event_task(event_id: int) -> None:
 
 @shared_task(name="notifications.delivery_retry", acks_late=True, ignore_result=True)
 def delivery_retry_task(event_id: int, channel_id: str, attempt: int) -> None:
-    from stratbox.notifications.models import Delivery, DeliveryStatus
-    from stratbox.notifications.services import delivery_attempt, retry_delay
-
     if Delivery.objects.filter(event_id=event_id, channel_id=channel_id, attempt=attempt).exists():
         return  # this attempt already ran (a redelivered task)
     delivery = delivery_attempt(event_id=event_id, channel_id=channel_id, attempt=attempt)
@@ -32,6 +31,4 @@ def delivery_retry_task(event_id: int, channel_id: str, attempt: int) -> None:
 
 @shared_task(name="notifications.digest_flush", ignore_result=True)
 def digest_flush_task() -> int:
-    from stratbox.notifications.services import digest_flush
-
     return digest_flush()

@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from stratbox.instances.models import StrategyInstance
-from stratbox.plugins.models import PluginArtifact, PluginDefinition
+from stratbox.plugins import contract
+from stratbox.plugins.models import PluginArtifact, PluginDefinition, PluginMount
+from stratbox.plugins.services import registry
 from tenants.models import Tenant
 
 
@@ -35,9 +37,6 @@ def artifact_get(*, tenant: Tenant, artifact_id: Any) -> PluginArtifact | None:
 def run_report(*, instance: StrategyInstance, at: datetime) -> list[dict[str, Any]]:
     """The plugin section of a run's report: per mount, the latest artifact received by `at`, with
     its machine fields (judged stale as of `at`). Artifacts are immutable, so this is exact later."""
-    from stratbox.plugins import contract
-    from stratbox.plugins.models import PluginMount
-    from stratbox.plugins.services import registry
 
     reg = registry()
     out: list[dict[str, Any]] = []

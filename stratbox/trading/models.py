@@ -4,9 +4,17 @@ Money and quantities are `Decimal` with 8 decimal places everywhere in the ledge
 exact: `balance == starting_balance - sum(open cost_basis) + sum(fill.realized_pnl)` holds to the
 last digit for every paper account (see `brokers/paper.py` for the fill arithmetic).
 
-Shadow orders (observe mode) are ordinary `Order` rows with `is_shadow=True` and status `shadow`;
-their virtual fills land in a separate shadow ledger (`Fill.is_shadow`, `Position.is_shadow`) and
-never touch the account balance or the deployed capital.
+Shadow orders (observe mode) are ordinary `Order` rows with `is_shadow=True` and status `shadow`
+(or `rejected` with the gate's code: a shadow the gate would deny); their virtual fills land in a
+separate shadow ledger (`Fill.is_shadow`, `Position.is_shadow`) and never touch the account
+balance or the deployed capital.
+
+Orders follow one model for backtest, paper and live (`sandbox.fillmodel` prices them): types
+market / limit / stop / stop_limit, time in force gtc / ioc / fok / day (+ `expires_at`),
+reduce-only, stop-loss / take-profit brackets (legs are child orders, one-cancels-other), partial
+fills (`filled_qty`) and the statuses new -> accepted -> partially_filled -> filled | cancelled |
+expired | rejected, plus unknown (sent, outcome not known: resolved by asking, never by resending).
+Positions are signed: a short has a negative qty and a negative cost_basis (qty * avg_price).
 """
 
 from __future__ import annotations
@@ -35,6 +43,11 @@ class AccountKind(models.TextChoices):
     LIVE = "live", "Live (exchange/broker adapter)"
 
 
+class FillTiming(models.TextChoices):
+    SIGNAL_CLOSE = "signal_close", "At the signal bar's close"
+    NEXT_OPEN = "next_open", "At the next bar's open"
+
+
 class Account(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="accounts")
@@ -53,6 +66,12 @@ class Account(models.Model):
     credentials_ciphertext = models.TextField(blank=True, editable=False)
     credentials_hint = models.CharField(max_length=200, blank=True, editable=False)
     credentials_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Fill model and margin per account: `fill_timing` signal_close | next_open, a fixed fee per
+    # order fill, the leverage limit (1: no order the account cannot pay for), shorting allowed.
+    fill_timing = models.CharField(max_length=12, choices=FillTiming.choices, default=FillTiming.SIGNAL_CLOSE)
+    fee_fixed = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1"))
+    allow_short = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,14 +94,32 @@ class OrderSide(models.TextChoices):
 class OrderType(models.TextChoices):
     MARKET = "market", "Market"
     LIMIT = "limit", "Limit"
+    STOP = "stop", "Stop"
+    STOP_LIMIT = "stop_limit", "Stop-limit"
+    SETTLEMENT = "settlement", "Settlement (a resolved binary market)"
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "gtc", "Good till cancelled"
+    IOC = "ioc", "Immediate or cancel"
+    FOK = "fok", "Fill or kill"
+    DAY = "day", "Day"
 
 
 class OrderStatus(models.TextChoices):
-    PENDING = "pending", "Pending (resting limit)"
+    NEW = "new", "New (stored, not yet accepted)"
+    ACCEPTED = "accepted", "Accepted (resting)"
+    PARTIALLY_FILLED = "partially_filled", "Partially filled"
     FILLED = "filled", "Filled"
     CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
     REJECTED = "rejected", "Rejected (denied by the risk gate)"
+    UNKNOWN = "unknown", "Unknown (sent, outcome not yet known)"
     SHADOW = "shadow", "Shadow (observe mode, never sent)"
+
+
+# Orders that may still fill (the statuses the gate reserves capital for).
+OPEN_STATUSES = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED, OrderStatus.UNKNOWN)
 
 
 class Order(models.Model):
@@ -98,10 +135,22 @@ class Order(models.Model):
         "strategies_store.StrategyVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     side = models.CharField(max_length=4, choices=OrderSide.choices)
-    type = models.CharField(max_length=8, choices=OrderType.choices)
+    type = models.CharField(max_length=12, choices=OrderType.choices)
     qty = _money()
     limit_price = _money(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=OrderStatus.choices)
+    stop_price = _money(null=True, blank=True)
+    triggered = models.BooleanField(default=False)  # a stop-limit whose stop was hit: now a limit
+    tif = models.CharField(max_length=4, choices=TimeInForce.choices, default=TimeInForce.GTC)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    reduce_only = models.BooleanField(default=False)
+    # Brackets: the parent's legs to attach once it fills ({"sl": price | "n%", "tp": ...}); a leg
+    # points at its parent and says which leg it is (its sibling is the other leg: OCO).
+    bracket = models.JSONField(default=dict, blank=True)
+    parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="legs")
+    leg = models.CharField(max_length=2, blank=True)
+    filled_qty = _money(default=Decimal("0"))
+    venue_order_id = models.CharField(max_length=128, blank=True)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices)
     deny_code = models.CharField(max_length=40, blank=True)
     deny_reason = models.CharField(max_length=300, blank=True)
     is_shadow = models.BooleanField(default=False)
@@ -158,7 +207,8 @@ class Fill(models.Model):
 
 
 class Position(models.Model):
-    """A long position of one instance in one market. Long-only in v1: sells reduce or close it."""
+    """A position of one instance in one market: qty > 0 long, qty < 0 short (where the account
+    allows shorting); cost_basis carries the same sign (qty * avg_price)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -184,7 +234,6 @@ class Position(models.Model):
                 condition=Q(closed_at__isnull=True),
                 name="uniq_open_position",
             ),
-            models.CheckConstraint(condition=Q(qty__gte=0), name="position_long_only"),
         ]
         indexes = [
             models.Index(

@@ -26,7 +26,7 @@ import logging
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -35,11 +35,13 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from sandbox import fillmodel as fm
+from sandbox.context import bracket_value, order_number, order_options_problem
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import BrokerUnavailable, broker_for_account
 from stratbox.trading.brokers.base import q8
-from stratbox.trading.models import OrderSide, OrderType
+from stratbox.trading.models import OrderSide
 from stratbox.trading.selectors import Exposure, exposure_read, open_positions_unrealized_pnl
 
 # qty and prices above this are nonsense (and would overflow the ledger's 20 integer digits).
@@ -68,6 +70,7 @@ class Deny(StrEnum):
     ORDER_RATE_LIMIT = "ORDER_RATE_LIMIT"
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
+    SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
     NO_QUOTE = "NO_QUOTE"
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # an approved live account whose adapter cannot trade
     KILL_SWITCH = "KILL_SWITCH"
@@ -101,6 +104,7 @@ DENY_LABELS = {
     Deny.ORDER_RATE_LIMIT: "too many orders this minute",
     Deny.INSUFFICIENT_BALANCE: "the account's balance is too low",
     Deny.INSUFFICIENT_POSITION: "selling more than the position holds",
+    Deny.SHORT_NOT_ALLOWED: "the account does not allow short positions",
     Deny.NO_QUOTE: "no valid quote for the market",
     Deny.BROKER_UNAVAILABLE: "the account's broker cannot trade",
     Deny.KILL_SWITCH: "the tenant's kill switch is on",
@@ -144,6 +148,11 @@ class OrderRequest:
     qty: Decimal
     limit_price: Decimal | None
     tag: str
+    stop_price: Decimal | None = None
+    tif: str = "gtc"
+    expire_at: float | None = None
+    reduce_only: bool = False
+    bracket: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -224,17 +233,19 @@ def validate_intent(*, instance: StrategyInstance, intent: Any) -> OrderRequest:
     side, otype = intent.get("side"), intent.get("type", "market")
     if type(side) is not str or side not in OrderSide.values:
         raise InvalidOrder("side", "must be 'buy' or 'sell'")
-    if type(otype) is not str or otype not in OrderType.values:
-        raise InvalidOrder("type", "must be 'market' or 'limit'")
+    if type(otype) is not str or otype not in ORDER_TYPES:
+        raise InvalidOrder("type", "must be 'market', 'limit', 'stop' or 'stop_limit'")
     qty = _number("qty", intent.get("qty"), maximum=MAX_QTY)
-    limit_price: Decimal | None = None
-    raw_price = intent.get("price")
-    if otype == OrderType.LIMIT:
-        limit_price = q8(_number("price", raw_price, maximum=MAX_PRICE))
-        if limit_price <= 0:
-            raise InvalidOrder("price", "must be at least 0.00000001")
-    elif raw_price is not None:
-        raise InvalidOrder("price", "must be null for a market order")
+    limit_price = _price_field(intent, "price", otype in ("limit", "stop_limit"), otype)
+    stop_price = _price_field(intent, "stop_price", otype in ("stop", "stop_limit"), otype)
+    market = instance.market
+    if market.kind == "binary":
+        for name, value in (("price", limit_price), ("stop_price", stop_price)):
+            if value is not None and fm.binary_price_problem(value, market.tick_size):
+                raise InvalidOrder(
+                    name, f"must be a probability inside 0..1 on the tick {market.tick_size.normalize()}"
+                )
+    options = _options(intent)
     lot = instance.market.lot_size
     if lot > 0:
         qty = (qty // lot) * lot  # floor to whole lots; never round a size up
@@ -249,8 +260,49 @@ def validate_intent(*, instance: StrategyInstance, intent: Any) -> OrderRequest:
     if limit_price is not None and qty * limit_price > MAX_NOTIONAL:
         raise InvalidOrder("qty", "notional is too large")
     return OrderRequest(
-        client_order_id=coid, side=side, type=otype, qty=qty, limit_price=limit_price, tag=tag or ""
+        client_order_id=coid,
+        side=side,
+        type=otype,
+        qty=qty,
+        limit_price=limit_price,
+        tag=tag or "",
+        stop_price=stop_price,
+        **options,
     )
+
+
+ORDER_TYPES = frozenset({"market", "limit", "stop", "stop_limit"})
+OPTION_FIELDS = ("tif", "expire_at", "reduce_only", "sl", "tp")
+
+
+def _price_field(intent: dict[str, Any], name: str, required: bool, otype: str) -> Decimal | None:
+    raw = intent.get(name)
+    if not required:
+        if raw is not None:
+            raise InvalidOrder(name, f"must be null for a {otype} order")
+        return None
+    value = q8(_number(name, raw, maximum=MAX_PRICE))
+    if value <= 0:
+        raise InvalidOrder(name, "must be at least 0.00000001")
+    return value
+
+
+def _options(intent: dict[str, Any]) -> dict[str, Any]:
+    """Time in force, expiry, reduce-only and bracket legs, with the sandbox's own checks (the
+    same function judged them in the host; a forged reply is judged here again)."""
+    tif = intent.get("tif", "gtc")
+    reduce_only = intent.get("reduce_only", False)
+    sl, tp, expire_at = intent.get("sl"), intent.get("tp"), intent.get("expire_at")
+    problem = order_options_problem(tif, reduce_only, sl, tp, expire_at)
+    if problem is not None:
+        raise InvalidOrder(problem.removeprefix("INVALID_").lower(), "is not a valid order option")
+    bracket = {k: bracket_value(v) for k, v in (("sl", sl), ("tp", tp)) if v is not None}
+    return {
+        "tif": tif,
+        "expire_at": order_number(expire_at) if expire_at is not None else None,
+        "reduce_only": reduce_only,
+        "bracket": bracket,
+    }
 
 
 def _money(value: Decimal) -> str:
@@ -298,7 +350,9 @@ def pre_trade_decide(
         broker = broker_for_account(account)
     except BrokerUnavailable as exc:
         return RiskDecision(Deny.BROKER_UNAVAILABLE, str(exc))
-    est = broker.estimate_price(side=req.side, type=req.type, limit_price=req.limit_price, quote=quote)
+    est = broker.estimate_price(
+        side=req.side, type=req.type, limit_price=req.limit_price, quote=quote, stop_price=req.stop_price
+    )
     notional = q8(req.qty * est)
     if notional > MAX_NOTIONAL:
         return RiskDecision(Deny.INVALID_ORDER, "notional is too large", est)
@@ -318,16 +372,21 @@ def pre_trade_decide(
         return RiskDecision(Deny.ORDER_RATE_LIMIT, f"at most {limit} orders per instance per minute", est)
 
     position = exposure.position
-    if req.side == OrderSide.SELL:
-        held = position.qty if position else Decimal(0)
+    held = position.qty if position else Decimal(0)
+    if req.side == OrderSide.SELL and held >= 0:
         available = held - exposure.pending_sell_qty
-        if req.qty > available:
+        if req.qty <= available or req.reduce_only:
+            return RiskDecision(None, "", est)  # reduces (or closes) the long: getting out is allowed
+        if not account.allow_short:
             return RiskDecision(
                 Deny.INSUFFICIENT_POSITION,
                 f"long-only: sell {req.qty.normalize()} exceeds the {available.normalize()} held and not already offered",
                 est,
             )
-        return RiskDecision(None, "", est)
+    elif req.side == OrderSide.BUY and held < 0 and (req.qty <= -held or req.reduce_only):
+        return RiskDecision(None, "", est)  # covers (part of) the short
+    elif req.reduce_only:
+        return RiskDecision(None, "", est)  # the service cuts it to the position (or cancels it)
 
     mark = Decimal(str(quote["price"]))
     daily = exposure.realized_today + open_positions_unrealized_pnl(
@@ -355,7 +414,7 @@ def pre_trade_decide(
                 f"{open_count + pending_other} of max_positions {instance.max_positions} open",
                 est,
             )
-    position_size = (position.cost_basis if position else Decimal(0)) + pending_here + notional
+    position_size = (abs(position.cost_basis) if position else Decimal(0)) + pending_here + notional
     if position_size > instance.max_position_size:
         return RiskDecision(
             Deny.MAX_POSITION_SIZE_EXCEEDED,
@@ -379,10 +438,24 @@ def pre_trade_decide(
     fee = broker.fee_for(notional)
     reserved = exposure.account_pending_buy
     reserved += broker.fee_for(reserved)
-    if notional + fee + reserved > account.balance:
+    leverage = Decimal(account.leverage)
+    if req.side == OrderSide.BUY and held >= 0 and leverage == 1:
+        if notional + fee + reserved > account.balance:
+            return RiskDecision(
+                Deny.INSUFFICIENT_BALANCE,
+                f"needs {_money(notional + fee)} (+{_money(reserved)} reserved), balance {_money(account.balance)}",
+                est,
+            )
+        return RiskDecision(None, "", est)
+    # Shorts and leverage: the position after the fill must fit leverage x the equity (fillmodel).
+    signed = req.qty if req.side == OrderSide.BUY else -req.qty
+    code = fm.margin_problem(
+        held, signed, est, fee + reserved, account.balance, leverage, account.allow_short
+    )
+    if code is not None:
         return RiskDecision(
-            Deny.INSUFFICIENT_BALANCE,
-            f"needs {_money(notional + fee)} (+{_money(reserved)} reserved), balance {_money(account.balance)}",
+            Deny(code),
+            f"{req.qty.normalize()} at {est} needs more than {leverage.normalize()}x the equity (balance {_money(account.balance)})",
             est,
         )
     return RiskDecision(None, "", est)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import DecimalField, ExpressionWrapper, F, Model, QuerySet, Sum
+from django.db.models.functions import Abs
 from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
@@ -79,12 +80,15 @@ def _sum(qs: QuerySet[Any], expr: Any) -> Decimal:
 
 
 def pending_buy_notional(**filters: Any) -> Decimal:
-    qs = Order.objects.filter(status=OrderStatus.PENDING, is_shadow=False, side=OrderSide.BUY, **filters)
+    qs = Order.objects.filter(status=OrderStatus.ACCEPTED, is_shadow=False, side=OrderSide.BUY, **filters)
     return _sum(qs, _NOTIONAL)
 
 
 def open_cost_basis(**filters: Any) -> Decimal:
-    return _sum(Position.objects.filter(closed_at__isnull=True, is_shadow=False, **filters), "cost_basis")
+    # Deployed capital: a short's negative cost_basis ties up its absolute value too.
+    return _sum(
+        Position.objects.filter(closed_at__isnull=True, is_shadow=False, **filters), Abs("cost_basis")
+    )
 
 
 def instance_deployed_capital(*, instance_id: Any) -> Decimal:
@@ -99,9 +103,10 @@ def pending_sell_qty(*, instance_id: Any, market_id: int) -> Decimal:
     qs = Order.objects.filter(
         instance_id=instance_id,
         market_id=market_id,
-        status=OrderStatus.PENDING,
+        status=OrderStatus.ACCEPTED,
         is_shadow=False,
         side=OrderSide.SELL,
+        reduce_only=False,  # bracket legs and reduce-only exits die with the position: no reservation
     )
     return _sum(qs, "qty")
 
@@ -240,9 +245,9 @@ def column_count(model: type[Model]) -> int:
 _SELL_SQL = """
 SELECT {instance}
   (SELECT count(*) FROM trading_order WHERE instance_id = %(instance)s AND NOT is_shadow
-     AND status IN ('pending', 'filled', 'cancelled') AND created_at > %(since)s),
+     AND status IN ('accepted', 'partially_filled', 'filled', 'cancelled', 'expired', 'unknown') AND created_at > %(since)s),
   (SELECT sum(qty) FROM trading_order WHERE instance_id = %(instance)s AND market_id = %(market)s
-     AND status = 'pending' AND NOT is_shadow AND side = 'sell'),
+     AND status = 'accepted' AND NOT is_shadow AND side = 'sell' AND NOT reduce_only),
   {position}
 FROM {source}
 LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = %(instance)s
@@ -253,26 +258,26 @@ WITH pos AS (
   SELECT * FROM trading_position WHERE instance_id = %(instance)s AND NOT is_shadow AND closed_at IS NULL
 ), pend AS (
   SELECT market_id, qty * limit_price AS notional FROM trading_order
-  WHERE instance_id = %(instance)s AND status = 'pending' AND NOT is_shadow AND side = 'buy'
+  WHERE instance_id = %(instance)s AND status = 'accepted' AND NOT is_shadow AND side = 'buy'
 )
 SELECT {instance}
   (SELECT count(*) FROM trading_order WHERE instance_id = %(instance)s AND NOT is_shadow
-     AND status IN ('pending', 'filled', 'cancelled') AND created_at > %(since)s),
+     AND status IN ('accepted', 'partially_filled', 'filled', 'cancelled', 'expired', 'unknown') AND created_at > %(since)s),
   (SELECT sum(realized_pnl) FROM trading_fill WHERE instance_id = %(instance)s AND NOT is_shadow
      AND ts >= %(day_start)s AND ts < %(day_end)s),
   (SELECT array_agg(market_id ORDER BY opened_at DESC, id) FROM pos),
   (SELECT array_agg(qty ORDER BY opened_at DESC, id) FROM pos),
   (SELECT array_agg(cost_basis ORDER BY opened_at DESC, id) FROM pos),
-  (SELECT sum(cost_basis) FROM pos),
+  (SELECT sum(abs(cost_basis)) FROM pos),
   (SELECT sum(notional) FROM pend WHERE market_id = %(market)s),
   (SELECT sum(notional) FROM pend),
   (SELECT count(DISTINCT market_id) FROM pend WHERE market_id NOT IN (SELECT market_id FROM pos)),
-  (SELECT sum(cost_basis) FROM trading_position WHERE tenant_id = %(tenant)s AND NOT is_shadow
+  (SELECT sum(abs(cost_basis)) FROM trading_position WHERE tenant_id = %(tenant)s AND NOT is_shadow
      AND closed_at IS NULL),
   (SELECT sum(qty * limit_price) FROM trading_order WHERE tenant_id = %(tenant)s
-     AND status = 'pending' AND NOT is_shadow AND side = 'buy'),
+     AND status = 'accepted' AND NOT is_shadow AND side = 'buy'),
   (SELECT sum(qty * limit_price) FROM trading_order WHERE account_id = %(account)s
-     AND status = 'pending' AND NOT is_shadow AND side = 'buy'),
+     AND status = 'accepted' AND NOT is_shadow AND side = 'buy'),
   {position}
 FROM {source}
 LEFT JOIN LATERAL (SELECT * FROM pos WHERE market_id = %(market)s ORDER BY opened_at DESC LIMIT 1) p ON true
@@ -402,6 +407,7 @@ def order_as_dict(order: Order) -> dict[str, Any]:
         "type": order.type,
         "qty": float(order.qty),
         "price": float(order.limit_price) if order.limit_price is not None else None,
+        "stop_price": float(order.stop_price) if order.stop_price is not None else None,
         "status": order.status,
         "filled": order.filled_at is not None,
         "fill_price": float(order.fill_price) if order.fill_price is not None else None,
@@ -443,7 +449,7 @@ def instance_snapshot(*, instance: StrategyInstance, quote: dict[str, Any] | Non
     deployed = (
         instance_deployed_capital(instance_id=instance.pk)
         if not shadow
-        else sum((p.cost_basis for p in positions), ZERO)
+        else sum((abs(p.cost_basis) for p in positions), ZERO)
     )
     return {
         "orders": [order_as_dict(o) for o in instance_recent_orders(instance=instance, shadow=shadow)],

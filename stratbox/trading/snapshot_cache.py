@@ -86,12 +86,12 @@ _REALIZED_SQL = (
 )
 _PENDING_SQL = (
     "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
-    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'pending' "
+    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'accepted' "
     "AND is_shadow = false AND side = 'buy' GROUP BY 1"
 )
 _RECENT_ORDERS_SQL = (
     "SELECT o.instance_id, o.id, o.client_order_id, o.side, o.type, o.qty, o.limit_price, o.status, "  # noqa: S608
-    "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at "
+    "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at, o.stop_price "
     "FROM unnest(%s::uuid[], %s::boolean[]) AS i(iid, shadow) CROSS JOIN LATERAL ("
     f"SELECT * FROM {Order._meta.db_table} t WHERE t.instance_id = i.iid "
     "AND t.is_shadow = i.shadow ORDER BY t.created_at DESC, t.id DESC LIMIT %s) o "
@@ -161,6 +161,7 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
         deny,
         tag,
         created,
+        stop,
     ) in recent:
         # The same dict as selectors.order_as_dict.
         raw[str(iid)]["orders"].append(
@@ -171,6 +172,7 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
                 "type": otype,
                 "qty": float(qty),
                 "price": _f(limit),
+                "stop_price": _f(stop),
                 "status": status,
                 "filled": filled_at is not None,
                 "fill_price": _f(fill_price),
@@ -200,7 +202,7 @@ def _finish(
         mark = marks.get(market_id)
         if mark is not None:
             unrealized += (qty_d * mark - cost_d).quantize(Q8)
-        cost_total += cost_d
+        cost_total += abs(cost_d)
         shown = (
             (qty_d * own_mark - cost_d).quantize(Q8)
             if own_mark is not None and market_id == instance.market_id

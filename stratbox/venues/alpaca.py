@@ -85,6 +85,10 @@ def _d_or_none(value: Any) -> Decimal | None:
     return None if value in (None, "") else Decimal(str(value))
 
 
+# The regular session of US equities (Market.trading_hours); DAY orders expire at its close.
+US_EQUITY_SESSION = {"tz": "America/New_York", "open": "09:30", "close": "16:00", "days": [0, 1, 2, 3, 4]}
+
+
 class AlpacaAdapter(VenueAdapter):
     def __init__(
         self,
@@ -193,7 +197,7 @@ class AlpacaAdapter(VenueAdapter):
                     lot=lot,
                     min_qty=_d(a.get("min_order_size") or lot),
                     status="active" if a.get("tradable") and a.get("status") == "active" else "halted",
-                    hours="US equities: 09:30-16:00 America/New_York, Mon-Fri",
+                    hours=US_EQUITY_SESSION,
                     name=a.get("name") or "",
                     asset_class="us_equity",
                 )

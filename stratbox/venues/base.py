@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from threading import Event
+from typing import Any
 
 VENUE_REJECTED = "VENUE_REJECTED"
 VENUE_RATE_LIMITED = "VENUE_RATE_LIMITED"
@@ -55,7 +56,8 @@ class Instrument:
     lot: Decimal
     min_qty: Decimal
     status: str  # active | halted
-    hours: str  # e.g. "24/7" or "US equities regular session"
+    # As Market.trading_hours: {"tz", "open", "close", "days"} of the regular session; {}: always open.
+    hours: dict[str, Any]
     name: str = ""
     asset_class: str = ""
 

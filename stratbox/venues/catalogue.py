@@ -51,7 +51,7 @@ def catalogue_sync(*, adapter: VenueAdapter) -> CatalogueSyncResult:
                 "tick_size": inst.tick,
                 "lot_size": inst.lot,
                 "status": inst.status,
-                "trading_hours": inst.hours[:120],
+                "trading_hours": inst.hours,
                 "active": inst.status == "active",
                 "feed": FeedSource.VENUE,
                 "catalogue_synced_at": now,

@@ -198,7 +198,7 @@ class CcxtAdapter(VenueAdapter):
                     lot=lot,
                     min_qty=_d((limits.get("amount") or {}).get("min") or lot),
                     status="active" if market.get("active", True) is not False else "halted",
-                    hours="24/7",
+                    hours={},  # crypto spot trades around the clock
                     name=f"{market.get('base')} / {market.get('quote')}",
                     asset_class="crypto",
                 )

@@ -32,7 +32,7 @@ class Breakout(Strategy):
                 st["breakouts"] += 1
                 self.note(f"breakout above {channel_high:.2f} ({receipt.status})")
             elif st["position"] > 0 and tick.price < channel_low:
-                self.context.place_order("sell", self.config["qty"], tag="channel-exit")
+                self.context.close_position(tag="channel-exit")  # whatever is held, even if partly denied
                 st["position"] = 0
                 self.note(f"exit below {channel_low:.2f}")
                 st["entry_price"] = None

@@ -54,10 +54,10 @@ class MeanReversion(Strategy):
                 st["position"] = -1
                 st["trades"] += 1
         elif pos > 0 and z >= -self.config["exit_z"]:
-            self.context.place_order("sell", qty, tag="z-exit")
+            self.context.close_position(tag="z-exit")
             st["position"] = 0
         elif pos < 0 and z <= self.config["exit_z"]:
-            self.context.place_order("buy", qty, tag="z-exit")
+            self.context.close_position(tag="z-exit")
             st["position"] = 0
 
     def render(self):

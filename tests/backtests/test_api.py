@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.models import Backtest, BacktestTrade
 from tests.backtests.conftest import REFERENCE_CSV, START, store_bars
 
@@ -165,9 +166,10 @@ def test_csv_upload_is_stored_with_the_backtest(api_client, sma_version) -> None
     assert resp.status_code == 201, resp.content
     bt = Backtest.objects.get(pk=resp.json()["id"])
     assert bt.source == "csv" and bt.bars_total == 30 and bt.csv_filename == "sma_reference.csv"
-    from stratbox.backtests.csvbars import BarColumns
-
-    assert BarColumns.unpack(bytes(bt.upload.bars)).close.tolist()[:3] == [100.0, 99.0, 98.0]
+    assert bt.dataset is not None and bt.dataset.rows == 30 and bt.dataset.tenant_id == bt.tenant_id
+    assert resp.json()["dataset"] == str(bt.dataset_id)
+    (first,) = list(dataset_bars_chunks(dataset_id=bt.dataset_id, chunk=3))[:1]
+    assert first.close.tolist() == [100.0, 99.0, 98.0]
 
 
 def test_viewer_reads_but_cannot_create_or_cancel(viewer_client, api_client, sma_version) -> None:

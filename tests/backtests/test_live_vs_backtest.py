@@ -44,7 +44,7 @@ from stratbox.markets.models import Market
 from stratbox.markets.quotes import quote_get
 from stratbox.markets.services import bars_import_text
 from stratbox.trading.brokers.base import q8
-from stratbox.trading.models import Account, Fill, Position
+from stratbox.trading.models import Account, Fill, Order, Position
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the backtest runner reads bars on a thread
 
@@ -122,6 +122,39 @@ LIMIT_SOURCE = (
         elif prev >= 0 > diff and held > 0:
             price = round(tick.close - 0.5, 2)
             self.context.place_order("sell", held, type="limit", price=price, tag="death cross")""",
+    )
+)
+
+# The crossovers traded with the order model: each entry carries a stop-loss 0.30 below and a
+# take-profit 1.50 above the signal close (OCO legs, live after the entry fills), and a far limit buy
+# that never fills is placed with it and cancelled on the next bar; a death cross closes whatever
+# is left with close_position() (the legs then die with the position).
+BRACKET_SOURCE = (
+    SOURCE.replace("class SmaParity", "class SmaBracketParity")
+    .replace('return {"closes": [], "prev": None}', 'return {"closes": [], "prev": None, "cancel": None}')
+    .replace(
+        """        st = self.state
+        closes = st["closes"]""",
+        """        st = self.state
+        if st["cancel"]:
+            self.context.log("cancel|" + repr(self.context.cancel_order(st["cancel"])))
+            st["cancel"] = None
+        closes = st["closes"]""",
+    )
+    .replace(
+        """        if prev <= 0 < diff and held == 0:
+            self.context.place_order("buy", self.config["qty"], tag="golden cross")
+        elif prev >= 0 > diff and held > 0:
+            self.context.place_order("sell", held, tag="death cross")""",
+        """        if prev <= 0 < diff and held == 0:
+            c = tick.close
+            self.context.place_order(
+                "buy", self.config["qty"], tag="golden cross", sl=round(c - 0.3, 2), tp=round(c + 1.5, 2)
+            )
+            far = self.context.place_order("buy", self.config["qty"], type="limit", price=round(c - 20, 2))
+            st["cancel"] = far.client_order_id
+        elif prev >= 0 > diff and held > 0:
+            self.context.close_position(tag="death cross")""",
     )
 )
 
@@ -336,13 +369,21 @@ def dec(value: float) -> Decimal:
 LEDGER_TOL = Decimal("3e-8")
 
 
-def assert_parity(instance: Any, tenant: Any, market: Market, *, slippage: str, fee: str) -> dict[str, Any]:
+def assert_parity(
+    instance: Any,
+    tenant: Any,
+    market: Market,
+    *,
+    slippage: str,
+    fee: str,
+    kinds: tuple[str, ...] = ("order",),
+) -> dict[str, Any]:
     """Run `instance` live over the replayed bars, then backtest it; assert identical trading."""
     live = run_live(instance, market)
 
     # Every order passed the risk gate: nothing denied, nothing shadowed.
     assert live["actions"], "the bars must produce crossovers"
-    assert all(a["kind"] == "order" and a["deny_code"] is None for a in live["actions"]), live["actions"]
+    assert all(a["kind"] in kinds and a["deny_code"] is None for a in live["actions"]), live["actions"]
 
     # Tick parity: the live strategy saw, bar by bar, the fields the backtest's Tick carries — except
     # ts (see test_replayed_tick_carries_the_bar_timestamp): live it is the quote's publish time.
@@ -390,6 +431,9 @@ def assert_parity(instance: Any, tenant: Any, market: Market, *, slippage: str, 
     assert abs(dec(bt.metrics["final_equity"]) - live_equity) <= Decimal("1e-6")
     realized = sum((lt["pnl"] for lt in closed), Decimal(0))
     assert abs(dec(sum(t.pnl for t in bt_closed)) - realized) <= Decimal("1e-6")
+    # Same fills, one for one (entries, exits, bracket legs), and no denial on either side.
+    assert bt.metrics["fills"] == Fill.objects.filter(instance=instance).count()
+    assert bt.metrics["denial_counts"] == {}
     return {"closed": closed, "open": still_open, "backtest": bt, "actions": live["actions"]}
 
 
@@ -423,11 +467,33 @@ def test_limit_orders_fill_identically_live_and_in_backtest(
     closed = result["closed"]
     assert len(closed) >= 3
     # The buys rested (placed at one bar, filled at a later one at exactly their limit) ...
-    assert {a["status"] for a in result["actions"] if a["side"] == "buy"} == {"pending"}
+    assert {a["status"] for a in result["actions"] if a["side"] == "buy"} == {"accepted"}
     assert all(lt["entry_price"] == lt["entry_price"].quantize(Decimal("0.01")) for lt in closed)
     # ... the sells filled at once at the close minus 5 bp (above their limit).
     closes = {float(r[0]): Decimal(r[4]) for r in bar_rows()}
     assert all(lt["exit_price"] == q8(closes[lt["exit_ts"]] * Decimal("0.9995")) for lt in closed)
+
+
+def test_brackets_and_a_cancelled_limit_run_identically_live_and_in_backtest(
+    celery_queue: str, tenant: Any, replay_market: Market
+) -> None:
+    """Stop-loss / take-profit legs (OCO, dying with their position) and a limit cancelled by the
+    strategy: the paper instance and the backtest of the same instance place, fill and cancel alike."""
+    version = make_version(tenant, "sma-bracket-parity", BRACKET_SOURCE)
+    instance = make_active_instance(tenant, version, replay_market, slippage="5", fee="10")
+    result = assert_parity(instance, tenant, replay_market, slippage="5", fee="10", kinds=("order", "cancel"))
+    reasons = [lt["reason"] for lt in result["closed"]]
+    assert {"sl", "tp"} <= set(reasons), reasons  # both legs closed some trade
+    # Every far limit was cancelled by the strategy on the next bar, and none ever filled.
+    entries = [o for o in Order.objects.filter(instance=instance, type="limit", parent__isnull=True)]
+    cancels = [a for a in result["actions"] if a["kind"] == "cancel"]
+    assert entries and len(cancels) == len(entries)
+    assert {a["status"] for a in cancels} == {"cancelled"}
+    assert {o.status for o in entries} == {"cancelled"}
+    # The legs of each entry: one filled and its sibling cancelled, or both gone with the position.
+    for parent in Order.objects.filter(instance=instance, tag="golden cross"):
+        legs = sorted(Order.objects.filter(parent=parent).values_list("status", flat=True))
+        assert legs in (["cancelled", "filled"], ["cancelled", "cancelled"], ["accepted", "accepted"]), legs
 
 
 def test_replayed_bar_quote_is_the_close(replay_market: Market) -> None:

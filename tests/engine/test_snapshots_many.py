@@ -50,7 +50,7 @@ def test_batched_snapshots_equal_single_ones(instance_factory, quote, big_limits
         mode="active",
         now=now,
     )
-    assert res.order.status == "pending"
+    assert res.order.status == "accepted"
     assert order_place(instance=shadow, intent=_intent(shadow, 1), quote=quote, mode="observe", now=now).order
     denied = order_place(
         instance=idle, intent=_intent(idle, 1, qty=1e6), quote=quote, mode="active", now=now

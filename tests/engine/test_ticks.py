@@ -366,7 +366,7 @@ def test_dispatcher_fills_resting_limit_orders_once_per_quote(instance_factory, 
     placed = order_place(
         instance=inst, intent=intent, quote=set_quote(market, price=100.0), mode="active", now=timezone.now()
     )
-    assert placed.order.status == "pending"
+    assert placed.order.status == "accepted"
     assert markets_mark_to_market() == 1
     set_quote(market, price=94.0)
     assert markets_mark_to_market() == 1

@@ -161,7 +161,7 @@ def test_no_plugin_path_can_order_or_change_config_for_any_artifact_field(
         )
         assert r.status_code == 201, (field, r.json())
         plugins.context_refresh(instance_id=instance.pk)  # what the push's on-commit hook does
-        plugins._cache["at"] = 0.0
+        plugins.context._cache["at"] = 0.0  # the tick-path cache of the mounted ids
         for event in NotificationEvent.objects.filter(deliveries__isnull=True):
             notify.event_deliver(event_id=event.pk)
         assert api_client.get(f"/api/v1/instances/{instance.pk}/plugins/status/").status_code == 200
@@ -189,7 +189,7 @@ def test_strategy_sees_signals_read_only_and_only_when_allowed(
 
     def logged_signals() -> str:
         nonlocal slot
-        plugins._cache["at"] = 0.0
+        plugins.context._cache["at"] = 0.0  # the tick-path cache of the mounted ids
         slot += 1
         outcome = tick_run(instance.pk, slot)
         assert outcome.status == "ok", outcome

@@ -263,6 +263,19 @@ def roots_for(seed: int) -> tuple[dict[str, Any], Runtime, Any, Any]:
             "policy violation": rt.violation("x"),
             "revoked": ContextRevoked("x"),
             "module write error": _raised(lambda: setattr(roots["import math"], "x", 1)),
+            "signal ctx history": signal_ctx.history,
+            **{
+                f"indicator {name}": cls(*args)
+                for name, cls, args in (
+                    ("SMA", roots["import sandbox.indicators"].SMA, (2,)),
+                    ("EMA", roots["import sandbox.indicators"].EMA, (2,)),
+                    ("RSI", roots["import sandbox.indicators"].RSI, (2,)),
+                    ("ATR", roots["import sandbox.indicators"].ATR, (2,)),
+                    ("Bollinger", roots["import sandbox.indicators"].Bollinger, (2, 1.0)),
+                    ("RollingMax", roots["import sandbox.indicators"].RollingMax, (2,)),
+                    ("RollingMin", roots["import sandbox.indicators"].RollingMin, (2,)),
+                )
+            },
         }
     )
     rt.violations.clear()

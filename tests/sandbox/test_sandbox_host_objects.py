@@ -140,7 +140,10 @@ REJECTED = [
         "INVALID_PRICE",
     ),
     ("bad-side", "r = self.context.place_order('short', 1)", "INVALID_SIDE"),
-    ("bad-type", "r = self.context.place_order('buy', 1, type='stop')", "INVALID_TYPE"),
+    ("bad-type", "r = self.context.place_order('buy', 1, type='trailing_stop')", "INVALID_TYPE"),
+    ("stop-without-trigger", "r = self.context.place_order('buy', 1, type='stop')", "INVALID_STOP_PRICE"),
+    ("bad-tif", "r = self.context.place_order('buy', 1, tif='gtd')", "INVALID_TIF"),
+    ("bad-bracket", "r = self.context.place_order('buy', 1, sl='x%')", "INVALID_BRACKET"),
     ("limit-no-price", "r = self.context.place_order('buy', 1, type='limit')", "INVALID_PRICE"),
     (
         "limit-nan-price",

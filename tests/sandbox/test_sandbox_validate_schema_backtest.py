@@ -86,18 +86,18 @@ def test_apply_config_fills_defaults_and_names_problems() -> None:
 
 def test_paper_broker_fill_model() -> None:
     b = PaperBroker({"slippage_bps": 10, "fee_bps": 10, "starting_balance": 1000})
-    b.market("buy", 1, 100.0, 1.0, "in")
+    b.new_order(side="buy", qty=1, ts=1.0, price=100.0, tag="in")
     assert b.qty == 1 and b.avg_price == pytest.approx(100.1)
-    b.pending.append({"client_order_id": "x", "side": "sell", "qty": 1.0, "price": 110.0, "tag": "tp"})
-    b.on_bar(2.0, close=109.0)
-    assert b.pending  # not crossed: like the paper broker, a resting limit is checked against the close
-    b.on_bar(3.0, close=110.5)
+    b.new_order(side="sell", qty=1, type="limit", limit=110.0, tag="tp", ts=1.0, price=100.0)
+    b.on_bar(2.0, 108.0, 109.0, 107.0, 109.0)
+    assert b.pending  # not touched: the bar's high stays below the limit
+    b.on_bar(3.0, 109.0, 110.5, 108.5, 110.2)
     assert b.qty == 0 and len(b.trades) == 1
     trade = b.trades[0]
     assert trade["exit_price"] == 110.0 and trade["reason"] == "tp"
     assert trade["pnl"] == pytest.approx(110.0 - 100.1 - 0.11)
     # Marketable on arrival: fills at once at the close plus slippage, never beyond the limit.
-    b.limit({"client_order_id": "y", "side": "buy", "qty": 1.0, "price": 120.0, "tag": None}, 100.0, 4.0)
+    b.new_order(side="buy", qty=1, type="limit", limit=120.0, ts=4.0, price=100.0)
     assert b.qty == 1 and b.avg_price == pytest.approx(100.1) and not b.pending
-    b.limit({"client_order_id": "z", "side": "sell", "qty": 1.0, "price": 99.95, "tag": None}, 100.0, 5.0)
+    b.new_order(side="sell", qty=1, type="limit", limit=99.95, ts=5.0, price=100.0)
     assert b.qty == 0 and b.trades[-1]["exit_price"] == 99.95  # close - 10 bp = 99.9 is below the limit

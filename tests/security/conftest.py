@@ -288,6 +288,7 @@ def build_side(label: str, market: Any) -> Side:
         equity_curve=[[1.0, 10000.0], [2.0, 10012.5]],
         created_by=owner,
     )
+    dataset = _dataset(tenant, owner, label)
     GraduationPolicy.objects.create(tenant=tenant, min_trades=1, note=f"{label} policy")
     request = LiveApprovalRequest.objects.create(
         tenant=tenant,
@@ -326,11 +327,31 @@ def build_side(label: str, market: Any) -> Side:
         "run": run,
         "backtest": backtest,
         "finished_backtest": done,
+        "dataset": dataset,
         "live_request": request,
         "event": AuditEvent.objects.filter(tenant=tenant).order_by("pk").first(),
         **plugin_objects,
     }
     return side
+
+
+def _dataset(tenant: Any, owner: Any, label: str) -> Any:
+    """A stored bar dataset (an imported CSV) of the tenant, named after the side."""
+    import numpy as np
+
+    from stratbox.backtests.csvbars import BarColumns
+    from stratbox.backtests.datasets import dataset_store
+
+    ts = np.arange(5, dtype=np.float64) * 60 + 1_700_000_000
+    close = np.full(5, 100.0)
+    dataset, _ = dataset_store(
+        tenant=tenant,
+        actor=owner,
+        cols=BarColumns(ts, close, close, close, close, np.ones(5)),
+        sha256=label.ljust(64, "0")[:64],
+        filename=f"{label} dataset.csv",
+    )
+    return dataset
 
 
 @pytest.fixture

@@ -111,9 +111,19 @@ def test_staff_admin_never_shows_live_credentials(side_a: Side) -> None:
             "slippage_bps": "1.5",
             "fee_bps": "",
             "broker": "ccxt:test",
+            # the order model's per-account fill settings (shown and tunable like slippage and fee)
+            "fill_timing": "next_open",
+            "fee_fixed": "0.25",
+            "leverage": "2",
         },
     )
     assert response.status_code == 302, body_text(response)[:2000]
     after = Account.objects.get(pk=live.pk)
     assert after.credentials_ciphertext == live.credentials_ciphertext
     assert str(after.slippage_bps) == "1.50"
+    assert (after.fill_timing, str(after.fee_fixed), str(after.leverage), after.allow_short) == (
+        "next_open",
+        "0.2500",
+        "2.00",
+        False,
+    )

@@ -54,6 +54,7 @@ def path_values(side: Side) -> dict[str, list[Any]]:
         "account_id": [o["paper"].pk, o["live"].pk],
         "order_id": [o["shadow_order"].pk, o["filled_order"].pk, o["rejected_order"].pk],
         "backtest_id": [o["backtest"].pk, o["finished_backtest"].pk],
+        "dataset_id": [o["dataset"].pk],
         "run_id": [o["run"].pk],
         "request_id": [o["live_request"].pk],
         "market_id": [o["instance"].market_id],

@@ -94,7 +94,7 @@ def _instance_ledger(rng: random.Random, instance: Any, markets: list[Any]) -> N
                 )
     orders = []
     for n in range(rng.randint(0, 14)):
-        status = rng.choice(STATUSES + [OrderStatus.PENDING] * 3)
+        status = rng.choice(STATUSES + [OrderStatus.ACCEPTED] * 3)
         limit = rng.random() < 0.7
         orders.append(
             Order.objects.create(
@@ -164,7 +164,14 @@ def _old_recent(instance: Any, now: Any) -> int:
     return Order.objects.filter(
         instance_id=instance.pk,
         is_shadow=False,
-        status__in=[OrderStatus.PENDING, OrderStatus.FILLED, OrderStatus.CANCELLED],
+        status__in=[
+            OrderStatus.ACCEPTED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.EXPIRED,
+            OrderStatus.UNKNOWN,
+        ],
         created_at__gt=now - timedelta(seconds=60),
     ).count()
 
@@ -172,7 +179,7 @@ def _old_recent(instance: Any, now: Any) -> int:
 def _old_pending_other(instance: Any) -> int:
     return (
         Order.objects.filter(
-            instance_id=instance.pk, is_shadow=False, status=OrderStatus.PENDING, side=OrderSide.BUY
+            instance_id=instance.pk, is_shadow=False, status=OrderStatus.ACCEPTED, side=OrderSide.BUY
         )
         .exclude(
             market_id__in=Position.objects.filter(

@@ -70,7 +70,12 @@ class LyingStr(str):
         ({"qty": 0.00001}, "qty"),  # below the lot size 0.0001
         ({"side": "short"}, "side"),
         ({"side": LyingStr("buy")}, "side"),
-        ({"type": "stop"}, "type"),
+        ({"type": "trailing_stop"}, "type"),
+        ({"type": "stop"}, "stop_price"),  # a stop needs its trigger
+        ({"type": "stop", "stop_price": 90.0, "price": 91.0}, "price"),  # a stop carries no limit
+        ({"tif": "gtd"}, "tif"),
+        ({"reduce_only": 1}, "reduce_only"),
+        ({"sl": "five%"}, "bracket"),
         ({"type": "limit", "price": None}, "price"),
         ({"type": "limit", "price": math.nan}, "price"),
         ({"type": "limit", "price": -5.0}, "price"),

@@ -48,7 +48,7 @@ def test_denials_and_resting_orders_take_three_statements(instance, intents):
     denied, sql = _placed(instance, intents("sell", 5))
     assert denied.deny_code == "INSUFFICIENT_POSITION" and len(sql) == 3, sql
     resting, sql = _placed(instance, intents("buy", 1, type="limit", price=90.0))
-    assert resting.status == "pending" and len(sql) == 3, sql
+    assert resting.status == "accepted" and len(sql) == 3, sql
 
 
 def test_a_shadow_order_takes_three_statements(tenant, paper_account, market):

@@ -73,12 +73,12 @@ def test_limit_buy_rests_until_the_price_crosses_then_fills_at_its_limit(
 ):
     account = _account_with_costs(paper_account)
     r = place(instance, intents("buy", 1, type="limit", price=95.0), make_quote(market, 100, 99.9, 100))
-    assert r.status == "pending" and r.order.filled_at is None
+    assert r.status == "accepted" and r.order.filled_at is None
     account.refresh_from_db()
     assert account.balance == D("10000") and not Position.objects.exists()
 
     assert orders_mark_to_market(market_id=market.pk, quote=make_quote(market, 96, 95.9, 96), now=NOW) == []
-    assert Order.objects.get(pk=r.order.pk).status == "pending"
+    assert Order.objects.get(pk=r.order.pk).status == "accepted"
 
     later = NOW + timedelta(seconds=5)
     filled = orders_mark_to_market(market_id=market.pk, quote=make_quote(market, 94, 93.9, 94), now=later)
@@ -112,7 +112,7 @@ def test_marketable_limit_fills_at_the_quote_but_never_beyond_the_limit(
 def test_limit_sell_rests_then_fills_when_bid_reaches_it(instance, intents, market):
     place(instance, intents("buy", 2), make_quote(market, 100))
     r = place(instance, intents("sell", 2, type="limit", price=130.0), make_quote(market, 120))
-    assert r.status == "pending"
+    assert r.status == "accepted"
     orders_mark_to_market(market_id=market.pk, quote=make_quote(market, 131, 131, 131.1), now=NOW)
     pos = Position.objects.get(instance=instance)
     assert pos.closed_at is not None and pos.realized_pnl == D("60")

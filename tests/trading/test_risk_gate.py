@@ -126,7 +126,7 @@ def test_instance_capital_counts_positions_and_resting_buys(tenant, paper_accoun
     inst = make_instance(tenant, paper_account, market, total_capital=D("250"))
     i = Intents(inst)
     place(inst, i("buy", 1.0), make_quote(market, 100))
-    assert place(inst, i("buy", 1.0, type="limit", price=90.0), make_quote(market, 100)).status == "pending"
+    assert place(inst, i("buy", 1.0, type="limit", price=90.0), make_quote(market, 100)).status == "accepted"
     # deployed 100 + 90 reserved; another 100 would make 290 > 250
     _denied(place(inst, i("buy", 1.0), make_quote(market, 100)), "INSTANCE_CAPITAL_EXHAUSTED")
     assert place(inst, i("buy", 0.5), make_quote(market, 100)).status == "filled"  # 240 fits
@@ -184,7 +184,7 @@ def test_insufficient_balance_counts_resting_buys(tenant, market):
     inst = make_instance(tenant, account, market)
     i = Intents(inst)
     _denied(place(inst, i("buy", 2.0), make_quote(market, 100)), "INSUFFICIENT_BALANCE")
-    assert place(inst, i("buy", 1.0, type="limit", price=90.0), make_quote(market, 100)).status == "pending"
+    assert place(inst, i("buy", 1.0, type="limit", price=90.0), make_quote(market, 100)).status == "accepted"
     _denied(place(inst, i("buy", 0.7), make_quote(market, 100)), "INSUFFICIENT_BALANCE")  # 70 + 90 > 150
     assert _balance(account) == D("150")
 
@@ -194,7 +194,7 @@ def test_long_only_sell_beyond_the_position(instance, intents, market):
     _denied(place(instance, intents("sell", 1.5), make_quote(market, 100)), "INSUFFICIENT_POSITION")
     assert (
         place(instance, intents("sell", 1.0, type="limit", price=120.0), make_quote(market, 100)).status
-        == "pending"
+        == "accepted"
     )
     # The resting sell already offers the whole position.
     _denied(place(instance, intents("sell", 0.5), make_quote(market, 100)), "INSUFFICIENT_POSITION")

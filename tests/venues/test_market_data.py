@@ -13,6 +13,7 @@ from stratbox.backtests.services import BarsSpec, backtest_create
 from stratbox.markets.feeds import feed_step
 from stratbox.markets.models import Bar, FeedSource, Market
 from stratbox.markets.quotes import quote_get
+from stratbox.venues.alpaca import US_EQUITY_SESSION
 from stratbox.venues.base import StreamHealth
 from stratbox.venues.catalogue import bars_ensure, catalogue_sync, quotes_pump
 from tests.backtests.conftest import make_version
@@ -39,7 +40,8 @@ def test_catalogue_sync_creates_updates_and_delists_markets(sim: SimVenue) -> No
     inst = sim.venue.instruments[sim.venue_symbol]
     assert (market.venue_symbol, market.tick_size, market.lot_size) == (sim.venue_symbol, inst.tick, inst.lot)
     assert market.status == "active" and market.active and market.feed == FeedSource.VENUE
-    assert market.trading_hours
+    listed = {i.symbol: i for i in adapter.instruments()}[sim.symbol]
+    assert market.trading_hours == listed.hours and market.trading_hours in ({}, US_EQUITY_SESSION)
 
     inst.tick = Decimal("0.05")
     other = [s for s in sim.venue.instruments if s != sim.venue_symbol][0]

@@ -107,8 +107,55 @@ function initLineLinks(root) {
   });
 }
 
+// A form with data-upload-progress sends a chosen file with XHR so that the upload shows its
+// progress (a CSV of a million bars is ~50 MB), then says it is importing while the server parses
+// and stores the bars. The server's answer replaces the page as a normal submit would (the redirect
+// to the new backtest, or the form with its errors). Without a file it is a normal submit.
+function initUploadProgress(root) {
+  once(root, "form[data-upload-progress]", "Progress", (form) => {
+    const bar = form.querySelector("[data-upload-bar]");
+    const label = form.querySelector("[data-upload-label]");
+    form.addEventListener("submit", (event) => {
+      const files = [...form.querySelectorAll('input[type="file"]')].filter((i) => i.files && i.files.length);
+      if (!files.length || !bar || !window.FormData) return;
+      event.preventDefault();
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action || window.location.href);
+      bar.hidden = false;
+      bar.closest("[data-upload-status]").hidden = false;
+      xhr.upload.addEventListener("progress", (e) => {
+        if (!e.lengthComputable) return;
+        const pct = Math.round((100 * e.loaded) / e.total);
+        bar.value = pct;
+        bar.dataset.percent = String(pct);
+        label.textContent = `Uploading… ${pct} %`;
+      });
+      xhr.upload.addEventListener("load", () => {
+        bar.value = 100;
+        bar.dataset.percent = "100";
+        bar.removeAttribute("value"); // indeterminate while the server parses and stores the bars
+        label.textContent = "Importing the bars…";
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.responseURL && xhr.responseURL !== window.location.href && xhr.status < 400) {
+          window.location.assign(xhr.responseURL);
+          return;
+        }
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+      });
+      xhr.addEventListener("error", () => {
+        label.textContent = "The upload failed (connection lost). Please retry.";
+      });
+      xhr.send(new FormData(form));
+    });
+  });
+}
+
 function init(root) {
   initUploadKind(root);
+  initUploadProgress(root);
   initConfirm(root);
   initLineLinks(root);
   initTimes(root);

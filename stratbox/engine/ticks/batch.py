@@ -178,7 +178,9 @@ def run_due_in_hosts(
         quote = batch.quotes.get(instance.market_id)
         if not quote:
             continue
-        snapshot = tick_snapshot(instance, quote, instance.mode, f"{iid}-{slot}", batch.trusted(instance))
+        snapshot = tick_snapshot(
+            instance, quote, instance.mode, f"{iid}-{slot}", batch.trusted(instance), batch.histories
+        )
         built[iid] = snapshot
         try:
             sync = sandboxes.ensure_runtime_loaded(instance, rt, iid)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from stratbox.engine import events, runtime, sandboxes
+from stratbox.engine.ticks.inputs import histories_for
 from stratbox.engine.ticks.rows import instances_for_batch
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quotes_get_many
@@ -30,8 +31,8 @@ class Batch:
     account that did not run in a host yet re-read just that balance (`balance_changed`), so no
     snapshot is staler than the batch (the risk gate re-reads the balance under its lock anyway).
 
-    `instances`, `quotes` and `audience` are read once and never written; the rest changes only
-    through the methods (`trusted`, `balance_changed`, `defer`, `flush`).
+    `instances`, `quotes`, `histories` and `audience` are read once and never written; the rest
+    changes only through the methods (`trusted`, `balance_changed`, `defer`, `flush`).
     """
 
     __slots__ = (
@@ -39,6 +40,7 @@ class Batch:
         "_pending",
         "_stale_accounts",
         "audience",
+        "histories",
         "instances",
         "lost",
         "quotes",
@@ -51,9 +53,12 @@ class Batch:
         quotes: dict[int, dict[str, Any]],
         snapshots: dict[str, dict[str, Any]],
         audience: set[str] | None,
+        histories: dict[int, dict[str, list[float]]] | None = None,
     ) -> None:
         self.instances = instances
         self.quotes = quotes
+        # Recent bars of the markets whose instances read `context.history` (none for the others).
+        self.histories = histories or {}
         # The trusted snapshots not taken yet (`trusted` takes each once).
         self.snapshots = snapshots
         # Instance ids somebody watches on the dashboard (None: unknown, publish every tick's events).
@@ -122,6 +127,7 @@ def prefetch(instance_ids: list[str]) -> Batch:
     instances = instances_for_batch(instance_ids, balances)
     quotes = quotes_get_many({i.market_id for i in instances.values()})
     quoted = [i for i in instances.values() if i.mode != Mode.OFF and quotes.get(i.market_id)]
+    histories = histories_for(quoted)
     try:
         many = instance_snapshots_cached(instances=quoted, quotes=quotes, balances=balances)
     except Exception:  # the per-tick path still works: fall back to it rather than lose the batch
@@ -132,4 +138,4 @@ def prefetch(instance_ids: list[str]) -> Batch:
         audience = events.audience([(pk, i.tenant_id) for pk, i in instances.items()])
     except Exception:  # unknown audience: publish everything, as without the check
         logger.warning("audience check failed", exc_info=True)
-    return Batch(instances, quotes, {str(pk): snap for pk, snap in many.items()}, audience)
+    return Batch(instances, quotes, {str(pk): snap for pk, snap in many.items()}, audience, histories)

@@ -7,7 +7,8 @@ import math
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
-from stratbox.instances.models import SizingMethod, StrategyInstance
+from sandbox import fillmodel as fm
+from stratbox.instances.models import StrategyInstance
 
 
 def _lot_floor(qty: Decimal, lot: Decimal) -> Decimal:
@@ -23,20 +24,18 @@ def entry_notional(instance: StrategyInstance, confidence: float, config: dict[s
     `confidence`, f = 2p - 1 (0 when p <= 0.5), of total capital. percent_capital: the config's
     `percent_capital` (default 10) percent of total capital.
     """
-    per_trade = Decimal(instance.capital_per_trade)
-    total = Decimal(instance.total_capital)
-    if instance.sizing_method == SizingMethod.KELLY:
-        p = min(max(float(confidence), 0.0), 1.0) if math.isfinite(float(confidence)) else 0.0
-        notional = total * max(Decimal(0), 2 * Decimal(str(p)) - 1)
-    elif instance.sizing_method == SizingMethod.PERCENT_CAPITAL:
-        raw = config.get("percent_capital", 10)
-        pct = (
-            Decimal(str(raw)) if type(raw) in (int, float) and math.isfinite(raw) and raw > 0 else Decimal(10)
-        )
-        notional = total * min(pct, Decimal(100)) / Decimal(100)
-    else:
-        notional = per_trade
-    return min(notional, per_trade).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    p = min(max(float(confidence), 0.0), 1.0) if math.isfinite(float(confidence)) else 0.0
+    raw = config.get("percent_capital", 10)
+    pct = Decimal(str(raw)) if type(raw) in (int, float) and math.isfinite(raw) and raw > 0 else Decimal(10)
+    # The one sizing rule (the backtester sizes with it too, in floats).
+    notional = fm.entry_notional(
+        instance.sizing_method,
+        Decimal(instance.capital_per_trade),
+        Decimal(instance.total_capital),
+        Decimal(str(p)),
+        pct,
+    )
+    return notional.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
 
 
 def signal_intents(
@@ -129,6 +128,8 @@ def signal_intents(
                 "type": "market",
                 "price": None,
                 "tag": ("entry:" + reason)[:64],
+                # the bracket model for signal strategies: legs attached once the entry fills
+                **{leg: sig[leg] for leg in ("sl", "tp") if sig.get(leg) is not None},
             }
         )
     return intents, skipped

@@ -35,6 +35,7 @@ from stratbox.engine.ticks.shaping import TickOutcome, action_of, tick_events
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.notifications.events import tick_notify
 from stratbox.trading.services import order_place
+from stratbox.trading.services.lifecycle import order_cancel
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,8 @@ def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = 
             snapshot = built
         else:
             trusted = batch.trusted(instance) if batch is not None else None
-            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted)
+            histories = batch.histories if batch is not None else None
+            snapshot = tick_snapshot(instance, quote, mode, prefix, trusted, histories)
         t_user = time.perf_counter()
         ran = inp.ran if built is snapshot else None
         if isinstance(ran, Exception):
@@ -263,6 +265,17 @@ def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = 
     if intents and inflight is None:
         r.hset(runtime.rt_key(iid), "inflight", inflight_record)
     for intent in intents:
+        if intent.get("kind") == "cancel":  # checked by `replies`: only the instance's own orders
+            cancelled = order_cancel(instance=instance, client_order_id=intent.get("target"), now=now_dt)
+            actions.append(
+                action_of(intent, None)
+                | {
+                    "kind": "cancel",
+                    "client_order_id": intent.get("target"),
+                    "status": "cancelled" if cancelled else "not_open",
+                }
+            )
+            continue
         cid = intent.get("client_order_id")
         if not isinstance(cid, str) or not cid.startswith(prefix + "-"):
             actions.append(

@@ -5,6 +5,8 @@ market stay immutable. `carry_state_revision` marks an upgrade that keeps the st
 A version change must still belong to the same strategy: the trigger checks that too.
 """
 
+from importlib import import_module
+
 from django.db import migrations, models
 
 FORWARD = """
@@ -43,8 +45,6 @@ def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
-    from importlib import import_module
-
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(
             import_module("stratbox.instances.migrations.0002_identity_immutable").FORWARD.split(

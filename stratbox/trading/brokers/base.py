@@ -30,7 +30,13 @@ class BrokerUnavailable(Exception):
 
 class Broker(Protocol):
     def estimate_price(
-        self, *, side: str, type: str, limit_price: Decimal | None, quote: dict[str, Any]
+        self,
+        *,
+        side: str,
+        type: str,
+        limit_price: Decimal | None,
+        quote: dict[str, Any],
+        stop_price: Decimal | None = None,
     ) -> Decimal:
         """The worst price the order can fill at now (what the risk gate sizes with)."""
         ...

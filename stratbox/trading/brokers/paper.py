@@ -1,13 +1,19 @@
-"""The paper broker: honest, partial-fill-free simulated fills at the quote.
+"""The paper broker: simulated fills at the quote, priced by the one fill model (`sandbox.fillmodel`)
+that the backtester uses too.
 
-Fill model (the sandbox backtest uses the same constants through `paper_broker_params`):
-- market buy fills at ask * (1 + slippage_bps / 10^4), market sell at bid * (1 - slippage_bps / 10^4);
-- a limit order fills only when the price crosses it: a buy when ask <= limit, a sell when
-  bid >= limit. Marketable on arrival, it fills like a market order but never beyond its limit;
-  resting, it later fills at exactly its limit price (no slippage: it was in the book);
-- fee = fee_bps / 10^4 of the notional (qty * price), rounded to 8 decimals.
-Slippage and fee are per account (`Account.slippage_bps` / `fee_bps`) with global defaults
-`settings.STRATBOX_PAPER_SLIPPAGE_BPS` (5) and `settings.STRATBOX_PAPER_FEE_BPS` (10).
+A quote is read as a bar: a replayed bar's quote carries its open/high/low (and price = bid = ask =
+close); a bare quote is the bar (p, p, p, p) of its side — a buy sees the ask, a sell the bid.
+- on arrival (fill timing `signal_close`): a market order fills at its side * (1 ± slippage_bps /
+  10^4); a limit marketable on arrival fills like it but never beyond its limit; a stop already
+  through its trigger fills like a market order (a stop-limit: like a limit);
+- fill timing `next_open`: every new order rests and is first checked against the next quote;
+- a resting order is checked against each new quote's bar (`fillmodel.on_bar`): limits at the
+  open or exactly at the limit when touched, stops at the open or at the stop (slipped); on a
+  bare quote a crossed limit fills at exactly its limit (it was in the book) and a triggered stop
+  at the quote's side, slipped;
+- fee = fee_bps / 10^4 of the notional plus `fee_fixed` per fill, rounded to 8 decimals.
+Slippage and fees are per account (`Account.slippage_bps` / `fee_bps` / `fee_fixed`) with global
+defaults `settings.STRATBOX_PAPER_SLIPPAGE_BPS` (5) and `settings.STRATBOX_PAPER_FEE_BPS` (10).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from sandbox import fillmodel as fm
 from stratbox.trading.brokers.base import FillSpec, q8
 
 if TYPE_CHECKING:
@@ -39,35 +46,60 @@ def default_fee_bps() -> Decimal:
     return _dec(getattr(settings, "STRATBOX_PAPER_FEE_BPS", DEFAULT_FEE_BPS))
 
 
+def quote_bar(side: str, quote: dict[str, Any]) -> tuple[Decimal, Decimal, Decimal] | None:
+    """(open, high, low) of the bar a quote stands for, as the order's side sees it; None for a
+    bare quote (no bar behind it)."""
+    if all(type(quote.get(k)) in (int, float) for k in ("open", "high", "low")):
+        side_price = _dec(quote["ask"] if side == "buy" else quote["bid"])
+        return _dec(quote["open"]), max(_dec(quote["high"]), side_price), min(_dec(quote["low"]), side_price)
+    return None
+
+
 class PaperBroker:
     def __init__(
         self,
         slippage_bps: Decimal | float | int = DEFAULT_SLIPPAGE_BPS,
         fee_bps: Decimal | float | int = DEFAULT_FEE_BPS,
+        fee_fixed: Decimal | float | int = 0,
+        fill_timing: str = "signal_close",
     ) -> None:
         self.slippage_bps = _dec(slippage_bps)
         self.fee_bps = _dec(fee_bps)
+        self.fee_fixed = _dec(fee_fixed)
+        self.fill_timing = fill_timing
+        self._slip = self.slippage_bps / _BPS
+        self._fee_rate = self.fee_bps / _BPS
 
     @classmethod
     def for_account(cls, account: Account) -> PaperBroker:
-        return cls.for_params(account.slippage_bps, account.fee_bps)
+        return cls.for_params(account.slippage_bps, account.fee_bps, account.fee_fixed, account.fill_timing)
 
     @classmethod
-    def for_params(cls, slippage_bps: Decimal | None, fee_bps: Decimal | None) -> PaperBroker:
-        """An account's broker from its `slippage_bps` / `fee_bps` columns (NULL: the global default)."""
+    def for_params(
+        cls,
+        slippage_bps: Decimal | None,
+        fee_bps: Decimal | None,
+        fee_fixed: Decimal | None = None,
+        fill_timing: str | None = None,
+    ) -> PaperBroker:
+        """An account's broker from its columns (NULL slippage / fee: the global default)."""
         slippage = slippage_bps if slippage_bps is not None else default_slippage_bps()
         fee = fee_bps if fee_bps is not None else default_fee_bps()
-        return cls(slippage, fee)
+        return cls(slippage, fee, fee_fixed or 0, fill_timing or "signal_close")
 
-    def params(self) -> dict[str, float]:
-        return {"slippage_bps": float(self.slippage_bps), "fee_bps": float(self.fee_bps)}
+    def params(self) -> dict[str, Any]:
+        return {
+            "slippage_bps": float(self.slippage_bps),
+            "fee_bps": float(self.fee_bps),
+            "fee_fixed": float(self.fee_fixed),
+            "fill_timing": self.fill_timing,
+        }
 
     # --- prices ---------------------------------------------------------------------------
 
     def market_price(self, side: str, quote: dict[str, Any]) -> Decimal:
-        if side == "buy":
-            return q8(_dec(quote["ask"]) * (1 + self.slippage_bps / _BPS))
-        return q8(_dec(quote["bid"]) * (1 - self.slippage_bps / _BPS))
+        side_price = _dec(quote["ask"] if side == "buy" else quote["bid"])
+        return q8(fm.slipped(side, side_price, self._slip))
 
     @staticmethod
     def crosses(side: str, limit_price: Decimal, quote: dict[str, Any]) -> bool:
@@ -76,49 +108,85 @@ class PaperBroker:
         return _dec(quote["bid"]) >= limit_price
 
     def estimate_price(
-        self, *, side: str, type: str, limit_price: Decimal | None, quote: dict[str, Any]
+        self,
+        *,
+        side: str,
+        type: str,
+        limit_price: Decimal | None,
+        quote: dict[str, Any],
+        stop_price: Decimal | None = None,
     ) -> Decimal:
-        if type == "limit":
+        """The worst price the order can fill at now, or its limit / stop when it would rest."""
+        if type in ("limit", "stop_limit"):
             assert limit_price is not None
-            if self.crosses(side, limit_price, quote):
-                market = self.market_price(side, quote)
-                return min(market, limit_price) if side == "buy" else max(market, limit_price)
+            if type == "limit" and self.crosses(side, limit_price, quote):
+                return fm.cap(side, self.market_price(side, quote), limit_price)
             return limit_price
-        return self.market_price(side, quote)
+        market = self.market_price(side, quote)
+        if type == "stop" and stop_price is not None:
+            stop = q8(fm.slipped(side, stop_price, self._slip))
+            return max(market, stop) if side == "buy" else min(market, stop)
+        return market
 
     def fee_for(self, notional: Decimal) -> Decimal:
-        return q8(notional * self.fee_bps / _BPS)
+        return q8(fm.fee_for(notional, self._fee_rate, self.fee_fixed))
 
     # --- Broker ---------------------------------------------------------------------------
 
-    def _fill(self, qty: Decimal, price: Decimal) -> list[FillSpec]:
+    def fill_spec(self, qty: Decimal, price: Decimal) -> list[FillSpec]:
+        price = q8(price)
         return [FillSpec(qty=qty, price=price, fee=self.fee_for(q8(qty * price)))]
 
+    def _remaining(self, order: Order) -> Decimal:
+        return order.qty - (order.filled_qty or 0)
+
     def submit(self, order: Order, quote: dict[str, Any]) -> list[FillSpec]:
-        if order.type == "limit":
-            assert order.limit_price is not None
-            if not self.crosses(order.side, order.limit_price, quote):
-                return []
-        price = self.estimate_price(
-            side=order.side, type=order.type, limit_price=order.limit_price, quote=quote
+        """Fills on arrival (`signal_close`); none at `next_open`, where every order rests first."""
+        if self.fill_timing == "next_open":
+            return []
+        side = order.side
+        price, triggered = fm.on_arrival(
+            side,
+            order.type,
+            order.limit_price,
+            order.stop_price,
+            _dec(quote["ask"] if side == "buy" else quote["bid"]),
+            self._slip,
         )
-        return self._fill(order.qty, price)
+        order.triggered = bool(triggered) and order.type == "stop_limit"
+        return [] if price is None else self.fill_spec(self._remaining(order), price)
 
     def fill_resting(self, order: Order, quote: dict[str, Any]) -> list[FillSpec]:
-        assert order.limit_price is not None
-        if not self.crosses(order.side, order.limit_price, quote):
-            return []
-        return self._fill(order.qty, order.limit_price)
+        bar = quote_bar(order.side, quote)
+        if bar is None:
+            side_price = _dec(quote["ask"] if order.side == "buy" else quote["bid"])
+            if order.type == "limit" or (order.type == "stop_limit" and order.triggered):
+                # A bare quote through a resting limit: it was in the book, so it fills at its limit.
+                assert order.limit_price is not None
+                crossed = self.crosses(order.side, order.limit_price, quote)
+                return self.fill_spec(self._remaining(order), order.limit_price) if crossed else []
+            bar = (side_price, side_price, side_price)
+        o, h, lo = bar
+        price, triggered = fm.on_bar(
+            order.side, order.type, order.limit_price, order.stop_price, order.triggered, o, h, lo, self._slip
+        )
+        order.triggered = bool(triggered) and order.type == "stop_limit"
+        return [] if price is None else self.fill_spec(self._remaining(order), price)
 
     def cancel(self, order: Order) -> None:
         """Nothing to tell anyone: a paper order only exists in our ledger."""
 
 
-def paper_broker_params(account: Account | None = None) -> dict[str, float]:
-    """`broker_params` for the sandbox backtest: the same fill constants as paper trading."""
+def paper_broker_params(account: Account | None = None) -> dict[str, Any]:
+    """`broker_params` for the sandbox backtest: the same fill model and margin rules as paper
+    trading (an account's own, or the defaults: 1x, no shorting, fills at the signal close)."""
     broker = (
         PaperBroker.for_account(account)
         if account is not None
         else PaperBroker(default_slippage_bps(), default_fee_bps())
     )
-    return broker.params()
+    params = broker.params()
+    params["leverage"] = float(account.leverage) if account is not None else 1.0
+    # A backtest of no instance is a what-if that may short; an instance's follows its account.
+    params["allow_short"] = bool(account.allow_short) if account is not None else True
+    return params

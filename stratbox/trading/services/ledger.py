@@ -3,10 +3,12 @@
 Every write to an instance's orders, fills or positions calls `snapshot_cache.ledger_changed`, so
 the engine's cached snapshots of it are recomputed after the commit.
 
-Ledger arithmetic (exact, 8 decimals): a buy adds qty and its notional to the position's
-cost_basis and takes notional + fee from the balance; a sell removes cost_basis * sold/held
-(all of it on a full close) and adds notional - fee to the balance; each fill's realized_pnl is
-(notional - removed cost) - fee for a sell, and -fee for a buy. Hence, per account:
+Ledger arithmetic (exact, 8 decimals), with signed positions (s = +1 for a buy, -1 for a sell; a
+short has a negative qty and cost_basis): a fill that opens or grows the position adds s * qty to
+its qty and s * notional to its cost_basis (realized_pnl = -fee); a fill against it first closes
+min(qty, |held|), removing cost_basis * closed / |held| (all of it on a full close) and realizing
+-s * closed * price - removed - fee, and any remainder opens the other side at the fill price.
+The cash always moves by -s * notional - fee. Hence, per account:
 balance = starting_balance - open cost_basis + sum(realized_pnl).
 """
 
@@ -25,7 +27,7 @@ from stratbox.trading.snapshot_cache import ledger_changed
 
 UNREAD: Any = object()  # `position` argument: not read yet, lock and read it here
 _POSITION_UPDATE_FIELDS = ("qty", "cost_basis", "avg_price", "realized_pnl", "fees", "closed_at")
-_ORDER_FILL_FIELDS = ("status", "fill_price", "fee", "filled_at")
+_ORDER_FILL_FIELDS = ("status", "fill_price", "fee", "filled_at", "filled_qty", "triggered")
 
 
 def position_lock_open(order: Order) -> Position | None:
@@ -46,8 +48,9 @@ def order_mark_filled(order: Order, specs: list[FillSpec], now: datetime) -> Non
     order.fill_price = specs[-1].price
     order.fee = specs[-1].fee
     order.filled_at = now
+    order.filled_qty = (order.filled_qty or 0) + sum((s.qty for s in specs), 0)
     if not order.is_shadow:
-        order.status = OrderStatus.FILLED
+        order.status = OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED
 
 
 def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) -> None:
@@ -107,26 +110,26 @@ def fill_apply(
             opened_at=now,
         )
     notional = q8(spec.qty * spec.price)
-    if order.side == OrderSide.BUY:
-        position.qty += spec.qty
-        position.cost_basis += notional
+    sign = 1 if order.side == OrderSide.BUY else -1
+    held = position.qty
+    if held == 0 or (held > 0) == (sign > 0):  # opens or grows
+        position.qty += sign * spec.qty
+        position.cost_basis += sign * notional
         realized = -spec.fee
-        cash = -(notional + spec.fee)
     else:
-        if spec.qty > position.qty:
-            raise ValueError("long-only ledger: sell exceeds the position")  # the gate prevents this
-        removed = (
-            position.cost_basis
-            if spec.qty == position.qty
-            else q8(position.cost_basis * spec.qty / position.qty)
-        )
-        position.qty -= spec.qty
+        closed = min(spec.qty, abs(held))
+        removed = position.cost_basis if closed == abs(held) else q8(position.cost_basis * closed / abs(held))
+        position.qty += sign * closed
         position.cost_basis -= removed
-        realized = notional - removed - spec.fee
-        cash = notional - spec.fee
+        realized = -sign * q8(closed * spec.price) - removed - spec.fee
+        rest = spec.qty - closed
+        if rest > 0:  # flips: the remainder opens the other side at the fill price
+            position.qty += sign * rest
+            position.cost_basis += sign * (notional - q8(closed * spec.price))
+    cash = -sign * notional - spec.fee
     position.realized_pnl += realized
     position.fees += spec.fee
-    if position.qty > 0:
+    if position.qty != 0:
         position.avg_price = q8(position.cost_basis / position.qty)
     else:
         position.closed_at = now
@@ -166,13 +169,15 @@ def fills_apply(
     now: datetime,
     position: Position | None,
     order_written: bool,
-) -> None:
+) -> Position | None:
     """`fill_apply` for each spec, handing the open position (as the previous fill left it) on.
 
     Only ever right after `_order_insert` wrote `order` in the same transaction: that insert already
     invalidated the instance's cached snapshot, now and after the commit (`ledger_changed`), and
     nothing reads a snapshot between the two, so the fills do not invalidate it again (two Redis
-    round trips fewer per order, one of them under the tenant's lock)."""
+    round trips fewer per order, one of them under the tenant's lock). Returns the position as the
+    last fill left it (closed or not), or `position` when there was no fill."""
+    last = position
     for spec in specs:
         fill = fill_apply(
             order=order,
@@ -183,4 +188,6 @@ def fills_apply(
             order_written=order_written,
             notify=False,
         )
+        last = fill.position
         position = fill.position if fill.position.closed_at is None else None
+    return last

@@ -15,15 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from sandbox import fillmodel as fm
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import PaperBroker, broker_for_account
-from stratbox.trading.brokers.base import q8
-from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, OrderType, Position
+from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, Position, TimeInForce
 from stratbox.trading.risk import (
     Deny,
     InvalidOrder,
@@ -35,13 +34,22 @@ from stratbox.trading.risk import (
 from stratbox.trading.selectors import column_count, exposure_read, model_columns, model_from_row
 from stratbox.trading.services.ledger import (
     UNREAD,
-    fill_apply,
     fills_apply,
     order_mark_filled,
     position_lock_open,
 )
+from stratbox.trading.services.lifecycle import (
+    RESTING,
+    expires_at_for,
+    order_after_fill,
+    reduce_only_qty,
+)
+from stratbox.trading.services.resting import orders_mark_to_market
+from stratbox.trading.services.shadow import ShadowExposure, day_bounds, shadow_exposure_read, shadow_gate
 from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
+
+__all__ = ["OrderResult", "client_order_id_for", "order_place", "orders_cancel_open", "orders_mark_to_market"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,11 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
         type=req.type,
         qty=req.qty,
         limit_price=req.limit_price,
+        stop_price=req.stop_price,
+        tif=req.tif,
+        expires_at=expires_at_for(req.tif, req.expire_at, now),
+        reduce_only=req.reduce_only,
+        bracket=req.bracket,
         tag=req.tag,
         created_at=now,
         **fields,
@@ -123,10 +136,20 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
 
 
 def _fills_on_arrival(req: OrderRequest, quote: Any) -> bool:
-    """Whether the paper broker fills this order now (a market order, or a limit the quote crosses)."""
+    """Whether the paper broker may fill this order now (the fill model on the quote's side price)."""
     if not quote_is_valid(quote):
         return False
-    return req.type != OrderType.LIMIT or PaperBroker.crosses(req.side, req.limit_price, quote)  # type: ignore[arg-type]
+    side_price = Decimal(str(quote["ask"] if req.side == OrderSide.BUY else quote["bid"]))
+    price, _ = fm.on_arrival(req.side, req.type, req.limit_price, req.stop_price, side_price, 0)
+    return price is not None
+
+
+def _unfilled_end(order: Order, now: datetime) -> None:
+    """An IOC / FOK order that did not fill at once ends cancelled (paper fills are never partial)."""
+    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_at is None:
+        order.status = OrderStatus.CANCELLED
+        order.cancelled_at = now
+        order.deny_reason = f"{order.tif}: not filled at once"
 
 
 def _place_shadow(
@@ -138,6 +161,8 @@ def _place_shadow(
     reason: str,
     broker: PaperBroker,
     position: Position | None = UNREAD,
+    allow_short: bool = False,
+    exposure: ShadowExposure | None = None,
 ) -> OrderResult:
     """Observe mode: record what would have been placed and fill it into the shadow ledger.
 
@@ -159,22 +184,42 @@ def _place_shadow(
         if not _order_insert(order):
             return _duplicate(req.client_order_id, instance)
         return _result(order, message=reason + "; no quote, so it was not filled virtually")
+    if position is UNREAD:
+        position = position_lock_open(order)
+    gate = shadow_gate(
+        req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
+    )
+    if gate is not None:  # the gate would deny it: a denied shadow, with the gate's code
+        order.status, order.deny_code, order.deny_reason = (
+            OrderStatus.REJECTED,
+            gate[0],
+            f"{reason}; {gate[1]}"[:300],
+        )
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, instance)
+        return _result(order)
+    if req.reduce_only:
+        order.qty = reduce_only_qty(req.side, req.qty, position)
+        if order.qty <= 0:
+            order.qty = req.qty
+            order.cancelled_at = now  # never fills: out of the resting set
+            order.deny_reason = f"{reason}; reduce-only: no shadow position to reduce"
+            if not _order_insert(order):
+                return _duplicate(req.client_order_id, instance)
+            return _result(order)
     fills = broker.submit(order, quote)
     message = reason
     if fills:
-        if position is UNREAD:
-            position = position_lock_open(order)
-        if req.side == OrderSide.SELL and (position is None or position.qty < req.qty):
-            # Long-only: a shadow sell beyond the shadow position is recorded but never filled.
-            order.deny_reason = message = (
-                f"{reason}; not filled: sell exceeds the shadow position (long-only)"
-            )
-            fills = []
-        else:
-            order_mark_filled(order, fills, now)
+        order_mark_filled(order, fills, now)
+    elif order.tif in (TimeInForce.IOC, TimeInForce.FOK) and broker.fill_timing != "next_open":
+        order.cancelled_at = now  # never fills: out of the resting set
+        order.deny_reason = message = f"{reason}; {order.tif}: not filled at once"
     if not _order_insert(order):
         return _duplicate(req.client_order_id, instance)
-    fills_apply(order=order, specs=fills, account=None, now=now, position=position, order_written=True)
+    held_before = position.qty if position is not None else ZERO
+    last = fills_apply(order=order, specs=fills, account=None, now=now, position=position, order_written=True)
+    if fills:
+        order_after_fill(order, last, held_before, now)
     return _result(order, message=message)
 
 
@@ -201,7 +246,14 @@ def _reject(
 
 
 _SHADOW_READ_SQL = """
-SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, {position}
+SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, a.fee_fixed, a.fill_timing, a.allow_short,
+  i.capital_per_trade, i.max_positions, i.max_position_size, i.total_capital, i.max_daily_loss,
+  (SELECT count(*) FROM trading_position WHERE instance_id = i.id AND is_shadow AND closed_at IS NULL),
+  (SELECT sum(abs(cost_basis)) FROM trading_position WHERE instance_id = i.id AND is_shadow
+     AND closed_at IS NULL),
+  (SELECT sum(realized_pnl) FROM trading_fill WHERE instance_id = i.id AND is_shadow
+     AND ts >= %s AND ts < %s),
+  {position}
 FROM instances_strategyinstance i
 JOIN tenants_tenant t ON t.id = i.tenant_id
 JOIN trading_account a ON a.id = i.account_id
@@ -209,6 +261,8 @@ LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = i.id AND m
   AND is_shadow AND closed_at IS NULL ORDER BY opened_at DESC LIMIT 1 {lock}) p ON true
 WHERE i.id = %s
 """
+SHADOW_LIMITS = ("capital_per_trade", "max_positions", "max_position_size", "total_capital", "max_daily_loss")
+ZERO = Decimal(0)
 _SHADOW_READ = {
     lock: _SHADOW_READ_SQL.format(position=model_columns(Position, "p"), lock="FOR UPDATE" if lock else "")
     for lock in (True, False)
@@ -284,11 +338,11 @@ def _place_not_active(
     lock_position = _fills_on_arrival(req, quote)
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_SHADOW_READ[lock_position], [instance.pk])
+            cursor.execute(_SHADOW_READ[lock_position], [*day_bounds(now), instance.pk])
             row = cursor.fetchone()
         if row is None:
             raise StrategyInstance.DoesNotExist(f"instance {instance.pk} does not exist")
-        mode, killed_at, slippage_bps, fee_bps = row[:4]
+        mode, killed_at, slippage_bps, fee_bps, fee_fixed, fill_timing, allow_short = row[:7]
         if mode == Mode.OFF:
             return _reject(instance, req, now, Deny.MODE_OFF, "the instance is off", None)
         if killed_at is not None:
@@ -299,8 +353,12 @@ def _place_not_active(
             quote=quote,
             now=now,
             reason="observe mode: recorded as a shadow order, never sent",
-            broker=PaperBroker.for_params(slippage_bps, fee_bps),
-            position=model_from_row(Position, row, 4) if lock_position else UNREAD,
+            broker=PaperBroker.for_params(slippage_bps, fee_bps, fee_fixed, fill_timing),
+            position=model_from_row(Position, row, 15),  # locked when it may fill now
+            allow_short=allow_short,
+            exposure=ShadowExposure(
+                dict(zip(SHADOW_LIMITS, row[7:12], strict=True)), row[12], row[13] or ZERO, row[14] or ZERO
+            ),
         )
 
 
@@ -334,6 +392,7 @@ def _place_active(
                 now=now,
                 reason="the database says observe (the caller claimed active): shadow order, never sent",
                 broker=PaperBroker.for_account(account),
+                allow_short=account.allow_short,
             )
         decision = pre_trade_decide(
             instance=fresh, order_request=req, quote=quote, now=now, exposure=exposure
@@ -342,18 +401,29 @@ def _place_active(
             return _reject(fresh, req, now, decision.deny, decision.message, decision.est_price)
         assert quote is not None
         broker = broker_for_account(account)
-        order = _new_order(fresh, req, now, status=OrderStatus.PENDING, est_price=decision.est_price)
+        order = _new_order(fresh, req, now, status=OrderStatus.ACCEPTED, est_price=decision.est_price)
+        if req.reduce_only:
+            order.qty = reduce_only_qty(req.side, req.qty, exposure.position)
+            if order.qty <= 0:
+                order.qty, order.status, order.cancelled_at = req.qty, OrderStatus.CANCELLED, now
+                order.deny_reason = "reduce-only: no position to reduce"
+                if not _order_insert(order):
+                    return _duplicate(req.client_order_id, fresh)
+                return _result(order)
         # The paper broker's fills are a pure computation: known before the INSERT, so the order
         # row is written once, complete. Any other broker is only called once the order is stored.
         simulated = isinstance(broker, PaperBroker)
         fills = broker.submit(order, quote) if simulated else []
         if fills:
             order_mark_filled(order, fills, now)
+        elif simulated and broker.fill_timing != "next_open":
+            _unfilled_end(order, now)
         if not _order_insert(order):
             return _duplicate(req.client_order_id, fresh)
         if not simulated:
             fills = broker.submit(order, quote)
-        fills_apply(
+        held_before = exposure.position.qty if exposure.position is not None else ZERO
+        last = fills_apply(
             order=order,
             specs=fills,
             account=account,
@@ -361,91 +431,15 @@ def _place_active(
             position=exposure.position,
             order_written=simulated,
         )
+        if fills:
+            order_after_fill(order, last, held_before, now)
         return _result(order)
-
-
-def orders_mark_to_market(*, market_id: int, quote: dict[str, Any], now: datetime) -> list[Order]:
-    """Fill the resting limit orders (real and shadow) of a market that `quote` crosses."""
-    if not quote_is_valid(quote):
-        return []
-    ask, bid = Decimal(str(quote["ask"])), Decimal(str(quote["bid"]))
-    crossing = Q(side=OrderSide.BUY, limit_price__gte=ask) | Q(side=OrderSide.SELL, limit_price__lte=bid)
-    candidates = list(
-        Order.objects.filter(
-            crossing,
-            market_id=market_id,
-            type=OrderType.LIMIT,
-            filled_at__isnull=True,
-            status__in=[OrderStatus.PENDING, OrderStatus.SHADOW],
-        )
-        .order_by("created_at", "id")
-        .values_list("pk", "is_shadow", "tenant_id", "account_id")
-    )
-    filled: list[Order] = []
-    for order_id, is_shadow, tenant_id, account_id in candidates:
-        with transaction.atomic():
-            account = None
-            if not is_shadow:
-                tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
-                account = Account.objects.select_for_update().get(pk=account_id)
-                if tenant.killed_at is not None:
-                    continue  # a killed tenant trades nothing, not even resting orders
-            order = Order.objects.select_for_update().filter(pk=order_id, filled_at__isnull=True).first()
-            if order is None or order.status not in (OrderStatus.PENDING, OrderStatus.SHADOW):
-                continue
-            broker = (
-                broker_for_account(account)
-                if account
-                else PaperBroker.for_account(Account.objects.get(pk=account_id))
-            )
-            fills = broker.fill_resting(order, quote)
-            if not fills:
-                continue
-            position = Position.objects.filter(
-                instance_id=order.instance_id,
-                market_id=market_id,
-                is_shadow=is_shadow,
-                closed_at__isnull=True,
-            ).first()
-            spec = fills[0]
-            if order.side == OrderSide.SELL and (position is None or position.qty < spec.qty):
-                if not is_shadow:
-                    _deny_resting(
-                        order,
-                        Deny.INSUFFICIENT_POSITION,
-                        "the position was reduced before the sell filled",
-                        now,
-                    )
-                continue
-            if (
-                order.side == OrderSide.BUY
-                and account is not None
-                and q8(spec.qty * spec.price) + spec.fee > account.balance
-            ):
-                _deny_resting(
-                    order, Deny.INSUFFICIENT_BALANCE, "balance too low when the limit was crossed", now
-                )
-                continue
-            fill_apply(order=order, spec=spec, account=account, now=now)
-            filled.append(order)
-    return filled
-
-
-def _deny_resting(order: Order, deny: Deny, reason: str, now: datetime) -> None:
-    order.status = OrderStatus.REJECTED
-    order.deny_code = deny
-    order.deny_reason = reason
-    order.cancelled_at = now
-    order.save(update_fields=["status", "deny_code", "deny_reason", "cancelled_at"])
-    ledger_changed([order.instance_id])
 
 
 def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = None) -> int:
     """Cancel the instance's resting orders (real and shadow); returns how many were cancelled."""
     now = now or timezone.now()
-    open_orders = Order.objects.filter(instance=instance, filled_at__isnull=True).filter(
-        Q(status=OrderStatus.PENDING) | Q(status=OrderStatus.SHADOW, type=OrderType.LIMIT)
-    )
+    open_orders = Order.objects.filter(RESTING, instance=instance)
     with transaction.atomic():
         for order in open_orders.select_for_update().filter(is_shadow=False):
             broker_for_account(order.account).cancel(order)

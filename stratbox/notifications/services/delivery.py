@@ -1,22 +1,10 @@
-"""Writes for notifications: channels, subscriptions, events and their deliveries.
-
-Flow: a service elsewhere calls `event_emit` inside its transaction; after commit the event is
-pushed to the tenant's websocket (the inbox) and `deliver_event_task` is enqueued. Delivery
-resolves each channel's level (instance subscription, else tenant default, else the built-in
-default) and makes one attempt per channel (`delivery_attempt`), each recorded as a `Delivery`
-row: disabled, quiet hours (kept for the digest), rate limited (token bucket on the channel row),
-duplicate (the marker of `(channel, key)` exists) or sent/failed. The marker is inserted in the
-same transaction as the sent delivery's row, and a concurrent attempt with the same key waits on
-the unique index and then sees it: one delivery per key per channel. A failed attempt is retried
-by Celery with exponential backoff; after `failure_limit` consecutive failures the channel is
-disabled and the tenant gets an in-app notice.
-"""
+"""Delivery: one attempt per channel, recorded; quiet hours, rate limits, one delivery per key,
+retries with backoff, the digest, pruning."""
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +12,6 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from stratbox.instances.models import StrategyInstance
 from stratbox.notifications import channels as channel_io
 from stratbox.notifications.models import (
     Channel,
@@ -40,272 +27,16 @@ from stratbox.notifications.models import (
     SkipReason,
     Subscription,
 )
-from stratbox.notifications.profile import profile_changed
-from stratbox.trading.credentials import credentials_decrypt, credentials_encrypt
-from tenants.errors import ApplicationError
-from tenants.models import Tenant
-from tenants.services import audit_record
+from stratbox.notifications.services.channels import ALWAYS, level_for
+from stratbox.notifications.services.inbox import event_emit
+from stratbox.notifications.services.settings import settings_for
+from stratbox.trading.credentials import credentials_decrypt
 
 logger = logging.getLogger(__name__)
 
+
 MAX_ATTEMPTS = 4
 BACKOFF_SECONDS = (5, 30, 120)
-# Built-in defaults when neither the instance nor the tenant chose a level (fills are noisy: off).
-DEFAULT_LEVELS = {EventType.ORDER_FILLED: Level.OFF}
-# Events every channel of the tenant hears regardless of subscriptions.
-ALWAYS = {EventType.TEST, EventType.DIGEST}
-
-
-class NotificationError(ApplicationError):
-    def __init__(self, message: str, *, code: str, field: str | None = None) -> None:
-        # A 400 naming `field` ("non_field_errors" when none), in the standard body.
-        super().__init__(code, message, field or "non_field_errors")
-
-
-def tenant_group(tenant_id: Any) -> str:
-    return f"tenant.{tenant_id}"
-
-
-def settings_for(tenant: Tenant | Any) -> NotificationSettings:
-    """The tenant's settings, or the defaults (unsaved: reading never writes)."""
-    tenant_id = getattr(tenant, "pk", tenant)
-    return NotificationSettings.objects.filter(tenant_id=tenant_id).first() or NotificationSettings(
-        tenant_id=tenant_id
-    )
-
-
-@transaction.atomic
-def settings_update(*, tenant: Tenant, actor: Any, **fields: Any) -> NotificationSettings:
-    NotificationSettings.objects.get_or_create(tenant=tenant)
-    found = NotificationSettings.objects.select_for_update().get(tenant=tenant)
-    if "timezone" in fields:
-        try:
-            ZoneInfo(fields["timezone"])
-        except Exception as exc:
-            raise NotificationError("unknown time zone", code="INVALID_TIMEZONE", field="timezone") from exc
-    before = {k: str(getattr(found, k)) for k in fields}
-    for key, value in fields.items():
-        setattr(found, key, value)
-    found.save()
-    profile_changed(tenant.pk)
-    audit_record(
-        tenant=tenant,
-        actor=actor,
-        action="notifications.settings",
-        target=found,
-        before=before,
-        after={k: str(v) for k, v in fields.items()},
-    )
-    return found
-
-
-# --- channels ---------------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def channel_create(*, tenant: Tenant, actor: Any, name: str, url: str) -> tuple[Channel, str]:
-    """Store an apprise URL encrypted; returns the channel and (webhooks) its signing secret, shown once."""
-    try:
-        kind, redacted = channel_io.channel_check(url)
-    except channel_io.ChannelUrlError as exc:
-        raise NotificationError(str(exc), code="INVALID_CHANNEL_URL", field="url") from exc
-    secret = secrets.token_urlsafe(32) if kind == "webhook" else ""
-    channel = Channel.objects.create(
-        tenant=tenant,
-        name=name,
-        kind=kind,
-        url_ciphertext=credentials_encrypt({"url": url}),
-        url_redacted=redacted,
-        secret_ciphertext=credentials_encrypt({"secret": secret}) if secret else "",
-    )
-    audit_record(
-        tenant=tenant,
-        actor=actor,
-        action="notifications.channel.create",
-        target=channel,
-        after={"name": name, "kind": kind, "url": redacted},
-    )
-    return channel, secret
-
-
-@transaction.atomic
-def channel_set_enabled(*, channel: Channel, actor: Any, enabled: bool) -> Channel:
-    locked = Channel.objects.select_for_update().get(pk=channel.pk)
-    before = locked.status
-    if enabled and locked.status == ChannelStatus.DISABLED:
-        locked.status, locked.consecutive_failures = ChannelStatus.NEW, 0
-    elif not enabled:
-        locked.status = ChannelStatus.DISABLED
-    locked.save(update_fields=["status", "consecutive_failures"])
-    audit_record(
-        tenant=locked.tenant,
-        actor=actor,
-        action="notifications.channel.update",
-        target=locked,
-        before={"status": before},
-        after={"status": locked.status},
-    )
-    return locked
-
-
-@transaction.atomic
-def channel_delete(*, channel: Channel, actor: Any) -> None:
-    audit_record(
-        tenant=channel.tenant,
-        actor=actor,
-        action="notifications.channel.delete",
-        target=channel,
-        before={"name": channel.name, "url": channel.url_redacted},
-    )
-    channel.delete()
-    profile_changed(channel.tenant_id)  # its subscriptions go with it
-
-
-def channel_test(*, channel: Channel, actor: Any) -> NotificationEvent:
-    """A Test send: an event for this channel only, delivered like any other (one delivery row)."""
-    locale = settings_for(channel.tenant_id).locale
-    title = {"zh-CN": "Stratbox 测试通知"}.get(locale, "Stratbox test notification")
-    body = {"zh-CN": f"渠道“{channel.name}”可以接收 Stratbox 的通知。"}.get(
-        locale, f"The channel '{channel.name}' can receive Stratbox notifications."
-    )
-    return event_emit(
-        tenant=channel.tenant,
-        event_type=EventType.TEST,
-        title=title,
-        body=body,
-        dedup_key=f"test/{secrets.token_hex(8)}",
-        only_channel=channel,
-        payload={"channel_id": str(channel.pk), "requested_by": getattr(actor, "email", "")},
-    )
-
-
-# --- subscriptions ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def subscription_set(
-    *,
-    tenant: Tenant,
-    actor: Any,
-    channel: Channel,
-    event_type: str,
-    level: str,
-    instance: StrategyInstance | None = None,
-) -> Subscription:
-    if event_type not in EventType.values or event_type in (*ALWAYS, EventType.CHANNEL_DISABLED):
-        raise NotificationError("unknown event type", code="INVALID_EVENT_TYPE", field="event_type")
-    sub, _ = Subscription.objects.update_or_create(
-        tenant=tenant, instance=instance, channel=channel, event_type=event_type, defaults={"level": level}
-    )
-    profile_changed(tenant.pk)
-    audit_record(
-        tenant=tenant,
-        actor=actor,
-        action="notifications.subscription",
-        target=sub,
-        after={
-            "channel": str(channel.pk),
-            "event_type": event_type,
-            "level": level,
-            "instance": str(instance.pk) if instance else None,
-        },
-    )
-    return sub
-
-
-def level_for(*, event: NotificationEvent, channel: Channel, subs: list[Subscription]) -> str:
-    if event.event_type in ALWAYS or event.only_channel_id is not None:
-        return Level.ON
-    mine = [s for s in subs if s.channel_id == channel.pk and s.event_type == event.event_type]
-    for sub in mine:
-        if event.instance_id is not None and sub.instance_id == event.instance_id:
-            return sub.level
-    for sub in mine:
-        if sub.instance_id is None:
-            return sub.level
-    return DEFAULT_LEVELS.get(event.event_type, Level.ON)
-
-
-# --- events -----------------------------------------------------------------------------------------
-
-
-def event_emit(
-    *,
-    tenant: Tenant | Any,
-    event_type: str,
-    title: str,
-    body: str,
-    dedup_key: str,
-    instance: StrategyInstance | None = None,
-    severity: str = Severity.INFO,
-    payload: dict[str, Any] | None = None,
-    only_channel: Channel | None = None,
-    locale: str = "",
-) -> NotificationEvent:
-    """Record an event (the inbox item); after commit it is pushed to the tenant and delivered."""
-    tenant_id = getattr(tenant, "pk", tenant)
-    event = NotificationEvent.objects.create(
-        tenant_id=tenant_id,
-        instance=instance,
-        event_type=event_type,
-        severity=severity,
-        dedup_key=dedup_key[:400],
-        locale=locale or settings_for(tenant_id).locale,
-        title=title[:300],
-        body=body,
-        payload=payload or {},
-        only_channel=only_channel,
-    )
-    transaction.on_commit(lambda: _after_commit(event))
-    return event
-
-
-def _after_commit(event: NotificationEvent) -> None:
-    inbox_push(event)
-    from stratbox.notifications.tasks import deliver_event_task
-
-    try:
-        deliver_event_task.delay(event.pk)
-    except Exception:  # the broker is down: the sweep (`event_redeliver_pending`) picks it up
-        logger.warning("could not enqueue delivery of event %s", event.pk, exc_info=True)
-
-
-def inbox_message(event: NotificationEvent) -> dict[str, Any]:
-    return {
-        "type": "notification.event",
-        "id": event.pk,
-        "event_type": event.event_type,
-        "event_type_label": str(event.get_event_type_display()),
-        "severity": event.severity,
-        "title": event.title,
-        "body": event.body,
-        "instance_id": str(event.instance_id) if event.instance_id else None,
-        "created_at": event.created_at.isoformat() if event.created_at else None,
-    }
-
-
-def inbox_push(event: NotificationEvent) -> None:
-    """Push the event to the tenant's websocket group (the in-app inbox); losing it loses nothing."""
-    try:
-        from asgiref.sync import async_to_sync
-        from channels.layers import get_channel_layer
-
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(tenant_group(event.tenant_id), inbox_message(event))
-    except Exception:
-        logger.warning("inbox push of event %s failed", event.pk, exc_info=True)
-
-
-@transaction.atomic
-def inbox_mark_read(*, tenant: Tenant, event_ids: list[int] | None = None) -> int:
-    qs = NotificationEvent.objects.filter(tenant=tenant, read_at__isnull=True)
-    if event_ids is not None:
-        qs = qs.filter(pk__in=event_ids)
-    return qs.update(read_at=timezone.now())
-
-
-# --- delivery ---------------------------------------------------------------------------------------
 
 
 def event_deliver(*, event_id: int) -> list[tuple[str, int]]:

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("markets", "0002_market_feed"),
+        ("markets", "0003_market_kind_hours_resolution"),
     ]
 
     operations = [
@@ -25,11 +25,6 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 default="active", help_text="active | halted (as the venue says)", max_length=16
             ),
-        ),
-        migrations.AddField(
-            model_name="market",
-            name="trading_hours",
-            field=models.CharField(blank=True, max_length=120),
         ),
         migrations.AddField(
             model_name="market",
