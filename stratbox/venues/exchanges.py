@@ -105,6 +105,9 @@ class CcxtAdapter(VenueAdapter):
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _call(self, method: str, *args: Any, sending: bool = False, **kwargs: Any) -> Any:
+        if method != "load_markets" and not self.exchange.markets:
+            # ccxt loads the markets inside most calls: load them first so that request takes a token too.
+            self._call("load_markets")
         if self.bucket is not None:
             self.bucket.take()
         try:
