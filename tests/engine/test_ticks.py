@@ -334,13 +334,15 @@ def test_dispatch_groups_slots_with_an_eta(instance_factory, quote):
     reconcile()
     sent = []
     now = min(_next(a), _next(b)) - 0.5
-    n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
+    # The two first dues lie up to a second apart, more when reconcile() spans a busy moment: a
+    # look-ahead of 4 s holds each instance's first two slots (one per dispatch) either way.
+    n = dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=4.0)
     assert n == 2
     for batch, eta in sent:  # in due order, one slot per batch; the ETA is the last due
         dues = [item[1] for item in batch]
         assert dues == sorted(dues) and eta == dues[-1] and len({int(d) for d in dues}) == 1
     # dispatching again never queues the same slot twice: only the following slots come out
-    dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=3.0)
+    dispatch_once(now=now, enqueue=lambda batch, eta: sent.append((batch, eta)), lookahead=4.0)
     pairs = [tuple(item) for batch, _ in sent for item in batch]
     assert len(pairs) == len(set(pairs)) == 4
 
