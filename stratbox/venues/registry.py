@@ -23,10 +23,9 @@ _ALPACA_LIMIT = {"rate_per_second": 200 / 60, "burst": 10}
 
 def venue_config(broker: str) -> dict[str, Any]:
     """The adapter configuration of a broker name; VenueError(VENUE_REJECTED) for an unknown one."""
-    import ccxt  # a second to import: only processes that talk to venues pay it, not every worker
-
     configured = (getattr(settings, "STRATBOX_VENUES", None) or {}).get(broker)
     kind, _, rest = broker.partition(":")
+    ccxt_base = _ccxt_config(rest) if kind == "ccxt" else None
     if kind == "alpaca" and rest in ("paper", "live"):
         base: dict[str, Any] = {
             "adapter": "alpaca",
@@ -34,15 +33,8 @@ def venue_config(broker: str) -> dict[str, Any]:
             "label": f"Alpaca ({rest})",
             **_ALPACA_LIMIT,
         }
-    elif kind == "ccxt" and rest in ccxt.exchanges:
-        rate_ms = getattr(getattr(ccxt, rest), "rateLimit", 1000) or 1000
-        base = {
-            "adapter": "ccxt",
-            "exchange": rest,
-            "label": rest.capitalize(),
-            "rate_per_second": 1000 / rate_ms,
-            "burst": 5,
-        }
+    elif ccxt_base is not None:
+        base = ccxt_base
     elif configured is None:
         raise VenueError(
             VENUE_REJECTED, f"unknown broker {broker!r}: use alpaca:paper, alpaca:live or ccxt:<exchange>"
@@ -53,6 +45,22 @@ def venue_config(broker: str) -> dict[str, Any]:
     if config.get("adapter") not in ("alpaca", "ccxt"):
         raise VenueError(VENUE_REJECTED, f"broker {broker!r} names no adapter")
     return config
+
+
+def _ccxt_config(exchange: str) -> dict[str, Any] | None:
+    """The built-in configuration of an exchange ccxt knows (None: it knows no such exchange)."""
+    import ccxt  # a second to import: only ccxt brokers pay it, not every worker or Alpaca process
+
+    if exchange not in ccxt.exchanges:
+        return None
+    rate_ms = getattr(getattr(ccxt, exchange), "rateLimit", 1000) or 1000
+    return {
+        "adapter": "ccxt",
+        "exchange": exchange,
+        "label": exchange.capitalize(),
+        "rate_per_second": 1000 / rate_ms,
+        "burst": 5,
+    }
 
 
 def venue_code(broker: str) -> str:
@@ -112,12 +120,14 @@ def adapter_build(broker: str, credentials: dict[str, str], *, timeout: float | 
     bucket = bucket_for(broker, credentials, config)
     seconds = timeout if timeout is not None else float(config.get("timeout", 10.0))
     venue = config.get("venue")
-    # The client libraries take seconds to import: only processes that talk to venues load them.
-    from stratbox.venues.alpaca import AlpacaAdapter
-    from stratbox.venues.exchanges import CcxtAdapter
-
     if config["adapter"] == "alpaca":
+        # alpaca-py takes a second to import: only processes that build an Alpaca adapter load it.
+        from stratbox.venues.alpaca import AlpacaAdapter
+
         return AlpacaAdapter(
             credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue or "ALPACA"
         )
+    # ccxt (and ccxt.pro) take seconds to import: only processes that build a ccxt adapter load them.
+    from stratbox.venues.exchanges import CcxtAdapter
+
     return CcxtAdapter(credentials=credentials, config=config, bucket=bucket, timeout=seconds, venue=venue)
