@@ -72,13 +72,11 @@ def venue_code(broker: str) -> str:
 
 
 def brokers_for_venue(venue: str) -> list[str]:
-    """Broker names whose instruments live under this Market.venue (configured ones, then ccxt's own)."""
-    import ccxt  # a second to import: only processes that talk to venues pay it, not every worker
-
-    names = [n for n in sorted(getattr(settings, "STRATBOX_VENUES", None) or {}) if _safe_code(n) == venue]
-    if venue.lower() in ccxt.exchanges and f"ccxt:{venue.lower()}" not in names:
-        names.append(f"ccxt:{venue.lower()}")
-    return names
+    """Broker names whose instruments live under this Market.venue (configured ones, the built-in
+    Alpaca ones, then ccxt's own)."""
+    configured = sorted(getattr(settings, "STRATBOX_VENUES", None) or {})
+    built_in = [n for n in ("alpaca:paper", "alpaca:live", f"ccxt:{venue.lower()}") if n not in configured]
+    return [n for n in [*configured, *built_in] if _safe_code(n) == venue]
 
 
 def _safe_code(broker: str) -> str:

@@ -16,6 +16,7 @@ from stratbox.markets.quotes import quote_get
 from stratbox.venues.alpaca import US_EQUITY_SESSION
 from stratbox.venues.base import StreamHealth
 from stratbox.venues.catalogue import bars_ensure, catalogue_sync, quotes_pump
+from stratbox.venues.registry import brokers_for_venue
 from tests.backtests.conftest import make_version
 from tests.venues.conftest import SimVenue
 from tests.venues.test_adapters import wait_for
@@ -120,3 +121,11 @@ def test_a_backtest_on_a_venue_market_fetches_its_bars_from_the_venue_once(
     assert klines >= 1
     backtest_create(tenant=tenant, actor=user, bars=spec, version=version)
     assert sum(1 for r in binance.venue.requests if r[2].endswith("/klines")) == klines  # stored once, shared
+
+
+def test_a_venues_brokers_include_the_built_in_ones(settings: Any) -> None:
+    """A tenant's alpaca:paper / alpaca:live account reads its venue's bars without any configuration."""
+    settings.STRATBOX_VENUES = {}
+    assert {"alpaca:paper", "alpaca:live"} <= set(brokers_for_venue("ALPACA"))
+    assert brokers_for_venue("BINANCE") == ["ccxt:binance"]
+    assert brokers_for_venue("NOWHERE") == []
