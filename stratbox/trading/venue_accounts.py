@@ -65,8 +65,8 @@ def venue_bars_fetch(
         account = accounts.first()
         if account is not None:
             adapter = adapter_for_account(account)
-        elif any(venue_config(b)["adapter"] == "ccxt" for b in brokers):
-            adapter = adapter_build(next(b for b in brokers if venue_config(b)["adapter"] == "ccxt"), {})
+        elif (public := next((b for b in brokers if venue_config(b)["adapter"] == "ccxt"), None)) is not None:
+            adapter = adapter_build(public, {})
         else:
             return 0
         return bars_ensure(
