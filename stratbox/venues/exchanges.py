@@ -227,7 +227,6 @@ class CcxtAdapter(VenueAdapter):
         timeframe = _TIMEFRAMES.get(interval_seconds)
         if timeframe is None:
             raise VenueError(VENUE_REJECTED, f"no {interval_seconds}s bars through ccxt")
-        self._markets()
         since, until = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         bars: list[Bar] = []
         while since <= until:
@@ -250,7 +249,7 @@ class CcxtAdapter(VenueAdapter):
         return bars
 
     def place(self, intent: OrderIntent) -> VenueOrder:
-        self._markets()
+        self._markets()  # the precision helpers below read the markets before any call loads them
         amount = self.exchange.amount_to_precision(intent.symbol, str(intent.qty))
         price = (
             self.exchange.price_to_precision(intent.symbol, str(intent.limit_price))
@@ -267,7 +266,6 @@ class CcxtAdapter(VenueAdapter):
         return order if order.client_order_id else _with_client_id(order, intent.client_order_id)
 
     def order_by_client_id(self, client_order_id: str, symbol: str) -> VenueOrder | None:
-        self._markets()
         try:
             return self._order(self._call("fetch_order", None, symbol, {"clientOrderId": client_order_id}))
         except VenueError as exc:
@@ -276,7 +274,6 @@ class CcxtAdapter(VenueAdapter):
             raise
 
     def cancel(self, client_order_id: str, symbol: str) -> VenueOrder:
-        self._markets()
         self._call("cancel_order", None, symbol, {"clientOrderId": client_order_id})
         order = self.order_by_client_id(client_order_id, symbol)
         if order is None:
