@@ -19,7 +19,6 @@ import functools
 import threading
 import time
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import requests
@@ -53,6 +52,8 @@ from stratbox.venues.base import (
     VenueAdapter,
     VenueError,
     VenueOrder,
+    dec,
+    dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
 from stratbox.venues.streaming import stream_with_polling
@@ -75,14 +76,6 @@ _STATUS = {
     "rejected": "rejected",
     "suspended": "rejected",
 }
-
-
-def _d(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _d_or_none(value: Any) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
 
 
 # The regular session of US equities (Market.trading_hours); DAY orders expire at its close.
@@ -158,11 +151,11 @@ class AlpacaAdapter(VenueAdapter):
             client_order_id=raw["client_order_id"],
             symbol=raw.get("symbol") or "",
             side=str(raw.get("side")),
-            qty=_d(raw.get("qty") or 0),
-            filled_qty=_d(raw.get("filled_qty") or 0),
-            avg_fill_price=_d_or_none(raw.get("filled_avg_price")),
+            qty=dec(raw.get("qty") or 0),
+            filled_qty=dec(raw.get("filled_qty") or 0),
+            avg_fill_price=dec_or_none(raw.get("filled_avg_price")),
             status=_STATUS.get(str(raw.get("status")), "accepted"),
-            limit_price=_d_or_none(raw.get("limit_price")),
+            limit_price=dec_or_none(raw.get("limit_price")),
             raw_status=str(raw.get("status")),
         )
 
@@ -188,14 +181,14 @@ class AlpacaAdapter(VenueAdapter):
         for a in rows:
             if a.get("class") != "us_equity":
                 continue
-            lot = _d(a.get("min_trade_increment") or 1)
+            lot = dec(a.get("min_trade_increment") or 1)
             out.append(
                 Instrument(
                     symbol=a["symbol"],
                     venue_symbol=a["symbol"],
-                    tick=_d(a.get("price_increment") or "0.01"),
+                    tick=dec(a.get("price_increment") or "0.01"),
                     lot=lot,
-                    min_qty=_d(a.get("min_order_size") or lot),
+                    min_qty=dec(a.get("min_order_size") or lot),
                     status="active" if a.get("tradable") and a.get("status") == "active" else "halted",
                     hours=US_EQUITY_SESSION,
                     name=a.get("name") or "",
@@ -210,7 +203,7 @@ class AlpacaAdapter(VenueAdapter):
         request = StockLatestQuoteRequest(symbol_or_symbols=symbols, feed=self._feed())
         raw = self._call(self.data.get_stock_latest_quote, request)
         now = time.time()
-        return {s: Quote(s, _d(q["bp"]), _d(q["ap"]), _ts(q.get("t"), now)) for s, q in raw.items()}
+        return {s: Quote(s, dec(q["bp"]), dec(q["ap"]), _ts(q.get("t"), now)) for s, q in raw.items()}
 
     def bars(self, symbol: str, *, interval_seconds: int, start: datetime, end: datetime) -> list[Bar]:
         request = StockBarsRequest(
@@ -225,11 +218,11 @@ class AlpacaAdapter(VenueAdapter):
         return [
             Bar(
                 ts=datetime.fromisoformat(str(b["t"]).replace("Z", "+00:00")),
-                open=_d(b["o"]),
-                high=_d(b["h"]),
-                low=_d(b["l"]),
-                close=_d(b["c"]),
-                volume=_d(b.get("v", 0)),
+                open=dec(b["o"]),
+                high=dec(b["h"]),
+                low=dec(b["l"]),
+                close=dec(b["c"]),
+                volume=dec(b.get("v", 0)),
             )
             for b in rows
         ]
@@ -266,12 +259,12 @@ class AlpacaAdapter(VenueAdapter):
 
     def positions(self) -> list[Position]:
         rows = self._call(self.trading.get_all_positions)
-        return [Position(p["symbol"], _d(p["qty"]), _d(p["avg_entry_price"])) for p in rows]
+        return [Position(p["symbol"], dec(p["qty"]), dec(p["avg_entry_price"])) for p in rows]
 
     def balances(self) -> list[Balance]:
         account = self._call(self.trading.get_account)
         currency = account.get("currency") or "USD"
-        return [Balance(currency, _d(account.get("buying_power") or 0), _d(account.get("cash") or 0))]
+        return [Balance(currency, dec(account.get("buying_power") or 0), dec(account.get("cash") or 0))]
 
     def stream_quotes(
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
@@ -304,7 +297,7 @@ class AlpacaAdapter(VenueAdapter):
         )
 
         async def handler(raw: dict[str, Any]) -> None:
-            on_quote(Quote(raw["S"], _d(raw["bp"]), _d(raw["ap"]), _ts(raw.get("t"), time.time())))
+            on_quote(Quote(raw["S"], dec(raw["bp"]), dec(raw["ap"]), _ts(raw.get("t"), time.time())))
 
         stream.subscribe_quotes(handler, *symbols)
 

@@ -28,6 +28,15 @@ VENUE_ORDER_NOT_FOUND = "VENUE_ORDER_NOT_FOUND"
 DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
 
 
+def dec(value: Any) -> Decimal:
+    """A venue's number (the string it sent) as a Decimal, never through a float."""
+    return Decimal(str(value))
+
+
+def dec_or_none(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
 class VenueError(Exception):
     def __init__(
         self, code: str, message: str, *, uncertain: bool = False, retry_after: float | None = None

@@ -45,6 +45,8 @@ from stratbox.venues.base import (
     VenueAdapter,
     VenueError,
     VenueOrder,
+    dec,
+    dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
 from stratbox.venues.streaming import stream_with_polling
@@ -56,14 +58,6 @@ _SPOT_OPTIONS: dict[str, dict[str, Any]] = {
 _TIMEFRAMES = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 14400: "4h", 86400: "1d"}
 # Duplicate client order id messages, per exchange (ccxt raises them as InvalidOrder).
 _DUPLICATE_MARKERS = ("Duplicate order sent", "Duplicate clientOrderId", "duplicate client order")
-
-
-def _d(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def _d_or_none(value: Any) -> Decimal | None:
-    return None if value in (None, "") else Decimal(str(value))
 
 
 class CcxtAdapter(VenueAdapter):
@@ -141,7 +135,7 @@ class CcxtAdapter(VenueAdapter):
 
     @staticmethod
     def _order(raw: dict[str, Any]) -> VenueOrder:
-        filled = _d(raw.get("filled") or 0)
+        filled = dec(raw.get("filled") or 0)
         unified = raw.get("status")
         if unified == "open":
             status = "partially_filled" if filled > 0 else "accepted"
@@ -157,11 +151,11 @@ class CcxtAdapter(VenueAdapter):
             client_order_id=str(raw.get("clientOrderId") or ""),
             symbol=str(raw.get("symbol") or ""),
             side=str(raw.get("side")),
-            qty=_d(raw.get("amount") or 0),
+            qty=dec(raw.get("amount") or 0),
             filled_qty=filled,
-            avg_fill_price=_d_or_none(raw.get("average")),
+            avg_fill_price=dec_or_none(raw.get("average")),
             status=status,
-            limit_price=_d_or_none(raw.get("price")) if raw.get("type") == "limit" else None,
+            limit_price=dec_or_none(raw.get("price")) if raw.get("type") == "limit" else None,
             raw_status=str(unified),
         )
 
@@ -189,14 +183,14 @@ class CcxtAdapter(VenueAdapter):
             if not market.get("spot"):
                 continue
             precision, limits = market.get("precision") or {}, market.get("limits") or {}
-            lot = _d(precision.get("amount") or "0.00000001")
+            lot = dec(precision.get("amount") or "0.00000001")
             out.append(
                 Instrument(
                     symbol=market["symbol"],
                     venue_symbol=market["id"],
-                    tick=_d(precision.get("price") or "0.00000001"),
+                    tick=dec(precision.get("price") or "0.00000001"),
                     lot=lot,
-                    min_qty=_d((limits.get("amount") or {}).get("min") or lot),
+                    min_qty=dec((limits.get("amount") or {}).get("min") or lot),
                     status="active" if market.get("active", True) is not False else "halted",
                     hours={},  # crypto spot trades around the clock
                     name=f"{market.get('base')} / {market.get('quote')}",
@@ -219,7 +213,7 @@ class CcxtAdapter(VenueAdapter):
             if ticker and ticker.get("bid") is not None and ticker.get("ask") is not None:
                 ts = ticker.get("timestamp")
                 out[symbol] = Quote(
-                    symbol, _d(ticker["bid"]), _d(ticker["ask"]), float(ts) / 1000 if ts else now
+                    symbol, dec(ticker["bid"]), dec(ticker["ask"]), float(ts) / 1000 if ts else now
                 )
         return out
 
@@ -238,11 +232,11 @@ class CcxtAdapter(VenueAdapter):
                 bars.append(
                     Bar(
                         datetime.fromtimestamp(int(ts) / 1000, tz=UTC),
-                        _d(o),
-                        _d(h),
-                        _d(low),
-                        _d(c),
-                        _d(v or 0),
+                        dec(o),
+                        dec(h),
+                        dec(low),
+                        dec(c),
+                        dec(v or 0),
                     )
                 )
             since = int(rows[-1][0]) + interval_seconds * 1000
@@ -294,7 +288,7 @@ class CcxtAdapter(VenueAdapter):
         out = []
         for currency, total in (raw.get("total") or {}).items():
             free = (raw.get("free") or {}).get(currency)
-            out.append(Balance(currency, _d(free or 0), _d(total or 0)))
+            out.append(Balance(currency, dec(free or 0), dec(total or 0)))
         return out
 
     def stream_quotes(
@@ -354,8 +348,8 @@ class CcxtAdapter(VenueAdapter):
                         on_quote(
                             Quote(
                                 symbol,
-                                _d(ticker["bid"]),
-                                _d(ticker["ask"]),
+                                dec(ticker["bid"]),
+                                dec(ticker["ask"]),
                                 float(ts) / 1000 if ts else time.time(),
                             )
                         )
