@@ -156,6 +156,7 @@ def test_server_error_before_accept_resolves_to_no_order(sim: SimVenue) -> None:
     assert caught.value.code == VENUE_UNAVAILABLE and caught.value.uncertain
     assert adapter.resolve(intent) is None
     assert _orders(sim) == []
+    assert _posts(sim) == 1  # the client did not retry the POST on its own
 
 
 def test_a_429_pauses_every_user_of_the_account_for_retry_after(sim: SimVenue) -> None:
