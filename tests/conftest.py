@@ -73,7 +73,7 @@ def _require_every_sandbox_layer() -> None:
 
 @pytest.fixture(autouse=True)
 def _no_venue_credentials_check(settings: Any) -> None:
-    """Tests add live accounts on venues they cannot reach; tests/venues turns the check back on."""
+    """Tests add live accounts on venues they cannot reach; tests/venues (loopback venues) turns it on."""
     settings.STRATBOX_VENUE_CREDENTIALS_CHECK = False
 
 

@@ -104,6 +104,12 @@ def binance_venue() -> Venue:
     return venue
 
 
+@pytest.fixture(autouse=True)
+def _venue_credentials_check_on(settings: Any) -> None:
+    """Here venues answer: adding a live account checks its credentials, as in production."""
+    settings.STRATBOX_VENUE_CREDENTIALS_CHECK = True
+
+
 def _start(kind: str, settings: Any) -> SimVenue:
     if kind == "alpaca":
         venue = alpaca_venue()

@@ -25,6 +25,8 @@ def test_the_demo_gets_a_live_account_on_a_simulated_venue_once(settings: Any, t
             "simulated": True,
             "label": "Alpaca (simulated venue)",
             "demo_credentials_file": str(path),
+            # Not started yet when the demo is installed: a credentials check here would be refused.
+            "trading_url": "http://127.0.0.1:9",
         }
     }
     lines = demo_bootstrap()

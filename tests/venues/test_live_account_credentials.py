@@ -15,9 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _check_on(settings: Any) -> None:
-    settings.STRATBOX_VENUE_CREDENTIALS_CHECK = True
-
+def _credentials_key(settings: Any) -> None:
     settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
 
 
