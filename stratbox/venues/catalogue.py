@@ -29,6 +29,20 @@ from stratbox.venues.base import Quote, StreamHealth, VenueAdapter
 log = logging.getLogger(__name__)
 
 
+# What a sync writes on every market the venue lists (the keys of `values` below).
+_CATALOGUE_FIELDS = [
+    "venue_symbol",
+    "name",
+    "tick_size",
+    "lot_size",
+    "status",
+    "trading_hours",
+    "active",
+    "feed",
+    "catalogue_synced_at",
+]
+
+
 @dataclass
 class CatalogueSyncResult:
     created: int = 0
@@ -39,12 +53,12 @@ class CatalogueSyncResult:
 def catalogue_sync(*, adapter: VenueAdapter) -> CatalogueSyncResult:
     instruments = adapter.instruments()
     now = timezone.now()
-    result = CatalogueSyncResult()
-    listed = set()
+    listed = {inst.symbol for inst in instruments}
+    new: list[Market] = []
+    changed: list[Market] = []
     with transaction.atomic():
         existing = {m.symbol: m for m in Market.objects.select_for_update().filter(venue=adapter.venue)}
         for inst in instruments:
-            listed.add(inst.symbol)
             values = {
                 "venue_symbol": inst.venue_symbol,
                 "name": inst.name[:200],
@@ -58,19 +72,19 @@ def catalogue_sync(*, adapter: VenueAdapter) -> CatalogueSyncResult:
             }
             market = existing.get(inst.symbol)
             if market is None:
-                Market.objects.create(venue=adapter.venue, symbol=inst.symbol, **values)
-                result.created += 1
+                new.append(Market(venue=adapter.venue, symbol=inst.symbol, **values))
                 continue
             for field, value in values.items():
                 setattr(market, field, value)
-            market.save(update_fields=list(values))
-            result.updated += 1
-        for symbol, market in existing.items():
-            if symbol not in listed and market.status != "delisted":
-                market.status, market.active, market.catalogue_synced_at = "delisted", False, now
-                market.save(update_fields=["status", "active", "catalogue_synced_at"])
-                result.delisted += 1
-    return result
+            changed.append(market)
+        delisted = [m for s, m in existing.items() if s not in listed and m.status != "delisted"]
+        for market in delisted:
+            market.status, market.active, market.catalogue_synced_at = "delisted", False, now
+        # A venue lists thousands of instruments: a statement per batch, not one per market.
+        Market.objects.bulk_create(new, batch_size=1000)
+        Market.objects.bulk_update(changed, _CATALOGUE_FIELDS, batch_size=500)
+        Market.objects.bulk_update(delisted, ["status", "active", "catalogue_synced_at"], batch_size=500)
+    return CatalogueSyncResult(created=len(new), updated=len(changed), delisted=len(delisted))
 
 
 def quote_record(market: Market, quote: Quote) -> dict[str, object]:
