@@ -41,10 +41,8 @@ class TokenBucket:
         """Block until a token is ours; returns the seconds waited. Raises VENUE_RATE_LIMITED past max_wait."""
         waited = 0.0
         while True:
-            # Redis' clock for every process: workers on other machines agree on "now".
-            seconds, micros = self.client.time()
-            now = seconds + micros / 1e6
-            wait = float(self._script(keys=[self.redis_key], args=[self.rate, self.burst, now, cost]))
+            # One round trip: the script reads Redis' clock itself, which every process agrees on.
+            wait = float(self._script(keys=[self.redis_key], args=[self.rate, self.burst, cost]))
             if wait <= 0:
                 return waited
             if waited + wait > self.max_wait:

@@ -1,8 +1,11 @@
 -- Take `cost` tokens from a venue account's shared bucket, refilled at `rate` per second up to `burst`.
 -- KEYS[1]: the bucket hash (fields tokens, ts, blocked_until)
--- ARGV: rate, burst, now (Redis TIME, seconds), cost
+-- ARGV: rate, burst, cost
 -- Returns: the seconds to wait before a token is free, as a string ("0": the tokens were taken)
-local rate, burst, now, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+-- "Now" is Redis' clock, so processes on any machine agree on it (scripts replicate by effects).
+local rate, burst, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
 local blocked = tonumber(redis.call('HGET', KEYS[1], 'blocked_until') or '0')
 if blocked > now then return tostring(blocked - now) end
 local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or tostring(burst))
