@@ -49,6 +49,16 @@ def test_an_unreachable_venue_refuses_the_account(alpaca: SimVenue, api_client: 
     assert not Account.objects.filter(kind="live").exists()
 
 
+def test_credentials_that_cannot_be_stored_never_reach_the_venue(
+    alpaca: SimVenue, api_client: Any, settings: Any
+) -> None:
+    settings.STRATBOX_CREDENTIALS_KEYS = []  # no key: they would have to be stored in plaintext
+    r = api_client.post("/api/v1/live-accounts/", _body(alpaca, alpaca.credentials), format="json")
+    assert r.status_code == 400 and "STRATBOX_CREDENTIALS_KEYS" in r.json()["errors"][0]["detail"]
+    assert alpaca.venue.requests == []
+    assert not Account.objects.filter(kind="live").exists()
+
+
 def test_the_dashboards_generic_key_names_work_for_every_venue(sim: SimVenue, api_client: Any) -> None:
     values = list(sim.credentials.values())
     generic = {"api_key": values[0], "api_secret": values[1]}  # what the dashboard's form sends

@@ -36,15 +36,29 @@ def account_create(
     check: bool = True,
     **options: Any,
 ) -> Account:
-    """Create an account; a live account's credentials are first checked with one read-only venue call
-    (outside any transaction: nothing is held open while the venue answers). `check=False` only for
-    the local demo's simulated venue, which starts after the demo is installed."""
-    if kind == AccountKind.LIVE and broker and credentials and check:
+    """Create an account whose cash starts at `starting_balance`.
+
+    `paper` (default): the simulated broker. `live`: an exchange/broker adapter named by `broker`,
+    with optional `credentials` that are encrypted before they touch the database (refused, naming
+    `credentials`, when they are malformed or no key is configured) and checked with one read-only
+    venue call (outside any transaction: nothing is held open while the venue answers; `check=False`
+    only for the local demo's simulated venue, which starts after the demo is installed). A taken
+    name is refused naming `name`. A live account trades only for instances with a current staff
+    approval (governance); the audit log never sees the credentials.
+    """
+    if kind not in AccountKind.values:
+        raise ValueError(f"unknown account kind {kind!r}")
+    if kind == AccountKind.PAPER and (credentials or broker):
+        raise ValueError("paper accounts take no broker or credentials")
+    ciphertext = hint = ""
+    if credentials:
         try:
             clean = credentials_validate(credentials)
-        except ValueError as exc:
+            ciphertext, hint = credentials_encrypt(clean), credentials_hint(clean)
+        except (CredentialsUnavailable, ValueError) as exc:  # no key: never store them in plaintext
             raise ApplicationError("invalid", str(exc), field="credentials") from exc
-        venue_credentials_check(broker=broker, credentials=clean)
+        if broker and check:  # only once they could be stored: no venue call for a refusal made here
+            venue_credentials_check(broker=broker, credentials=clean)
     return _account_create(
         tenant=tenant,
         actor=actor,
@@ -52,7 +66,8 @@ def account_create(
         starting_balance=starting_balance,
         kind=kind,
         broker=broker,
-        credentials=credentials,
+        ciphertext=ciphertext,
+        hint=hint,
         **options,
     )
 
@@ -64,34 +79,16 @@ def _account_create(
     actor: Any,
     name: str,
     starting_balance: Decimal,
+    kind: str,
+    broker: str,
+    ciphertext: str,
+    hint: str,
     currency: str = "USD",
     slippage_bps: Decimal | None = None,
     fee_bps: Decimal | None = None,
-    kind: str = AccountKind.PAPER,
-    broker: str = "",
-    credentials: dict[str, str] | None = None,
 ) -> Account:
-    """Create an account whose cash starts at `starting_balance`.
-
-    `paper` (default): the simulated broker. `live`: an exchange/broker adapter named by `broker`,
-    with optional `credentials` that are encrypted before they touch the database (refused, naming
-    `credentials`, when they are malformed or no key is configured). A taken name is refused naming
-    `name`. A live account trades only for instances with a current staff approval (governance);
-    the audit log never sees the credentials.
-    """
-    if kind not in AccountKind.values:
-        raise ValueError(f"unknown account kind {kind!r}")
-    if kind == AccountKind.PAPER and (credentials or broker):
-        raise ValueError("paper accounts take no broker or credentials")
     if Account.objects.filter(tenant=tenant, name=name).exists():
         raise ApplicationError("invalid", ACCOUNT_NAME_TAKEN, field="name")
-    ciphertext = hint = ""
-    if credentials:
-        try:
-            clean = credentials_validate(credentials)
-            ciphertext, hint = credentials_encrypt(clean), credentials_hint(clean)
-        except (CredentialsUnavailable, ValueError) as exc:  # no key: never store them in plaintext
-            raise ApplicationError("invalid", str(exc), field="credentials") from exc
     try:
         with transaction.atomic():
             account = Account.objects.create(
