@@ -132,7 +132,6 @@ class Venue:
         self.requests: list[tuple[str, str, str]] = []  # (api key, method, path) of every request
         self.read_lag = 0.0  # seconds an order stays invisible to reads after it was accepted
         self.websocket_generation = 0  # bumped to drop every open websocket
-        self.quote_listeners: list[object] = []
 
     # -- set-up -----------------------------------------------------------------------------------
 
