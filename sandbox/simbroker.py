@@ -26,7 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import Windows
 
+SETTLEMENT = "settlement"  # the tag (and trade reason) of a binary market's settlement fill
 CLOSED_KEPT = 50  # closed orders ``get_orders`` still shows (with their final status)
 DENIALS_KEPT = 1000
 
@@ -45,6 +47,8 @@ class SimBroker:
         self.limits: dict[str, Any] | None = params.get("limits")
         self.kind = params.get("kind", "spot")
         self.tick_size = float(params.get("tick_size") or 0.0)
+        # The market's trading hours for the current chunk (None: always open, costs nothing).
+        self.sessions: Windows | None = Windows.from_params(params)
         s = state or {}
         self.cash = float(s.get("cash", params.get("starting_balance", 10000.0)))
         self.starting_balance = float(s.get("starting_balance", params.get("starting_balance", 10000.0)))
@@ -171,7 +175,8 @@ class SimBroker:
         self.seq += 1
         self.orders_total += 1
         if tif == "day" and expire_at is None:
-            expire_at = fm.day_end(ts)
+            close = self.sessions.close_of(ts) if self.sessions is not None else None
+            expire_at = close if close is not None else fm.day_end(ts)
         order: dict[str, Any] = {
             "client_order_id": f"bt-{self.seq}",
             "side": side,
@@ -212,7 +217,12 @@ class SimBroker:
 
     def _admission(self, order: dict[str, Any], price: float) -> tuple[str, str] | None:
         """Binary price rules, then the instance's gate and the margin check for orders that add
-        risk, valued at the worst price the order can fill at (its limit, else the signal price)."""
+        risk, valued at the worst price the order can fill at (its limit, else the signal price).
+        Outside the market's trading hours every order is denied, as a venue refuses it."""
+        if self.sessions is not None:
+            closed = self.sessions.closed_problem(order["ts"])
+            if closed is not None:
+                return closed
         if self.kind == "binary":
             for key in ("limit", "stop"):
                 if order[key] is not None:
@@ -378,13 +388,19 @@ class SimBroker:
 
     def on_bar(self, ts: float, o: float, h: float, lo: float, c: float, v: float | None = None) -> None:
         """Check every resting order against a new bar (before the strategy sees it): expiry first,
-        then stops before limits (the conservative order of events)."""
+        then stops before limits (the conservative order of events). Outside the market's trading
+        hours nothing fills (orders still expire; IOC / FOK ones are cancelled)."""
+        closed = self.sessions is not None and self.sessions.close_of(ts) is None
         orders = sorted(self.pending, key=_stops_first)
         for order in orders:
             if order not in self.pending:  # cancelled by an OCO sibling or a closed position
                 continue
             if order["expire_at"] is not None and ts >= order["expire_at"]:
                 self._close(order, "expired", ts, "expired")
+                continue
+            if closed:
+                if order["tif"] in ("ioc", "fok"):
+                    self._close(order, "cancelled", ts, f"{order['tif']}: not filled at once")
                 continue
             price, triggered = fm.on_bar(
                 order["side"],
@@ -421,7 +437,7 @@ class SimBroker:
             fee_rate, fee_fixed = self.fee_rate, self.fee_fixed
             self.fee_rate = self.fee_fixed = 0.0
             try:
-                self.fill("sell" if self.qty > 0 else "buy", abs(self.qty), value, ts, "settlement")
+                self.fill("sell" if self.qty > 0 else "buy", abs(self.qty), value, ts, SETTLEMENT)
             finally:
                 self.fee_rate, self.fee_fixed = fee_rate, fee_fixed
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import Session
 from stratbox.instances.models import StrategyInstance
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import broker_for_account
@@ -35,13 +36,17 @@ RESTING = Q(status__in=OPEN_STATUSES) | Q(
 )
 
 
-def expires_at_for(tif: str, expire_at: float | None, now: datetime) -> datetime | None:
-    """When an order expires: its own `expire_at` (unix seconds), else a DAY order at the next UTC
-    midnight (the backtester's `fillmodel.day_end`), else never."""
+def expires_at_for(
+    tif: str, expire_at: float | None, now: datetime, session: Session | None = None
+) -> datetime | None:
+    """When an order expires: its own `expire_at` (unix seconds), else a DAY order at the close of
+    the market's `session` (in its time zone), or at the next UTC midnight on an always-open market
+    (as the backtester's broker), else never."""
     if expire_at is not None:
         return datetime.fromtimestamp(expire_at, tz=UTC)
     if tif == TimeInForce.DAY:
-        return datetime.fromtimestamp(fm.day_end(now.timestamp()), tz=UTC)
+        ts = now.timestamp()
+        return datetime.fromtimestamp(session.day_end(ts) if session else fm.day_end(ts), tz=UTC)
     return None
 
 

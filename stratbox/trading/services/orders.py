@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import session_parse
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.rows import mark_saved, row_write
@@ -27,6 +28,7 @@ from stratbox.trading.risk import (
     Deny,
     InvalidOrder,
     OrderRequest,
+    market_closed,
     pre_trade_decide,
     validate_client_order_id,
     validate_intent,
@@ -126,7 +128,7 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
         limit_price=req.limit_price,
         stop_price=req.stop_price,
         tif=req.tif,
-        expires_at=expires_at_for(req.tif, req.expire_at, now),
+        expires_at=expires_at_for(req.tif, req.expire_at, now, session_parse(instance.market.trading_hours)),
         reduce_only=req.reduce_only,
         bracket=req.bracket,
         tag=req.tag,
@@ -180,15 +182,17 @@ def _place_shadow(
         deny_code=Deny.MODE_OBSERVE,
         deny_reason=reason,
     )
-    if not quote_is_valid(quote):
-        if not _order_insert(order):
-            return _duplicate(req.client_order_id, instance)
-        return _result(order, message=reason + "; no quote, so it was not filled virtually")
-    if position is UNREAD:
-        position = position_lock_open(order)
-    gate = shadow_gate(
-        req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
-    )
+    gate: tuple[str, str] | None = market_closed(instance.market, now)
+    if gate is None:
+        if not quote_is_valid(quote):
+            if not _order_insert(order):
+                return _duplicate(req.client_order_id, instance)
+            return _result(order, message=reason + "; no quote, so it was not filled virtually")
+        if position is UNREAD:
+            position = position_lock_open(order)
+        gate = shadow_gate(
+            req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
+        )
     if gate is not None:  # the gate would deny it: a denied shadow, with the gate's code
         order.status, order.deny_code, order.deny_reason = (
             OrderStatus.REJECTED,
@@ -380,6 +384,7 @@ def _place_active(
         )
         assert fresh is not None
         fresh.tenant, fresh.account = tenant, account
+        fresh.market = instance.market  # identity: the caller's row (validate_intent read it)
         if fresh.mode == Mode.OFF:
             return _reject(fresh, req, now, Deny.MODE_OFF, "the instance is off", None)
         if tenant.killed_at is not None:
