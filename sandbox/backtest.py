@@ -34,6 +34,7 @@ from sandbox.context import (
 )
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.runtime import Instance, check_entries, check_exit
+from sandbox.sessions import Windows
 from sandbox.simbroker import SimBroker
 
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
@@ -286,6 +287,7 @@ def run_backtest(
     if inst.backtest is None:
         inst.backtest = PaperBroker(broker_params, broker_state)
     broker: PaperBroker = inst.backtest
+    broker.sessions = Windows.from_params(broker_params)  # this chunk's trading hours (or None)
     broker.trades = []
     broker.fills = []
     broker.denials = []
@@ -300,6 +302,11 @@ def run_backtest(
         _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity, bars)
     else:
         _signal_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, step, equity, broker_params, bars)
+    settle = broker_params.get("settle")
+    if type(settle) is dict and n:
+        # A binary market resolved at or after this chunk's last bar: its settlement is booked on
+        # that bar (a fill must fall on a bar), as paper's `market_resolve` books it.
+        broker.settle(float(settle["value"]), ts_c[-1])
     t2 = time.perf_counter()
     broker.bars_total += n
     text = inst._finish(rec)
