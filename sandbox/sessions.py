@@ -113,24 +113,50 @@ def _parse(tz: str, open_: str, close: str, days: tuple[int, ...]) -> Session:
     return Session(tz, open_, close, days)
 
 
-def session_parse(hours: Any) -> Session | None:
-    """The session of ``Market.trading_hours`` (None: always open), parsed once per distinct hours.
-
-    Malformed hours raise ``ValueError``: a market whose hours cannot be read never trades as if
-    it were always open."""
+def hours_problem(hours: Any) -> str | None:
+    """Why ``hours`` are not valid trading hours, or None (``{}`` is valid: always open)."""
     if not hours:
         return None
     try:
-        days = hours.get("days")
-        key = (
-            str(hours["tz"]),
-            str(hours["open"]),
-            str(hours["close"]),
-            tuple(days) if days is not None else tuple(range(7)),
-        )
-        return _parse(*key)
+        _parse(*_key(hours))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        raise ValueError(f"invalid trading hours {hours!r}: {exc}") from exc
+        return f"invalid trading hours {hours!r}: {exc}"
+    return None
+
+
+def _key(hours: Any) -> tuple[str, str, str, tuple[int, ...]]:
+    days = hours.get("days")
+    return (
+        str(hours["tz"]),
+        str(hours["open"]),
+        str(hours["close"]),
+        tuple(days) if days is not None else tuple(range(7)),
+    )
+
+
+def session_parse(hours: Any) -> Session | None:
+    """The session of ``Market.trading_hours`` (None: always open), parsed once per distinct hours.
+
+    Malformed hours fail closed: the market never trades (every order is denied ``MARKET_CLOSED``
+    naming the problem) rather than trading as if it were always open."""
+    if not hours:
+        return None
+    try:
+        return _parse(*_key(hours))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        return Unreadable(f"unreadable: {exc!r}")
+
+
+class Unreadable(Session):
+    """Hours that cannot be parsed: a session that never opens."""
+
+    __slots__ = ()
+
+    def __init__(self, problem: str) -> None:  # nothing of Session's to parse
+        self.label = problem
+
+    def windows(self, start: float, end: float) -> list[tuple[float, float]]:
+        return []
 
 
 class Windows:

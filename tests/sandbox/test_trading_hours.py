@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sandbox.sessions import Session, session_parse
+from sandbox.sessions import Session, hours_problem, session_parse
 from sandbox.simbroker import SimBroker
 
 NY = {"tz": "America/New_York", "open": "09:30", "close": "16:00", "days": [0, 1, 2, 3, 4]}
@@ -47,8 +47,13 @@ def test_the_session_follows_new_york_across_the_dst_change() -> None:
     assert s.window_at(ts(7, 15)) is None  # Saturday
     assert s.next_open(ts(6, 21)) == ts(9, 13, 30)
     assert session_parse({}) is None and session_parse(dict(NY)) is s  # parsed once per hours
-    with pytest.raises(ValueError, match="invalid trading hours"):
-        session_parse({"tz": "Nowhere/Atlantis", "open": "09:30", "close": "16:00"})
+    # Hours that cannot be read fail closed: the market never opens (and says why).
+    broken = session_parse({"tz": "Nowhere/Atlantis", "open": "09:30", "close": "16:00"})
+    assert broken is not None and broken.window_at(ts(9, 15)) is None
+    code, message = broken.closed_problem(ts(9, 15)) or ("", "")
+    assert code == "MARKET_CLOSED" and "Nowhere/Atlantis" in message and broken.windows_flat(0, 1) == []
+    assert hours_problem({"tz": "UTC", "open": "25:00", "close": "16:00"}) is not None
+    assert hours_problem(NY) is None and hours_problem({}) is None
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from sandbox.sessions import session_parse
 from sandbox.simbroker import SimBroker
@@ -131,3 +132,14 @@ def test_an_always_open_market_trades_on_saturday_and_day_ends_at_utc_midnight(
         side="buy", qty=1, type="limit", limit=90.0, tif="day", ts=at(7, 15).timestamp(), price=100.0
     )
     assert order["expire_at"] == at(8, 0).timestamp()
+
+
+def test_unreadable_hours_are_refused_by_the_admin_and_fail_closed(tenant, paper_account, equity):
+    bad = {"tz": "Nowhere/Atlantis", "open": "09:30", "close": "16:00"}
+    with pytest.raises(ValidationError) as err:
+        Market(venue="X", symbol="Y", trading_hours=bad).full_clean()
+    assert "trading_hours" in err.value.message_dict
+    Market.objects.filter(pk=equity.pk).update(trading_hours=bad)  # written past the admin's check
+    broken = make_instance(tenant, paper_account, Market.objects.get(pk=equity.pk))
+    r = place(broken, Intents(broken)("buy", 1), make_quote(equity, 100), now=at(9, 15))
+    assert r.deny_code == "MARKET_CLOSED" and "Nowhere/Atlantis" in r.message
