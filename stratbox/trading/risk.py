@@ -9,7 +9,8 @@ order — the first failing check wins (every aggregate they need is read by ONE
 
   KILL_SWITCH, MODE_OFF / MODE_OBSERVE (the DB's mode, whatever the host claimed), NOT_APPROVED
   (a live account without a current governance approval, see `set_live_approval_checker`),
-  MARKET_CLOSED (outside the market's trading hours, `sandbox.sessions`), NO_QUOTE, BROKER_UNAVAILABLE (the account's adapter cannot take orders), ORDER_RATE_LIMIT; then
+  MARKET_CLOSED (outside the market's trading hours, `sandbox.sessions`), NO_QUOTE,
+  BROKER_UNAVAILABLE (the account's adapter cannot take orders), ORDER_RATE_LIMIT; then
   sells (long-only v1: a sell may only reduce/close the position): INSUFFICIENT_POSITION;
   buys: DAILY_LOSS_LIMIT, CAPITAL_PER_TRADE_EXCEEDED, MAX_POSITIONS_REACHED,
   MAX_POSITION_SIZE_EXCEEDED, INSTANCE_CAPITAL_EXHAUSTED, TENANT_CAPITAL_LIMIT_EXCEEDED,

@@ -182,17 +182,16 @@ def _place_shadow(
         deny_code=Deny.MODE_OBSERVE,
         deny_reason=reason,
     )
-    gate: tuple[str, str] | None = market_closed(instance.market, now)
-    if gate is None:
-        if not quote_is_valid(quote):
-            if not _order_insert(order):
-                return _duplicate(req.client_order_id, instance)
-            return _result(order, message=reason + "; no quote, so it was not filled virtually")
-        if position is UNREAD:
-            position = position_lock_open(order)
-        gate = shadow_gate(
-            req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
-        )
+    closed = market_closed(instance.market, now)  # outside trading hours: a denied shadow
+    if closed is None and not quote_is_valid(quote):
+        if not _order_insert(order):
+            return _duplicate(req.client_order_id, instance)
+        return _result(order, message=reason + "; no quote, so it was not filled virtually")
+    if closed is None and position is UNREAD:
+        position = position_lock_open(order)
+    gate = closed or shadow_gate(
+        req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
+    )
     if gate is not None:  # the gate would deny it: a denied shadow, with the gate's code
         order.status, order.deny_code, order.deny_reason = (
             OrderStatus.REJECTED,
