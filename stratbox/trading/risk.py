@@ -312,7 +312,13 @@ def _options(intent: dict[str, Any]) -> dict[str, Any]:
 
 def market_closed(market: Market, now: datetime) -> tuple[Deny, str] | None:
     """`(MARKET_CLOSED, message naming the next open)` when `now` is outside the market's trading
-    hours, else None. Parsed hours are cached (`session_parse`); always-open markets cost a truth test."""
+    hours or after a binary market's resolution, else None. Parsed hours are cached
+    (`session_parse`); always-open markets cost a truth test."""
+    if market.resolved_at is not None and now >= market.resolved_at:
+        return Deny.MARKET_CLOSED, (
+            f"{market.code} resolved (settled at {market.resolved_value}) on "
+            f"{market.resolved_at:%Y-%m-%d %H:%M} UTC and no longer trades"
+        )
     session = session_parse(market.trading_hours)
     if session is None:
         return None
