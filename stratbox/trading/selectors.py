@@ -410,6 +410,7 @@ def order_as_dict(order: Order) -> dict[str, Any]:
         "stop_price": float(order.stop_price) if order.stop_price is not None else None,
         "status": order.status,
         "filled": order.filled_at is not None,
+        "filled_qty": float(order.filled_qty),
         "fill_price": float(order.fill_price) if order.fill_price is not None else None,
         "fee": float(order.fee),
         "deny_code": order.deny_code or None,
