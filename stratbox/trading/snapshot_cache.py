@@ -85,8 +85,8 @@ _REALIZED_SQL = (
     f"FROM {Fill._meta.db_table} WHERE instance_id = ANY(%s) GROUP BY 1, 2"
 )
 _PENDING_SQL = (
-    "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
-    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'accepted' "
+    "SELECT instance_id, SUM((qty - filled_qty) * limit_price) "  # noqa: S608
+    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status IN ('accepted', 'partially_filled') "
     "AND is_shadow = false AND side = 'buy' GROUP BY 1"
 )
 _RECENT_ORDERS_SQL = (

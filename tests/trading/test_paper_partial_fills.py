@@ -180,3 +180,16 @@ def test_paper_and_backtest_fill_a_partial_scenario_alike(instance, intents, mar
     assert open_position(instance) is None and sim.qty == 0
     partial_account.refresh_from_db()
     assert float(partial_account.balance) == pytest.approx(sim.cash, abs=1e-6)
+
+
+def test_the_rest_of_a_partially_filled_limit_stays_reserved_by_the_gate(
+    instance, intents, market, partial_account
+):
+    """total_capital 1,000: a limit buy of 8 at 100 fills 3 (10 % of 30) and rests for 5 more, which
+    still reserve 500 next to the 300 deployed; a second order of 250 would make 1,050: denied."""
+    r = place(instance, intents("buy", 8, type="limit", price=100.0), quote(market, 100, v=30))
+    assert (r.status, r.order.filled_qty) == ("partially_filled", D(3))
+    denied = place(instance, intents("buy", 2.5, type="limit", price=100.0), quote(market, 100, v=30))
+    assert denied.deny_code == "MAX_POSITION_SIZE_EXCEEDED"  # 300 held + 500 resting + 250 > 1,000
+    ok = place(instance, intents("buy", 2, type="limit", price=100.0), quote(market, 100, v=30))
+    assert ok.deny_code is None and ok.status == "filled"  # 300 + 500 + 200 = 1,000: fits
