@@ -119,6 +119,7 @@ def _account_create(
             "kind": kind,
             "starting_balance": str(starting_balance),
             "currency": currency,
+            **({"max_volume_fraction": str(max_volume_fraction)} if max_volume_fraction is not None else {}),
             **({"broker": broker, "has_credentials": bool(ciphertext)} if kind == AccountKind.LIVE else {}),
         },
     )
