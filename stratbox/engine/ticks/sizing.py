@@ -9,7 +9,7 @@ from typing import Any
 
 from sandbox import fillmodel as fm
 from stratbox.instances.models import StrategyInstance
-from stratbox.trading.brokers import BrokerUnavailable, broker_for_account
+from stratbox.trading.brokers import BrokerUnavailable, PaperBroker, broker_for_account
 
 
 def entry_notional(instance: StrategyInstance, confidence: float, config: dict[str, Any]) -> Decimal:
@@ -37,11 +37,12 @@ def entry_price(instance: StrategyInstance, side: str, quote: dict[str, Any]) ->
     """The price an entry is sized at: the risk gate's own estimate for a market order of that side
     (`Broker.estimate_price`, `fillmodel.price_estimate`: the quote's side with slippage), so an
     entry sized to exactly capital_per_trade is not denied for exceeding it. A live account with no
-    adapter (the gate refuses its orders anyway): the quote's side."""
+    adapter: the paper broker of its columns, which is what the shadow gate values its observed
+    orders with (its active orders are refused anyway)."""
     try:
         broker = broker_for_account(instance.account)
     except BrokerUnavailable:
-        return Decimal(str(quote["ask" if side == "buy" else "bid"]))
+        broker = PaperBroker.for_account(instance.account)
     return broker.estimate_price(side=side, type="market", limit_price=None, quote=quote)
 
 
