@@ -13,7 +13,8 @@ Rules (the paper broker follows the same, see README "Orders and fills"):
   ``next_open`` it rests and is first checked against the next bar;
 - IOC / FOK orders never rest: whatever did not fill at their first check is cancelled (FOK: all
   or nothing); DAY orders expire at the next UTC midnight; ``expire_at`` (unix seconds) likewise;
-- partial fills: ``max_volume_fraction`` of a bar's volume caps what one order fills on it;
+- partial fills: ``max_volume_fraction`` of a bar's volume caps what one order fills on it (on
+  arrival: the signal bar's volume), by ``fillmodel.capped_qty`` as in paper trading;
 - reduce-only orders never open or grow a position (their quantity is cut to the position's) and
   are cancelled when the position is gone; bracket legs (``sl`` / ``tp``) are reduce-only,
   attached when their parent fills, one-cancels-other, and die with their position;
@@ -170,8 +171,10 @@ class SimBroker:
         ts: float,
         price: float,
         oco: str | None = None,
+        volume: float | None = None,
     ) -> dict[str, Any]:
-        """Accept (or deny) a new order at bar time ``ts`` whose signal price is ``price``."""
+        """Accept (or deny) a new order at bar time ``ts`` whose signal price is ``price`` (on a bar
+        of ``volume``, which caps a fill on arrival when ``max_volume_fraction`` is set)."""
         self.seq += 1
         self.orders_total += 1
         if tif == "day" and expire_at is None:
@@ -210,7 +213,7 @@ class SimBroker:
             fill_price, triggered = fm.on_arrival(side, type, limit, stop, price, self.slippage)
             order["triggered"] = triggered
             if fill_price is not None:
-                self._execute(order, fill_price, ts, None)
+                self._execute(order, fill_price, ts, volume)
             if order["status"] in ("accepted", "partially_filled") and tif in ("ioc", "fok"):
                 self._close(order, "cancelled", ts, f"{tif}: not filled at once")
         return order
@@ -234,8 +237,9 @@ class SimBroker:
             self.qty != 0 and (self.qty > 0) != (signed > 0) and abs(signed) <= abs(self.qty)
         ):
             return None
-        est = order["limit"] if order["limit"] is not None else order["stop"] or price
-        est = fm.slipped(order["side"], est, self.slippage) if order["type"] != "limit" else est
+        est = fm.price_estimate(
+            order["side"], order["type"], order["limit"], order["stop"], price, self.slippage
+        )
         notional = order["qty"] * est
         held = abs(self.qty) * self.avg_price
         gate = fm.gate_problem(
@@ -313,11 +317,9 @@ class SimBroker:
                 self._close(order, "cancelled", ts, "reduce-only: no position to reduce")
                 return
         if volume is not None and self.volume_fraction is not None:
-            qty = min(qty, volume * float(self.volume_fraction))
-            if order["tif"] == "fok" and qty < order["qty"] - order["filled_qty"]:
-                return  # all or nothing: the caller cancels it
+            qty = fm.capped_qty(qty, fm.available_size(volume, float(self.volume_fraction)), order["tif"])
             if qty <= 0:
-                return
+                return  # nothing on offer (FOK: not all of it): it rests, or the caller cancels it
         signed = qty if order["side"] == "buy" else -qty
         problem = self._margin(signed, price)
         if problem is not None:
@@ -419,13 +421,21 @@ class SimBroker:
             if order in self.pending and order["tif"] in ("ioc", "fok"):
                 self._close(order, "cancelled", ts, f"{order['tif']}: not filled at once")
 
-    def close_position(self, ts: float, price: float, tag: str | None) -> dict[str, Any] | None:
+    def close_position(
+        self, ts: float, price: float, tag: str | None, volume: float | None = None
+    ) -> dict[str, Any] | None:
         """A reduce-only market order for the whole position (None when flat)."""
         if self.qty == 0:
             return None
         side = "sell" if self.qty > 0 else "buy"
         return self.new_order(
-            side=side, qty=abs(self.qty), reduce_only=True, tag=tag or "close", ts=ts, price=price
+            side=side,
+            qty=abs(self.qty),
+            reduce_only=True,
+            tag=tag or "close",
+            ts=ts,
+            price=price,
+            volume=volume,
         )
 
     def settle(self, value: float, ts: float) -> None:

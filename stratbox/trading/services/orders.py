@@ -147,8 +147,9 @@ def _fills_on_arrival(req: OrderRequest, quote: Any) -> bool:
 
 
 def _unfilled_end(order: Order, now: datetime) -> None:
-    """An IOC / FOK order that did not fill at once ends cancelled (paper fills are never partial)."""
-    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_at is None:
+    """An IOC / FOK order ends cancelled with whatever did not fill at once (an IOC may have filled
+    in part: `filled_qty` keeps it; a FOK fills whole or not at all)."""
+    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_qty < order.qty:
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = now
         order.deny_reason = f"{order.tif}: not filled at once"
@@ -214,8 +215,12 @@ def _place_shadow(
     message = reason
     if fills:
         order_mark_filled(order, fills, now)
-    elif order.tif in (TimeInForce.IOC, TimeInForce.FOK) and broker.fill_timing != "next_open":
-        order.cancelled_at = now  # never fills: out of the resting set
+    if (
+        order.tif in (TimeInForce.IOC, TimeInForce.FOK)
+        and order.filled_qty < order.qty
+        and broker.fill_timing != "next_open"
+    ):
+        order.cancelled_at = now  # the rest never fills: out of the resting set
         order.deny_reason = message = f"{reason}; {order.tif}: not filled at once"
     if not _order_insert(order):
         return _duplicate(req.client_order_id, instance)
@@ -256,7 +261,8 @@ SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, a.fee_fixed, a.fill_timin
      AND closed_at IS NULL),
   (SELECT sum(realized_pnl) FROM trading_fill WHERE instance_id = i.id AND is_shadow
      AND ts >= %s AND ts < %s),
-  {position}
+  {position},
+  a.max_volume_fraction
 FROM instances_strategyinstance i
 JOIN tenants_tenant t ON t.id = i.tenant_id
 JOIN trading_account a ON a.id = i.account_id
@@ -356,7 +362,7 @@ def _place_not_active(
             quote=quote,
             now=now,
             reason="observe mode: recorded as a shadow order, never sent",
-            broker=PaperBroker.for_params(slippage_bps, fee_bps, fee_fixed, fill_timing),
+            broker=PaperBroker.for_params(slippage_bps, fee_bps, fee_fixed, fill_timing, row[-1]),
             position=model_from_row(Position, row, 15),  # locked when it may fill now
             allow_short=allow_short,
             exposure=ShadowExposure(
@@ -420,7 +426,7 @@ def _place_active(
         fills = broker.submit(order, quote) if simulated else []
         if fills:
             order_mark_filled(order, fills, now)
-        elif simulated and broker.fill_timing != "next_open":
+        if simulated and broker.fill_timing != "next_open":
             _unfilled_end(order, now)
         if not _order_insert(order):
             return _duplicate(req.client_order_id, fresh)

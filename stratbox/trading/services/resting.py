@@ -32,7 +32,8 @@ def orders_mark_to_market(
     orders still expire, and IOC / FOK ones checked for the first time are cancelled.
 
     The fill model decides (`PaperBroker.fill_resting`: limits touched, stops triggered on the
-    quote's bar); stops are visited before limits, the conservative order of events. A fill sets
+    quote's bar, each fill capped by the size on offer: partial fills leave the order
+    `partially_filled` and resting for the next quote); stops are visited before limits, the conservative order of events. A fill sets
     off its bracket legs, its OCO sibling's end and the end of reduce-only orders whose position
     is gone (`lifecycle.order_after_fill`).
     """
@@ -133,7 +134,9 @@ def _fill_one_resting(
                 _deny_resting(order, Deny(code), "balance too low when the order was reached", now)
                 return None
     fill = fill_apply(order=order, spec=spec, account=account, now=now)
-    order_after_fill(order, fill.position, held, now)
+    order_after_fill(order, fill.position, held, now, spec.qty)
+    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_qty < order.qty:
+        _end_resting(order, OrderStatus.CANCELLED, f"{order.tif}: not filled at once", now)  # IOC's rest
     return order
 
 
