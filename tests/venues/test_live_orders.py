@@ -10,7 +10,10 @@ restart scenario (test_live_restart.py) commits for real, in another process.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,11 +23,15 @@ from django.utils import timezone
 
 from stratbox.trading.models import Account, Fill, Order, Position
 from stratbox.trading.services.accounts import account_create
-from stratbox.trading.services.live import order_apply_venue_report
+from stratbox.trading.services.lifecycle import order_cancel
+from stratbox.trading.services.live import live_orders_resolve, order_apply_venue_report
 from stratbox.trading.services.orders import OrderResult, order_place
+from stratbox.trading.services.resting import orders_mark_to_market
+from stratbox.venues.base import OrderIntent
 from stratbox.venues.registry import venue_code
 from tests.trading.conftest import make_instance
 from tests.venues.conftest import SimVenue
+from tests.venues.test_adapters import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -121,7 +128,15 @@ def live(sim: SimVenue, tenant: Any, settings: Any, django_capture_on_commit_cal
         venue_symbol=sim.venue_symbol,
         tick_size=Decimal("0.01"),
     )
-    instance = make_instance(tenant, account, market, mode="active")
+    instance = make_instance(
+        tenant,
+        account,
+        market,
+        mode="active",
+        total_capital=Decimal("5000"),
+        capital_per_trade=Decimal("5000"),
+        max_position_size=Decimal("5000"),
+    )
     approve(instance, account)
     return Live(sim, account, instance, django_capture_on_commit_callbacks)
 
@@ -157,3 +172,129 @@ def test_a_market_order_is_journaled_sent_once_filled_and_booked_once(live: Live
         order_apply_venue_report(live.account, dataclasses.replace(report, client_order_id="not-ours"))
         is None
     )
+
+
+def test_the_venues_refusal_is_stored_with_its_code_and_own_message(live: Live) -> None:
+    key = live.sim.credentials.get("api_key_id") or live.sim.credentials["api_key"]
+    live.sim.venue.accounts[key].cash = Decimal("10")  # our ledger has the cash, the venue does not
+    result = live.place()
+    assert result.status == "rejected" and result.deny_code == "INSUFFICIENT_FUNDS_AT_VENUE"
+    assert ("insufficient buying power" if live.sim.symbol == "AAPL" else "insufficient balance") in (
+        result.message
+    )
+    live.inst.status = "halted"
+    halted = live.place()
+    assert halted.status == "rejected" and halted.deny_code == "VENUE_REJECTED"
+    assert "not tradable" in halted.message
+    assert live.venue_orders() == [] and live.posts() == 2
+    assert not Fill.objects.filter(instance=live.instance).exists() and cash(live) == Decimal("100000")
+    # What the adapters cannot place is refused before it is journaled or sent.
+    stop = live.place(type="stop", stop_price=float(live.inst.ask + 5))
+    assert (
+        stop.status == "rejected"
+        and stop.deny_code == "VENUE_REJECTED"
+        and "market and limit" in stop.message
+    )
+    assert live.posts() == 2
+
+
+def test_partial_fill_then_cancel_keeps_the_filled_part_and_the_venue_decides(live: Live) -> None:
+    inst = live.inst
+    inst.depth = live.unit
+    ask = inst.ask
+    tif = "day" if live.sim.symbol == "AAPL" else "gtc"
+    result = live.place(qty=live.unit * 3, type="limit", price=float(ask), tif=tif)
+    assert result.status == "partially_filled" and result.order.filled_qty == live.unit
+    assert cash(live) == Decimal("100000") - live.unit * ask
+    # Resting live orders are the venue's: our own quotes never fill them.
+    cheap = live.quote() | {"bid": float(ask) - 1, "ask": float(ask) - 1, "price": float(ask) - 1}
+    assert orders_mark_to_market(market_id=live.instance.market_id, quote=cheap, now=timezone.now()) == []
+    assert Fill.objects.filter(order=result.order).count() == 1
+    assert order_cancel(instance=live.instance, client_order_id=result.order.client_order_id)
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "cancelled" and order.filled_qty == live.unit
+    [at_venue] = live.venue_orders()
+    assert at_venue.status == "canceled" and at_venue.filled_qty == live.unit
+    live.sim.venue.match()  # time passes at the venue: a cancelled order never fills again
+    assert live_orders_resolve() == 0
+    assert Fill.objects.filter(order=order).count() == 1
+    assert cash(live) == Decimal("100000") - live.unit * ask
+    [position] = Position.objects.filter(instance=live.instance, closed_at__isnull=True)
+    assert position.qty == live.unit
+
+
+def test_a_duplicate_client_order_id_resolves_to_the_venues_order_not_a_second(live: Live) -> None:
+    adapter = live.sim.adapter()
+    venue_id = adapter.client_id_for(f"{live.instance.pk}-1-1")  # the id our first order is sent under
+    earlier = adapter.place(OrderIntent(venue_id, live.sim.symbol, "buy", live.unit))
+    result = live.place()
+    assert result.status == "filled" and result.order.venue_order_id == earlier.venue_order_id
+    assert len(live.venue_orders()) == 1 and live.posts() == 2
+    assert Fill.objects.filter(order=result.order).count() == 1
+    assert cash(live) == Decimal("100000") - live.unit * earlier.avg_fill_price
+
+
+def _with_timeout(live: Live, settings: Any, seconds: float) -> None:
+    config = {**settings.STRATBOX_VENUES[live.sim.name], "timeout": seconds}
+    settings.STRATBOX_VENUES = {**settings.STRATBOX_VENUES, live.sim.name: config}
+
+
+def test_timeout_after_accept_is_unknown_then_resolved_to_the_single_venue_order(
+    live: Live, settings: Any
+) -> None:
+    _with_timeout(live, settings, 1.0)
+    live.sim.venue.inject("timeout_after_accept", route="POST", delay=3)
+    live.sim.venue.read_lag = 2.5  # the read path trails: the first question finds nothing yet
+    ask = live.inst.ask
+    result = live.place()
+    assert result.status == "unknown" and "unclear send" in result.message
+    assert live_orders_resolve() == 0  # not visible yet, and well within the grace period: still unknown
+    assert Order.objects.get(pk=result.order.pk).status == "unknown"
+    wait_for(lambda: live.sim.venue.visible(live.venue_orders()[0]), timeout=10)
+    assert live_orders_resolve() == 1
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "filled" and order.filled_qty == live.unit and order.deny_reason == ""
+    assert len(live.venue_orders()) == 1 and live.posts() == 1  # asked, never resent
+    assert Fill.objects.filter(order=order).count() == 1
+    assert cash(live) == Decimal("100000") - live.unit * ask
+
+
+def test_a_5xx_is_unknown_until_the_venue_is_asked_after_the_grace_period(live: Live) -> None:
+    live.sim.venue.inject("error_5xx", route="POST")
+    result = live.place()
+    assert result.status == "unknown"
+    assert live_orders_resolve() == 0
+    later = timezone.now() + timedelta(seconds=61)
+    assert live_orders_resolve(now=later) == 1
+    order = Order.objects.get(pk=result.order.pk)
+    assert order.status == "rejected" and order.deny_code == "VENUE_UNAVAILABLE"
+    assert "never received" in order.deny_reason
+    assert live.venue_orders() == [] and live.posts() == 1
+    assert cash(live) == Decimal("100000")
+
+
+def test_credentials_never_reach_logs_api_bodies_or_snapshots(
+    live: Live, caplog: Any, api_client: Any
+) -> None:
+    from stratbox.trading.selectors import instance_snapshot
+
+    secrets = [v for v in live.sim.credentials.values()]
+    with caplog.at_level(logging.DEBUG):
+        assert live.place().status == "filled"
+        live.sim.venue.inject("error_5xx", route="POST")
+        assert live.place().status == "unknown"
+        live_orders_resolve(now=timezone.now() + timedelta(seconds=61))
+        key = live.sim.credentials.get("api_key_id") or live.sim.credentials["api_key"]
+        live.sim.venue.accounts[key].cash = Decimal("1")
+        assert live.place().status == "rejected"
+    bodies = [
+        api_client.get(url).content.decode()
+        for url in ("/api/v1/orders/", "/api/v1/accounts/", f"/api/v1/accounts/{live.account.pk}/")
+    ]
+    assert all(f'"{live.account.pk}"' in b or str(live.account.pk) in b for b in bodies[1:])
+    snapshot = json.dumps(instance_snapshot(instance=live.instance, quote=live.quote()), default=str)
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert all(secret not in body for body in bodies)
+        assert secret not in snapshot
+    assert "live order" in caplog.text  # the log did record the orders (by id, not by key)
