@@ -12,137 +12,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from stratbox.trading.models import Account, Fill, Order, Position
-from stratbox.trading.services.accounts import account_create
+from stratbox.trading.models import Fill, Order, Position
 from stratbox.trading.services.lifecycle import order_cancel
 from stratbox.trading.services.live import live_orders_resolve, order_apply_venue_report
-from stratbox.trading.services.orders import OrderResult, order_place
+from stratbox.trading.services.orders import order_place
 from stratbox.trading.services.resting import orders_mark_to_market
 from stratbox.venues.base import OrderIntent
-from stratbox.venues.registry import venue_code
-from tests.trading.conftest import make_instance
-from tests.venues.conftest import SimVenue
+from tests.venues.conftest import Live, cash
 from tests.venues.test_adapters import wait_for
 
 pytestmark = pytest.mark.django_db
-
-KEY = Fernet.generate_key().decode()
-
-
-@dataclasses.dataclass
-class Live:
-    sim: SimVenue
-    account: Account
-    instance: Any
-    on_commit: Any
-    n: int = 0
-
-    @property
-    def inst(self) -> Any:
-        return self.sim.venue.instruments[self.sim.venue_symbol]
-
-    def quote(self) -> dict[str, Any]:
-        bid, ask = float(self.inst.bid), float(self.inst.ask)
-        return {"price": (bid + ask) / 2, "bid": bid, "ask": ask, "volume": 1.0, "ts": time.time()}
-
-    def place(self, side: str = "buy", qty: Decimal | None = None, **extra: Any) -> Any:
-        self.n += 1
-        intent = {
-            "kind": "order",
-            "client_order_id": f"{self.instance.pk}-1-{self.n}",
-            "side": side,
-            "qty": float(qty if qty is not None else self.unit),
-            "type": "market",
-            "price": None,
-            "tag": None,
-            **extra,
-        }
-        with self.on_commit(execute=True):
-            result = order_place(
-                instance=self.instance, intent=intent, quote=self.quote(), mode="active", now=timezone.now()
-            )
-        if result.order is None:
-            return result
-        order = Order.objects.get(pk=result.order.pk)
-        return OrderResult(order, order.status, order.deny_code or None, order.deny_reason, result.duplicate)
-
-    @property
-    def unit(self) -> Decimal:
-        return Decimal("2") if self.sim.symbol == "AAPL" else Decimal("0.01")
-
-    def venue_orders(self) -> list[Any]:
-        return list(self.sim.venue.orders.values())
-
-    def posts(self) -> int:
-        path = "/order" if "binance" in self.sim.name else "/orders"
-        return sum(1 for _k, method, p in self.sim.venue.requests if method == "POST" and p.endswith(path))
-
-
-def approve(instance: Any, account: Account) -> None:
-    """A current staff approval for exactly this instance, version and config (what governance stores)."""
-    from stratbox.governance.models import LiveApprovalRequest
-    from stratbox.governance.selectors import instance_bound_config, instance_config_hash
-
-    LiveApprovalRequest.objects.create(
-        tenant=instance.tenant,
-        instance=instance,
-        instance_name=instance.name,
-        live_account=account,
-        version=instance.version,
-        config=instance_bound_config(instance),
-        config_hash=instance_config_hash(instance),
-        track_record={},
-        criteria={},
-        status="approved",
-        decided_at=timezone.now(),
-        live_instance=instance,
-    )
-
-
-@pytest.fixture
-def live(sim: SimVenue, tenant: Any, settings: Any, django_capture_on_commit_callbacks: Any) -> Live:
-    settings.STRATBOX_CREDENTIALS_KEYS = [KEY]
-    from stratbox.markets.models import Market
-
-    account = account_create(
-        tenant=tenant,
-        actor=None,
-        name=f"Live {sim.name}",
-        starting_balance=Decimal("100000"),
-        kind="live",
-        broker=sim.name,
-        credentials=sim.credentials,
-    )
-    market = Market.objects.create(
-        venue=venue_code(sim.name),
-        symbol=sim.symbol,
-        venue_symbol=sim.venue_symbol,
-        tick_size=Decimal("0.01"),
-    )
-    instance = make_instance(
-        tenant,
-        account,
-        market,
-        mode="active",
-        total_capital=Decimal("5000"),
-        capital_per_trade=Decimal("5000"),
-        max_position_size=Decimal("5000"),
-    )
-    approve(instance, account)
-    return Live(sim, account, instance, django_capture_on_commit_callbacks)
-
-
-def cash(live: Live) -> Decimal:
-    return Account.objects.get(pk=live.account.pk).balance
 
 
 def test_a_market_order_is_journaled_sent_once_filled_and_booked_once(live: Live) -> None:
@@ -298,3 +184,43 @@ def test_credentials_never_reach_logs_api_bodies_or_snapshots(
         assert all(secret not in body for body in bodies)
         assert secret not in snapshot
     assert "live order" in caplog.text  # the log did record the orders (by id, not by key)
+
+
+def test_a_journal_never_sent_is_settled_after_the_grace_period_never_resent(live: Live) -> None:
+    intent = {
+        "kind": "order",
+        "client_order_id": f"{live.instance.pk}-9-1",
+        "side": "buy",
+        "qty": float(live.unit),
+        "type": "market",
+        "price": None,
+        "tag": None,
+    }
+    # Journaled inside a transaction that never commits here: the send waits for a commit that
+    # never comes, as when the worker dies right after the journal.
+    result = order_place(
+        instance=live.instance, intent=intent, quote=live.quote(), mode="active", now=timezone.now()
+    )
+    assert result.status == "new" and result.order.sent_at is None
+    assert live_orders_resolve() == 0
+    assert live_orders_resolve(now=timezone.now() + timedelta(seconds=61)) == 1
+    order = Order.objects.get(pk=result.order.pk)
+    assert (
+        order.status == "rejected"
+        and order.deny_code == "VENUE_UNAVAILABLE"
+        and "never sent" in order.deny_reason
+    )
+    assert live.posts() == 0 and live.venue_orders() == []
+
+
+def test_turning_an_instance_off_cancels_its_resting_live_orders_at_the_venue(live: Live) -> None:
+    from stratbox.trading.services.orders import orders_cancel_open
+
+    bid = live.inst.bid
+    resting = live.place(type="limit", price=float(bid - 10), tif="gtc")
+    assert resting.status == "accepted" and resting.order.venue_order_id
+    assert orders_cancel_open(instance=live.instance) == 1
+    order = Order.objects.get(pk=resting.order.pk)
+    assert order.status == "cancelled" and "turned off" in order.deny_reason
+    [at_venue] = live.venue_orders()
+    assert at_venue.status == "canceled"
