@@ -96,17 +96,23 @@ def test_partial_fill_then_cancel_keeps_the_filled_part_and_the_venue_decides(li
     cheap = live.quote() | {"bid": float(ask) - 1, "ask": float(ask) - 1, "price": float(ask) - 1}
     assert orders_mark_to_market(market_id=live.instance.market_id, quote=cheap, now=timezone.now()) == []
     assert Fill.objects.filter(order=result.order).count() == 1
+    # The venue fills another slice at a better price; the resolver's refresh books exactly it.
+    lower = ask - Decimal("0.12") if live.sim.symbol == "AAPL" else ask - Decimal("10.10")
+    live.sim.venue.set_quote(live.sim.venue_symbol, lower - Decimal("0.01"), lower)
+    assert live_orders_resolve() == 1
+    assert live_orders_resolve() == 0  # the same report again: nothing more
+    assert [f.price for f in Fill.objects.filter(order=result.order).order_by("id")] == [ask, lower]
     assert order_cancel(instance=live.instance, client_order_id=result.order.client_order_id)
     order = Order.objects.get(pk=result.order.pk)
-    assert order.status == "cancelled" and order.filled_qty == live.unit
+    assert order.status == "cancelled" and order.filled_qty == 2 * live.unit
     [at_venue] = live.venue_orders()
-    assert at_venue.status == "canceled" and at_venue.filled_qty == live.unit
+    assert at_venue.status == "canceled" and at_venue.filled_qty == 2 * live.unit
     live.sim.venue.match()  # time passes at the venue: a cancelled order never fills again
     assert live_orders_resolve() == 0
-    assert Fill.objects.filter(order=order).count() == 1
-    assert cash(live) == Decimal("100000") - live.unit * ask
+    assert Fill.objects.filter(order=order).count() == 2
+    assert cash(live) == Decimal("100000") - live.unit * ask - live.unit * lower
     [position] = Position.objects.filter(instance=live.instance, closed_at__isnull=True)
-    assert position.qty == live.unit
+    assert position.qty == 2 * live.unit and position.cost_basis == live.unit * (ask + lower)
 
 
 def test_a_duplicate_client_order_id_resolves_to_the_venues_order_not_a_second(live: Live) -> None:
