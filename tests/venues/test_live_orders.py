@@ -230,3 +230,20 @@ def test_turning_an_instance_off_cancels_its_resting_live_orders_at_the_venue(li
     assert order.status == "cancelled" and "turned off" in order.deny_reason
     [at_venue] = live.venue_orders()
     assert at_venue.status == "canceled"
+
+
+def test_a_429_refuses_the_order_with_the_rate_limit_code_and_beat_resolves_the_rest(live: Live) -> None:
+    from stratbox.trading.apps import BEAT_SCHEDULE
+    from stratbox.trading.tasks import live_orders_resolve_task
+
+    live.sim.venue.inject("rate_limit", route="POST", retry_after=1)
+    limited = live.place()
+    assert limited.status == "rejected" and limited.deny_code == "VENUE_RATE_LIMITED" and limited.message
+    assert live.venue_orders() == []
+    live.sim.venue.inject("error_5xx", route="POST")
+    unclear = live.place()
+    assert unclear.status == "unknown"
+    assert BEAT_SCHEDULE["trading.live_orders_resolve"]["task"] == live_orders_resolve_task.name
+    assert live_orders_resolve_task() == 0  # within the grace period: asked, still unknown
+    assert Order.objects.get(pk=unclear.order.pk).status == "unknown"
+    assert live.posts() == 2  # one POST per order: the refused one was not retried either
