@@ -37,7 +37,9 @@ from stratbox.venues.base import (
     Bar,
     Capabilities,
     Instrument,
+    OpenOrdersProvider,
     OrderIntent,
+    OrderReportHandler,
     Position,
     Quote,
     QuoteHandler,
@@ -56,6 +58,8 @@ _SPOT_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
 }
 _TIMEFRAMES = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 14400: "4h", 86400: "1d"}
+# Binance's execution types (executionReport `x`) as user-stream events; TRADE is a fill or a partial one.
+_EXECUTION_EVENTS = {"NEW": "new", "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired"}
 # Duplicate client order id messages, per exchange (ccxt raises them as InvalidOrder).
 _DUPLICATE_MARKERS = ("Duplicate order sent", "Duplicate clientOrderId", "duplicate client order")
 
@@ -306,6 +310,84 @@ class CcxtAdapter(VenueAdapter):
             poll_interval=float(self.config.get("poll_interval", 1.0)),
         )
 
+    def stream_orders(
+        self,
+        on_report: OrderReportHandler,
+        stop: threading.Event,
+        health: StreamHealth,
+        open_orders: OpenOrdersProvider | None = None,
+    ) -> None:
+        """ccxt pro's `watch_orders` (Binance: the WebSocket API user data stream) in this thread's own
+        event loop; after every (re)subscription the orders we think open are read over REST."""
+        asyncio.run(self._watch_orders(on_report, stop, health, open_orders))
+
+    async def _watch_orders(
+        self,
+        on_report: OrderReportHandler,
+        stop: threading.Event,
+        health: StreamHealth,
+        open_orders: OpenOrdersProvider | None,
+    ) -> None:
+        exchange = self._pro(private=True)
+        ws_api = exchange.urls["api"]["ws"].get("ws-api", {}).get("spot")
+        client: Any = None
+        retries = 0
+        try:
+            await exchange.load_markets()
+            while not stop.is_set():
+                try:
+                    if client is None or exchange.clients.get(ws_api) is not client:
+                        if client is not None:
+                            health.drops += 1
+                        await exchange.authenticate()  # (re)subscribes: returns once the venue acknowledged
+                        client = exchange.clients.get(ws_api)
+                        health.connects += 1
+                        retries = 0
+                        await asyncio.to_thread(self.recover_orders, open_orders, on_report)
+                    orders = await asyncio.wait_for(exchange.watch_orders(), timeout=1.0)
+                except TimeoutError:  # nothing new: look at `stop` again
+                    continue
+                except ccxt.BaseError as exc:
+                    retries += 1
+                    health.errors = [*health.errors[-9:], _message(exc)]
+                    await asyncio.sleep(min(0.1 * 2**retries, 10.0))
+                    continue
+                for raw in orders:
+                    info = raw.get("info") or {}
+                    execution = str(info.get("x") or "")
+                    if execution == "TRADE":
+                        event = "fill" if info.get("X") == "FILLED" else "partial_fill"
+                    else:
+                        event = _EXECUTION_EVENTS.get(execution, execution.lower())
+                    on_report(replace(self._order(raw), event=event))
+        finally:
+            await exchange.close()
+
+    def _pro(self, *, private: bool = False) -> Any:
+        """A ccxt pro instance of this exchange, pointed where the REST one is (and, private, with its keys)."""
+        config: dict[str, Any] = {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
+        if private:
+            config.update(apiKey=self.exchange.apiKey, secret=self.exchange.secret)
+            if self.exchange.password:
+                config["password"] = self.exchange.password
+        exchange = getattr(ccxt.pro, self.exchange.id)(config)
+        exchange.number = str
+        if self.config.get("sandbox"):
+            exchange.set_sandbox_mode(True)
+        for name, url in (self.config.get("urls") or {}).items():
+            exchange.urls["api"][name] = url
+        if self.config.get("ws_url"):
+            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
+        ws_api = self.config.get("ws_api_url") or (
+            str(self.config["ws_url"]).removesuffix("/ws") + "/ws-api/v3"
+            if self.config.get("ws_url")
+            else None
+        )
+        if ws_api and isinstance(exchange.urls["api"]["ws"].get("ws-api"), dict):
+            exchange.urls["api"]["ws"]["ws-api"]["spot"] = ws_api
+        exchange.markets = None
+        return exchange
+
     def _run_stream(
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth
     ) -> None:
@@ -315,15 +397,7 @@ class CcxtAdapter(VenueAdapter):
     async def _watch(
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
     ) -> None:
-        exchange = getattr(ccxt.pro, self.exchange.id)(
-            {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
-        )
-        exchange.number = str
-        for name, url in (self.config.get("urls") or {}).items():
-            exchange.urls["api"][name] = url
-        if self.config.get("ws_url"):
-            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
-        exchange.markets = None
+        exchange = self._pro()
         connected, retries = False, 0
         try:
             await exchange.load_markets()
