@@ -588,7 +588,10 @@ async def _serve_trading_stream(venue: Venue, websocket: WebSocket) -> None:
                     streams = list((msg.get("data") or {}).get("streams") or [])
                     listening = "trade_updates" in streams
                     await send({"stream": "listening", "data": {"streams": streams}})
-            for event in venue.events_after(account.api_key, last_seq):
+            events = venue.events_after(account.api_key, last_seq)
+            if venue.websocket_generation != generation:
+                continue  # dropped meanwhile: these are not this socket's to send
+            for event in events:
                 last_seq = event.seq
                 if not listening or event.hidden:
                     continue

@@ -666,6 +666,8 @@ async def _serve_ws_api(venue: Venue, websocket: WebSocket) -> None:
                         answer(request_id, 400, error={"code": -1100, "msg": f"Unknown method {method}."})
                     )
             upto = venue.last_event_seq()
+            if venue.websocket_generation != generation:
+                continue  # dropped meanwhile: what happened since is not this socket's to send
             for subscription, account in subscribed.items():
                 for event in venue.events_after(account.api_key, last_seq):
                     if event.seq <= upto and not event.hidden:

@@ -315,6 +315,7 @@ class AlpacaAdapter(VenueAdapter):
             while not stop.is_set() and not task.done():
                 await asyncio.sleep(0.1)
             await stream.stop_ws()
+            await stream.close()  # the client reads with a 5 s timeout: do not wait that out
             try:
                 await asyncio.wait_for(task, 10)
             except (TimeoutError, asyncio.CancelledError):

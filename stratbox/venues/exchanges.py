@@ -332,6 +332,7 @@ class CcxtAdapter(VenueAdapter):
         ws_api = exchange.urls["api"]["ws"].get("ws-api", {}).get("spot")
         client: Any = None
         retries = 0
+        seen: dict[str, tuple[Any, ...]] = {}
         try:
             await exchange.load_markets()
             while not stop.is_set():
@@ -339,29 +340,50 @@ class CcxtAdapter(VenueAdapter):
                     if client is None or exchange.clients.get(ws_api) is not client:
                         if client is not None:
                             health.drops += 1
+                            client = None  # counted once, however many attempts the reconnect takes
                         await exchange.authenticate()  # (re)subscribes: returns once the venue acknowledged
                         client = exchange.clients.get(ws_api)
                         health.connects += 1
                         retries = 0
                         await asyncio.to_thread(self.recover_orders, open_orders, on_report)
-                    orders = await asyncio.wait_for(exchange.watch_orders(), timeout=1.0)
-                except TimeoutError:  # nothing new: look at `stop` again
-                    continue
+                    await asyncio.wait_for(exchange.watch_orders(), timeout=0.25)
+                except TimeoutError:
+                    pass  # nothing woke us: still look at the cache (below), then at `stop`
                 except ccxt.BaseError as exc:
                     retries += 1
                     health.errors = [*health.errors[-9:], _message(exc)]
                     await asyncio.sleep(min(0.1 * 2**retries, 10.0))
                     continue
-                for raw in orders:
-                    info = raw.get("info") or {}
-                    execution = str(info.get("x") or "")
-                    if execution == "TRADE":
-                        event = "fill" if info.get("X") == "FILLED" else "partial_fill"
-                    else:
-                        event = _EXECUTION_EVENTS.get(execution, execution.lower())
-                    on_report(replace(self._order(raw), event=event))
+                self._drain_orders(exchange, seen, on_report)
         finally:
             await exchange.close()
+
+    def _drain_orders(
+        self, exchange: Any, seen: dict[str, tuple[Any, ...]], on_report: OrderReportHandler
+    ) -> None:
+        """Report every cached order whose state changed since we last reported it.
+
+        ccxt pro resolves `watch_orders` only for an update that arrives while a call is waiting:
+        one landing while we were applying the previous report sits in the exchange's order cache
+        until the next update, so the cache (not the call's answer) is what is read here.
+        """
+        for raw in list(exchange.orders or []):
+            info = raw.get("info") or {}
+            signature = (raw.get("status"), raw.get("filled"), info.get("x"), info.get("E"))
+            key = str(raw.get("id"))
+            if seen.get(key) == signature:
+                continue
+            seen[key] = signature
+            execution = str(info.get("x") or "")
+            if execution == "TRADE":
+                event = "fill" if info.get("X") == "FILLED" else "partial_fill"
+            else:
+                event = _EXECUTION_EVENTS.get(execution, execution.lower())
+            on_report(replace(self._order(raw), event=event))
+        if len(seen) > 5000:  # the cache holds the last 1000 orders: forget what fell out of it
+            current = {str(raw.get("id")) for raw in exchange.orders or []}
+            for key in [k for k in seen if k not in current]:
+                del seen[key]
 
     def _pro(self, *, private: bool = False) -> Any:
         """A ccxt pro instance of this exchange, pointed where the REST one is (and, private, with its keys)."""
