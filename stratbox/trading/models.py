@@ -150,6 +150,12 @@ class Order(models.Model):
     leg = models.CharField(max_length=2, blank=True)
     filled_qty = _money(default=Decimal("0"))
     venue_order_id = models.CharField(max_length=128, blank=True)
+    # Live orders: when a worker claimed the journaled order for its one send to the venue (NULL:
+    # never sent, so the venue cannot hold it; set: only asking the venue can tell).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # The id the venue knows the order by: our client_order_id, or a digest of it where the venue
+    # allows fewer characters (Binance: 36); set when the order is claimed for its send.
+    venue_client_order_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=OrderStatus.choices)
     deny_code = models.CharField(max_length=40, blank=True)
     deny_reason = models.CharField(max_length=300, blank=True)
@@ -170,6 +176,11 @@ class Order(models.Model):
             models.Index(fields=["instance", "-created_at"]),
             models.Index(
                 fields=["market", "status"], condition=Q(filled_at__isnull=True), name="order_resting"
+            ),
+            models.Index(
+                fields=["account", "venue_client_order_id"],
+                condition=~Q(venue_client_order_id=""),
+                name="order_venue_client_id",
             ),
         ]
 

@@ -84,6 +84,11 @@ class Deny(StrEnum):
     ORDER_ID_MISMATCH = "ORDER_ID_MISMATCH"
     MODE_MISMATCH = "MODE_MISMATCH"
     FOREIGN_TARGET = "FOREIGN_TARGET"
+    # Decided by a live venue (`stratbox.trading.services.live`), stored with the venue's own message.
+    VENUE_REJECTED = "VENUE_REJECTED"
+    VENUE_RATE_LIMITED = "VENUE_RATE_LIMITED"
+    VENUE_UNAVAILABLE = "VENUE_UNAVAILABLE"
+    INSUFFICIENT_FUNDS_AT_VENUE = "INSUFFICIENT_FUNDS_AT_VENUE"
 
     @property
     def label(self) -> str:
@@ -116,6 +121,10 @@ DENY_LABELS = {
     Deny.ORDER_ID_MISMATCH: "not this instance's order id for this tick",
     Deny.MODE_MISMATCH: "the order's status does not match the instance's mode",
     Deny.FOREIGN_TARGET: "another market or account",
+    Deny.VENUE_REJECTED: "the venue rejected the order",
+    Deny.VENUE_RATE_LIMITED: "the venue's rate limit refused the order",
+    Deny.VENUE_UNAVAILABLE: "the venue did not take the order",
+    Deny.INSUFFICIENT_FUNDS_AT_VENUE: "the venue account lacks the funds",
 }
 
 

@@ -12,6 +12,7 @@ left): the caller must resolve it with `order_by_client_id`, never by sending ag
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -220,6 +221,16 @@ class VenueAdapter(abc.ABC):
                 on_report(replace(order, event="recovered"))
                 count += 1
         return count
+
+    # The longest client order id the venue takes (Binance: 36; Alpaca: 128).
+    client_id_max: int = 128
+
+    def client_id_for(self, client_order_id: str) -> str:
+        """The id this venue knows our order by: ours when it fits, else a deterministic digest of
+        it (`sbx` + hex), the same in every process, so a restarted worker asks for the same id."""
+        if len(client_order_id) <= self.client_id_max:
+            return client_order_id
+        return "sbx" + hashlib.sha256(client_order_id.encode()).hexdigest()[: min(61, self.client_id_max - 3)]
 
     def resolve(self, intent: OrderIntent) -> VenueOrder | None:
         """After an uncertain send: what the venue holds under our client_order_id (None: never arrived)."""

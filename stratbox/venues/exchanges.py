@@ -79,6 +79,8 @@ class CcxtAdapter(VenueAdapter):
         if exchange_id not in ccxt.exchanges or exchange_class is None:
             raise VenueError(VENUE_REJECTED, f"ccxt has no exchange {exchange_id!r}")
         self.venue = venue or exchange_id.upper()
+        # Binance takes client order ids of at most 36 characters; other exchanges: configuration.
+        self.client_id_max = int(config.get("client_id_max", 36))
         self.config = config
         self.bucket = bucket
         options = {**_SPOT_OPTIONS.get(exchange_id, {}), **(config.get("options") or {})}

@@ -91,7 +91,7 @@ def test_end_to_end_approval(
         == 200
     )
     result = _buy(live, market)
-    assert result.deny_code == "BROKER_UNAVAILABLE" and "no live exchange adapter" in result.message
+    assert result.deny_code == "BROKER_UNAVAILABLE" and "has no credentials" in result.message
 
     # Approval is bound to the config: a change (capital allocation here) makes it not current.
     r = api_client.patch(f"/api/v1/instances/{live.pk}/", {"capital_per_trade": "50.00"}, format="json")

@@ -20,6 +20,7 @@ from stratbox.trading.brokers import broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.models import (
     OPEN_STATUSES,
+    AccountKind,
     Order,
     OrderSide,
     OrderStatus,
@@ -138,9 +139,13 @@ def reduce_only_qty(side: str, qty: Decimal, position: Position | None) -> Decim
     return min(qty, abs(held))
 
 
+# Real orders on live accounts rest at their venue, which fills and expires them: no simulation.
+LIVE_REAL = Q(is_shadow=False, account__kind=AccountKind.LIVE)
+
+
 def orders_expire(*, market_id: int, now: datetime) -> int:
-    """Expire the market's resting orders whose time is up (real and shadow)."""
-    expiring = Order.objects.filter(RESTING, market_id=market_id, expires_at__lte=now)
+    """Expire the market's resting orders whose time is up (real and shadow; not live ones)."""
+    expiring = Order.objects.filter(RESTING, market_id=market_id, expires_at__lte=now).exclude(LIVE_REAL)
     ids = list(expiring.values_list("instance_id", flat=True).distinct())
     count = expiring.update(status=OrderStatus.EXPIRED, cancelled_at=now, deny_reason="expired")
     if count:
@@ -163,8 +168,14 @@ def order_cancel(*, instance: StrategyInstance, client_order_id: Any, now: datet
         )
         if order is None:
             return False
-        if not order.is_shadow:
-            broker_for_account(order.account).cancel(order)
-        _close(order, OrderStatus.CANCELLED, now, "cancelled by the strategy")
-        ledger_changed([instance.pk])
-    return True
+        live = not order.is_shadow and order.account.kind == AccountKind.LIVE
+        if not live:
+            if not order.is_shadow:
+                broker_for_account(order.account).cancel(order)
+            _close(order, OrderStatus.CANCELLED, now, "cancelled by the strategy")
+            ledger_changed([instance.pk])
+            return True
+    # A live order is the venue's: it decides, asked outside the transaction.
+    from stratbox.trading.services.live import order_cancel_live
+
+    return order_cancel_live(order, reason="cancelled by the strategy")

@@ -22,7 +22,7 @@ from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import PaperBroker, broker_for_account
-from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, Position, TimeInForce
+from stratbox.trading.models import Account, AccountKind, Order, OrderSide, OrderStatus, Position, TimeInForce
 from stratbox.trading.risk import (
     Deny,
     InvalidOrder,
@@ -32,6 +32,7 @@ from stratbox.trading.risk import (
     validate_intent,
 )
 from stratbox.trading.selectors import column_count, exposure_read, model_columns, model_from_row
+from stratbox.trading.services import live
 from stratbox.trading.services.ledger import (
     UNREAD,
     fills_apply,
@@ -39,6 +40,7 @@ from stratbox.trading.services.ledger import (
     position_lock_open,
 )
 from stratbox.trading.services.lifecycle import (
+    LIVE_REAL,
     RESTING,
     expires_at_for,
     order_after_fill,
@@ -327,7 +329,11 @@ def order_place(
         return OrderResult(None, OrderStatus.REJECTED, Deny.INVALID_ORDER, f"{exc.field}: {exc.message}")
     if mode != Mode.ACTIVE:
         return _place_not_active(instance=instance, req=req, quote=quote, now=now)
-    return _place_active(instance=instance, req=req, quote=quote, now=now)
+    result = _place_active(instance=instance, req=req, quote=quote, now=now)
+    if live.order_needs_send(result.order):  # journaled (committed): now its one send to the venue
+        assert result.order is not None
+        return _result(live.order_send_after_commit(result.order), duplicate=result.duplicate)
+    return result
 
 
 def _place_not_active(
@@ -401,6 +407,10 @@ def _place_active(
             return _reject(fresh, req, now, decision.deny, decision.message, decision.est_price)
         assert quote is not None
         broker = broker_for_account(account)
+        if account.kind == AccountKind.LIVE:
+            problem = live.live_intent_problem(type=req.type, bracket=req.bracket)
+            if problem is not None:
+                return _reject(fresh, req, now, Deny.VENUE_REJECTED, problem, decision.est_price)
         order = _new_order(fresh, req, now, status=OrderStatus.ACCEPTED, est_price=decision.est_price)
         if req.reduce_only:
             order.qty = reduce_only_qty(req.side, req.qty, exposure.position)
@@ -411,8 +421,14 @@ def _place_active(
                     return _duplicate(req.client_order_id, fresh)
                 return _result(order)
         # The paper broker's fills are a pure computation: known before the INSERT, so the order
-        # row is written once, complete. Any other broker is only called once the order is stored.
+        # row is written once, complete. A live order is journaled `new` here and sent by
+        # `order_place` once this transaction has committed (`services.live`).
         simulated = isinstance(broker, PaperBroker)
+        if account.kind == AccountKind.LIVE:
+            order.status = OrderStatus.NEW
+            if not _order_insert(order):
+                return _duplicate(req.client_order_id, fresh)
+            return _result(order)
         fills = broker.submit(order, quote) if simulated else []
         if fills:
             order_mark_filled(order, fills, now)
@@ -439,9 +455,16 @@ def _place_active(
 def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = None) -> int:
     """Cancel the instance's resting orders (real and shadow); returns how many were cancelled."""
     now = now or timezone.now()
-    open_orders = Order.objects.filter(RESTING, instance=instance)
+    open_orders = Order.objects.filter(RESTING, instance=instance).exclude(LIVE_REAL)
     with transaction.atomic():
         for order in open_orders.select_for_update().filter(is_shadow=False):
             broker_for_account(order.account).cancel(order)
         ledger_changed([instance.pk])
-        return open_orders.update(status=OrderStatus.CANCELLED, cancelled_at=now)
+        count = open_orders.update(status=OrderStatus.CANCELLED, cancelled_at=now)
+    # Live orders are cancelled at their venue, outside the transaction.
+    at_venue = list(
+        Order.objects.filter(RESTING, LIVE_REAL, instance=instance).select_related("account", "market")
+    )
+    return count + (
+        live.orders_cancel_live(at_venue, reason="the instance was turned off") if at_venue else 0
+    )

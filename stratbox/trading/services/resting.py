@@ -16,7 +16,13 @@ from stratbox.trading.brokers import PaperBroker, broker_for_account
 from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, OrderType, Position, TimeInForce
 from stratbox.trading.risk import Deny
 from stratbox.trading.services.ledger import fill_apply
-from stratbox.trading.services.lifecycle import RESTING, order_after_fill, orders_expire, reduce_only_qty
+from stratbox.trading.services.lifecycle import (
+    LIVE_REAL,
+    RESTING,
+    order_after_fill,
+    orders_expire,
+    reduce_only_qty,
+)
 from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
 
@@ -42,6 +48,7 @@ def orders_mark_to_market(*, market_id: int, quote: dict[str, Any], now: datetim
     )
     candidates = sorted(
         Order.objects.filter(RESTING, reachable, market_id=market_id)
+        .exclude(LIVE_REAL)  # a live order rests at its venue: never filled by our quotes
         .order_by("created_at", "id")
         .values_list("pk", "is_shadow", "tenant_id", "account_id", "type"),
         key=lambda row: 1 if row[4] == OrderType.LIMIT else 0,  # stops first
