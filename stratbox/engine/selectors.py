@@ -6,6 +6,7 @@ is the engine's own trusted read of an instance by id, for the tick path.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,17 @@ import django_filters
 from django.db.models import QuerySet
 
 from stratbox.engine import runtime
-from stratbox.engine.models import InstanceStats, Run, RunStatus, RunTrigger
+from stratbox.engine.models import (
+    AccountReconcile,
+    InstanceStats,
+    Run,
+    RunStatus,
+    RunTrigger,
+    VenueDiscrepancy,
+)
 from stratbox.engine.snapshots import STAT_FIELDS, stats_live
 from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.trading.models import Account
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
@@ -112,3 +121,29 @@ def run_get(*, tenant: Tenant, run_id: Any) -> Run | None:
     except (TypeError, ValueError):
         return None
     return Run.objects.filter(tenant=tenant, pk=pk).select_related("version").first()
+
+
+def venue_discrepancy_list(*, tenant: Tenant, account_id: Any = None) -> QuerySet[VenueDiscrepancy]:
+    """The tenant's venue discrepancies, newest first (of one of its accounts, when given)."""
+    queryset = VenueDiscrepancy.objects.filter(tenant=tenant)
+    if account_id not in (None, ""):
+        try:
+            account_uuid = uuid.UUID(str(account_id))
+        except ValueError as exc:
+            raise ApplicationError("invalid", "Not an account id.", field="account") from exc
+        queryset = queryset.filter(account_id=account_uuid)
+    return queryset
+
+
+def account_reconcile_get(
+    *, tenant: Tenant, account_id: Any
+) -> tuple[Account, AccountReconcile | None] | None:
+    """A live account of the tenant and its last venue reconcile (None: no such account here)."""
+    try:
+        account_uuid = uuid.UUID(str(account_id))
+    except ValueError:
+        return None
+    account = Account.objects.filter(tenant=tenant, pk=account_uuid).first()
+    if account is None:
+        return None
+    return account, AccountReconcile.objects.filter(account=account).first()

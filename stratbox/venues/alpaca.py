@@ -59,7 +59,7 @@ from stratbox.venues.base import (
     dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
-from stratbox.venues.streaming import stream_with_polling
+from stratbox.venues.streaming import RECOVER, reports_in_this_thread, stream_with_polling
 
 _STATUS = {
     "new": "accepted",
@@ -292,9 +292,16 @@ class AlpacaAdapter(VenueAdapter):
     ) -> None:
         """alpaca-py's TradingStream (`trade_updates`); it reconnects by itself, and after every
         connect the orders we think open are read over REST before the stream's events are handled."""
+        reports_in_this_thread(
+            lambda emit: self._run_user_stream(emit, stop, health),
+            on_report,
+            lambda: self.recover_orders(open_orders, on_report),
+        )
+
+    def _run_user_stream(self, emit: Any, stop: threading.Event, health: StreamHealth) -> None:
         stream = _UserStream(
             health,
-            lambda: self.recover_orders(open_orders, on_report),
+            lambda: emit(RECOVER),
             self._key,
             self._secret,
             paper=self.config.get("environment", "paper") != "live",
@@ -306,7 +313,7 @@ class AlpacaAdapter(VenueAdapter):
         async def handler(raw: dict[str, Any]) -> None:
             data = raw.get("data") or {}
             if isinstance(data.get("order"), dict):
-                on_report(self._order(data["order"], event=str(data.get("event") or "")))
+                emit(self._order(data["order"], event=str(data.get("event") or "")))
 
         stream.subscribe_trade_updates(handler)
 
@@ -396,8 +403,7 @@ class _UserStream(TradingStream):
             self._health.drops += 1
         await super()._start_ws()
         self._health.connects += 1
-        # Events arriving meanwhile wait in the socket's queue; the REST read must not block the loop.
-        await asyncio.to_thread(self._recover)
+        self._recover()  # the gap is read over REST by the consuming thread, before what follows
 
 
 def _retry_after(exc: APIError) -> float:

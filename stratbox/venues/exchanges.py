@@ -51,7 +51,7 @@ from stratbox.venues.base import (
     dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
-from stratbox.venues.streaming import stream_with_polling
+from stratbox.venues.streaming import RECOVER, reports_in_this_thread, stream_with_polling
 
 # Per exchange: options that keep ccxt on the spot API only (no margin/futures/wallet endpoints).
 _SPOT_OPTIONS: dict[str, dict[str, Any]] = {
@@ -321,15 +321,13 @@ class CcxtAdapter(VenueAdapter):
     ) -> None:
         """ccxt pro's `watch_orders` (Binance: the WebSocket API user data stream) in this thread's own
         event loop; after every (re)subscription the orders we think open are read over REST."""
-        asyncio.run(self._watch_orders(on_report, stop, health, open_orders))
+        reports_in_this_thread(
+            lambda emit: asyncio.run(self._watch_orders(emit, stop, health)),
+            on_report,
+            lambda: self.recover_orders(open_orders, on_report),
+        )
 
-    async def _watch_orders(
-        self,
-        on_report: OrderReportHandler,
-        stop: threading.Event,
-        health: StreamHealth,
-        open_orders: OpenOrdersProvider | None,
-    ) -> None:
+    async def _watch_orders(self, emit: Any, stop: threading.Event, health: StreamHealth) -> None:
         exchange = self._pro(private=True)
         ws_api = exchange.urls["api"]["ws"].get("ws-api", {}).get("spot")
         client: Any = None
@@ -347,7 +345,7 @@ class CcxtAdapter(VenueAdapter):
                         client = exchange.clients.get(ws_api)
                         health.connects += 1
                         retries = 0
-                        await asyncio.to_thread(self.recover_orders, open_orders, on_report)
+                        emit(RECOVER)
                     await asyncio.wait_for(exchange.watch_orders(), timeout=0.25)
                 except TimeoutError:
                     pass  # nothing woke us: still look at the cache (below), then at `stop`
@@ -356,13 +354,11 @@ class CcxtAdapter(VenueAdapter):
                     health.errors = [*health.errors[-9:], _message(exc)]
                     await asyncio.sleep(min(0.1 * 2**retries, 10.0))
                     continue
-                self._drain_orders(exchange, seen, on_report)
+                self._drain_orders(exchange, seen, emit)
         finally:
             await exchange.close()
 
-    def _drain_orders(
-        self, exchange: Any, seen: dict[str, tuple[Any, ...]], on_report: OrderReportHandler
-    ) -> None:
+    def _drain_orders(self, exchange: Any, seen: dict[str, tuple[Any, ...]], on_report: Any) -> None:
         """Report every cached order whose state changed since we last reported it.
 
         ccxt pro resolves `watch_orders` only for an update that arrives while a call is waiting:
