@@ -360,6 +360,13 @@ if STRATBOX_SIM_VENUE_PORT and "alpaca:sim" not in STRATBOX_VENUES:
     }
 # Check a live account's credentials with one read-only venue call before storing them.
 STRATBOX_VENUE_CREDENTIALS_CHECK = env.bool("STRATBOX_VENUE_CREDENTIALS_CHECK", default=True)
+# Live orders (stratbox/trading/services/live.py): a journaled order the venue still does not know
+# this many seconds after it was journaled (longer than any send can take) is settled rejected,
+# never resent. The failpoint (tests only) pauses a worker between the journal's commit and the send.
+STRATBOX_LIVE_UNKNOWN_GRACE_SECONDS = env.float("STRATBOX_LIVE_UNKNOWN_GRACE_SECONDS", default=60.0)
+STRATBOX_LIVE_FAILPOINT_SLEEP_BEFORE_SEND = env.float(
+    "STRATBOX_LIVE_FAILPOINT_SLEEP_BEFORE_SEND", default=0.0
+)
 
 # --- AI assistants: the MCP server (stratbox/mcp, mounted at /mcp by stratbox/asgi.py) -------
 

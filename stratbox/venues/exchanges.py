@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -92,6 +93,8 @@ class CcxtAdapter(VenueAdapter):
                 **({"uid": credentials["uid"]} if credentials.get("uid") else {}),
                 "timeout": int(timeout * 1000),
                 "enableRateLimit": True,
+                # ccxt logs every request's headers at DEBUG, the API key among them: redacted.
+                "logger": _RedactingLogger([v for v in credentials.values() if len(v) >= 4]),
                 "options": options,
             }
         )
@@ -449,6 +452,36 @@ class CcxtAdapter(VenueAdapter):
                         )
         finally:
             await exchange.close()
+
+
+class _RedactingLogger:
+    """What ccxt logs through (`exchange.logger`), with the account's credentials masked out."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self._secrets = sorted(secrets, key=len, reverse=True)
+
+    def _log(self, level: int, msg: Any, *args: Any) -> None:
+        if not _ccxt_log.isEnabledFor(level):
+            return
+        text = str(msg) % args if args else str(msg)
+        for secret in self._secrets:
+            text = text.replace(secret, "••••")
+        _ccxt_log.log(level, "%s", text)
+
+    def debug(self, msg: Any, *args: Any) -> None:
+        self._log(logging.DEBUG, msg, *args)
+
+    def info(self, msg: Any, *args: Any) -> None:
+        self._log(logging.INFO, msg, *args)
+
+    def warning(self, msg: Any, *args: Any) -> None:
+        self._log(logging.WARNING, msg, *args)
+
+    def error(self, msg: Any, *args: Any) -> None:
+        self._log(logging.ERROR, msg, *args)
+
+
+_ccxt_log = logging.getLogger("stratbox.venues.ccxt")
 
 
 def _message(exc: Exception) -> str:

@@ -7,12 +7,15 @@ official clients (alpaca-py, ccxt) pointed at it through the configuration a dep
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
 from stratbox.venues.base import VenueAdapter
 from stratbox.venues.registry import adapter_build
@@ -170,3 +173,125 @@ def binance(settings: Any) -> Iterator[SimVenue]:
     started = _start("binance", settings)
     yield started
     started.server.stop()
+
+
+# --- an approved live instance on a loopback venue (tests of live execution) -----------------
+
+KEY = Fernet.generate_key().decode()
+
+
+@dataclass
+class Live:
+    sim: SimVenue
+    account: Any
+    instance: Any
+    on_commit: Any
+    n: int = 0
+
+    @property
+    def inst(self) -> Any:
+        return self.sim.venue.instruments[self.sim.venue_symbol]
+
+    def quote(self) -> dict[str, Any]:
+        bid, ask = float(self.inst.bid), float(self.inst.ask)
+        return {"price": (bid + ask) / 2, "bid": bid, "ask": ask, "volume": 1.0, "ts": time.time()}
+
+    def place(self, side: str = "buy", qty: Decimal | None = None, **extra: Any) -> Any:
+        self.n += 1
+        intent = {
+            "kind": "order",
+            "client_order_id": f"{self.instance.pk}-1-{self.n}",
+            "side": side,
+            "qty": float(qty if qty is not None else self.unit),
+            "type": "market",
+            "price": None,
+            "tag": None,
+            **extra,
+        }
+        from django.utils import timezone
+
+        from stratbox.trading.models import Order
+        from stratbox.trading.services.orders import OrderResult, order_place
+
+        with self.on_commit(execute=True):
+            result = order_place(
+                instance=self.instance, intent=intent, quote=self.quote(), mode="active", now=timezone.now()
+            )
+        if result.order is None:
+            return result
+        order = Order.objects.get(pk=result.order.pk)
+        return OrderResult(order, order.status, order.deny_code or None, order.deny_reason, result.duplicate)
+
+    @property
+    def unit(self) -> Decimal:
+        return Decimal("2") if self.sim.symbol == "AAPL" else Decimal("0.01")
+
+    def venue_orders(self) -> list[Any]:
+        return list(self.sim.venue.orders.values())
+
+    def posts(self) -> int:
+        path = "/order" if "binance" in self.sim.name else "/orders"
+        return sum(1 for _k, method, p in self.sim.venue.requests if method == "POST" and p.endswith(path))
+
+
+def approve(instance: Any, account: Any) -> None:
+    """A current staff approval for exactly this instance, version and config (what governance stores)."""
+    from stratbox.governance.models import LiveApprovalRequest
+    from stratbox.governance.selectors import instance_bound_config, instance_config_hash
+
+    LiveApprovalRequest.objects.create(
+        tenant=instance.tenant,
+        instance=instance,
+        instance_name=instance.name,
+        live_account=account,
+        version=instance.version,
+        config=instance_bound_config(instance),
+        config_hash=instance_config_hash(instance),
+        track_record={},
+        criteria={},
+        status="approved",
+        decided_at=datetime.now(tz=UTC),
+        live_instance=instance,
+    )
+
+
+@pytest.fixture
+def live(sim: SimVenue, tenant: Any, settings: Any, django_capture_on_commit_callbacks: Any) -> Live:
+    settings.STRATBOX_CREDENTIALS_KEYS = [KEY]
+    from stratbox.markets.models import Market
+    from stratbox.trading.services.accounts import account_create
+    from stratbox.venues.registry import venue_code
+    from tests.trading.conftest import make_instance
+
+    account = account_create(
+        tenant=tenant,
+        actor=None,
+        name=f"Live {sim.name}",
+        starting_balance=Decimal("100000"),
+        kind="live",
+        broker=sim.name,
+        credentials=sim.credentials,
+    )
+    market = Market.objects.create(
+        venue=venue_code(sim.name),
+        symbol=sim.symbol,
+        venue_symbol=sim.venue_symbol,
+        tick_size=Decimal("0.01"),
+    )
+    instance = make_instance(
+        tenant,
+        account,
+        market,
+        mode="active",
+        total_capital=Decimal("5000"),
+        capital_per_trade=Decimal("5000"),
+        max_position_size=Decimal("5000"),
+    )
+    approve(instance, account)
+    return Live(sim, account, instance, django_capture_on_commit_callbacks)
+
+
+def cash(live: Live) -> Decimal:
+    from stratbox.trading.models import Account
+
+    return Account.objects.get(pk=live.account.pk).balance

@@ -180,13 +180,16 @@ def _apply(order: Order, account: Account, report: VenueOrder, now: datetime) ->
                 order.deny_code = Deny.VENUE_REJECTED
                 order.deny_reason = f"the venue rejected it ({report.raw_status or report.status})"
                 fields |= {"deny_code", "deny_reason"}
-            elif target != OrderStatus.REJECTED and order.deny_code:
-                # Our own settlement ("never reached the venue") is overruled by the venue's word.
-                order.deny_code, order.deny_reason = "", ""
-                fields |= {"deny_code", "deny_reason"}
-            elif order.deny_reason.startswith("unclear send"):
-                order.deny_reason = ""  # the doubt is resolved
-                fields.add("deny_reason")
+    if order.deny_code == Deny.VENUE_UNAVAILABLE and order.status != OrderStatus.REJECTED:
+        # Our own settlement ("never reached the venue") is overruled by the venue's word.
+        order.deny_code, order.deny_reason = "", ""
+        fields |= {"deny_code", "deny_reason"}
+        if order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+            order.cancelled_at = None
+            fields.add("cancelled_at")
+    if order.status != OrderStatus.UNKNOWN and order.deny_reason.startswith("unclear send"):
+        order.deny_reason = ""  # the venue answered: the doubt is resolved
+        fields.add("deny_reason")
     if fields:
         order.save(update_fields=sorted(fields))
     if fields or delta > 0:
