@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from stratbox.engine import runtime
 from stratbox.engine.models import (
     AccountReconcile,
+    DiscrepancyKind,
     InstanceStats,
     Run,
     RunStatus,
@@ -123,16 +124,26 @@ def run_get(*, tenant: Tenant, run_id: Any) -> Run | None:
     return Run.objects.filter(tenant=tenant, pk=pk).select_related("version").first()
 
 
-def venue_discrepancy_list(*, tenant: Tenant, account_id: Any = None) -> QuerySet[VenueDiscrepancy]:
-    """The tenant's venue discrepancies, newest first (of one of its accounts, when given)."""
+class VenueDiscrepancyFilter(django_filters.FilterSet):
+    account = django_filters.UUIDFilter(field_name="account_id")
+    kind = django_filters.ChoiceFilter(choices=DiscrepancyKind.choices)
+
+    class Meta:
+        model = VenueDiscrepancy
+        fields = ["account", "kind"]
+
+
+def venue_discrepancy_list(
+    *, tenant: Tenant, filters: Mapping[str, Any] | None = None
+) -> QuerySet[VenueDiscrepancy]:
+    """The tenant's venue discrepancies, newest first (of one of its accounts, of one kind)."""
     queryset = VenueDiscrepancy.objects.filter(tenant=tenant)
-    if account_id not in (None, ""):
-        try:
-            account_uuid = uuid.UUID(str(account_id))
-        except ValueError as exc:
-            raise ApplicationError("invalid", "Not an account id.", field="account") from exc
-        queryset = queryset.filter(account_id=account_uuid)
-    return queryset
+    if not filters:
+        return queryset
+    filterset = VenueDiscrepancyFilter(data=filters, queryset=queryset)
+    if not filterset.is_valid():
+        raise ApplicationError(errors={field: list(messages) for field, messages in filterset.errors.items()})
+    return filterset.qs
 
 
 def account_reconcile_get(
