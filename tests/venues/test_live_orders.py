@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from stratbox.trading.models import Fill, Order, Position
@@ -263,3 +264,13 @@ def test_a_cancel_that_loses_the_race_with_a_fill_ends_filled_and_booked_once(li
     assert live_orders_resolve() == 0
     assert cash(live) == Decimal("100000") - live.unit * limit
     assert ask > limit  # it rested first: the fill came from the venue, not from our quote
+
+
+def test_credentials_the_keys_cannot_decrypt_reject_the_order_before_anything_is_sent(
+    live: Live, settings: Any
+) -> None:
+    settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]  # the account's key is gone
+    result = live.place()
+    assert result.status == "rejected" and result.deny_code == "BROKER_UNAVAILABLE"
+    assert "cannot be decrypted" in result.message
+    assert live.posts() == 0 and live.venue_orders() == []
