@@ -228,7 +228,8 @@ def _run(
         procs["feed"] = f"{quiet}{py} manage.py run_feed"
     procs["dispatcher"] = f"{quiet}{py} manage.py run_dispatcher"
     if sim_port:
-        # A loopback Alpaca (simulated: its markets are ALPACA-SIM:*) and the feed of its quotes.
+        # A loopback Alpaca (simulated: its markets are ALPACA-SIM:*) and its feed process: the quotes,
+        # and the user (order/fill) streams of the live accounts on it, applied to the ledger.
         procs["venue"] = f"{py} -m venuesim alpaca --port {sim_port} --keys-file {VAR_DIR / 'sim-venue.json'}"
         procs["venue_feed"] = f"{quiet}{py} manage.py run_venue_feed --broker alpaca:sim"
     # A local mail catcher for the demo's notification channel: every mail is printed here.

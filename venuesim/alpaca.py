@@ -10,6 +10,12 @@ duplicate `client_order_id` 422 / 40010001, insufficient buying power 403 / 4031
 order 404 / 40410000, bad input 422 / 40010001, rate limit 429 / 42910000 with `Retry-After`.
 The stream speaks msgpack when the client asks for it (alpaca-py does) and JSON otherwise; market
 data timestamps are msgpack Timestamps, as Alpaca sends them.
+
+`/stream` is the trading (account) stream `TradingStream` reads: `{"action": "authenticate",
+"data": {"key_id", "secret_key"}}`, then `{"action": "listen", "data": {"streams":
+["trade_updates"]}}`, then one `trade_updates` message per order event (new, partial_fill, fill,
+canceled, rejected, expired) with the order as REST shows it. Frames are JSON in binary websocket
+frames, as Alpaca sends them.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from venuesim.common import ErrorBodies, dec, guard, json_response
-from venuesim.engine import Account, Instrument, Order, Venue, VenueRejection
+from venuesim.engine import Account, Instrument, Order, UserEvent, Venue, VenueRejection
 
 ERRORS = ErrorBodies(
     rate_limited=lambda retry_after: (429, {"code": 42910000, "message": "rate limit exceeded"}),
@@ -277,6 +283,12 @@ def create_app(venue: Venue) -> Starlette:
     async def list_orders(request: Request, account: Account) -> Response:
         status = request.query_params.get("status", "open")
         orders = venue.list_orders(account, open_only=status == "open")
+        if status == "closed":
+            orders = [o for o in orders if o.status not in ("new", "partially_filled")]
+        after = request.query_params.get("after")
+        if after:
+            since = _parse_time(after, 0)
+            orders = [o for o in orders if o.updated > since]
         orders.sort(key=lambda o: o.created, reverse=True)
         return json_response(200, [order_body(o, venue.instruments[o.symbol]) for o in orders])
 
@@ -391,6 +403,9 @@ def create_app(venue: Venue) -> Starlette:
     async def stream(websocket: WebSocket) -> None:
         await _serve_stream(venue, websocket)
 
+    async def trading_stream(websocket: WebSocket) -> None:
+        await _serve_trading_stream(venue, websocket)
+
     routes = [
         Route("/v2/account", endpoint(get_account)),
         Route("/v2/orders", endpoint(post_order), methods=["POST"]),
@@ -404,6 +419,7 @@ def create_app(venue: Venue) -> Starlette:
         Route("/v2/clock", endpoint(clock)),
         Route("/v2/stocks/quotes/latest", endpoint(latest_quotes)),
         Route("/v2/stocks/bars", endpoint(bars)),
+        WebSocketRoute("/stream", trading_stream),
         WebSocketRoute("/v2/{feed}", stream),
     ]
     return Starlette(routes=routes)
@@ -499,4 +515,89 @@ async def _serve_stream(venue: Venue, websocket: WebSocket) -> None:
             if frames:
                 await send(frames)
     except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        return
+
+
+def trade_update(event: UserEvent, inst: Instrument, position_qty: Decimal) -> dict[str, Any]:
+    """One `trade_updates` message as Alpaca sends it."""
+    data: dict[str, Any] = {
+        "event": event.kind,
+        "timestamp": _iso(event.order.updated),
+        "order": order_body(event.order, inst),
+    }
+    if event.fill is not None:
+        data.update(
+            execution_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca-sim-exec:{event.seq}")),
+            price=dec(event.fill.price),
+            qty=dec(event.fill.qty),
+            position_qty=dec(position_qty),
+        )
+    return {"stream": "trade_updates", "data": data}
+
+
+async def _serve_trading_stream(venue: Venue, websocket: WebSocket) -> None:
+    """Alpaca's trading stream: authenticate -> listen trade_updates -> the account's order events."""
+    await websocket.accept()
+    generation = venue.websocket_generation
+
+    async def send(message: dict[str, Any]) -> None:
+        await websocket.send_bytes(json.dumps(message).encode())
+
+    async def receive() -> dict[str, Any]:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("bytes") or (message.get("text") or "{}").encode()
+        data = json.loads(raw)
+        return data if isinstance(data, dict) else {}
+
+    try:
+        auth = await asyncio.wait_for(receive(), 10)
+        creds = auth.get("data") or {}
+        account = venue.authenticate(creds.get("key_id"), creds.get("secret_key"))
+        if auth.get("action") not in ("auth", "authenticate") or account is None:
+            await send(
+                {
+                    "stream": "authorization",
+                    "data": {
+                        "action": "authenticate",
+                        "status": "unauthorized",
+                        "message": "access key verification failed",
+                    },
+                }
+            )
+            await websocket.close(code=1008)
+            return
+        await send({"stream": "authorization", "data": {"action": "authenticate", "status": "authorized"}})
+        listening = False
+        last_seq = venue.last_event_seq()  # a stream starts now: what happened before is REST's
+        pending: asyncio.Task[dict[str, Any]] | None = None
+        while True:
+            if venue.websocket_generation != generation:  # an injected drop: close without goodbye
+                if pending is not None:
+                    pending.cancel()
+                await websocket.close(code=1011)
+                return
+            if pending is None:
+                pending = asyncio.ensure_future(receive())
+            done, _ = await asyncio.wait({pending}, timeout=0.05)
+            if pending in done:
+                msg = pending.result()
+                pending = None
+                if msg.get("action") == "listen":
+                    streams = list((msg.get("data") or {}).get("streams") or [])
+                    listening = "trade_updates" in streams
+                    await send({"stream": "listening", "data": {"streams": streams}})
+            events = venue.events_after(account.api_key, last_seq)
+            if venue.websocket_generation != generation:
+                continue  # dropped meanwhile: these are not this socket's to send
+            for event in events:
+                last_seq = event.seq
+                if not listening or event.hidden:
+                    continue
+                with venue.lock:
+                    inst = venue.instruments[event.order.symbol]
+                    held = account.positions.get(event.order.symbol, (Decimal(0), Decimal(0)))[0]
+                await send(trade_update(event, inst, held))
+    except (TimeoutError, WebSocketDisconnect, RuntimeError, ValueError):
         return

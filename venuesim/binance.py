@@ -10,6 +10,14 @@ secret, plus a `timestamp` within `recvWindow`. Errors are Binance's `{"code": -
 duplicate client order id -2010 "Duplicate order sent.", insufficient balance -2010 "Account has
 insufficient balance for requested action.", unknown order -2013 "Order does not exist.", bad
 lot/price -1013 "Filter failure: ...", bad signature -1022, rate limit 429 -1003 with Retry-After.
+
+User data (an account's order events as `executionReport`), both ways Binance offers it:
+- the WebSocket API `/ws-api/v3`, method `userDataStream.subscribe.signature` (params `apiKey`,
+  `timestamp`, `signature` = HMAC of the sorted params), then `{"subscriptionId", "event": {...}}`
+  frames: what ccxt pro's `watch_orders` uses for spot;
+- the listenKey: `POST /api/v3/userDataStream` (API key header) returns one, `PUT` keeps it alive,
+  `DELETE` closes it, and `/ws/<listenKey>` streams the raw events.
+A stream sends what happens while it is connected; `drop_websocket` closes them all.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from venuesim.common import ErrorBodies, dec, guard, json_response
-from venuesim.engine import Account, Instrument, Order, Venue, VenueRejection
+from venuesim.engine import Account, Instrument, Order, UserEvent, Venue, VenueRejection
 
 ERRORS = ErrorBodies(
     rate_limited=lambda retry_after: (
@@ -56,7 +64,22 @@ _REJECTIONS = {
     "bad_quantity": (400, -1013, "Filter failure: LOT_SIZE"),
     "bad_price": (400, -1013, "Filter failure: PRICE_FILTER"),
 }
-_STATUS = {"new": "NEW", "partially_filled": "PARTIALLY_FILLED", "filled": "FILLED", "canceled": "CANCELED"}
+_STATUS = {
+    "new": "NEW",
+    "partially_filled": "PARTIALLY_FILLED",
+    "filled": "FILLED",
+    "canceled": "CANCELED",
+    "expired": "EXPIRED",
+    "rejected": "REJECTED",
+}
+_EXECUTION = {
+    "new": "NEW",
+    "partial_fill": "TRADE",
+    "fill": "TRADE",
+    "canceled": "CANCELED",
+    "rejected": "REJECTED",
+    "expired": "EXPIRED",
+}
 _INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 
@@ -105,6 +128,50 @@ def order_body(order: Order, *, full: bool = False) -> dict[str, Any]:
             for i, f in enumerate(order.fills)
         ]
     return body
+
+
+def execution_report(event: UserEvent) -> dict[str, Any]:
+    """An order event as Binance's `executionReport` (cumulative `z` / `Z`, last fill `l` / `L`)."""
+    order, fill = event.order, event.fill
+    ms = int(order.updated * 1000)
+    cancel = event.kind == "canceled"
+    return {
+        "e": "executionReport",
+        "E": ms,
+        "s": order.symbol,
+        # A cancel's own client id is `c`; the order's is then `C` (as Binance reports it).
+        "c": f"cancel-{event.seq}" if cancel else order.client_order_id,
+        "S": order.side.upper(),
+        "o": order.type.upper(),
+        "f": order.tif.upper(),
+        "q": dec(order.qty),
+        "p": dec(order.limit_price or Decimal(0)),
+        "P": "0.00000000",
+        "F": "0.00000000",
+        "g": -1,
+        "C": order.client_order_id if cancel else "",
+        "x": _EXECUTION[event.kind],
+        "X": _STATUS[order.status],
+        "r": "NONE",
+        "i": order.seq,
+        "l": dec(fill.qty) if fill else "0",
+        "z": dec(order.filled_qty),
+        "L": dec(fill.price) if fill else "0",
+        "n": "0",
+        "N": None,
+        "T": int((fill.ts if fill else order.updated) * 1000),
+        "t": event.seq if fill else -1,
+        "I": event.seq,
+        "w": order.status in ("new", "partially_filled"),
+        "m": False,
+        "M": fill is not None,
+        "O": int(order.created * 1000),
+        "Z": dec(order.filled_notional),
+        "Y": dec(fill.qty * fill.price) if fill else "0",
+        "Q": "0.00000000",
+        "W": int(order.created * 1000),
+        "V": "EXPIRE_MAKER",
+    }
 
 
 def symbol_body(inst: Instrument) -> dict[str, Any]:
@@ -413,8 +480,37 @@ def create_app(venue: Venue) -> Starlette:
         }
         return json_response(200, body)
 
+    listen_keys: dict[str, str] = {}  # listenKey -> API key
+
+    async def user_data_stream(request: Request) -> Response:
+        account = venue.accounts.get(request.headers.get("X-MBX-APIKEY", ""))
+        if account is None:
+            return _error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+
+        async def handle() -> Response:
+            if request.method == "POST":
+                key = hashlib.sha256(f"{account.api_key}:{time.time_ns()}".encode()).hexdigest()
+                listen_keys[key] = account.api_key
+                return json_response(200, {"listenKey": key})
+            form = dict(parse_qsl(request.url.query or (await request.body()).decode()))
+            key = form.get("listenKey", "")
+            if listen_keys.get(key) != account.api_key:
+                return _error(400, -1125, "This listenKey does not exist.")
+            if request.method == "DELETE":
+                listen_keys.pop(key, None)
+            return json_response(200, {})
+
+        return await guard(venue, request, account, ERRORS, handle)
+
     async def market_stream(websocket: WebSocket) -> None:
-        await _serve_market_stream(venue, websocket)
+        api_key = listen_keys.get(websocket.path_params.get("stream", ""))
+        if api_key is not None:
+            await _serve_listen_key_stream(venue, websocket, api_key)
+        else:
+            await _serve_market_stream(venue, websocket)
+
+    async def ws_api(websocket: WebSocket) -> None:
+        await _serve_ws_api(venue, websocket)
 
     routes = [
         Route("/api/v3/ping", public(ping)),
@@ -428,6 +524,8 @@ def create_app(venue: Venue) -> Starlette:
         Route("/api/v3/order", private(cancel_order), methods=["DELETE"]),
         Route("/api/v3/openOrders", private(open_orders)),
         Route("/api/v3/account", private(account_info)),
+        Route("/api/v3/userDataStream", user_data_stream, methods=["POST", "PUT", "DELETE"]),
+        WebSocketRoute("/ws-api/v3", ws_api),
         WebSocketRoute("/ws/{stream}", market_stream),
         WebSocketRoute("/ws", market_stream),
     ]
@@ -495,3 +593,102 @@ async def _serve_market_stream(venue: Venue, websocket: WebSocket) -> None:
                 await websocket.send_text(json.dumps(frame))
     except (WebSocketDisconnect, RuntimeError):
         return
+
+
+async def _serve_listen_key_stream(venue: Venue, websocket: WebSocket, api_key: str) -> None:
+    """`/ws/<listenKey>`: the account's raw executionReport events while connected."""
+    await websocket.accept()
+    generation, last_seq = venue.websocket_generation, venue.last_event_seq()
+    pending = asyncio.ensure_future(websocket.receive_text())
+    try:
+        while True:
+            if venue.websocket_generation != generation or pending.done():
+                pending.cancel()
+                await websocket.close(code=1011)
+                return
+            for event in venue.events_after(api_key, last_seq):
+                last_seq = event.seq
+                if not event.hidden:
+                    await websocket.send_text(json.dumps(execution_report(event)))
+            await asyncio.sleep(0.05)
+    except (WebSocketDisconnect, RuntimeError):
+        pending.cancel()
+        return
+
+
+async def _serve_ws_api(venue: Venue, websocket: WebSocket) -> None:
+    """Binance's WebSocket API, the user data stream methods: subscribe by signature, then events."""
+    await websocket.accept()
+    generation = venue.websocket_generation
+    subscribed: dict[int, Account] = {}
+    last_seq = venue.last_event_seq()
+    pending: asyncio.Task[str] | None = None
+
+    def answer(request_id: Any, status: int, **body: Any) -> str:
+        return json.dumps({"id": request_id, "status": status, **body, "rateLimits": []})
+
+    try:
+        while True:
+            if venue.websocket_generation != generation:  # an injected drop
+                if pending is not None:
+                    pending.cancel()
+                await websocket.close(code=1011)
+                return
+            if pending is None:
+                pending = asyncio.ensure_future(websocket.receive_text())
+            done, _ = await asyncio.wait({pending}, timeout=0.05)
+            if pending in done:
+                raw, pending = pending.result(), None
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    await websocket.send_text(
+                        answer(None, 400, error={"code": -1000, "msg": "Malformed JSON."})
+                    )
+                    continue
+                request_id, method = msg.get("id"), msg.get("method")
+                params = dict(msg.get("params") or {})
+                if method == "userDataStream.subscribe.signature":
+                    account, error = _ws_signed(venue, params)
+                    if account is None:
+                        await websocket.send_text(answer(request_id, 400, error=error))
+                        continue
+                    subscription = len(subscribed)
+                    subscribed[subscription] = account
+                    await websocket.send_text(
+                        answer(request_id, 200, result={"subscriptionId": subscription})
+                    )
+                elif method == "userDataStream.unsubscribe":
+                    subscribed.clear()
+                    await websocket.send_text(answer(request_id, 200, result={}))
+                else:
+                    await websocket.send_text(
+                        answer(request_id, 400, error={"code": -1100, "msg": f"Unknown method {method}."})
+                    )
+            upto = venue.last_event_seq()
+            if venue.websocket_generation != generation:
+                continue  # dropped meanwhile: what happened since is not this socket's to send
+            for subscription, account in subscribed.items():
+                for event in venue.events_after(account.api_key, last_seq):
+                    if event.seq <= upto and not event.hidden:
+                        frame = {"subscriptionId": subscription, "event": execution_report(event)}
+                        await websocket.send_text(json.dumps(frame))
+            last_seq = upto
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+def _ws_signed(venue: Venue, params: dict[str, Any]) -> tuple[Account | None, dict[str, Any]]:
+    """A WebSocket API request's signature: HMAC-SHA256 of its sorted `k=v&...` params (without it)."""
+    account = venue.accounts.get(str(params.get("apiKey", "")))
+    if account is None:
+        return None, {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+    signature = str(params.pop("signature", ""))
+    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+    expected = hmac.new(account.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(signature, expected):
+        return None, {"code": -1022, "msg": "Signature for this request is not valid."}
+    stamp, window = int(params.get("timestamp") or 0), int(params.get("recvWindow") or 5000)
+    if abs(time.time() * 1000 - stamp) > window:
+        return None, {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."}
+    return account, {}

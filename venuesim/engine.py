@@ -11,6 +11,13 @@ fills at the touch price up to `Instrument.depth` per matching pass; the rest st
 its limit). A non-crossing limit rests until the quote reaches it. Buying needs the cash for the
 whole order at placement (limit price, or the ask for a market order), as a cash account does.
 
+User events: every change of an order (new, partial_fill, fill, canceled, rejected, expired) is
+appended to `Venue.user_events` with a venue-wide sequence number and a copy of the order as it was
+then; the protocol apps' user streams send the events of their account that arrive while they are
+connected (a venue does not replay what happened while a client was away: that gap is the
+client's to recover over REST). `inject("unreported_fill")` hides the next fill event from every
+stream (the order still fills and REST shows it), which only a reconciler can notice.
+
 Everything is guarded by one lock: the apps run in uvicorn's event loop, tests call in from their
 own thread.
 """
@@ -21,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 OPEN_STATUSES = ("new", "partially_filled")
@@ -94,6 +101,16 @@ class Order:
 
 
 @dataclass
+class UserEvent:
+    seq: int
+    account: str  # api key
+    kind: str  # new | partial_fill | fill | canceled | rejected | expired
+    order: Order  # a copy, as the order was right after the event
+    fill: Fill | None = None  # the execution of a partial_fill / fill
+    hidden: bool = False  # an injected "unreported fill": no user stream sends it
+
+
+@dataclass
 class Account:
     api_key: str
     secret: str
@@ -105,7 +122,7 @@ class Account:
 
 @dataclass
 class Fault:
-    kind: str  # error_5xx | timeout_after_accept | rate_limit | drop_websocket
+    kind: str  # error_5xx | timeout_after_accept | rate_limit | drop_websocket | unreported_fill
     route: str = ""  # substring of "METHOD /path" it applies to ("" = any)
     times: int = 1
     delay: float = 8.0  # timeout_after_accept: seconds before the (too late) answer
@@ -132,6 +149,9 @@ class Venue:
         self.requests: list[tuple[str, str, str]] = []  # (api key, method, path) of every request
         self.read_lag = 0.0  # seconds an order stays invisible to reads after it was accepted
         self.websocket_generation = 0  # bumped to drop every open websocket
+        self.user_events: deque[UserEvent] = deque(maxlen=100_000)
+        self._event_seq = 0
+        self._unreported_fills = 0  # how many coming fill events the user streams never send
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -163,6 +183,9 @@ class Venue:
             if kind == "drop_websocket":
                 self.websocket_generation += 1
                 return
+            if kind == "unreported_fill":
+                self._unreported_fills += times
+                return
             self.faults.append(Fault(kind, route, times, delay, retry_after))
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -191,6 +214,15 @@ class Venue:
                 return True
             hits.append(now)
             return False
+
+    def events_after(self, api_key: str, seq: int) -> list[UserEvent]:
+        """The user events of one account after `seq` (what a connected user stream sends next)."""
+        with self.lock:
+            return [e for e in self.user_events if e.seq > seq and e.account == api_key]
+
+    def last_event_seq(self) -> int:
+        with self.lock:
+            return self._event_seq
 
     # -- market data -------------------------------------------------------------------------------
 
@@ -274,6 +306,7 @@ class Venue:
             )
             self.orders[order.id] = order
             self._by_client[(account.api_key, client_order_id)] = order
+            self._emit(order, "new")
             self._match(order, inst)
             if order.type == "market" and order.status in OPEN_STATUSES and tif in ("ioc", "fok"):
                 self._cancel(order)
@@ -304,6 +337,24 @@ class Venue:
             self._cancel(order)
             return order
 
+    def expire(self, order: Order) -> Order:
+        """The venue expires an open order (a DAY order at the close, say): reported as `expired`."""
+        with self.lock:
+            if order.status in OPEN_STATUSES:
+                order.status = "expired"
+                order.updated = time.time()
+                self._emit(order, "expired")
+            return order
+
+    def reject(self, order: Order) -> Order:
+        """The venue rejects an order it had accepted (a risk check after acceptance)."""
+        with self.lock:
+            if order.status in OPEN_STATUSES:
+                order.status = "rejected"
+                order.updated = time.time()
+                self._emit(order, "rejected")
+            return order
+
     def match(self) -> None:
         """One matching pass over every open order (a test's 'time passes')."""
         with self.lock:
@@ -318,6 +369,16 @@ class Venue:
     def _cancel(self, order: Order) -> None:
         order.status = "canceled"
         order.canceled = order.updated = time.time()
+        self._emit(order, "canceled")
+
+    def _emit(self, order: Order, kind: str, fill: Fill | None = None) -> None:
+        hidden = False
+        if fill is not None and self._unreported_fills > 0:
+            self._unreported_fills -= 1
+            hidden = True
+        self._event_seq += 1
+        copy = replace(order, fills=list(order.fills))
+        self.user_events.append(UserEvent(self._event_seq, order.account, kind, copy, fill, hidden))
 
     def _match_symbol(self, symbol: str) -> None:
         inst = self.instruments[symbol]
@@ -337,7 +398,8 @@ class Venue:
             return
         account = self.accounts[order.account]
         now = time.time()
-        order.fills.append(Fill(qty, price, now))
+        fill = Fill(qty, price, now)
+        order.fills.append(fill)
         order.filled_qty += qty
         order.filled_notional += qty * price
         order.updated = now
@@ -355,3 +417,4 @@ class Venue:
             account.positions.pop(order.symbol, None)
         else:
             account.positions[order.symbol] = (held, avg)
+        self._emit(order, "fill" if order.status == "filled" else "partial_fill", fill)

@@ -12,6 +12,17 @@ from django.apps import AppConfig
 BEAT_SCHEDULE = {
     "engine.reconcile": {"task": "engine.reconcile", "schedule": 30.0, "options": {"expires": 60}},
     "engine.runs_prune": {"task": "engine.runs_prune", "schedule": 3600.0, "options": {"expires": 600}},
+    # Live accounts against their venues (orders, positions, cash), and the venues' catalogues.
+    "engine.venue_reconcile_all": {
+        "task": "engine.venue_reconcile_all",
+        "schedule": 60.0,
+        "options": {"expires": 120},
+    },
+    "engine.venue_catalogue_resync": {
+        "task": "engine.venue_catalogue_resync",
+        "schedule": 6 * 3600.0,
+        "options": {"expires": 3600},
+    },
 }
 
 

@@ -32,6 +32,7 @@ class PauseReason(StrEnum):
     KILL_SWITCH = "KILL_SWITCH"
     APPROVAL_REVOKED = "APPROVAL_REVOKED"  # staff revoked a live instance's approval (governance)
     BAD_STATE = "BAD_STATE"  # its runtime state could not be stored, flush after flush (snapshots)
+    VENUE_DISCREPANCY = "VENUE_DISCREPANCY"  # the venue holds other positions or cash than our ledger
 
     @property
     def label(self) -> str:
@@ -46,6 +47,7 @@ PAUSE_LABELS = {
     PauseReason.KILL_SWITCH: "the tenant's kill switch is on",
     PauseReason.APPROVAL_REVOKED: "staff revoked the live-trading approval",
     PauseReason.BAD_STATE: "its state could not be stored",
+    PauseReason.VENUE_DISCREPANCY: "the venue disagrees with our ledger (see the account's discrepancies)",
 }
 
 

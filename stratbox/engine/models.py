@@ -116,3 +116,57 @@ class InstanceRuntime(models.Model):
 
     def __str__(self) -> str:
         return f"runtime {self.instance_id} rev {self.state_rev}"
+
+
+class DiscrepancyKind(models.TextChoices):
+    ORDER = "order", "Order state differed (corrected from the venue)"
+    ORDER_MISSING = "order_missing", "Order unknown to the venue"
+    POSITION = "position", "Position differs"
+    BALANCE = "balance", "Cash balance differs"
+
+
+class VenueDiscrepancy(models.Model):
+    """A difference the venue reconciler found between our ledger and a live account's venue, and
+    what it did about it (corrected the order, paused the affected instances, or only recorded it)."""
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(
+        "trading.Account", on_delete=models.CASCADE, related_name="venue_discrepancies"
+    )
+    kind = models.CharField(max_length=16, choices=DiscrepancyKind.choices)
+    subject = models.CharField(max_length=128)  # the symbol, currency or client_order_id it is about
+    ours = models.JSONField(default=dict)
+    theirs = models.JSONField(default=dict)
+    action = models.CharField(max_length=300)
+    paused_instances = models.JSONField(default=list, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["tenant", "-at"]), models.Index(fields=["account", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject}: {self.action}"
+
+
+class ReconcileStatus(models.TextChoices):
+    OK = "ok", "In agreement with the venue"
+    DISCREPANCIES = "discrepancies", "Discrepancies found"
+    ERROR = "error", "The venue could not be read"
+
+
+class AccountReconcile(models.Model):
+    """A live account's last reconcile with its venue (shown on the account page)."""
+
+    account = models.OneToOneField(
+        "trading.Account", on_delete=models.CASCADE, primary_key=True, related_name="venue_reconcile"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    last_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ReconcileStatus.choices)
+    message = models.CharField(max_length=300, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"reconcile {self.account_id}: {self.status}"

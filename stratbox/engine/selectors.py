@@ -6,6 +6,7 @@ is the engine's own trusted read of an instance by id, for the tick path.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,9 +15,18 @@ import django_filters
 from django.db.models import QuerySet
 
 from stratbox.engine import runtime
-from stratbox.engine.models import InstanceStats, Run, RunStatus, RunTrigger
+from stratbox.engine.models import (
+    AccountReconcile,
+    DiscrepancyKind,
+    InstanceStats,
+    Run,
+    RunStatus,
+    RunTrigger,
+    VenueDiscrepancy,
+)
 from stratbox.engine.snapshots import STAT_FIELDS, stats_live
 from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.trading.models import Account
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
@@ -112,3 +122,39 @@ def run_get(*, tenant: Tenant, run_id: Any) -> Run | None:
     except (TypeError, ValueError):
         return None
     return Run.objects.filter(tenant=tenant, pk=pk).select_related("version").first()
+
+
+class VenueDiscrepancyFilter(django_filters.FilterSet):
+    account = django_filters.UUIDFilter(field_name="account_id")
+    kind = django_filters.ChoiceFilter(choices=DiscrepancyKind.choices)
+
+    class Meta:
+        model = VenueDiscrepancy
+        fields = ["account", "kind"]
+
+
+def venue_discrepancy_list(
+    *, tenant: Tenant, filters: Mapping[str, Any] | None = None
+) -> QuerySet[VenueDiscrepancy]:
+    """The tenant's venue discrepancies, newest first (of one of its accounts, of one kind)."""
+    queryset = VenueDiscrepancy.objects.filter(tenant=tenant)
+    if not filters:
+        return queryset
+    filterset = VenueDiscrepancyFilter(data=filters, queryset=queryset)
+    if not filterset.is_valid():
+        raise ApplicationError(errors={field: list(messages) for field, messages in filterset.errors.items()})
+    return filterset.qs
+
+
+def account_reconcile_get(
+    *, tenant: Tenant, account_id: Any
+) -> tuple[Account, AccountReconcile | None] | None:
+    """A live account of the tenant and its last venue reconcile (None: no such account here)."""
+    try:
+        account_uuid = uuid.UUID(str(account_id))
+    except ValueError:
+        return None
+    account = Account.objects.filter(tenant=tenant, pk=account_uuid).first()
+    if account is None:
+        return None
+    return account, AccountReconcile.objects.filter(account=account).first()

@@ -57,11 +57,43 @@ def runs_prune_task() -> int:
     return runs_prune()
 
 
+@shared_task(name="engine.venue_reconcile", ignore_result=True, acks_late=True)
+def venue_reconcile_task(account_id: str) -> str:
+    """Reconcile one live account with its venue (idempotent: it re-reads both sides)."""
+    from stratbox.engine.venue_reconcile import account_reconcile
+    from stratbox.trading.models import Account
+
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return "gone"
+    return str(account_reconcile(account=account).status)
+
+
+@shared_task(name="engine.venue_reconcile_all", ignore_result=True)
+def venue_reconcile_all_task() -> int:
+    """Beat and worker start-up: one reconcile task per live account with credentials."""
+    from stratbox.engine.venue_reconcile import live_accounts_to_reconcile
+
+    accounts = live_accounts_to_reconcile()
+    for account in accounts:
+        venue_reconcile_task.delay(str(account.pk))
+    return len(accounts)
+
+
+@shared_task(name="engine.venue_catalogue_resync", ignore_result=True)
+def venue_catalogue_resync_task() -> dict[str, str]:
+    from stratbox.engine.venue_reconcile import venue_catalogues_resync
+
+    return venue_catalogues_resync()
+
+
 @worker_ready.connect
 def _reconcile_at_startup(sender: Any = None, **kwargs: Any) -> None:
-    """A (re)started worker reconciles once: the desired state may have changed while nothing ran."""
+    """A (re)started worker reconciles once: the desired state may have changed while nothing ran,
+    and a live account's venue may have filled or cancelled orders meanwhile."""
     try:
         reconcile_task.delay(None)
+        venue_reconcile_all_task.delay()
     except Exception:
         logger.warning("could not enqueue the start-up reconcile", exc_info=True)
 

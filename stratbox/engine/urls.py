@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from stratbox.engine import apis
+from stratbox.engine import apis, venue_apis
 
 urlpatterns = [
     path("instances/<str:instance_id>/runtime/", apis.InstanceRuntimeApi.as_view(), name="instance-runtime"),
@@ -15,4 +15,10 @@ urlpatterns = [
     path("runs/", apis.RunListApi.as_view(), name="run-list"),
     path("runs/<str:run_id>/", apis.RunDetailApi.as_view(), name="run-detail"),
     path("tenant/kill-switch/", apis.KillSwitchApi.as_view(), name="tenant-kill-switch"),
+    path("venue-discrepancies/", venue_apis.VenueDiscrepancyListApi.as_view(), name="venue-discrepancy-list"),
+    path(
+        "accounts/<str:account_id>/reconcile/",
+        venue_apis.AccountReconcileApi.as_view(),
+        name="account-reconcile",
+    ),
 ]

@@ -31,6 +31,7 @@ from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import AssetStatus
 from alpaca.trading.requests import GetAssetsRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.stream import TradingStream
 
 from stratbox.venues.base import (
     DUPLICATE_CLIENT_ORDER_ID,
@@ -44,7 +45,9 @@ from stratbox.venues.base import (
     Bar,
     Capabilities,
     Instrument,
+    OpenOrdersProvider,
     OrderIntent,
+    OrderReportHandler,
     Position,
     Quote,
     QuoteHandler,
@@ -56,7 +59,7 @@ from stratbox.venues.base import (
     dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
-from stratbox.venues.streaming import stream_with_polling
+from stratbox.venues.streaming import RECOVER, reports_in_this_thread, stream_with_polling
 
 _STATUS = {
     "new": "accepted",
@@ -145,7 +148,7 @@ class AlpacaAdapter(VenueAdapter):
         return VenueError(VENUE_REJECTED, message)
 
     @staticmethod
-    def _order(raw: dict[str, Any]) -> VenueOrder:
+    def _order(raw: dict[str, Any], event: str = "") -> VenueOrder:
         return VenueOrder(
             venue_order_id=str(raw["id"]),
             client_order_id=raw["client_order_id"],
@@ -157,6 +160,7 @@ class AlpacaAdapter(VenueAdapter):
             status=_STATUS.get(str(raw.get("status")), "accepted"),
             limit_price=dec_or_none(raw.get("limit_price")),
             raw_status=str(raw.get("status")),
+            event=event,
         )
 
     # -- the interface -----------------------------------------------------------------------------
@@ -279,6 +283,64 @@ class AlpacaAdapter(VenueAdapter):
             poll_interval=float(self.config.get("poll_interval", 1.0)),
         )
 
+    def stream_orders(
+        self,
+        on_report: OrderReportHandler,
+        stop: threading.Event,
+        health: StreamHealth,
+        open_orders: OpenOrdersProvider | None = None,
+    ) -> None:
+        """alpaca-py's TradingStream (`trade_updates`); it reconnects by itself, and after every
+        connect the orders we think open are read over REST before the stream's events are handled."""
+        reports_in_this_thread(
+            lambda emit: self._run_user_stream(emit, stop, health),
+            on_report,
+            lambda: self.recover_orders(open_orders, on_report),
+        )
+
+    def _run_user_stream(self, emit: Any, stop: threading.Event, health: StreamHealth) -> None:
+        stream = _UserStream(
+            health,
+            lambda: emit(RECOVER),
+            self._key,
+            self._secret,
+            paper=self.config.get("environment", "paper") != "live",
+            raw_data=True,
+            url_override=self._trading_stream_url(),
+        )
+        stream._reconnect_min_backoff = float(self.config.get("reconnect_backoff", 1.0))
+
+        async def handler(raw: dict[str, Any]) -> None:
+            data = raw.get("data") or {}
+            if isinstance(data.get("order"), dict):
+                emit(self._order(data["order"], event=str(data.get("event") or "")))
+
+        stream.subscribe_trade_updates(handler)
+
+        async def run() -> None:
+            task = asyncio.ensure_future(stream._run_forever())
+            while not stop.is_set() and not task.done():
+                await asyncio.sleep(0.1)
+            await stream.stop_ws()
+            await stream.close()  # the client reads with a 5 s timeout: do not wait that out
+            try:
+                await asyncio.wait_for(task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+
+        asyncio.run(run())
+
+    def _trading_stream_url(self) -> str | None:
+        """The trading stream: configured, else beside an overridden trading URL, else alpaca-py's own."""
+        if self.config.get("trading_stream_url"):
+            return str(self.config["trading_stream_url"])
+        trading = self.config.get("trading_url")
+        if trading:
+            return (
+                str(trading).replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + "/stream"
+            )
+        return None
+
     # -- helpers -------------------------------------------------------------------------------------
 
     def _feed(self) -> DataFeed:
@@ -326,6 +388,25 @@ class _CountingStream(StockDataStream):
             self._health.drops += 1
         await super()._start_ws()
         self._health.connects += 1
+
+
+class _UserStream(TradingStream):
+    """The client's trading stream, counting (re)connections and closing the gap after each one."""
+
+    def __init__(self, health: StreamHealth, recover: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._health = health
+        self._recover = recover
+        self._was_connected = False
+
+    async def _start_ws(self) -> None:
+        if self._was_connected:  # counted once, however many attempts the reconnect takes
+            self._health.drops += 1
+            self._was_connected = False
+        await super()._start_ws()
+        self._health.connects += 1
+        self._was_connected = True
+        self._recover()  # the gap is read over REST by the consuming thread, before what follows
 
 
 def _retry_after(exc: APIError) -> float:

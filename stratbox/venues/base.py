@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from threading import Event
@@ -117,6 +117,9 @@ class VenueOrder:
     status: str  # accepted | partially_filled | filled | cancelled | rejected | expired
     limit_price: Decimal | None = None
     raw_status: str = ""
+    # Over the user stream: what happened (new | partial_fill | fill | canceled | rejected | expired),
+    # or "recovered" for a state read over REST to close a stream gap; "" for a REST answer.
+    event: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,12 @@ class StreamHealth:
 
 
 QuoteHandler = Callable[[Quote], None]
+# A user-stream report: the order as the venue holds it after an event (cumulative filled_qty and
+# avg price), so applying one twice, or an older one after a newer one, changes nothing.
+OrderReportHandler = Callable[[VenueOrder], None]
+# The orders the caller thinks are open at the venue, as (client_order_id, symbol): after a
+# (re)connect the stream asks the venue for each, closing whatever gap the socket left.
+OpenOrdersProvider = Callable[[], list[tuple[str, str]]]
 
 
 class VenueAdapter(abc.ABC):
@@ -188,6 +197,30 @@ class VenueAdapter(abc.ABC):
         self, symbols: list[str], on_quote: QuoteHandler, stop: Event, health: StreamHealth
     ) -> None:
         """Deliver quotes until `stop` is set: the venue's stream with reconnects, else REST polling."""
+
+    def stream_orders(
+        self,
+        on_report: OrderReportHandler,
+        stop: Event,
+        health: StreamHealth,
+        open_orders: OpenOrdersProvider | None = None,
+    ) -> None:
+        """Deliver the account's order reports until `stop` is set: the venue's user stream, with
+        reconnects; after every (re)connect the `open_orders` are read over REST (event "recovered")."""
+        raise NotImplementedError(f"{type(self).__name__} has no user stream")
+
+    def recover_orders(self, open_orders: OpenOrdersProvider | None, on_report: OrderReportHandler) -> int:
+        """Close a stream gap: report each order we think open as the venue holds it now."""
+        count = 0
+        for client_order_id, symbol in open_orders() if open_orders is not None else []:
+            try:
+                order = self.order_by_client_id(client_order_id, symbol)
+            except VenueError:
+                continue  # the next reconnect or the reconciler asks again
+            if order is not None:
+                on_report(replace(order, event="recovered"))
+                count += 1
+        return count
 
     # The longest client order id the venue takes (Binance: 36; Alpaca: 128).
     client_id_max: int = 128

@@ -38,7 +38,9 @@ from stratbox.venues.base import (
     Bar,
     Capabilities,
     Instrument,
+    OpenOrdersProvider,
     OrderIntent,
+    OrderReportHandler,
     Position,
     Quote,
     QuoteHandler,
@@ -50,13 +52,15 @@ from stratbox.venues.base import (
     dec_or_none,
 )
 from stratbox.venues.ratelimit import TokenBucket
-from stratbox.venues.streaming import stream_with_polling
+from stratbox.venues.streaming import RECOVER, reports_in_this_thread, stream_with_polling
 
 # Per exchange: options that keep ccxt on the spot API only (no margin/futures/wallet endpoints).
 _SPOT_OPTIONS: dict[str, dict[str, Any]] = {
     "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False, "fetchMargins": False},
 }
 _TIMEFRAMES = {60: "1m", 300: "5m", 900: "15m", 3600: "1h", 14400: "4h", 86400: "1d"}
+# Binance's execution types (executionReport `x`) as user-stream events; TRADE is a fill or a partial one.
+_EXECUTION_EVENTS = {"NEW": "new", "CANCELED": "canceled", "REJECTED": "rejected", "EXPIRED": "expired"}
 # Duplicate client order id messages, per exchange (ccxt raises them as InvalidOrder).
 _DUPLICATE_MARKERS = ("Duplicate order sent", "Duplicate clientOrderId", "duplicate client order")
 
@@ -311,6 +315,102 @@ class CcxtAdapter(VenueAdapter):
             poll_interval=float(self.config.get("poll_interval", 1.0)),
         )
 
+    def stream_orders(
+        self,
+        on_report: OrderReportHandler,
+        stop: threading.Event,
+        health: StreamHealth,
+        open_orders: OpenOrdersProvider | None = None,
+    ) -> None:
+        """ccxt pro's `watch_orders` (Binance: the WebSocket API user data stream) in this thread's own
+        event loop; after every (re)subscription the orders we think open are read over REST."""
+        reports_in_this_thread(
+            lambda emit: asyncio.run(self._watch_orders(emit, stop, health)),
+            on_report,
+            lambda: self.recover_orders(open_orders, on_report),
+        )
+
+    async def _watch_orders(self, emit: Any, stop: threading.Event, health: StreamHealth) -> None:
+        exchange = self._pro(private=True)
+        ws_api = exchange.urls["api"]["ws"].get("ws-api", {}).get("spot")
+        client: Any = None
+        retries = 0
+        seen: dict[str, tuple[Any, ...]] = {}
+        try:
+            await exchange.load_markets()
+            while not stop.is_set():
+                try:
+                    if client is None or exchange.clients.get(ws_api) is not client:
+                        if client is not None:
+                            health.drops += 1
+                            client = None  # counted once, however many attempts the reconnect takes
+                        await exchange.authenticate()  # (re)subscribes: returns once the venue acknowledged
+                        client = exchange.clients.get(ws_api)
+                        health.connects += 1
+                        retries = 0
+                        emit(RECOVER)
+                    await asyncio.wait_for(exchange.watch_orders(), timeout=0.25)
+                except TimeoutError:
+                    pass  # nothing woke us: still look at the cache (below), then at `stop`
+                except ccxt.BaseError as exc:
+                    retries += 1
+                    health.errors = [*health.errors[-9:], _message(exc)]
+                    await asyncio.sleep(min(0.1 * 2**retries, 10.0))
+                    continue
+                self._drain_orders(exchange, seen, emit)
+        finally:
+            await exchange.close()
+
+    def _drain_orders(self, exchange: Any, seen: dict[str, tuple[Any, ...]], on_report: Any) -> None:
+        """Report every cached order whose state changed since we last reported it.
+
+        ccxt pro resolves `watch_orders` only for an update that arrives while a call is waiting:
+        one landing while we were applying the previous report sits in the exchange's order cache
+        until the next update, so the cache (not the call's answer) is what is read here.
+        """
+        for raw in list(exchange.orders or []):
+            info = raw.get("info") or {}
+            signature = (raw.get("status"), raw.get("filled"), info.get("x"), info.get("E"))
+            key = str(raw.get("id"))
+            if seen.get(key) == signature:
+                continue
+            seen[key] = signature
+            execution = str(info.get("x") or "")
+            if execution == "TRADE":
+                event = "fill" if info.get("X") == "FILLED" else "partial_fill"
+            else:
+                event = _EXECUTION_EVENTS.get(execution, execution.lower())
+            on_report(replace(self._order(raw), event=event))
+        if len(seen) > 5000:  # the cache holds the last 1000 orders: forget what fell out of it
+            current = {str(raw.get("id")) for raw in exchange.orders or []}
+            for key in [k for k in seen if k not in current]:
+                del seen[key]
+
+    def _pro(self, *, private: bool = False) -> Any:
+        """A ccxt pro instance of this exchange, pointed where the REST one is (and, private, with its keys)."""
+        config: dict[str, Any] = {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
+        if private:
+            config.update(apiKey=self.exchange.apiKey, secret=self.exchange.secret)
+            if self.exchange.password:
+                config["password"] = self.exchange.password
+        exchange = getattr(ccxt.pro, self.exchange.id)(config)
+        exchange.number = str
+        if self.config.get("sandbox"):
+            exchange.set_sandbox_mode(True)
+        for name, url in (self.config.get("urls") or {}).items():
+            exchange.urls["api"][name] = url
+        if self.config.get("ws_url"):
+            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
+        ws_api = self.config.get("ws_api_url") or (
+            str(self.config["ws_url"]).removesuffix("/ws") + "/ws-api/v3"
+            if self.config.get("ws_url")
+            else None
+        )
+        if ws_api and isinstance(exchange.urls["api"]["ws"].get("ws-api"), dict):
+            exchange.urls["api"]["ws"]["ws-api"]["spot"] = ws_api
+        exchange.markets = None
+        return exchange
+
     def _run_stream(
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, *, health: StreamHealth
     ) -> None:
@@ -320,15 +420,7 @@ class CcxtAdapter(VenueAdapter):
     async def _watch(
         self, symbols: list[str], on_quote: QuoteHandler, stop: threading.Event, health: StreamHealth
     ) -> None:
-        exchange = getattr(ccxt.pro, self.exchange.id)(
-            {"timeout": self.exchange.timeout, "options": dict(self.exchange.options)}
-        )
-        exchange.number = str
-        for name, url in (self.config.get("urls") or {}).items():
-            exchange.urls["api"][name] = url
-        if self.config.get("ws_url"):
-            exchange.urls["api"]["ws"]["spot"] = self.config["ws_url"]
-        exchange.markets = None
+        exchange = self._pro()
         connected, retries = False, 0
         try:
             await exchange.load_markets()

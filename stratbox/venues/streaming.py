@@ -10,11 +10,12 @@ path is feeding it.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 
-from stratbox.venues.base import Quote, QuoteHandler, StreamHealth, VenueError
+from stratbox.venues.base import Quote, QuoteHandler, StreamHealth, VenueError, VenueOrder
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +59,32 @@ def stream_with_polling(
             stop.wait(min(poll_interval, stale_after / 2))
     if thread is not None:
         thread.join(timeout=10)
+
+
+RECOVER = object()  # put by a user stream after every (re)connect: the gap is to be read over REST
+
+
+def reports_in_this_thread(
+    run: Callable[[Callable[[object], None]], None],
+    on_report: Callable[[VenueOrder], None],
+    recover: Callable[[], object],
+) -> None:
+    """Run a user stream (`run(emit)`, an event loop in a thread of its own) and deliver what it emits
+    here, in the calling thread: `on_report` may then block and use the database (Django refuses
+    that inside an event loop), and the stream keeps reading meanwhile. `RECOVER` runs `recover()`
+    here too, in order: the REST reads of a gap come before the events that followed the reconnect."""
+    items: queue.Queue[object] = queue.Queue()
+    thread = threading.Thread(target=run, args=(items.put,), name="venue-user-stream", daemon=True)
+    thread.start()
+    while True:
+        try:
+            item = items.get(timeout=0.1)
+        except queue.Empty:
+            if not thread.is_alive() and items.empty():
+                break
+            continue
+        if item is RECOVER:
+            recover()
+        elif isinstance(item, VenueOrder):
+            on_report(item)
+    thread.join(timeout=10)

@@ -18,6 +18,7 @@ const PAUSE_REASONS = {
   KILL_SWITCH: "the tenant's kill switch is on",
   APPROVAL_REVOKED: "staff revoked the live-trading approval",
   BAD_STATE: "its state could not be stored",
+  VENUE_DISCREPANCY: "the venue disagrees with our ledger (see the account's discrepancies)",
 };  // the same labels as stratbox.engine.control.PAUSE_LABELS (a test compares them)
 const MODE_LABELS = { off: "Off", observe: "Observe", active: "Active" };
 const MAX_LOG_LINES = 500;
