@@ -15,7 +15,7 @@ from stratbox.engine.venue_reconcile import account_reconcile
 from stratbox.trading.models import Account, Fill, Order, Position
 from stratbox.venues.base import OrderIntent
 from tenants.models import AuditEvent
-from tests.venues.test_live_orders import Live, live  # noqa: F401 - the live account fixture
+from tests.venues.conftest import Live
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def _load(instance: Any) -> None:
     runtime.r().hset(runtime.rt_key(str(instance.pk)), mapping={"loaded": "1", "paused": ""})
 
 
-def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: Live) -> None:  # noqa: F811
+def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: Live) -> None:
     inst = live.inst
     limit = inst.bid - inst.tick * 10
     result = live.place(type="limit", price=float(limit))
@@ -63,7 +63,7 @@ def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: L
 
 
 def test_a_position_the_ledger_does_not_hold_pauses_the_instance_with_an_audited_discrepancy(
-    live: Live,  # noqa: F811
+    live: Live,
 ) -> None:
     _load(live.instance)
     qty = live.unit * 3
@@ -99,7 +99,7 @@ def test_a_position_the_ledger_does_not_hold_pauses_the_instance_with_an_audited
 
 
 def test_discrepancies_are_listed_for_their_tenant_only(
-    live: Live,  # noqa: F811
+    live: Live,
     api_client: Any,
     other_api_client: Any,
 ) -> None:
