@@ -119,22 +119,24 @@ def quotes_pump(
             health.errors = [*health.errors[-9:], str(exc)]
 
     key = QUOTE_STREAM_KEY.format(venue=adapter.venue)
+    done = threading.Event()  # the stream returned (stopped) or raised: the heartbeat ends either way
     heartbeat = threading.Thread(
-        target=_heartbeat, args=(key, health, stop), name="quote-stream-health", daemon=True
+        target=_heartbeat, args=(key, health, done), name="quote-stream-health", daemon=True
     )
     heartbeat.start()
     try:
         adapter.stream_quotes(sorted(by_symbol), on_quote, stop, health)
     finally:
+        done.set()
         heartbeat.join(timeout=10)
-        _publish_quietly(key, health, stopped=True)
+        _publish_quietly(key, health, stopped=stop.is_set())
     return health
 
 
-def _heartbeat(key: str, health: StreamHealth, stop: threading.Event, every: float = 5.0) -> None:
+def _heartbeat(key: str, health: StreamHealth, done: threading.Event, every: float = 5.0) -> None:
     """The quote stream's health in Redis every few seconds, for the instance pages (venues/health.py)."""
     _publish_quietly(key, health)
-    while not stop.wait(every):
+    while not done.wait(every):
         _publish_quietly(key, health)
 
 
