@@ -3,7 +3,7 @@
 from django.urls import path
 
 from frontend import views
-from frontend.views import assistants, notifications, upgrades
+from frontend.views import assistants, notifications, upgrades, venues
 from frontend.views.invitations import invitation_accept_page
 
 app_name = "frontend"
@@ -53,6 +53,12 @@ urlpatterns = [
     path("settings/members/<int:membership_id>/remove/", views.member_remove, name="member_remove"),
     path("settings/tokens/", views.token_add, name="token_add"),
     path("settings/live-accounts/", views.live_account_add, name="live_account_add"),
+    path("settings/live-accounts/<uuid:account_id>/", venues.live_account_detail, name="live_account_detail"),
+    path(
+        "settings/live-accounts/<uuid:account_id>/reconcile/",
+        venues.live_account_reconcile,
+        name="live_account_reconcile",
+    ),
     path("settings/tokens/<uuid:token_id>/revoke/", views.token_remove, name="token_revoke"),
     path("settings/kill-switch/", views.kill_switch, name="kill_switch"),
     path("settings/assistants/", assistants.assistants, name="assistants"),

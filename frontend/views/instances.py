@@ -36,6 +36,7 @@ from frontend.selectors import (
 from stratbox.engine.control import PauseReason, instance_pause, instance_resume
 from stratbox.engine.dry_run import test_run
 from stratbox.engine.manual import NothingToClose, position_close
+from stratbox.engine.selectors import instance_venue_panel
 from stratbox.instances.selectors import instance_get
 from stratbox.instances.services import instance_create as instance_create_service
 from stratbox.instances.services import instance_set_mode, instance_update_config
@@ -268,6 +269,7 @@ def detail_context(request: HttpRequest, instance: Any, form: Any = None, **extr
         "runs": instance_runs(tenant=tenant, instance=instance, params=request.GET),
         "governance": governance_status(tenant=tenant, instance=instance),
         "graduation": graduation,
+        "venue_panel": instance_venue_panel(tenant=tenant, instance=instance),
         "tabs": TABS,
         "tab": tab,
         "live_fields": [n for n, spec in schema.items() if spec.get("live")],

@@ -167,6 +167,12 @@ class AccountReconcile(models.Model):
     status = models.CharField(max_length=16, choices=ReconcileStatus.choices)
     message = models.CharField(max_length=300, blank=True)
     summary = models.JSONField(default=dict, blank=True)
+    # What the venue reported at that reconcile, as the reconciler read it (the web never asks the
+    # venue: credentials are decrypted only in the processes that talk to it). Amounts are strings.
+    # [{"currency", "free", "total"}] and [{"symbol", "qty", "avg_price"}]; None: not read this time.
+    venue_balances = models.JSONField(null=True, blank=True)
+    venue_positions = models.JSONField(null=True, blank=True)
+    venue_read_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"reconcile {self.account_id}: {self.status}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,11 @@ from stratbox.engine.models import (
 )
 from stratbox.engine.snapshots import STAT_FIELDS, stats_live
 from stratbox.instances.models import Mode, StrategyInstance
-from stratbox.trading.models import Account
+from stratbox.markets.models import FeedSource
+from stratbox.trading.models import Account, AccountKind, Order
+from stratbox.trading.venue_streams import user_stream_health
+from stratbox.venues.health import QUOTE_STREAM_KEY, health_read, stream_state
+from stratbox.venues.registry import venue_describe
 from tenants.errors import ApplicationError
 from tenants.models import Tenant
 
@@ -158,3 +163,71 @@ def account_reconcile_get(
     if account is None:
         return None
     return account, AccountReconcile.objects.filter(account=account).first()
+
+
+@dataclass
+class LiveAccountVenue:
+    """What the live-account page and API show: the account, its venue as the reconciler last saw it
+    (balances, positions, result), the discrepancies and what was done, the live orders with their
+    venue ids, and the user stream's health. Nothing here asks the venue."""
+
+    account: Account
+    venue: dict[str, Any]
+    reconcile: AccountReconcile | None
+    discrepancies: list[VenueDiscrepancy]
+    orders: list[Order]
+    user_stream: dict[str, Any]
+
+
+def live_account_get(*, tenant: Tenant, account_id: Any) -> Account | None:
+    """A live account of the tenant (None: no such account here, or a paper one)."""
+    try:
+        account_uuid = uuid.UUID(str(account_id))
+    except ValueError:
+        return None
+    return Account.objects.filter(tenant=tenant, pk=account_uuid, kind=AccountKind.LIVE).first()
+
+
+def account_venue_get(*, tenant: Tenant, account_id: Any, limit: int = 50) -> LiveAccountVenue | None:
+    """An account of the tenant at its venue (None: no such account here). A paper account has no
+    venue: it is described as the built-in simulated broker, with nothing reconciled."""
+    try:
+        account = Account.objects.filter(tenant=tenant, pk=uuid.UUID(str(account_id))).first()
+    except ValueError:
+        return None
+    if account is None:
+        return None
+    if account.kind != AccountKind.LIVE:
+        paper = {"broker": "", "label": "Paper (the built-in simulated broker)", "environment": "paper"}
+        return LiveAccountVenue(account, {**paper, "simulated": True}, None, [], [], stream_state(None))
+    orders = list(
+        Order.objects.filter(tenant=tenant, account=account, is_shadow=False)
+        .select_related("market", "instance")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    return LiveAccountVenue(
+        account=account,
+        venue=venue_describe(account.broker),
+        reconcile=AccountReconcile.objects.filter(account=account).first(),
+        discrepancies=list(VenueDiscrepancy.objects.filter(tenant=tenant, account=account)[:limit]),
+        orders=orders,
+        user_stream=stream_state(user_stream_health(account.pk)),
+    )
+
+
+def instance_venue_panel(*, tenant: Tenant, instance: StrategyInstance) -> dict[str, Any] | None:
+    """The venue card of an instance on a live account: the account's user stream (its orders and
+    fills), the instance market's quote stream, and the account's last reconcile (None: paper)."""
+    account = instance.account
+    if account.tenant_id != tenant.pk or account.kind != AccountKind.LIVE:
+        return None
+    market = instance.market
+    return {
+        "account": account,
+        "venue": venue_describe(account.broker),
+        "reconcile": AccountReconcile.objects.filter(account=account).first(),
+        "user_stream": stream_state(user_stream_health(account.pk)),
+        "quote_stream": stream_state(health_read(QUOTE_STREAM_KEY.format(venue=market.venue)))
+        if market.feed == FeedSource.VENUE
+        else None,
+    }

@@ -21,4 +21,5 @@ urlpatterns = [
         venue_apis.AccountReconcileApi.as_view(),
         name="account-reconcile",
     ),
+    path("accounts/<str:account_id>/venue/", venue_apis.AccountVenueApi.as_view(), name="account-venue"),
 ]

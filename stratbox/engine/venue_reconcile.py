@@ -19,7 +19,8 @@ A position or cash difference is read twice (the order pass runs again in betwee
 landing between two reads is not mistaken for one. A difference that persists becomes a
 `VenueDiscrepancy` (ours, theirs, the action taken), an audit event, and pauses the affected
 instances (`VENUE_DISCREPANCY`) until a person looks; the same difference seen again on the next
-run is not recorded twice. The account's last result is kept in `AccountReconcile` for the UI.
+run is not recorded twice. The account's last result is kept in `AccountReconcile` for the UI,
+with the balances and positions the venue reported (the web shows those and never asks the venue).
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ class ReconcileResult:
     corrected: list[str] = field(default_factory=list)
     discrepancies: list[VenueDiscrepancy] = field(default_factory=list)
     paused: list[str] = field(default_factory=list)
+    # The venue's own balances and positions as last read (None: not read, e.g. the venue was down).
+    venue_balances: list[dict[str, str]] | None = None
+    venue_positions: list[dict[str, str]] | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -102,12 +106,12 @@ def account_reconcile(
     try:
         adapter = adapter or adapter_for_account(account)
         _orders_pass(account, adapter, result, now)
-        positions = _position_differences(account, adapter)
-        cash = _cash_difference(account, adapter)
+        positions = _position_differences(account, adapter, result)
+        cash = _cash_difference(account, adapter, result)
         if positions or cash:  # read again after another order pass: a fill may have landed in between
             _orders_pass(account, adapter, result, now)
-            positions = _position_differences(account, adapter) if positions else {}
-            cash = _cash_difference(account, adapter) if cash else None
+            positions = _position_differences(account, adapter, result) if positions else {}
+            cash = _cash_difference(account, adapter, result) if cash else None
         for key, (ours, theirs) in sorted(positions.items()):
             affected = _instances(account, key=key)
             _raise(
@@ -146,16 +150,22 @@ def account_reconcile(
             result.message = (
                 f"{result.checked_orders} open order(s) checked, {len(result.corrected)} corrected"
             )
-    AccountReconcile.objects.update_or_create(
-        account=account,
-        defaults={
-            "tenant_id": account.tenant_id,
-            "last_at": now,
-            "status": result.status,
-            "message": result.message,
-            "summary": result.summary(),
-        },
-    )
+    defaults: dict[str, Any] = {
+        "tenant_id": account.tenant_id,
+        "last_at": now,
+        "status": result.status,
+        "message": result.message,
+        "summary": result.summary(),
+    }
+    if result.venue_balances is not None and result.venue_positions is not None:
+        # Only a complete read replaces the last one: a venue that failed half-way keeps the page
+        # showing the previous figures with their own time.
+        defaults |= {
+            "venue_balances": result.venue_balances,
+            "venue_positions": result.venue_positions,
+            "venue_read_at": now,
+        }
+    AccountReconcile.objects.update_or_create(account=account, defaults=defaults)
     return result
 
 
@@ -220,7 +230,9 @@ def _venue_view(report: VenueOrder) -> dict[str, Any]:
 # --- positions and cash -----------------------------------------------------------------------------
 
 
-def _position_differences(account: Account, adapter: VenueAdapter) -> dict[str, tuple[Decimal, Decimal]]:
+def _position_differences(
+    account: Account, adapter: VenueAdapter, result: ReconcileResult
+) -> dict[str, tuple[Decimal, Decimal]]:
     ours: dict[str, Decimal] = defaultdict(Decimal)
     rows = Position.objects.filter(account=account, is_shadow=False, closed_at__isnull=True).values_list(
         "market__symbol", "qty"
@@ -228,7 +240,12 @@ def _position_differences(account: Account, adapter: VenueAdapter) -> dict[str, 
     for symbol, qty in rows:
         ours[position_key(symbol)] += qty
     theirs: dict[str, Decimal] = defaultdict(Decimal)
-    for position in adapter.positions():
+    venue_positions = adapter.positions()
+    result.venue_positions = [
+        {"symbol": p.symbol, "qty": num(p.qty), "avg_price": num(p.avg_price)}
+        for p in sorted(venue_positions, key=lambda p: p.symbol)
+    ]
+    for position in venue_positions:
         theirs[position_key(position.symbol)] += position.qty
     return {
         key: (ours[key], theirs[key])
@@ -237,8 +254,14 @@ def _position_differences(account: Account, adapter: VenueAdapter) -> dict[str, 
     }
 
 
-def _cash_difference(account: Account, adapter: VenueAdapter) -> tuple[Decimal, Decimal, str] | None:
+def _cash_difference(
+    account: Account, adapter: VenueAdapter, result: ReconcileResult
+) -> tuple[Decimal, Decimal, str] | None:
     balances = {b.currency: b for b in adapter.balances()}
+    result.venue_balances = [
+        {"currency": b.currency, "free": num(b.free), "total": num(b.total)}
+        for _, b in sorted(balances.items())
+    ]
     venue = balances.get(account.currency)
     if venue is None:
         return None  # the venue holds no cash in the account's currency: nothing to compare

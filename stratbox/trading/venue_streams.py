@@ -23,16 +23,15 @@ from typing import Any
 
 from django.db import close_old_connections, connections
 
-from stratbox.markets.quotes import redis_client
 from stratbox.trading.models import OPEN_STATUSES, Account, AccountKind, Order, OrderStatus
 from stratbox.trading.services.live import order_apply_venue_report
 from stratbox.trading.venue_accounts import adapter_for_account
 from stratbox.venues.base import StreamHealth, VenueAdapter, VenueOrder
+from stratbox.venues.health import health_publish, health_read
 
 log = logging.getLogger(__name__)
 
 HEALTH_KEY = "stratbox:venue:userstream:{account_id}"
-HEALTH_TTL_SECONDS = 300
 
 
 def live_accounts(brokers: list[str] | None = None) -> list[Account]:
@@ -67,22 +66,7 @@ def report_apply(account: Account, report: VenueOrder) -> Order | None:
 
 def user_stream_health(account_id: uuid.UUID | str) -> dict[str, Any] | None:
     """The last health a user stream of this account published (None: no stream is running)."""
-    stored = redis_client().hgetall(HEALTH_KEY.format(account_id=account_id))
-    if not stored:
-        return None
-    raw = {_text(k): _text(v) for k, v in stored.items()}
-    return {
-        "connects": int(raw.get("connects", 0)),
-        "drops": int(raw.get("drops", 0)),
-        "reports": int(raw.get("reports", 0)),
-        "last_event_at": float(raw["last_event_at"]) if raw.get("last_event_at") else None,
-        "updated_at": float(raw.get("updated_at", 0)),
-        "errors": [e for e in (raw.get("errors") or "").split("\n") if e],
-    }
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return health_read(HEALTH_KEY.format(account_id=account_id))
 
 
 def account_stream_run(account: Account, stop: threading.Event, health: StreamHealth | None = None) -> None:
@@ -92,22 +76,8 @@ def account_stream_run(account: Account, stop: threading.Event, health: StreamHe
     adapter = adapter_for_account(account)
     key = HEALTH_KEY.format(account_id=account.pk)
 
-    def publish() -> None:
-        redis = redis_client()
-        pipe = redis.pipeline()
-        pipe.hset(
-            key,
-            mapping={
-                "connects": health.connects,
-                "drops": health.drops,
-                "reports": counts["reports"],
-                "last_event_at": health.last_quote_ts or "",
-                "updated_at": time.time(),
-                "errors": "\n".join(health.errors[-5:]),
-            },
-        )
-        pipe.expire(key, HEALTH_TTL_SECONDS)
-        pipe.execute()
+    def publish(stopped: bool = False) -> None:
+        health_publish(key, health, reports=counts["reports"], stopped=stopped)
 
     def on_report(report: VenueOrder) -> None:
         health.last_quote_ts = time.time()
@@ -126,8 +96,12 @@ def account_stream_run(account: Account, stop: threading.Event, health: StreamHe
     try:
         adapter.stream_orders(on_report, stop, health, lambda: open_orders_of(account.pk, adapter))
     finally:
-        publish()
-        publisher.join(timeout=10)
+        if stop.is_set():  # ended on purpose: its last record says so (the UI shows "stopped")
+            publisher.join(timeout=10)
+            publish(stopped=True)
+        else:
+            publish()
+            publisher.join(timeout=10)
         connections.close_all()  # this thread's own connections: the stream is over
 
 

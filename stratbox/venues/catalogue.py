@@ -25,6 +25,7 @@ from django.utils import timezone
 from stratbox.markets.models import Bar, FeedSource, Market
 from stratbox.markets.quotes import quote_set
 from stratbox.venues.base import Quote, StreamHealth, VenueAdapter
+from stratbox.venues.health import QUOTE_STREAM_KEY, health_publish
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,33 @@ def quotes_pump(
         except ValueError as exc:  # a crossed or non-positive quote: not stored, reported
             health.errors = [*health.errors[-9:], str(exc)]
 
-    adapter.stream_quotes(sorted(by_symbol), on_quote, stop, health)
+    key = QUOTE_STREAM_KEY.format(venue=adapter.venue)
+    done = threading.Event()  # the stream returned (stopped) or raised: the heartbeat ends either way
+    heartbeat = threading.Thread(
+        target=_heartbeat, args=(key, health, done), name="quote-stream-health", daemon=True
+    )
+    heartbeat.start()
+    try:
+        adapter.stream_quotes(sorted(by_symbol), on_quote, stop, health)
+    finally:
+        done.set()
+        heartbeat.join(timeout=10)
+        _publish_quietly(key, health, stopped=stop.is_set())
     return health
+
+
+def _heartbeat(key: str, health: StreamHealth, done: threading.Event, every: float = 5.0) -> None:
+    """The quote stream's health in Redis every few seconds, for the instance pages (venues/health.py)."""
+    _publish_quietly(key, health)
+    while not done.wait(every):
+        _publish_quietly(key, health)
+
+
+def _publish_quietly(key: str, health: StreamHealth, *, stopped: bool = False) -> None:
+    try:
+        health_publish(key, health, stopped=stopped)
+    except Exception:  # Redis away: the quotes matter more than their health record
+        log.warning("quote stream health could not be published", exc_info=True)
 
 
 def bars_ensure(

@@ -100,6 +100,26 @@ def broker_choices() -> list[tuple[str, str]]:
     return out
 
 
+def venue_describe(broker: str) -> dict[str, Any]:
+    """How the UI names a broker: label, environment (paper | live | sandbox | simulated) and whether
+    it is a simulated (loopback) venue. Never raises: an unknown broker is described as such."""
+    try:
+        config = venue_config(broker)
+    except VenueError:
+        return {"broker": broker, "label": broker or "—", "environment": "unknown", "simulated": False}
+    simulated = bool(config.get("simulated"))
+    if simulated:
+        environment = "simulated"
+    elif config["adapter"] == "alpaca":
+        environment = str(config.get("environment") or "paper")
+    else:
+        environment = "sandbox" if config.get("sandbox") else "live"
+    label = str(config.get("label") or broker)
+    if simulated and "simulated" not in label.lower():
+        label = f"{label} (simulated venue)"
+    return {"broker": broker, "label": label, "environment": environment, "simulated": simulated}
+
+
 def bucket_for(broker: str, credentials: dict[str, str], config: dict[str, Any]) -> TokenBucket:
     """The account's shared bucket: keyed by broker and a digest of the API key (never the key itself)."""
     key_id = credentials.get("api_key_id") or credentials.get("api_key") or ""

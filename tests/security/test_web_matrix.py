@@ -32,6 +32,7 @@ def web_values(side: Side) -> dict[str, list[Any]]:
         "position_id": [o["position"].pk],
         "request_id": [o["live_request"].pk],
         "channel_id": [o["channel"].pk],
+        "account_id": [o["live"].pk, o["paper"].pk],
         "action": ["approve"],
         "number": [1],
     }

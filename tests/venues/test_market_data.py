@@ -16,6 +16,7 @@ from stratbox.markets.quotes import quote_get
 from stratbox.venues.alpaca import US_EQUITY_SESSION
 from stratbox.venues.base import StreamHealth
 from stratbox.venues.catalogue import bars_ensure, catalogue_sync, quotes_pump
+from stratbox.venues.health import QUOTE_STREAM_KEY, health_read, stream_state
 from stratbox.venues.registry import brokers_for_venue
 from tests.backtests.conftest import make_version
 from tests.venues.conftest import SimVenue
@@ -89,6 +90,11 @@ def test_venue_quotes_flow_into_the_quote_path_and_the_simulated_feed_leaves_the
     finally:
         stop.set()
         thread.join(timeout=30)
+    # The feed's heartbeat for the instance pages: its counters as the stream kept them, a clean stop said so.
+    published = stream_state(health_read(QUOTE_STREAM_KEY.format(venue="ALPACA")))
+    assert (published["connects"], published["drops"]) == (health.connects, health.drops)
+    assert published["connects"] >= 1 and published["state"] == "stopped"
+    assert published["last_event_at"] == health.last_quote_ts
 
 
 def test_bars_are_fetched_once_and_shared(binance: SimVenue) -> None:

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("engine", "0001_initial"),
         ("tenants", "0005_merge_0003_apitoken_scopes_0004_invitation"),
-        ("trading", "0006_order_model"),
+        ("trading", "0009_live_order_send"),
     ]
 
     operations = [
