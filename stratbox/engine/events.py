@@ -264,7 +264,11 @@ def publish_now(*, tenant_id: Any, instance_id: Any, kind: str, data: dict[str, 
 def publish_order_events(tenant_id: Any, instance_id: Any, payloads: list[dict[str, Any]]) -> None:
     """Order status changes (`stratbox.trading.order_events`, already committed) as `order` events.
 
-    Registered by the engine's AppConfig; a tick sends its own instance's with the tick's events."""
+    Registered by the engine's AppConfig; a tick sends its own instance's with the tick's events.
+    Nobody watching (one round trip asks): no seq is reserved, nothing is queued."""
+    watched = audience([(instance_id, tenant_id)])
+    if watched is not None and str(instance_id) not in watched:
+        return
     _send(tenant_id, instance_id, [("order", p) for p in payloads])
 
 

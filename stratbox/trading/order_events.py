@@ -34,6 +34,7 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
+Q8 = Decimal("0.00000001")
 OrderEventsCallback = Callable[[Any, Any, list[dict[str, Any]]], None]
 
 # Registered once per process in AppConfig.ready(); nothing here is cluster state.
@@ -96,7 +97,7 @@ def payload(
         "is_shadow": is_shadow,
         "from": from_status,
         "to": to_status,
-        "filled_qty": str(filled_qty if filled_qty is not None else 0),
+        "filled_qty": format(Decimal(filled_qty or 0).quantize(Q8), "f"),  # as the API shows it
         "deny_code": deny_code,
         "reason": reason,
         "at": at.isoformat(),

@@ -70,22 +70,31 @@ class EventWrite:
 
 
 def _event(
-    order: Order, from_status: str, to_status: str, at: datetime, reason: str, deny_code: str
+    order: Order,
+    from_status: str,
+    to_status: str,
+    at: datetime,
+    reason: str,
+    deny_code: str,
+    filled: Any = None,
 ) -> OrderEvent:
     return OrderEvent(
         order_id=order.pk,
         tenant_id=order.tenant_id,
         from_status=from_status,
         to_status=to_status,
-        filled_qty=order.filled_qty or 0,
+        filled_qty=(order.filled_qty or 0) if filled is None else filled,
         deny_code=deny_code,
         reason=reason[:300],
         at=at,
     )
 
 
-def _pending(order: Order) -> list[OrderEvent]:
-    """The order's unwritten events; a new order's first call records its birth (new -> status)."""
+def _pending(order: Order, *, changing: bool = False) -> list[OrderEvent]:
+    """The order's unwritten events; a new order's first call records its birth (new -> status).
+
+    `changing`: called by a transition, so the birth happened before whatever the caller changed
+    (a fill's quantity): it filled nothing yet. Otherwise (at the insert) it is born as it is."""
     pending: list[OrderEvent] | None = order.__dict__.get(_PENDING)
     if pending is None:
         pending = order.__dict__[_PENDING] = []
@@ -98,6 +107,7 @@ def _pending(order: Order) -> list[OrderEvent]:
                     order.created_at,
                     order.deny_reason,
                     order.deny_code if order.status in (OrderStatus.REJECTED, OrderStatus.SHADOW) else "",
+                    filled=0 if changing else None,
                 )
             )
     return pending
@@ -129,7 +139,7 @@ def order_transition(
     from_status = order.status or OrderStatus.NEW
     if from_status == to_status:
         return False
-    pending = _pending(order)
+    pending = _pending(order, changing=True)
     order.status = to_status
     if reason is not None:
         order.deny_reason = reason[:300]
