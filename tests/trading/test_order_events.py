@@ -3,6 +3,7 @@ written with the order's own statement, pushed after the commit, and readable by
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
@@ -229,3 +230,15 @@ def test_the_api_shows_an_orders_events_to_its_tenant_only(
     assert other_api_client.get(f"/api/v1/orders/{r.order.pk}/events/").status_code == 404
     assert other_api_client.get(f"/api/v1/orders/{r.order.pk}/").status_code == 404
     assert api_client.get("/api/v1/orders/not-a-uuid/events/").status_code == 404
+
+
+def test_staff_see_an_orders_events_in_the_admin_read_only(client, instance, intents, market):
+    from tests.factories import make_user
+
+    r = place(instance, intents("sell", 5), make_quote(market, 100))
+    client.force_login(make_user("ops@stratbox.test", is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/trading/order/{r.order.pk}/change/").content.decode()
+    events = page[page.index('id="events-group"') :]
+    assert re.search(r'field-deny_code">\s*<p>INSUFFICIENT_POSITION</p>', events)
+    assert re.search(r'field-to_status">\s*<p>Rejected', events)
+    assert 'name="events-0-reason"' not in page  # shown, never editable

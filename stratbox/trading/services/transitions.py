@@ -15,6 +15,7 @@ filled qty, not the status: its record is the fill row).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -187,7 +188,9 @@ def _save(order: Order, fields: tuple[str, ...]) -> None:
     ledger_changed([order.instance_id])
 
 
+@functools.cache
 def _casts() -> str:
+    """One event row of typed parameters (`VALUES` in a `SELECT` types nothing by itself)."""
     row = ", ".join(f"%s::{f.db_type(connection)}" for f in _EVENT_FIELDS)
     return f"({row})"
 
