@@ -289,6 +289,7 @@ def instance_actions(*, tenant: Tenant, instance: Any, limit: int = 30) -> list[
                 "deny_code": order.deny_code if kind == "denied" else "",
                 "message": order.deny_reason if kind == "denied" else "",
                 "client_order_id": order.client_order_id,
+                "order_id": str(order.pk),
                 "tag": order.tag,
                 "at": order.created_at,
             }

@@ -43,7 +43,10 @@ class EngineConfig(AppConfig):
         from celery import current_app
 
         from stratbox.engine import tasks  # noqa: F401 - connects the worker signals
+        from stratbox.engine.events import publish_order_events
         from stratbox.instances.events import subscribe_instance_changed  # (as above: the registry is ready)
+        from stratbox.trading.order_events import subscribe_order_events
 
         subscribe_instance_changed(reconcile_soon)
+        subscribe_order_events(publish_order_events)
         current_app.conf.beat_schedule = {**(current_app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

@@ -1,7 +1,7 @@
 """Dashboard events published by the engine over the Channels layer.
 
 Groups: `instance.<uuid>` (one instance) and `tenant.<uuid>` (every instance of a tenant).
-Payload: `{"type": "instance.event", "kind": "status"|"log"|"action"|"run"|"widgets",
+Payload: `{"type": "instance.event", "kind": "status"|"log"|"action"|"run"|"widgets"|"order",
 "instance_id": str, "data": {...}, "seq": int, "ts": float}`.
 
 Events are sent only after the surrounding transaction commits (`transaction.on_commit`) and never
@@ -35,7 +35,7 @@ from stratbox.engine import runtime
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("status", "log", "action", "run", "widgets")
+KINDS = ("status", "log", "action", "run", "widgets", "order")
 SEQ_KEY = runtime.PREFIX + "events:seq:{}"
 DROPPED_KEY = runtime.PREFIX + "events:dropped"
 QUEUE_SIZE = 10_000
@@ -259,6 +259,17 @@ def publish_reserved(
 
 def publish_now(*, tenant_id: Any, instance_id: Any, kind: str, data: dict[str, Any]) -> None:
     _send(tenant_id, instance_id, [(kind, data)])
+
+
+def publish_order_events(tenant_id: Any, instance_id: Any, payloads: list[dict[str, Any]]) -> None:
+    """Order status changes (`stratbox.trading.order_events`, already committed) as `order` events.
+
+    Registered by the engine's AppConfig; a tick sends its own instance's with the tick's events.
+    Nobody watching (one round trip asks): no seq is reserved, nothing is queued."""
+    watched = audience([(instance_id, tenant_id)])
+    if watched is not None and str(instance_id) not in watched:
+        return
+    _send(tenant_id, instance_id, [("order", p) for p in payloads])
 
 
 def _send(tenant_id: Any, instance_id: Any, events: list[tuple[str, dict[str, Any]]]) -> None:

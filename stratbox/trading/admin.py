@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from stratbox.trading.models import Account, Fill, Order, Position
+from stratbox.trading.models import Account, Fill, Order, OrderEvent, Position
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -42,8 +42,25 @@ class AccountAdmin(admin.ModelAdmin):
         return obj.has_credentials
 
 
+class OrderEventInline(admin.TabularInline):
+    """The order's status changes, oldest first (append-only: never edited here)."""
+
+    model = OrderEvent
+    fields = ["at", "from_status", "to_status", "filled_qty", "deny_code", "reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
+    inlines = [OrderEventInline]
     list_display = [
         "client_order_id",
         "tenant",

@@ -17,12 +17,14 @@ from rest_framework.response import Response
 from stratbox.markets.quotes import quotes_get_many
 from stratbox.trading import selectors
 from stratbox.trading.filters import FillFilter, OrderFilter, PositionFilter
-from stratbox.trading.models import Account, AccountKind, Fill, Order, Position
+from stratbox.trading.models import Account, AccountKind, Fill, Order, OrderEvent, Position
 from stratbox.trading.serializers import (
     AccountInput,
     AccountOutput,
     FillOutput,
     LiveAccountInput,
+    OrderDetailOutput,
+    OrderEventOutput,
     OrderOutput,
     PositionOutput,
 )
@@ -100,14 +102,38 @@ class OrderListApi(TenantScopedMixin, generics.ListAPIView):
         return selectors.order_list(tenant=self.request.tenant)  # type: ignore[attr-defined]
 
 
+def _order_or_404(request: Any, order_id: Any) -> Order:
+    order = selectors.order_get(tenant=request.tenant, order_id=order_id)
+    if order is None:  # another tenant's order is exactly as absent as one that never existed
+        raise exceptions.NotFound("No such order.")
+    return order
+
+
 class OrderDetailApi(TenantScopedMixin, generics.RetrieveAPIView):
-    serializer_class = OrderOutput
+    """One order with its status changes (`events`, oldest first)."""
+
+    serializer_class = OrderDetailOutput
 
     def get_object(self) -> Any:
-        order = selectors.order_get(tenant=self.request.tenant, order_id=self.kwargs["order_id"])  # type: ignore[attr-defined]
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        return order
+        return _order_or_404(self.request, self.kwargs["order_id"])
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        order = self.get_object()
+        events = selectors.order_event_list(tenant=request.tenant, order=order)  # type: ignore[attr-defined]
+        return Response(OrderDetailOutput(order, context={"events": events}).data)
+
+
+class OrderEventListApi(TenantScopedMixin, generics.ListAPIView):
+    """An order's status changes, oldest first."""
+
+    serializer_class = OrderEventOutput
+    pagination_class = None  # a handful per order
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no request tenant
+            return OrderEvent.objects.none()
+        order = _order_or_404(self.request, self.kwargs["order_id"])
+        return selectors.order_event_list(tenant=self.request.tenant, order=order)  # type: ignore[attr-defined]
 
 
 class FillListApi(TenantScopedMixin, generics.ListAPIView):

@@ -199,6 +199,34 @@ class Order(models.Model):
         return f"{self.client_order_id} {self.side} {self.qty} {self.status}"
 
 
+class OrderEvent(models.Model):
+    """One status change of an order (append-only): from_status -> to_status at `at`, with the
+    order's filled quantity after it and the reason / deny code. Written by
+    `services.lifecycle.order_transition` in the same statement as the order's own write, pushed
+    to the tenant's live feed after the commit. An order's events start at `new` (the status it
+    is born in; a paper order is stored already accepted, so its first event is new -> accepted)
+    and read in (at, id) order.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    order = models.ForeignKey("Order", on_delete=models.CASCADE, related_name="events")
+    # Denormalised from the order: a tenant's feed is one indexed query, and every read is scoped.
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    from_status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    to_status = models.CharField(max_length=16, choices=OrderStatus.choices)
+    filled_qty = _money(default=Decimal("0"))
+    deny_code = models.CharField(max_length=40, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["order", "at", "id"]), models.Index(fields=["tenant", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.from_status} -> {self.to_status}"
+
+
 class Fill(models.Model):
     id = models.BigAutoField(primary_key=True)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid, quotes_get_many
-from stratbox.trading.models import Account, Fill, Order, OrderSide, OrderStatus, Position
+from stratbox.trading.models import Account, Fill, Order, OrderEvent, OrderSide, OrderStatus, Position
 from tenants.models import Tenant
 
 ZERO = Decimal("0")
@@ -62,6 +62,11 @@ def order_list(*, tenant: Tenant) -> QuerySet[Order]:
 def order_get(*, tenant: Tenant, order_id: Any) -> Order | None:
     pk = _uuid_or_none(order_id)
     return order_list(tenant=tenant).filter(pk=pk).first() if pk else None
+
+
+def order_event_list(*, tenant: Tenant, order: Order) -> QuerySet[OrderEvent]:
+    """The order's status changes, oldest first (`order` comes from `order_get` of the same tenant)."""
+    return OrderEvent.objects.filter(tenant=tenant, order=order).order_by("at", "id")
 
 
 def fill_list(*, tenant: Tenant) -> QuerySet[Fill]:

@@ -7,10 +7,12 @@ the ciphertext or the secrets.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from stratbox.trading.models import Account, Fill, Order, Position
+from stratbox.trading.models import Account, Fill, Order, OrderEvent, Position
 from stratbox.trading.selectors import position_unrealized_pnl
 
 
@@ -142,6 +144,27 @@ class OrderOutput(serializers.ModelSerializer):
             "cancelled_at",
         ]
         read_only_fields = fields
+
+
+class OrderEventOutput(serializers.ModelSerializer):
+    """One status change of an order: from -> to, the filled quantity after it, why, when."""
+
+    class Meta:
+        model = OrderEvent
+        fields = ["id", "from_status", "to_status", "filled_qty", "deny_code", "reason", "at"]
+        read_only_fields = fields
+
+
+class OrderDetailOutput(OrderOutput):
+    events = serializers.SerializerMethodField(help_text="The order's status changes, oldest first.")
+
+    class Meta(OrderOutput.Meta):
+        fields = [*OrderOutput.Meta.fields, "events"]
+        read_only_fields = fields
+
+    @extend_schema_field(OrderEventOutput(many=True))
+    def get_events(self, order: Order) -> Any:
+        return OrderEventOutput(self.context["events"], many=True).data
 
 
 class FillOutput(serializers.ModelSerializer):

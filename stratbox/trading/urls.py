@@ -10,6 +10,7 @@ urlpatterns = [
     path("live-accounts/", apis.LiveAccountCreateApi.as_view(), name="live-account-create"),
     path("orders/", apis.OrderListApi.as_view(), name="order-list"),
     path("orders/<str:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<str:order_id>/events/", apis.OrderEventListApi.as_view(), name="order-events"),
     path("fills/", apis.FillListApi.as_view(), name="fill-list"),
     path("positions/", apis.PositionListApi.as_view(), name="position-list"),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
@@ -38,14 +39,38 @@ def test_tick_publishes_log_action_and_run_events_after_commit(
     assert callbacks  # nothing is sent before the commit
     for callback in callbacks:
         callback()
-    got = async_to_sync(_collect)(layer, inst_channel, 3)
-    assert [m["kind"] for m in got] == ["log", "action", "run"]
+    got = async_to_sync(_collect)(layer, inst_channel, 4)
+    # Inside the test's own transaction the shadow order commits after the tick ended, so its
+    # status change goes out on that commit (the subscriber path), before the tick's events.
+    assert [m["kind"] for m in got] == ["order", "log", "action", "run"]
     assert all(m["type"] == "instance.event" and m["instance_id"] == str(inst.pk) for m in got)
-    assert [m["seq"] for m in got] == sorted(m["seq"] for m in got) and len({m["seq"] for m in got}) == 3
-    assert got[1]["data"]["kind"] == "shadow" and got[2]["data"]["status"] == "ok"
-    assert got[0]["data"]["msg"].startswith("tick 1 ")
-    tenant_got = async_to_sync(_collect)(layer, tenant_channel, 3)
+    seqs = [m["seq"] for m in got]
+    assert seqs[1:] == list(range(seqs[1], seqs[1] + 3)) and seqs[0] > seqs[3]  # reserved on its commit
+    assert (got[0]["data"]["from"], got[0]["data"]["to"]) == ("new", "shadow")
+    assert got[2]["data"]["kind"] == "shadow" and got[3]["data"]["status"] == "ok"
+    assert got[0]["data"]["order_id"] == got[2]["data"]["order_id"]
+    assert got[1]["data"]["msg"].startswith("tick 1 ")
+    tenant_got = async_to_sync(_collect)(layer, tenant_channel, 4)
     assert [m["seq"] for m in tenant_got] == [m["seq"] for m in got]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ticks_order_status_changes_travel_with_its_events(instance_factory, quote, tenant, big_limits):
+    """The order commits inside the tick: its events join the tick's batch (one seq block)."""
+    inst = instance_factory(mode="active", config={"qty": 0.5})
+    reconcile()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(events.tenant_group(tenant.pk), channel)
+    tick_run(inst.pk, runtime.rt_get(str(inst.pk))["next_due_at"])
+    got = async_to_sync(_collect)(layer, channel, 5)
+    assert [m["kind"] for m in got] == ["log", "action", "order", "order", "run"]
+    seqs = [m["seq"] for m in got]
+    assert seqs == list(range(seqs[0], seqs[0] + 5))  # one reserved block, in order
+    changes = [(m["data"]["from"], m["data"]["to"], m["data"]["filled_qty"]) for m in got[2:4]]
+    assert changes == [("new", "accepted", "0.00000000"), ("accepted", "filled", "0.50000000")]
+    assert {m["data"]["order_id"] for m in got[2:4]} == {got[1]["data"]["order_id"]}
+    assert all(m["data"]["tick_seq"] == got[1]["data"]["tick_seq"] for m in got[2:4])
 
 
 def test_a_full_publisher_queue_drops_and_counts_instead_of_blocking():
@@ -56,6 +81,7 @@ def test_a_full_publisher_queue_drops_and_counts_instead_of_blocking():
     assert int(runtime.r().get(events.DROPPED_KEY) or 0) == 10
 
 
+@pytest.mark.django_db(transaction=True)  # orders commit inside the tick, as in a worker
 def test_a_batch_builds_events_only_for_watched_instances(
     instance_factory, quote, tenant, django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -81,8 +107,13 @@ def test_a_batch_builds_events_only_for_watched_instances(
     assert submitted == []  # nobody watches: nothing built, nothing queued
     with django_capture_on_commit_callbacks(execute=True):
         assert [o.status for o in tick_run_batch([due(watched)])] == ["ok"]
-    assert submitted == [str(watched.pk)]
-    assert [m["kind"] for m in async_to_sync(_collect)(layer, channel, 3)] == ["log", "action", "run"]
+    assert submitted == [str(watched.pk)]  # one block: its order's status change travels with it
+    assert [m["kind"] for m in async_to_sync(_collect)(layer, channel, 4)] == [
+        "log",
+        "action",
+        "order",
+        "run",
+    ]
     # Watching the tenant (its dashboard) makes every instance of it watched.
     async_to_sync(layer.group_add)(events.tenant_group(tenant.pk), async_to_sync(layer.new_channel)())
     assert events.audience(pairs) == {str(watched.pk), str(quiet.pk)}

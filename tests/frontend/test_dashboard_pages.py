@@ -211,7 +211,9 @@ def test_actions_feed_shows_shadow_and_denied_orders(
         "qty": Decimal("0.5"),
         "created_at": timezone.now(),
     }
-    Order.objects.create(client_order_id=f"{instance.id}-1-1", status="shadow", is_shadow=True, **common)
+    shadow = Order.objects.create(
+        client_order_id=f"{instance.id}-1-1", status="shadow", is_shadow=True, **common
+    )
     Order.objects.create(
         client_order_id=f"{instance.id}-2-1",
         status="rejected",
@@ -222,6 +224,8 @@ def test_actions_feed_shows_shadow_and_denied_orders(
     html = web.get(reverse("frontend:instance_detail", args=[instance.id]) + "?tab=live").content.decode()
     assert 'data-action-kind="shadow"' in html
     assert 'data-action-kind="denied"' in html and "CAPITAL_PER_TRADE_EXCEEDED" in html
+    # Pushed status changes find the order's row by its id (live.js `orderChange`).
+    assert f'data-order-id="{shadow.pk}" data-order-status="shadow"' in html
 
 
 # --- strategies and settings --------------------------------------------------------------------

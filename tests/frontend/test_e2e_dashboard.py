@@ -151,6 +151,8 @@ def test_live_dashboard_flow(page: Any, market: Any, feed_and_dispatcher: None) 
     order = page.locator('#actions-feed li.fresh[data-action-kind="order"]').first
     expect(order).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(order).to_contain_text("BUY")
+    # The order's status changes (`order` events) land on its row.
+    expect(order).to_have_attribute("title", re.compile("new → accepted\n.*accepted → filled"))
     expect(page.locator("#widgets .widget.metric")).to_have_count(1, timeout=LIVE_TIMEOUT)
     _assert_same_document(page)
     page.wait_for_timeout(300)  # let the chart paint

@@ -34,7 +34,10 @@ def test_an_active_market_buy_and_sell_take_four_statements(instance, intents, p
     # Lock tenant+account, read instance+exposure, insert the (filled) order, book the fill.
     buy, sql = _placed(instance, intents("buy", 2))
     assert buy.status == "filled" and len(sql) == 4, sql
-    assert "FOR UPDATE" in sql[0] and sql[2].startswith("INSERT INTO")
+    # The order row and its events (new -> accepted -> filled) are one statement.
+    assert (
+        "FOR UPDATE" in sql[0] and 'INSERT INTO "trading_order"' in sql[2] and "trading_orderevent" in sql[2]
+    )
     sell, sql = _placed(instance, intents("sell", 1))
     assert sell.status == "filled" and len(sql) == 4, sql
     paper_account.refresh_from_db()

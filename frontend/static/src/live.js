@@ -3,7 +3,7 @@
 // next-execution countdown and equity chart. Bundled by esbuild into static/build/live.js.
 //
 // Frames (see frontend/consumers.py): {"kind": "hello", "heartbeat_s"}, {"kind": "pong"},
-// engine events {"kind": "status"|"log"|"action"|"run"|"widgets", "instance_id", "data", "seq", "ts"},
+// engine events {"kind": "status"|"log"|"action"|"run"|"widgets"|"order", "instance_id", "data", "seq", "ts"},
 // {"kind": "log_dropped", "count"}, {"kind": "events_dropped", "count"}.
 // The client sends {"type": "heartbeat"} every few seconds: it keeps the instance "watched", so the
 // engine renders its widgets only while someone looks.
@@ -305,11 +305,16 @@ function actionKind(a) {
 // denied it (code + message) and the strategy's tag, which carries a signal's reason.
 function actionItem(a, ts) {
   const kind = actionKind(a);
-  const li = el("li", { class: `action action-${kind} fresh`, "data-action-kind": kind });
+  const li = el("li", {
+    class: `action action-${kind} fresh`,
+    "data-action-kind": kind,
+    "data-order-id": a.order_id,
+    "data-order-status": a.order_id ? a.status : null,
+  });
   li.append(el("span", { class: `badge kind-${kind}`, text: kind }), " ");
   if (a.side) li.append(el("strong", { "data-action": "side", text: String(a.side).toUpperCase() }), " ", el("span", { "data-action": "qty", text: fmt(a.qty) }));
   if (a.price) li.append(" @ ", el("span", { "data-action": "price", text: fmt(a.price) }));
-  li.append(" ", el("span", { class: "muted small", text: [a.type, a.status].filter(Boolean).join(" · ") }));
+  li.append(" ", el("span", { class: "muted small" }, a.type ? `${a.type} · ` : "", el("span", { "data-action": "status", text: a.status || "" })));
   if (a.deny_code) {
     li.append(" ", el("span", { class: "code deny-code", title: a.message || "", "data-action": "deny_code", text: a.deny_code }));
     if (a.message) li.append(" ", el("span", { class: "small", text: a.message }));
@@ -319,6 +324,28 @@ function actionItem(a, ts) {
   li.append(" ", el("time", { class: "muted small", datetime: new Date((ts || Date.now() / 1000) * 1000).toISOString(), text: timeOf(ts) }));
   li.dataset.signature = [kind, a.side, a.deny_code, a.tag].join("|");
   return li;
+}
+
+// An order's status change (`order` event): the order's row in the feed shows its new status and
+// keeps the changes in its title; an order with no row (a bracket leg, a settlement) gets one.
+function orderChange(feed, c, ts) {
+  const change = `${c.from} → ${c.to}`;
+  const row = [...feed.querySelectorAll("[data-order-id]")].find((li) => li.dataset.orderId === c.order_id);
+  if (row) {
+    row.dataset.orderStatus = c.to;
+    const status = row.querySelector('[data-action="status"]');
+    if (status) status.textContent = c.to;
+    row.title = [row.title, `${change}${c.reason ? ` (${c.reason})` : ""}`].filter(Boolean).join("\n");
+    return;
+  }
+  const li = el("li", { class: "action action-order fresh", "data-action-kind": "order", "data-order-id": c.order_id, "data-order-status": c.to });
+  li.append(el("span", { class: "badge kind-order", text: "order" }), " ", el("span", { class: "small", text: c.client_order_id }), " ");
+  li.append(el("span", { class: "muted small" }, `${c.from} → `, el("span", { "data-action": "status", text: c.to })));
+  if (c.deny_code) li.append(" ", el("span", { class: "code deny-code", "data-action": "deny_code", text: c.deny_code }));
+  if (c.reason) li.append(" ", el("span", { class: "small", text: c.reason }));
+  li.append(" ", el("time", { class: "muted small", datetime: c.at, text: timeOf(Date.parse(c.at) / 1000 || ts) }));
+  feed.prepend(li);
+  while (feed.childElementCount > MAX_ACTIONS) feed.lastElementChild.remove();
 }
 
 // A denial repeated every tick (the same side, code and reason) bumps a counter on the newest row
@@ -469,6 +496,13 @@ function initInstanceDetail(root) {
           if (empty) empty.remove();
           addAction(feed, data, frame.ts);
           if (data.status === "filled" || data.kind === "shadow") performanceLater();
+          break;
+        }
+        case "order": {
+          const empty = feed.querySelector("[data-actions-empty]");
+          if (empty) empty.remove();
+          orderChange(feed, data, frame.ts);
+          if (data.to === "filled" || data.to === "partially_filled") performanceLater();
           break;
         }
         case "run":

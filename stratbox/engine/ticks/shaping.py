@@ -76,8 +76,10 @@ def tick_events(
     status: str,
     started: float,
     error: dict[str, Any] | None = None,
+    orders: list[dict[str, Any]] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The dashboard events of one tick: its log lines (≤ 20), its actions, its run summary."""
+    """The dashboard events of one tick: its log lines (≤ 20), its actions, its orders' status
+    changes (`trading.order_events` payloads), its run summary."""
     batch: list[tuple[str, dict[str, Any]]] = []
     for line in logs[:20]:
         if isinstance(line, dict):
@@ -93,6 +95,8 @@ def tick_events(
             )
     for action in actions:
         batch.append(("action", action | {"tick_seq": seq}))
+    for change in orders or ():
+        batch.append(("order", change | {"tick_seq": seq}))
     batch.append(
         (
             "run",

@@ -34,6 +34,7 @@ from stratbox.engine.ticks.prefetch import Batch
 from stratbox.engine.ticks.shaping import TickOutcome, action_of, tick_events
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.notifications.events import tick_notify
+from stratbox.trading import order_events
 from stratbox.trading.services import order_place
 from stratbox.trading.services.lifecycle import order_cancel
 
@@ -264,46 +265,56 @@ def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = 
         batch.flush()  # a death while ordering loses this tick only, never a quiet one before it
     if intents and inflight is None:
         r.hset(runtime.rt_key(iid), "inflight", inflight_record)
-    for intent in intents:
-        if intent.get("kind") == "cancel":  # checked by `replies`: only the instance's own orders
-            cancelled = order_cancel(instance=instance, client_order_id=intent.get("target"), now=now_dt)
-            actions.append(
-                action_of(intent, None)
-                | {
-                    "kind": "cancel",
-                    "client_order_id": intent.get("target"),
-                    "status": "cancelled" if cancelled else "not_open",
-                }
-            )
-            continue
-        cid = intent.get("client_order_id")
-        if not isinstance(cid, str) or not cid.startswith(prefix + "-"):
-            actions.append(
-                action_of(intent, None)
-                | {
-                    "kind": "denied",
-                    "deny_code": "INVALID_ORDER",
-                    "message": "client_order_id does not match this tick",
-                }
-            )
-            continue
-        try:
-            t_order = time.perf_counter()
-            placed = order_place(instance=instance, intent=intent, quote=quote, mode=mode, now=now_dt)
-            order_ms.append((time.perf_counter() - t_order) * 1000)
-        except Exception as exc:
-            logger.exception("order_place failed for %s", cid)
-            actions.append(
-                action_of(intent, None)
-                | {"kind": "denied", "deny_code": "ENGINE_ERROR", "message": str(exc)[:200]}
-            )
-            continue
-        actions.append(action_of(intent, placed))
-        order = placed.order
-        if order is not None and order.filled_at is not None and not order.is_shadow and not placed.duplicate:
-            filled.append(order)
-        if batch is not None and placed.status != "shadow":
-            batch.balance_changed(instance)
+    # The orders' status changes go out with this tick's events (one seq reservation for all).
+    capture = order_events.capture_open(iid) if intents else None
+    try:
+        for intent in intents:
+            if intent.get("kind") == "cancel":  # checked by `replies`: only the instance's own orders
+                cancelled = order_cancel(instance=instance, client_order_id=intent.get("target"), now=now_dt)
+                actions.append(
+                    action_of(intent, None)
+                    | {
+                        "kind": "cancel",
+                        "client_order_id": intent.get("target"),
+                        "status": "cancelled" if cancelled else "not_open",
+                    }
+                )
+                continue
+            cid = intent.get("client_order_id")
+            if not isinstance(cid, str) or not cid.startswith(prefix + "-"):
+                actions.append(
+                    action_of(intent, None)
+                    | {
+                        "kind": "denied",
+                        "deny_code": "INVALID_ORDER",
+                        "message": "client_order_id does not match this tick",
+                    }
+                )
+                continue
+            try:
+                t_order = time.perf_counter()
+                placed = order_place(instance=instance, intent=intent, quote=quote, mode=mode, now=now_dt)
+                order_ms.append((time.perf_counter() - t_order) * 1000)
+            except Exception as exc:
+                logger.exception("order_place failed for %s", cid)
+                actions.append(
+                    action_of(intent, None)
+                    | {"kind": "denied", "deny_code": "ENGINE_ERROR", "message": str(exc)[:200]}
+                )
+                continue
+            actions.append(action_of(intent, placed))
+            order = placed.order
+            if (
+                order is not None
+                and order.filled_at is not None
+                and not order.is_shadow
+                and not placed.duplicate
+            ):
+                filled.append(order)
+            if batch is not None and placed.status != "shadow":
+                batch.balance_changed(instance)
+    finally:
+        order_changes = order_events.capture_close(capture) if capture is not None else []
     actions.extend(skipped)
     failpoint = conf.get("ENGINE_FAILPOINT_SLEEP_AFTER_ORDERS")
     if failpoint and intents:
@@ -334,7 +345,7 @@ def _execute(iid: str, rt: dict[str, Any], inp: TickInput, lock: _Lock | None = 
     new_rev = rt["state_rev"] + 1
     # One atomic round trip ends the tick (or, for a quiet tick of a batch, the batch's quiet ticks
     # together): state, counters, the events' seqs and the lock.
-    shown = tick_events(seq, finished, logs, actions, run, "ok", started)
+    shown = tick_events(seq, finished, logs, actions, run, "ok", started, orders=order_changes)
     end = runtime.TickEnd(
         iid=iid,
         token=lock.token if lock is not None else None,

@@ -23,6 +23,7 @@ from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import FillSpec
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.models import Account, Fill, Order, OrderSide, OrderStatus, Position
+from stratbox.trading.services.transitions import EventWrite, events_write, order_transition
 from stratbox.trading.snapshot_cache import ledger_changed
 
 UNREAD: Any = object()  # `position` argument: not read yet, lock and read it here
@@ -44,7 +45,8 @@ def position_lock_open(order: Order) -> Position | None:
 
 
 def order_mark_filled(order: Order, specs: list[FillSpec], now: datetime) -> None:
-    """The order's fill fields after `specs` (what `fill_apply` writes to it, the last fill winning).
+    """The order's fill fields after `specs` (what `fill_apply` writes to it, the last fill winning),
+    its status change recorded but not written (the caller writes the order and its events).
 
     A shadow order has no partially_filled status: its `filled_at` is set once it is filled whole,
     so one filled in part still rests (`lifecycle.RESTING`)."""
@@ -54,18 +56,24 @@ def order_mark_filled(order: Order, specs: list[FillSpec], now: datetime) -> Non
     done = order.filled_qty >= order.qty
     if not order.is_shadow:
         order.filled_at = now
-        order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+        order_transition(order, status, at=now, save=False)
     elif done:
         order.filled_at = now
 
 
-def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) -> None:
-    """Insert `fill` and run `writes` (single-row INSERTs / UPDATEs) in ONE statement.
+def _book(
+    fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True, events: EventWrite | None = None
+) -> None:
+    """Insert `fill` and run `writes` (single-row INSERTs / UPDATEs) and the order's `events` in ONE
+    statement.
 
     Data-modifying CTEs: every write runs to completion whatever the final SELECT reads; each must
     touch exactly one row (as `save(update_fields=...)` requires) or the booking fails loudly.
     """
     ctes, params = [], []
+    if events is not None:
+        writes = [*writes, (events.sql, events.values)]
     for i, (sql, values) in enumerate(writes):
         ctes.append(f"w{i} AS ({sql} RETURNING 1)")
         params += values
@@ -77,10 +85,13 @@ def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) 
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         fill_id, *touched = cursor.fetchone()
-    if any(n != 1 for n in touched):
-        raise DatabaseError(f"ledger write touched {touched} rows, expected one each")
+    expected = [1] * (len(writes) - 1) + [events.count] if events is not None else [1] * len(writes)
+    if touched != expected:
+        raise DatabaseError(f"ledger write touched {touched} rows, expected {expected}")
     fill.pk = fill_id
     mark_saved(fill)
+    if events is not None:
+        events.announce()
     if notify:
         ledger_changed([fill.instance_id])
 
@@ -144,9 +155,11 @@ def fill_apply(
         assert account is not None
         account.balance += cash
         writes.append(row_write(account, ("balance",)))
+    events = None
     if not order_written:
         order_mark_filled(order, [spec], now)
         writes.append(row_write(order, _ORDER_FILL_FIELDS))
+        events = events_write(order)  # its status change, in the same statement
     fill = Fill(
         order=order,
         tenant_id=order.tenant_id,
@@ -162,7 +175,7 @@ def fill_apply(
         is_shadow=order.is_shadow,
         ts=now,
     )
-    _book(fill, writes, notify)
+    _book(fill, writes, notify, events)
     mark_saved(position)
     return fill
 

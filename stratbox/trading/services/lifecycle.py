@@ -1,6 +1,10 @@
 """An order's life after it is placed: bracket legs, one-cancels-other, reduce-only orders dying
 with their position, expiry, and cancelling — the same rules as the backtester's broker
 (`sandbox.simbroker`), on the ledger's rows. Every function runs inside the caller's transaction.
+
+Every status change goes through `order_transition` (one order) or `orders_transition` (a
+queryset's), re-exported here from `transitions`: each writes an `OrderEvent` with the change and
+pushes it to the tenant's live feed after the commit.
 """
 
 from __future__ import annotations
@@ -9,14 +13,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from sandbox import fillmodel as fm
 from sandbox.sessions import Session
 from stratbox.instances.models import StrategyInstance
-from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import broker_for_account
 from stratbox.trading.brokers.base import q8
 from stratbox.trading.models import (
@@ -29,7 +32,19 @@ from stratbox.trading.models import (
     Position,
     TimeInForce,
 )
+from stratbox.trading.services.transitions import order_insert, order_transition, orders_transition
 from stratbox.trading.snapshot_cache import ledger_changed
+
+__all__ = [
+    "RESTING",
+    "expires_at_for",
+    "order_after_fill",
+    "order_cancel",
+    "order_transition",
+    "orders_expire",
+    "orders_transition",
+    "reduce_only_qty",
+]
 
 # Orders that can still fill: real ones in an open status, shadow ones not yet filled.
 RESTING = Q(status__in=OPEN_STATUSES) | Q(
@@ -49,13 +64,6 @@ def expires_at_for(
         ts = now.timestamp()
         return datetime.fromtimestamp(session.day_end(ts) if session else fm.day_end(ts), tz=UTC)
     return None
-
-
-def _close(order: Order, status: str, now: datetime, reason: str) -> None:
-    order.status = status
-    order.cancelled_at = now
-    order.deny_reason = reason[:300]
-    order.save(update_fields=["status", "cancelled_at", "deny_reason"])
 
 
 def order_after_fill(
@@ -79,9 +87,7 @@ def order_after_fill(
         changed = True
         siblings = Order.objects.filter(RESTING, parent_id=order.parent_id).exclude(pk=order.pk)
         if done:
-            siblings.update(
-                status=OrderStatus.CANCELLED, cancelled_at=now, deny_reason="OCO: the other leg filled"
-            )
+            orders_transition(siblings, OrderStatus.CANCELLED, at=now, reason="OCO: the other leg filled")
         else:  # one leg filled in part: the other covers that much less (as in backtests)
             siblings.update(qty=F("qty") - filled)
     gone = position is None or position.closed_at is not None
@@ -102,10 +108,8 @@ def order_after_fill(
             dying = dying.filter(side=order.side)
         changed = (
             bool(
-                dying.update(
-                    status=OrderStatus.CANCELLED,
-                    cancelled_at=now,
-                    deny_reason="reduce-only: its position is gone",
+                orders_transition(
+                    dying, OrderStatus.CANCELLED, at=now, reason="reduce-only: its position is gone"
                 )
             )
             or changed
@@ -156,11 +160,7 @@ def _legs_attach(parent: Order, qty: Decimal, now: datetime) -> None:
             status=OrderStatus.SHADOW if parent.is_shadow else OrderStatus.ACCEPTED,
             created_at=now,
         )
-        sql, values = row_write(leg_order)
-        with connection.cursor() as cursor:
-            cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
-            if cursor.rowcount == 1:
-                mark_saved(leg_order)
+        order_insert(leg_order)  # a retried fill finds its legs there already: writes nothing
 
 
 def reduce_only_qty(side: str, qty: Decimal, position: Position | None) -> Decimal:
@@ -178,11 +178,7 @@ LIVE_REAL = Q(is_shadow=False, account__kind=AccountKind.LIVE)
 def orders_expire(*, market_id: int, now: datetime) -> int:
     """Expire the market's resting orders whose time is up (real and shadow; not live ones)."""
     expiring = Order.objects.filter(RESTING, market_id=market_id, expires_at__lte=now).exclude(LIVE_REAL)
-    ids = list(expiring.values_list("instance_id", flat=True).distinct())
-    count = expiring.update(status=OrderStatus.EXPIRED, cancelled_at=now, deny_reason="expired")
-    if count:
-        ledger_changed(ids)
-    return count
+    return orders_transition(expiring, OrderStatus.EXPIRED, at=now, reason="expired")
 
 
 def order_cancel(*, instance: StrategyInstance, client_order_id: Any, now: datetime | None = None) -> bool:
@@ -204,8 +200,7 @@ def order_cancel(*, instance: StrategyInstance, client_order_id: Any, now: datet
         if not live:
             if not order.is_shadow:
                 broker_for_account(order.account).cancel(order)
-            _close(order, OrderStatus.CANCELLED, now, "cancelled by the strategy")
-            ledger_changed([instance.pk])
+            order_transition(order, OrderStatus.CANCELLED, at=now, reason="cancelled by the strategy")
             return True
     # A live order is the venue's: it decides, asked outside the transaction.
     from stratbox.trading.services.live import order_cancel_live

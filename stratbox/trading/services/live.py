@@ -42,6 +42,7 @@ from stratbox.trading.brokers.live import LiveBroker
 from stratbox.trading.models import Account, AccountKind, Fill, Order, OrderStatus, OrderType
 from stratbox.trading.risk import Deny
 from stratbox.trading.services.ledger import fill_apply
+from stratbox.trading.services.transitions import order_transition
 from stratbox.trading.snapshot_cache import ledger_changed
 from stratbox.venues.base import (
     DUPLICATE_CLIENT_ORDER_ID,
@@ -167,34 +168,39 @@ def _apply(order: Order, account: Account, report: VenueOrder, now: datetime) ->
         # its resting reduce-only siblings are the venue's to end, not ours.
         fill_apply(order=order, spec=FillSpec(qty=delta, price=price, fee=fee), account=account, now=now)
     target = _VENUE_STATUS.get(report.status)
+    moving = None
     if target is not None and target != order.status:
         if target in TERMINAL or (
             order.status not in TERMINAL and _RANK.get(target, 0) > _RANK.get(order.status, 0)
         ):
-            order.status = target
-            fields.add("status")
-            if target in (OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED):
-                order.cancelled_at = order.cancelled_at or now
-                fields.add("cancelled_at")
-            if target == OrderStatus.REJECTED:
-                order.deny_code = Deny.VENUE_REJECTED
-                order.deny_reason = f"the venue rejected it ({report.raw_status or report.status})"
-                fields |= {"deny_code", "deny_reason"}
-    if order.deny_code == Deny.VENUE_UNAVAILABLE and order.status != OrderStatus.REJECTED:
+            moving = target
+    status_after = moving or order.status
+    if order.deny_code == Deny.VENUE_UNAVAILABLE and status_after != OrderStatus.REJECTED:
         # Our own settlement ("never reached the venue") is overruled by the venue's word.
         order.deny_code, order.deny_reason = "", ""
         fields |= {"deny_code", "deny_reason"}
-        if order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        if status_after not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
             order.cancelled_at = None
             fields.add("cancelled_at")
-    if order.status != OrderStatus.UNKNOWN and order.deny_reason.startswith("unclear send"):
+    if status_after != OrderStatus.UNKNOWN and order.deny_reason.startswith("unclear send"):
         order.deny_reason = ""  # the venue answered: the doubt is resolved
         fields.add("deny_reason")
-    if fields:
+    if moving is not None:
+        # The status change and its event, with the other changed fields, in one statement.
+        rejected = moving == OrderStatus.REJECTED
+        order_transition(
+            order,
+            moving,
+            at=now,
+            reason=f"the venue rejected it ({report.raw_status or report.status})" if rejected else None,
+            deny_code=Deny.VENUE_REJECTED if rejected else None,
+            fields=tuple(sorted(fields)),
+        )
+    elif fields:
         order.save(update_fields=sorted(fields))
-    if fields or delta > 0:
+    if (fields or delta > 0) and moving is None:
         ledger_changed([order.instance_id])
-    return bool(fields) or delta > 0
+    return bool(fields) or delta > 0 or moving is not None
 
 
 def _increment_price(order: Order, report: VenueOrder, delta: Decimal) -> Decimal:
@@ -309,22 +315,44 @@ def _after_send_error(order: Order, account: Account, intent: OrderIntent, exc: 
     return _reject(order, _DENY.get(exc.code, Deny.VENUE_REJECTED), exc.message)
 
 
+def _transition_if(
+    order: Order,
+    to_status: str,
+    *,
+    at: datetime,
+    reason: str,
+    deny_code: str | None = None,
+    **conditions: Any,
+) -> bool:
+    """Move the stored `order` to `to_status` (with its event) only while its row still matches
+    `conditions` (checked under the row's lock); False when another worker changed it first."""
+    with transaction.atomic():
+        row = Order.objects.select_for_update().filter(pk=order.pk, **conditions).first()
+        return row is not None and order_transition(row, to_status, at=at, reason=reason, deny_code=deny_code)
+
+
 def _reject(order: Order, deny: Deny, message: str) -> Order:
-    now = timezone.now()
-    Order.objects.filter(pk=order.pk, status__in=(OrderStatus.NEW, OrderStatus.UNKNOWN)).update(
-        status=OrderStatus.REJECTED, deny_code=deny, deny_reason=message[:300], cancelled_at=now
+    _transition_if(
+        order,
+        OrderStatus.REJECTED,
+        at=timezone.now(),
+        reason=message,
+        deny_code=deny,
+        status__in=(OrderStatus.NEW, OrderStatus.UNKNOWN),
     )
-    ledger_changed([order.instance_id])
     logger.info("live order %s rejected: %s %s", order.client_order_id, deny, message[:300])
     order.refresh_from_db()
     return order
 
 
 def _mark_unknown_then_resolve(order: Order, account: Account, intent: OrderIntent, exc: VenueError) -> Order:
-    Order.objects.filter(pk=order.pk, status=OrderStatus.NEW).update(
-        status=OrderStatus.UNKNOWN, deny_reason=f"unclear send ({exc.code}): {exc.message}"[:300]
+    _transition_if(
+        order,
+        OrderStatus.UNKNOWN,
+        at=timezone.now(),
+        reason=f"unclear send ({exc.code}): {exc.message}",
+        status=OrderStatus.NEW,
     )
-    ledger_changed([order.instance_id])
     order.refresh_from_db()
     try:
         report = LiveBroker.for_account(account).adapter.resolve(intent)
@@ -352,14 +380,15 @@ def order_resolve(order: Order, *, now: datetime | None = None) -> Order:
     if order.status == OrderStatus.NEW and order.sent_at is None:
         if now - order.created_at < grace:
             return order  # its worker may be about to send it
-        settled = Order.objects.filter(pk=order.pk, status=OrderStatus.NEW, sent_at__isnull=True).update(
-            status=OrderStatus.REJECTED,
+        if _transition_if(
+            order,
+            OrderStatus.REJECTED,
+            at=now,
+            reason="never sent: the worker stopped between journaling and sending (not resent)",
             deny_code=Deny.VENUE_UNAVAILABLE,
-            deny_reason="never sent: the worker stopped between journaling and sending (not resent)",
-            cancelled_at=now,
-        )
-        if settled:
-            ledger_changed([order.instance_id])
+            status=OrderStatus.NEW,
+            sent_at__isnull=True,
+        ):
             logger.warning("live order %s: never sent, settled rejected", order.client_order_id)
         order.refresh_from_db()
         return order
@@ -372,14 +401,14 @@ def order_resolve(order: Order, *, now: datetime | None = None) -> Order:
     if report is not None:
         return order_apply_venue_report(account, report, now=now) or order
     if order.status in (OrderStatus.NEW, OrderStatus.UNKNOWN) and now - order.created_at >= grace:
-        settled = Order.objects.filter(pk=order.pk, status=order.status).update(
-            status=OrderStatus.REJECTED,
+        if _transition_if(
+            order,
+            OrderStatus.REJECTED,
+            at=now,
+            reason="the venue never received it (asked after the grace period; not resent)",
             deny_code=Deny.VENUE_UNAVAILABLE,
-            deny_reason="the venue never received it (asked after the grace period; not resent)",
-            cancelled_at=now,
-        )
-        if settled:
-            ledger_changed([order.instance_id])
+            status=order.status,
+        ):
             logger.warning("live order %s: unknown at the venue, settled rejected", order.client_order_id)
         order.refresh_from_db()
     return order
@@ -425,10 +454,14 @@ def order_cancel_live(order: Order, *, reason: str = "cancelled by the strategy"
     in the meantime) is applied like any report.
     """
     now = timezone.now()
-    if Order.objects.filter(pk=order.pk, status=OrderStatus.NEW, sent_at__isnull=True).update(
-        status=OrderStatus.CANCELLED, cancelled_at=now, deny_reason=f"{reason} (before it was sent)"[:300]
+    if _transition_if(
+        order,
+        OrderStatus.CANCELLED,
+        at=now,
+        reason=f"{reason} (before it was sent)",
+        status=OrderStatus.NEW,
+        sent_at__isnull=True,
     ):
-        ledger_changed([order.instance_id])
         return True
     account = order.account
     symbol = order.market.symbol

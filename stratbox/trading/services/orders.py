@@ -21,7 +21,6 @@ from sandbox import fillmodel as fm
 from sandbox.sessions import session_parse
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
-from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import PaperBroker, broker_for_account
 from stratbox.trading.models import Account, AccountKind, Order, OrderSide, OrderStatus, Position, TimeInForce
 from stratbox.trading.risk import (
@@ -50,6 +49,7 @@ from stratbox.trading.services.lifecycle import (
 )
 from stratbox.trading.services.resting import orders_mark_to_market
 from stratbox.trading.services.shadow import ShadowExposure, day_bounds, shadow_exposure_read, shadow_gate
+from stratbox.trading.services.transitions import order_insert, order_transition, orders_transition
 from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
 
@@ -100,18 +100,14 @@ def _duplicate(client_order_id: str, instance: StrategyInstance) -> OrderResult:
 
 
 def _order_insert(order: Order) -> bool:
-    """Insert a new order; False, writing nothing, when its client_order_id is already taken.
+    """Insert a new order and its events; False, writing nothing, when its client_order_id is
+    already taken (`transitions.order_insert`).
 
     `ON CONFLICT DO NOTHING` rather than a savepoint around an INSERT that may fail: one statement,
     and a concurrent retry's uncommitted insert is waited for, then seen as the conflict it is.
-    The values are prepared exactly as the ORM's INSERT prepares them.
     """
-    sql, values = row_write(order)
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " ON CONFLICT (client_order_id) DO NOTHING", values)
-        inserted = cursor.rowcount == 1
+    inserted = order_insert(order)
     if inserted:
-        mark_saved(order)
         ledger_changed([order.instance_id])
     return inserted
 
@@ -152,9 +148,7 @@ def _unfilled_end(order: Order, now: datetime) -> None:
     """An IOC / FOK order ends cancelled with whatever did not fill at once (an IOC may have filled
     in part: `filled_qty` keeps it; a FOK fills whole or not at all)."""
     if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_qty < order.qty:
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_at = now
-        order.deny_reason = f"{order.tif}: not filled at once"
+        order_transition(order, OrderStatus.CANCELLED, at=now, reason=f"{order.tif}: not filled at once")
 
 
 def _place_shadow(
@@ -425,8 +419,10 @@ def _place_active(
         if req.reduce_only:
             order.qty = reduce_only_qty(req.side, req.qty, exposure.position)
             if order.qty <= 0:
-                order.qty, order.status, order.cancelled_at = req.qty, OrderStatus.CANCELLED, now
-                order.deny_reason = "reduce-only: no position to reduce"
+                order.qty = req.qty
+                order_transition(
+                    order, OrderStatus.CANCELLED, at=now, reason="reduce-only: no position to reduce"
+                )
                 if not _order_insert(order):
                     return _duplicate(req.client_order_id, fresh)
                 return _result(order)
@@ -470,7 +466,9 @@ def orders_cancel_open(*, instance: StrategyInstance, now: datetime | None = Non
         for order in open_orders.select_for_update().filter(is_shadow=False):
             broker_for_account(order.account).cancel(order)
         ledger_changed([instance.pk])
-        count = open_orders.update(status=OrderStatus.CANCELLED, cancelled_at=now)
+        count = orders_transition(
+            open_orders, OrderStatus.CANCELLED, at=now, reason="the instance was unloaded"
+        )
     # Live orders are cancelled at their venue, outside the transaction.
     at_venue = list(
         Order.objects.filter(RESTING, LIVE_REAL, instance=instance).select_related("account", "market")

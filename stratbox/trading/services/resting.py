@@ -22,6 +22,7 @@ from stratbox.trading.services.lifecycle import (
     LIVE_REAL,
     RESTING,
     order_after_fill,
+    order_transition,
     orders_expire,
     reduce_only_qty,
 )
@@ -148,22 +149,16 @@ def _fill_one_resting(
 
 
 def _end_resting(order: Order, status: str, reason: str, now: datetime) -> None:
-    if order.is_shadow:
+    if order.is_shadow:  # a shadow order keeps its status: it leaves the resting set, no event
         order.cancelled_at = now
         order.deny_reason = reason
         order.save(update_fields=["cancelled_at", "deny_reason"])
+        ledger_changed([order.instance_id])
     else:
-        order.status = status
-        order.cancelled_at = now
-        order.deny_reason = reason
-        order.save(update_fields=["status", "cancelled_at", "deny_reason"])
-    ledger_changed([order.instance_id])
+        order_transition(order, status, at=now, reason=reason, fields=("triggered",))
 
 
 def _deny_resting(order: Order, deny: Deny, reason: str, now: datetime) -> None:
-    order.status = OrderStatus.REJECTED
-    order.deny_code = deny
-    order.deny_reason = reason
-    order.cancelled_at = now
-    order.save(update_fields=["status", "deny_code", "deny_reason", "cancelled_at"])
-    ledger_changed([order.instance_id])
+    order_transition(
+        order, OrderStatus.REJECTED, at=now, reason=reason, deny_code=deny, fields=("triggered",)
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +16,8 @@ from stratbox.markets.models import Market, MarketKind
 from stratbox.trading.brokers import FillSpec
 from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, OrderType, Position
 from stratbox.trading.services.ledger import fill_apply
-from stratbox.trading.services.lifecycle import RESTING
+from stratbox.trading.services.lifecycle import RESTING, orders_transition
+from stratbox.trading.services.transitions import order_insert
 from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
 from tenants.services import audit_record
@@ -39,9 +41,13 @@ def market_resolve(*, market: Market, value: Decimal | int, now: datetime | None
             raise SettlementRefused(f"{market.code} resolved already at {locked.resolved_value}")
         locked.resolved_value, locked.resolved_at = value, now
         locked.save(update_fields=["resolved_value", "resolved_at"])
-        resting = Order.objects.filter(RESTING, market_id=market.pk)
-        touched = set(resting.values_list("instance_id", flat=True))
-        resting.update(status=OrderStatus.CANCELLED, cancelled_at=now, deny_reason="market resolved")
+        orders_transition(
+            Order.objects.filter(RESTING, market_id=market.pk),
+            OrderStatus.CANCELLED,
+            at=now,
+            reason="market resolved",
+        )
+        touched: set[Any] = set()
         settled = 0
         for position_id, tenant_id, account_id, is_shadow in Position.objects.filter(
             market_id=market.pk, closed_at__isnull=True
@@ -51,7 +57,7 @@ def market_resolve(*, market: Market, value: Decimal | int, now: datetime | None
                 Tenant.objects.select_for_update().get(pk=tenant_id)
                 account = Account.objects.select_for_update().get(pk=account_id)
             position = Position.objects.select_for_update().get(pk=position_id)
-            order = Order.objects.create(
+            order = Order(
                 tenant_id=tenant_id,
                 instance_id=position.instance_id,
                 account_id=account_id,
@@ -65,6 +71,8 @@ def market_resolve(*, market: Market, value: Decimal | int, now: datetime | None
                 tag="settlement",
                 created_at=now,
             )
+            if not order_insert(order):  # the market row's lock makes this the only settlement
+                raise SettlementRefused(f"{order.client_order_id} exists already")
             fill_apply(
                 order=order,
                 spec=FillSpec(qty=abs(position.qty), price=value, fee=Decimal(0)),
