@@ -355,6 +355,9 @@ if STRATBOX_SIM_VENUE_PORT and "alpaca:sim" not in STRATBOX_VENUES:
         "trading_url": f"http://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}",
         "data_url": f"http://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}",
         "stream_url": f"ws://127.0.0.1:{STRATBOX_SIM_VENUE_PORT}/v2/iex",
+        # The simulator trades around the clock, so the demo's live path works at any hour (a real
+        # Alpaca's US equities keep their 09:30-16:00 New York session).
+        "hours": {},
         # The simulator's demo account keys (made once by the launcher; not a real venue's).
         "demo_credentials_file": str(VAR_DIR / "sim-venue.json"),
     }

@@ -1,7 +1,8 @@
 """Alpaca through alpaca-py: trading (paper or live), stock market data and the quote stream.
 
 Configuration: `{"environment": "paper" | "live", "trading_url", "data_url", "stream_url",
-"feed": "iex" | "sip"}` (urls only to point at another server, e.g. the loopback venue);
+"feed": "iex" | "sip", "hours"}` (urls only to point at another server, e.g. the loopback venue;
+`hours` replaces the US equity session its instruments get, `{}` for around the clock);
 credentials `{"api_key_id", "api_secret_key"}` (or `api_key` / `api_secret`).
 
 Two deliberate departures from the client's defaults:
@@ -194,7 +195,7 @@ class AlpacaAdapter(VenueAdapter):
                     lot=lot,
                     min_qty=dec(a.get("min_order_size") or lot),
                     status="active" if a.get("tradable") and a.get("status") == "active" else "halted",
-                    hours=US_EQUITY_SESSION,
+                    hours=self.config.get("hours", US_EQUITY_SESSION),
                     name=a.get("name") or "",
                     asset_class="us_equity",
                 )

@@ -56,6 +56,20 @@ def test_catalogue_sync_creates_updates_and_delists_markets(sim: SimVenue) -> No
     assert gone.status == "delisted" and not gone.active
 
 
+def test_a_venue_configured_around_the_clock_lists_markets_that_never_close(
+    alpaca: SimVenue, settings: Any
+) -> None:
+    """The demo's simulated Alpaca (`hours: {}`) trades at any hour; Alpaca's US equities otherwise
+    keep the New York session, which the order model enforces (MARKET_CLOSED outside it)."""
+    sync = catalogue_sync(adapter=alpaca.adapter())
+    market = Market.objects.get(venue="ALPACA", symbol="AAPL")
+    assert sync.created and market.trading_hours == US_EQUITY_SESSION
+    settings.STRATBOX_VENUES = {**settings.STRATBOX_VENUES, alpaca.name: {**alpaca.config, "hours": {}}}
+    catalogue_sync(adapter=alpaca.adapter())
+    market.refresh_from_db()
+    assert market.trading_hours == {}
+
+
 def test_synced_markets_are_searchable_in_the_api(alpaca: SimVenue, api_client: Any) -> None:
     catalogue_sync(adapter=alpaca.adapter())
     Market.objects.create(venue="SIM", symbol="BTC/USDT")

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,15 @@ from tests.venues.conftest import SimVenue, approve
 from tests.venues.test_adapters import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _in_session() -> datetime:
+    """A moment inside the US equity session the synced catalogue gives AAPL (16:00 UTC of the
+    latest weekday before now), so the order is not MARKET_CLOSED whenever the suite runs."""
+    day = timezone.now() - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 16, 0, tzinfo=UTC)
 
 
 def test_the_feed_process_syncs_streams_and_stops_cleanly(
@@ -71,7 +81,7 @@ def test_the_feed_process_syncs_streams_and_stops_cleanly(
         quote = {"price": 210.01, "bid": 210.0, "ask": 210.02, "volume": 1.0, "ts": time.time()}
         intent = {"kind": "order", "client_order_id": f"{instance.pk}-1-1", "side": "buy", "qty": 2.0}
         intent.update(type="limit", price=209.0, tag=None)
-        placed = order_place(instance=instance, intent=intent, quote=quote, mode="active", now=timezone.now())
+        placed = order_place(instance=instance, intent=intent, quote=quote, mode="active", now=_in_session())
         assert placed.order is not None and Order.objects.get(pk=placed.order.pk).status == "accepted"
         alpaca.venue.set_quote("AAPL", Decimal("208.98"), Decimal("209.00"))
         wait_for(lambda: Order.objects.get(pk=placed.order.pk).status == "filled", timeout=60)
