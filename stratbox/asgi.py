@@ -16,14 +16,18 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 
 from frontend.routing import websocket_urlpatterns  # noqa: E402
 from frontend.ws_auth import websocket_stack  # noqa: E402
+from stratbox.health import fast_path  # noqa: E402
 from stratbox.mcp.asgi import with_mcp  # noqa: E402
 
-application = with_mcp(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
-            "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
-        }
+# `/healthz` without a session is answered before Django (a flood of health checks costs little).
+application = fast_path(
+    with_mcp(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
+                "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
+            }
+        )
     )
 )
