@@ -87,7 +87,7 @@ def market_bars_chunks(
                         continue
                     del buf[:skip]
                     header_done = True
-                if header_done and len(buf) >= size:
+                while header_done and len(buf) >= size:
                     yield _decode_rows(bytes(buf[:size]))
                     del buf[:size]
     if not header_done:
