@@ -471,12 +471,12 @@ def _where(total: float, tm: dict[str, float]) -> None:
     rows = [
         ("queue: commit -> worker claims it; finish -> seen", total - run - after),
         ("loading the strategy into the host", load),
-        ("chunk loop", run - load),
-        ("  waiting for bars (PostgreSQL COPY, prefetched)", tm.get("bars_wait_s", 0.0)),
+        ("chunk loop (chunks go one ahead: host and worker overlap)", run - load),
         ("  host: bar loop (strategy + broker)", host_loop),
         ("  host: unpack columns + pack results", host_cols + host_pack),
-        ("  pipe + framing + JSON + checks of replies", ipc),
-        ("  worker: cancel check, progress, column packing", tm.get("bookkeeping_s", 0.0)),
+        ("  worker waiting on the host beyond that (pipe, JSON)", ipc),
+        ("  worker, while the host runs: waiting for bars (COPY)", tm.get("bars_wait_s", 0.0)),
+        ("  worker, while the host runs: packing, progress, cancel", tm.get("bookkeeping_s", 0.0)),
         ("ledger + metrics over every bar", tm.get("metrics_s", 0.0)),
         ("storing: trades (COPY), curve, status", tm.get("store_s", 0.0)),
     ]

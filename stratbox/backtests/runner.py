@@ -34,7 +34,7 @@ from stratbox.backtests.csvbars import BarColumns
 from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
-from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
+from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunks, backtest_load, backtest_unload
 from stratbox.engine import runtime
 from tenants.models import Tenant
 from tenants.plans import plan_get
@@ -279,32 +279,46 @@ def backtest_run(backtest_id: str) -> str:
         parts: list[BarColumns] = []
         chunks = bars_chunks(bt)
         acc.time("load_s", time.monotonic() - started)
-        while True:
-            t = time.monotonic()
-            part = next(chunks, None)
-            acc.time("bars_wait_s", time.monotonic() - t)
-            if part is None:
-                break
-            t = time.monotonic()
-            if watch.cancelled.is_set() or _cancel_requested(bt):
-                _finish(bt, BacktestStatus.CANCELLED)
-                return bt.status
-            parts.append(part)
-            bars = _bar_columns(part)
-            acc.time("bookkeeping_s", time.monotonic() - t)
-            t = time.monotonic()
-            result = backtest_chunk(
-                tenant_id=tenant_id,
-                key=key,
-                bars=bars,
-                broker_params=params,
-                market=bt.market_code,
-            )
-            acc.time("chunk_calls_s", time.monotonic() - t)
-            t = time.monotonic()
-            acc.add(result, len(part))
-            _progress(bt, acc.done, started)
-            acc.time("bookkeeping_s", time.monotonic() - t)
+
+        feeding = [0.0]  # time spent fetching and packing bars inside the stream (not the host's)
+
+        def requests() -> Iterator[dict[str, bytes]]:
+            # Pulled by the stream while the host still runs the chunk before (one ahead).
+            assert chunks is not None
+            started_at = time.monotonic()
+            while True:
+                t = time.monotonic()
+                part = next(chunks, None)
+                acc.time("bars_wait_s", time.monotonic() - t)
+                if part is None:
+                    feeding[0] += time.monotonic() - started_at
+                    return
+                t = time.monotonic()
+                parts.append(part)
+                bars = _bar_columns(part)
+                acc.time("bookkeeping_s", time.monotonic() - t)
+                feeding[0] += time.monotonic() - started_at
+                yield bars
+                started_at = time.monotonic()
+
+        results = backtest_chunks(
+            tenant_id=tenant_id, key=key, chunks=requests(), broker_params=params, market=bt.market_code
+        )
+        try:
+            t, fed = time.monotonic(), feeding[0]
+            for index, result in enumerate(results):
+                acc.time("chunk_calls_s", time.monotonic() - t - (feeding[0] - fed))
+                t = time.monotonic()
+                acc.add(result, len(parts[index]))
+                _progress(bt, acc.done, started)
+                cancelled = watch.cancelled.is_set() or _cancel_requested(bt)
+                acc.time("bookkeeping_s", time.monotonic() - t)
+                if cancelled:
+                    _finish(bt, BacktestStatus.CANCELLED)
+                    return bt.status
+                t, fed = time.monotonic(), feeding[0]
+        finally:
+            results.close()  # a chunk still in flight stops the host (see backtest_stream)
         acc.time("run_s", time.monotonic() - started)
         t = time.monotonic()
         cols = BarColumns.concat(parts)

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,24 @@ def backtest_chunk(
     loaded strategy; the host answers with packed fills and trades (see :func:`normalize_chunk`)."""
     raw = client().backtest(tenant_id, key, bars, broker_params, market=market, packed=True)
     return normalize_chunk(raw)
+
+
+def backtest_chunks(
+    *,
+    tenant_id: str,
+    key: str,
+    chunks: Iterator[dict[str, bytes]],
+    broker_params: dict[str, Any],
+    market: str,
+) -> Iterator[dict[str, Any]]:
+    """:func:`backtest_chunk` over a sequence of chunks, one ahead: the host runs the next chunk
+    while the caller stores this one's result (see ``SandboxClient.backtest_stream``)."""
+    stream = client().backtest_stream(tenant_id, key, chunks, broker_params, market=market, packed=True)
+    try:
+        for raw in stream:
+            yield normalize_chunk(raw)
+    finally:
+        stream.close()
 
 
 def _bad(what: str) -> SandboxError:
