@@ -308,6 +308,7 @@ def run_backtest(
     ``repr`` here and parsed again by the client.
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     cols = _columns(bars)
     if inst.backtest is None:
         inst.backtest = PaperBroker(broker_params, broker_state)
@@ -357,7 +358,12 @@ def run_backtest(
     return {
         **out,
         # Informational (reported by the host, so never trusted for anything but display).
-        "timings": {"columns_s": t1 - t0, "loop_s": t2 - t1, "pack_s": time.perf_counter() - t2},
+        "timings": {
+            "columns_s": t1 - t0,
+            "loop_s": t2 - t1,
+            "pack_s": time.perf_counter() - t2,
+            "cpu_s": time.process_time() - c0,  # the host's CPU for all of the above
+        },
         "logs": rec.logs,
         "logs_dropped": rec.logs_dropped,
         # Orders the risk gate or the margin check denied in this chunk, with their codes.

@@ -142,12 +142,13 @@ def plain_strategy(
         restricted=False,
     )
     fills, timings = 0, {"columns_s": 0.0, "loop_s": 0.0}
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     for part in parts:
         res = run_backtest(inst, part, broker_params, None, "BENCH:SMA", packed=True)
         fills = res["progress"]["fills_total"]
         for k in timings:
             timings[k] += res["timings"][k]
+    timings["cpu_s"] = time.process_time() - cpu
     return time.perf_counter() - t, fills, res["summary"]["equity"], timings
 
 
@@ -442,6 +443,17 @@ def main() -> None:
         f"{plain_tm['loop_s']:.2f} s"
     )
     best_bt = min(runs, key=lambda r: r[0])
+    # CPU seconds move far less with the load than wall seconds (PostgreSQL's share is not counted).
+    cpu_e2e = statistics.median(
+        r[1].metrics["timings"].get("host_cpu_s", 0.0) + r[1].metrics["timings"].get("worker_cpu_s", 0.0)
+        for r in runs
+    )
+    cpu_host = statistics.median(r[1].metrics["timings"].get("host_cpu_s", 0.0) for r in runs)
+    cpu_plain = statistics.median(p[3]["cpu_s"] for p in plains)
+    print(
+        f"  CPU (median): end to end {cpu_e2e:.2f} s (host {cpu_host:.2f} s + worker {cpu_e2e - cpu_host:.2f} s) "
+        f"vs plain {cpu_plain:.2f} s = {cpu_e2e / cpu_plain:.2f}x; host alone {cpu_host / cpu_plain:.2f}x"
+    )
     _where(best_bt[0], best_bt[1].metrics.get("timings", {}))
     bt = best_bt[1]
     same = all(

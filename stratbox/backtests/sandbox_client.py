@@ -217,4 +217,4 @@ def _denials(value: object) -> list[dict[str, Any]]:
     return out
 
 
-_TIMINGS = frozenset({"columns_s", "loop_s", "pack_s"})
+_TIMINGS = frozenset({"columns_s", "loop_s", "pack_s", "cpu_s"})
