@@ -10,6 +10,8 @@ Keys (prefix `sbx:eng:`):
 - `claim:<iid>:<slot>` — a tick slot is executed at most once; a replayed task is a no-op.
 - `stats:<iid>` hash — counter deltas (runs/ok/failed/...) rolled up into PostgreSQL periodically.
 - `dirty` set — instances whose runtime changed since the last PostgreSQL snapshot.
+- quote-triggered instances: `qsubs:<market>` set, `qdue` and `qbusy` sorted sets, `qwake` list,
+  and `trigger`, `market`, `qseq`, `qlast`, `qpending` in `rt:<iid>` (see "quote-triggered ticks").
 
 Every worker on every machine sees the same keys, so any worker can continue any instance.
 """
