@@ -331,7 +331,7 @@ def tick_end_many(ends: list[TickEnd]) -> list[int]:
 
 QDUE_KEY = PREFIX + "qdue"  # sorted set: quote instance -> when its marked tick may start
 QBUSY_KEY = PREFIX + "qbusy"  # sorted set: quote instance -> when its tick was marked or queued
-QWAKE_KEY = PREFIX + "qwake"  # list: a token wakes the dispatcher when a quote tick is due now
+QWAKE_KEY = PREFIX + "qwake"  # channel: a message wakes the dispatchers when a quote tick is due now
 # A quote tick's seq is epoch milliseconds (unique and increasing per instance: `quote_take`); a
 # periodic slot is epoch seconds. "Older than the last slot run" compares periodic slots only.
 QUOTE_SEQ_MIN = 10**11
@@ -400,10 +400,21 @@ def quote_take(now: float) -> list[tuple[str, float, int]]:
 
 
 def quote_wait(timeout: float) -> bool:
-    """Block up to `timeout` seconds for a quote tick falling due now (the dispatcher's sleep)."""
+    """Wait up to `timeout` seconds for a quote tick falling due now (the dispatcher's sleep); True
+    when woken. The first call subscribes (and may return early).
+
+    A channel, not a blocking pop: Redis ends a blocking command's timeout only on its own clock
+    (10-25 ms late at `hz` 10), which made the dispatcher miss its grid points; the subscriber's
+    wait is a plain socket wait. A wake-up missed (no dispatcher subscribed) costs at most one
+    dispatcher step: every step takes the due quote ticks too."""
+    pubsub = getattr(_local, "qwake", None)
+    if pubsub is None or getattr(_local, "qwake_client", None) is not r():
+        pubsub = _local.qwake = r().pubsub(ignore_subscribe_messages=True)
+        _local.qwake_client = r()
+        pubsub.subscribe(QWAKE_KEY)
     if timeout <= 0:
         return False
-    return r().blpop([QWAKE_KEY], timeout=timeout) is not None
+    return pubsub.get_message(timeout=timeout) is not None
 
 
 def quote_done(iids: list[str]) -> int:

@@ -130,15 +130,15 @@ def test_a_burst_while_a_tick_is_in_flight_gets_exactly_one_more_tick_with_the_n
 def test_ticks_of_a_quote_instance_are_spaced_by_the_minimum_interval(
     prices_version, paper_account, market, settings
 ):
-    settings.ENGINE_QUOTE_MIN_INTERVAL = 0.5
+    settings.ENGINE_QUOTE_MIN_INTERVAL = 5.0
     inst = make_instance(prices_version, paper_account, market, trigger="quote")
     reconcile()
     set_quote(market, 100.0)
     taken_at = time.time()
     assert _run(_dispatch(taken_at)) == ["ok"]
     set_quote(market, 101.0)  # a hot market: the next quote right away
-    assert _dispatch(taken_at + 0.4) == []  # not before the minimum interval
-    assert _run(_dispatch(taken_at + 0.51)) == ["ok"]
+    assert _dispatch(taken_at + 4.9) == []  # not before the minimum interval
+    assert _run(_dispatch(taken_at + 5.01)) == ["ok"]
     assert _prices(inst) == [100.0, 101.0]
 
 
@@ -146,11 +146,11 @@ def test_periodic_instances_are_unaffected_by_quotes(instance_factory, prices_ve
     periodic = instance_factory(mode="observe")
     quoted = make_instance(prices_version, paper_account, market, trigger="quote")
     reconcile()
-    rt = runtime.rt_get(str(periodic.pk))
-    due = rt["next_due_at"]
+    due = int(time.time()) + 10 + runtime.phase(str(periodic.pk))
+    runtime.schedule(str(periodic.pk), due)  # its slot well after the quote
     set_quote(market, 100.0)
     # Before its slot a quote queues only the quote instance; the periodic one keeps its slot.
-    batches = _dispatch(due - 0.5)
+    batches = _dispatch()
     assert [[item[0] for item in b] for b in batches] == [[str(quoted.pk)]]
     assert runtime.rt_get(str(periodic.pk))["next_due_at"] == due
     assert runtime.r().zscore(runtime.QBUSY_KEY, str(periodic.pk)) is None

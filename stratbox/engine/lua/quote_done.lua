@@ -3,7 +3,7 @@
 -- again, once (at now, or its last start plus the minimum interval); otherwise it is idle and the
 -- next quote marks it. One marked again meanwhile (the stale recovery) is left alone.
 --
--- KEYS[1]  the due set    KEYS[2]  qdue    KEYS[3]  qbusy    KEYS[4]  the dispatcher's wake list
+-- KEYS[1]  the due set    KEYS[2]  qdue    KEYS[3]  qbusy    KEYS[4]  the wake-up channel
 -- ARGV[1]  key prefix     ARGV[2]  now     ARGV[3]  minimum interval (seconds)    ARGV[4..] ids
 -- Returns  how many instances were marked due again.
 local prefix, now, gap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -27,8 +27,5 @@ for j = 4, #ARGV do
     end
   end
 end
-if wake then
-  redis.call('LPUSH', KEYS[4], '1')
-  redis.call('LTRIM', KEYS[4], 0, 0)
-end
+if wake then redis.call('PUBLISH', KEYS[4], '1') end
 return marked

@@ -7,7 +7,7 @@
 -- quote; one still waiting to be taken reads this quote anyway.
 --
 -- KEYS[1]  the due set    KEYS[2]  qdue (instance -> start time)    KEYS[3]  qbusy (instance -> since)
--- KEYS[4]  the dispatcher's wake list (one token: a tick is due now)
+-- KEYS[4]  the dispatchers' wake-up channel (a message: a tick is due now)
 -- ARGV[1]  key prefix     ARGV[2]  now (epoch seconds)    ARGV[3]  minimum interval (seconds)
 -- ARGV[4..] market ids
 -- Returns  how many instances were marked due.
@@ -32,8 +32,5 @@ for j = 4, #ARGV do
     end
   end
 end
-if wake then
-  redis.call('LPUSH', KEYS[4], '1')
-  redis.call('LTRIM', KEYS[4], 0, 0)
-end
+if wake then redis.call('PUBLISH', KEYS[4], '1') end
 return marked
