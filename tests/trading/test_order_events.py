@@ -55,20 +55,17 @@ def test_a_resting_limit_accepted_then_filled_by_a_later_quote(instance, intents
     assert OrderEvent.objects.filter(order=filled).last().at == NOW + timedelta(seconds=60)
 
 
-def test_accepted_partially_filled_then_filled_through_a_resting_reduce_only(instance, intents, market):
-    assert place(instance, intents("buy", 4), make_quote(market, 100)).status == "filled"
-    tp = place(
-        instance, intents("sell", 4, type="limit", price=110.0, reduce_only=True), make_quote(market, 100)
-    )
-    assert place(instance, intents("sell", 2), make_quote(market, 100)).status == "filled"  # position 4 -> 2
-    mtm(market, bar(market, 105, 111, 104, 108), 60)  # fills only the 2 left: partially
-    assert Order.objects.get(pk=tp.order.pk).status == "partially_filled"
-    assert place(instance, intents("buy", 2), make_quote(market, 100)).status == "filled"
-    mtm(market, bar(market, 105, 111, 104, 108), 120)  # the other 2
-    assert history(tp.order) == [
+def test_accepted_partially_filled_then_filled(instance, intents, market, paper_account):
+    paper_account.max_volume_fraction = D("0.1")  # one order fills at most 10 % of a quote's volume
+    paper_account.save(update_fields=["max_volume_fraction"])
+    instance.account.refresh_from_db()
+    r = place(instance, intents("buy", 5), make_quote(market, 100) | {"volume": 30})
+    assert (r.status, r.order.filled_qty) == ("partially_filled", D(3))  # 10 % of 30
+    mtm(market, bar(market, 101, 102, 100, 101) | {"volume": 30}, 60)  # the other 2
+    assert history(r.order) == [
         ("new", "accepted", D(0), "", ""),
-        ("accepted", "partially_filled", D(2), "", ""),
-        ("partially_filled", "filled", D(4), "", ""),
+        ("accepted", "partially_filled", D(3), "", ""),
+        ("partially_filled", "filled", D(5), "", ""),
     ]
 
 
