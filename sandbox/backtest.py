@@ -24,6 +24,7 @@ from sandbox import fillmodel as fm
 from sandbox import sdk
 from sandbox.barhistory import Columns, history_args, history_window
 from sandbox.context import (
+    ORDER_SIDES,
     CallRecord,
     ContextRevoked,
     SignalContext,
@@ -41,6 +42,7 @@ BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
 
 
 PaperBroker = SimBroker  # the name the backtest broker had before the order model
+_exact_type = type  # ``type`` is a parameter name of place_order
 
 
 class BacktestContext:
@@ -161,9 +163,33 @@ class BacktestContext:
         expire_at: Any = None,
     ) -> sdk.OrderReceipt:
         self._check()
-        reason = order_problem(side, qty, type, price, tag, stop_price) or order_options_problem(
-            tif, reduce_only, sl, tp, expire_at
-        )
+        # The usual call, place_order(side, qty): only side and qty need checking. Exact types
+        # first (``type`` is the parameter here): a user object's __eq__ never runs in trusted code.
+        if (
+            _exact_type(type) is str
+            and type == "market"
+            and price is None
+            and tag is None
+            and stop_price is None
+            and _exact_type(tif) is str
+            and tif == "gtc"
+            and reduce_only is False
+            and sl is None
+            and tp is None
+            and expire_at is None
+        ):
+            q = order_number(qty)
+            reason = (
+                "INVALID_SIDE"
+                if _exact_type(side) is not str or side not in ORDER_SIDES
+                else "INVALID_QTY"
+                if q is None or q <= 0 or q > 1e12
+                else None
+            )
+        else:
+            reason = order_problem(side, qty, type, price, tag, stop_price) or order_options_problem(
+                tif, reduce_only, sl, tp, expire_at
+            )
         if reason is None:
             reason = self._take_quota()
         if reason is not None:
@@ -285,6 +311,7 @@ def run_backtest(
     ``repr`` here and parsed again by the client.
     """
     t0 = time.perf_counter()
+    c0 = time.process_time()
     cols = _columns(bars)
     if inst.backtest is None:
         inst.backtest = PaperBroker(broker_params, broker_state)
@@ -342,7 +369,12 @@ def run_backtest(
     return {
         **out,
         # Informational (reported by the host, so never trusted for anything but display).
-        "timings": {"columns_s": t1 - t0, "loop_s": t2 - t1, "pack_s": time.perf_counter() - t2},
+        "timings": {
+            "columns_s": t1 - t0,
+            "loop_s": t2 - t1,
+            "pack_s": time.perf_counter() - t2,
+            "cpu_s": time.process_time() - c0,  # the host's CPU for all of the above
+        },
         "logs": rec.logs,
         "logs_dropped": rec.logs_dropped,
         # Orders the risk gate or the margin check denied in this chunk, with their codes.

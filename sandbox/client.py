@@ -26,6 +26,8 @@ import time
 import weakref
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,14 +254,57 @@ class _Host:
             raise SandboxError(ErrorCode.HOST_CRASHED, "the host sent a malformed reply")
         return reply
 
-    def request(self, msg: dict[str, Any], timeout: float, what: str) -> Any:
-        """Send one request; return its result or raise a classified SandboxError."""
-        self.wait_ready()
-        payload = pickle.dumps(msg, protocol=5)
-        deadline = time.monotonic() + timeout + 0.05 + len(payload) / 200e6
+    def _pump(self, data: bytes, deadline: float, cap: int) -> None:
+        """Write a request while the previous one may still be in the host's hands.
+
+        The host reads the next request only after writing its reply to the previous one, so the
+        reply's bytes are taken in meanwhile (else a reply larger than the pipe and a request
+        larger than the pipe would each wait for the other). At most that one reply frame is
+        taken: its length is checked against ``cap`` as soon as its header is in, and nothing
+        beyond the frame is read.
+        """
+        view = memoryview(data)
+        both = select.poll()
+        both.register(self.wfd, select.POLLOUT)
+        both.register(self.rfd, select.POLLIN)
+        while view:
+            try:
+                n = os.write(self.wfd, view[: 1 << 20])
+            except BlockingIOError:
+                n = 0
+            except (BrokenPipeError, OSError):
+                raise _HostGone from None
+            view = view[n:]
+            if not view:
+                return
+            want = HEADER.size
+            if len(self.buf) >= HEADER.size:
+                (length,) = HEADER.unpack(self.buf[: HEADER.size])
+                if length > cap:
+                    raise SandboxError(
+                        ErrorCode.OUTPUT_LIMIT,
+                        f"host reply of {length} bytes exceeds the call's limit of {cap} bytes",
+                    )
+                want += length
+            if len(self.buf) < want:
+                self._wait(both, deadline)
+                try:
+                    chunk = os.read(self.rfd, want - len(self.buf))
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    raise _HostGone from None
+                if not chunk:
+                    raise _HostGone
+                self.buf += chunk
+            else:
+                self._wait(self.wpoll, deadline)  # the whole reply is in: only the request is left
+
+    @contextmanager
+    def _classified(self, timeout: float, what: str) -> Iterator[None]:
+        """Pipe failures as SandboxErrors: a timeout or an oversized reply stops the host."""
         try:
-            self._write(HEADER.pack(len(payload)) + payload, deadline)
-            reply = self._read_reply(deadline, self.limits.reply_cap(str(msg.get("cmd"))))
+            yield
         except TimeoutError:
             self.kill()
             raise SandboxError(
@@ -270,11 +315,55 @@ class _Host:
         except SandboxError:
             self.kill()
             raise
+
+    def _result(self, reply: dict[str, Any]) -> Any:
         if reply.get("fatal"):
             self.kill()
         if reply.get("ok") is True:
             return reply.get("result")
         raise SandboxError.from_dict(reply.get("error"))
+
+    def request(self, msg: dict[str, Any], timeout: float, what: str) -> Any:
+        """Send one request; return its result or raise a classified SandboxError."""
+        self.wait_ready()
+        payload = pickle.dumps(msg, protocol=5)
+        deadline = time.monotonic() + timeout + 0.05 + len(payload) / 200e6
+        with self._classified(timeout, what):
+            self._write(HEADER.pack(len(payload)) + payload, deadline)
+            reply = self._read_reply(deadline, self.limits.reply_cap(str(msg.get("cmd"))))
+        return self._result(reply)
+
+    def pipelined(self, msgs: Iterator[dict[str, Any]], timeout: float, what: str) -> Iterator[Any]:
+        """Requests one ahead: the next is written while the host still works on the current
+        one, so the host starts on it as soon as it has answered. Results come in order, each
+        checked as :meth:`request` checks one; each call's deadline is ``timeout`` from when the
+        host could start it. Stops at the first failure (the caller stops the host if it leaves
+        with a request still in flight)."""
+        self.wait_ready()
+        cap = self.limits.reply_cap("backtest")
+
+        def frame(msg: dict[str, Any]) -> bytes:
+            payload = pickle.dumps(msg, protocol=5)
+            return HEADER.pack(len(payload)) + payload
+
+        msg = next(msgs, None)
+        if msg is None:
+            return
+        data = frame(msg)
+        deadline = time.monotonic() + timeout + 0.05 + len(data) / 200e6
+        with self._classified(timeout, what):
+            self._write(data, deadline)
+        while True:
+            msg = next(msgs, None)
+            with self._classified(timeout, what):
+                if msg is not None:
+                    data = frame(msg)
+                    self._pump(data, deadline + len(data) / 200e6, cap)
+                reply = self._read_reply(deadline, cap)
+            deadline = time.monotonic() + timeout + 0.05 + (len(data) / 200e6 if msg is not None else 0.0)
+            yield self._result(reply)
+            if msg is None:
+                return
 
     def _death_error(self, what: str) -> SandboxError:
         try:
@@ -719,6 +808,65 @@ class SandboxClient:
             spec.broker_state = result.get("broker")
             spec.state = result.get("state", spec.state)
             return result
+
+    def backtest_stream(
+        self,
+        tenant_id: str,
+        instance_id: str,
+        chunks: Iterable[tuple[dict[str, bytes] | dict[str, list[float]], dict[str, Any]]],
+        market: str = "BT",
+        packed: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`backtest` over a sequence of `(bars, broker_params)` chunks (the parameters may
+        change from chunk to chunk, e.g. a market's session windows), one chunk ahead: the host runs chunk k+1
+        while the caller handles chunk k's result (and fetches the bars after it). Results come in
+        order, each what :meth:`backtest` returns. The tenant's lock is held until the stream ends.
+
+        A chunk still in flight when the stream ends early (the caller stops iterating, or a chunk
+        failed) would keep the host busy for nobody: the host is stopped, and the next call spawns
+        a fresh one. The broker state each request carries is only read by a host that has none
+        (a fresh load), which cannot happen within one stream: a host that dies ends the stream.
+        """
+        with self._tenant(tenant_id):
+            host, spec = self._ready(tenant_id, instance_id)
+            timeout = self.limits.backtest_timeout
+            sent = received = 0
+
+            def requests() -> Iterator[dict[str, Any]]:
+                nonlocal sent
+                for bars, broker_params in chunks:
+                    columns = _packed_columns(bars)
+                    msg = {
+                        "cmd": "backtest",
+                        "instance_id": instance_id,
+                        "budget": timeout,
+                        "bars": columns,
+                        "broker_params": broker_params,
+                        "broker_state": spec.broker_state,
+                        "history_tail": spec.history_tail,
+                        "market": market,
+                        "packed": packed,
+                    }
+                    spec.history_tail = _history_tail(spec.history_tail, columns)
+                    sent += 1
+                    yield msg
+
+            try:
+                for result in host.pipelined(requests(), timeout, "backtest chunk"):
+                    received += 1
+                    if not isinstance(result, dict):
+                        raise SandboxError(
+                            ErrorCode.HOST_CRASHED, "the host sent a malformed backtest chunk result"
+                        )
+                    spec.broker_state = result.get("broker")
+                    spec.state = result.get("state", spec.state)
+                    yield result
+            except BaseException:
+                self._drop_if_dead(tenant_id, host)
+                raise
+            finally:
+                if sent > received and host.alive():
+                    self._discard(tenant_id)
 
     def update_config(self, tenant_id: str, instance_id: str, config: dict[str, Any]) -> None:
         with self._tenant(tenant_id):

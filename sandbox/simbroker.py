@@ -141,7 +141,7 @@ class SimBroker:
         elif (self.qty > 0) != (old > 0):  # flipped: remainder opens a new position
             self.avg_price = price
             self.entry_ts = ts
-        if self.qty == 0 or (self.qty > 0) != (old > 0):
+        if self.pending and (self.qty == 0 or (self.qty > 0) != (old > 0)):
             self._position_gone(ts)
 
     def equity(self, close: float) -> float:
@@ -204,6 +204,24 @@ class SimBroker:
         problem = self._admission(order, price)
         if problem is not None:
             self._deny(order, problem[0], problem[1], ts)
+            return order
+        if (
+            type == "market"
+            and not self.next_open
+            and limit is None
+            and stop is None
+            and not reduce_only
+            and sl is None
+            and tp is None
+            and oco is None
+            and self.volume_fraction is None
+        ):
+            # The common case: a plain market order filled at once at the signal close. The same
+            # outcome as the general path below, without its detour through ``pending`` (nothing
+            # else looks at it meanwhile) and without re-running the margin check, which
+            # ``_admission`` has just run on the same state at this very fill price.
+            order["triggered"] = True
+            self._fill_order(order, qty, fm.slipped(side, price, self.slippage), ts)
             return order
         if reduce_only and self._reduce_qty(order) <= 0:
             self._close(order, "cancelled", ts, "reduce-only: no position to reduce")
@@ -327,18 +345,21 @@ class SimBroker:
                 self.pending.remove(order)
             self._deny(order, problem[0], problem[1], ts)
             return
-        self.fill(order["side"], qty, price, ts, order["tag"])
-        order["filled_qty"] += qty
-        order["fill_price"] = price
-        done = order["filled_qty"] >= order["qty"] - 1e-12
-        if done:
-            self._close(order, "filled", ts, None)
-        else:
-            order["status"] = "partially_filled"
+        self._fill_order(order, qty, price, ts)
         if order["sl"] is not None or order["tp"] is not None:
             self._attach_legs(order, qty, price, ts)
         if order["oco"] is not None:
             self._oco_filled(order, qty, ts)
+
+    def _fill_order(self, order: dict[str, Any], qty: float, price: float, ts: float) -> None:
+        """Book a fill of ``qty`` of ``order`` at ``price``; the order is filled once nothing remains."""
+        self.fill(order["side"], qty, price, ts, order["tag"])
+        order["filled_qty"] += qty
+        order["fill_price"] = price
+        if order["filled_qty"] >= order["qty"] - 1e-12:
+            self._close(order, "filled", ts, None)
+        else:
+            order["status"] = "partially_filled"
 
     def _attach_legs(self, parent: dict[str, Any], qty: float, price: float, ts: float) -> None:
         """Create (or grow, on a further partial fill) the parent's stop-loss and take-profit."""

@@ -16,14 +16,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs
 
 from frontend.routing import websocket_urlpatterns  # noqa: E402
 from frontend.ws_auth import websocket_stack  # noqa: E402
+from stratbox.health import fast_path  # noqa: E402
 from stratbox.mcp.asgi import with_mcp  # noqa: E402
+from stratbox.throttled import remember_throttled  # noqa: E402
 
-application = with_mcp(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
-            "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
-        }
+# Before Django: `/healthz` without a session, and the repeats of a throttled caller until its
+# `Retry-After` (a flood of either costs the cores little: stratbox/health.py, stratbox/throttled.py).
+application = fast_path(
+    remember_throttled(
+        with_mcp(
+            ProtocolTypeRouter(
+                {
+                    "http": django_asgi_app,
+                    # Session + Origin check for browsers, Bearer/?token= for API clients (frontend/ws_auth.py).
+                    "websocket": websocket_stack(URLRouter(websocket_urlpatterns)),
+                }
+            )
+        )
     )
 )

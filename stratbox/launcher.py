@@ -33,6 +33,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("STRATBOX_VAR_DIR") or BASE_DIR / "var")
 HOST = os.environ.get("STRATBOX_HOST", "127.0.0.1")
 PORT = os.environ.get("STRATBOX_PORT", "8000")
+# On one box the web server yields the CPU to the tick workers: trading ticks carry money, web
+# requests do not, and a flood of requests must not delay a tick (README: Production, "Worker pools
+# and queues"). Added to the launcher's own nice value; 0 runs the web server at the workers' level.
+WEB_NICE = int(os.environ.get("STRATBOX_WEB_NICE") or 10)
+
+
+def web_nice_prefix() -> str:
+    """`nice -n N ` for the web server's command line ('' for 0)."""
+    return f"nice -n {WEB_NICE} " if WEB_NICE > 0 else ""
 
 
 def _start_embedded_redis() -> subprocess.Popen[bytes]:
@@ -210,7 +219,7 @@ def _run(
     level = "INFO" if verbose else "WARNING"
     quiet = f"LOG_LEVEL={level} "  # honcho runs each line through a shell
     procs["web"] = (
-        f"{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
+        f"{web_nice_prefix()}{py} -m uvicorn stratbox.asgi:application --host {HOST} --port {PORT} --lifespan off --ws websockets-sansio"
     )
     queue = os.environ.get("CELERY_QUEUE") or "stratbox"
     # Ticks and orders on the default queue; backtests and other long work on `<queue>.long`, in a

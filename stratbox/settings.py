@@ -392,6 +392,9 @@ STRATBOX_MCP_BACKTESTS_PER_DAY = env.int("STRATBOX_MCP_BACKTESTS_PER_DAY", defau
 # CPU priority (nice, 0..19) of a worker that consumes only long-work queues, inherited by its pool
 # processes and their sandbox hosts: a busy core runs ticks first and backtests with what is left.
 STRATBOX_LONG_WORKER_NICE = env.int("STRATBOX_LONG_WORKER_NICE", default=19)
+# ... and the SCHED_IDLE scheduling policy on top (CFS weight 3, nice 19's is 15): backtests get
+# only the CPU time nothing else wants. Where the kernel refuses it, the nice value alone applies.
+STRATBOX_LONG_WORKER_IDLE = env.bool("STRATBOX_LONG_WORKER_IDLE", default=True)
 # `/healthz` shows its parts (database, Redis, workers) to staff and to `Bearer <this token>`.
 STRATBOX_HEALTH_TOKEN = env("STRATBOX_HEALTH_TOKEN", default="")
 # Per-plan quotas (tenants.plans): instance count and shortest frequency, backtests running at once

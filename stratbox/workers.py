@@ -112,6 +112,43 @@ def on_worker_ready(sender: Any = None, **_: object) -> None:
     _thread.start()
 
 
+def lower_cpu_priority(nice: int, idle: bool) -> str:
+    """Lower this process's CPU priority, for every thread it has and every process it forks later.
+
+    `idle`: the SCHED_IDLE policy, CFS weight 3 against 1024 for a nice-0 task (nice 19 is 15),
+    run only with what ordinary tasks leave. Refused (no such policy, a seccomp profile, a kernel
+    without it), the nice value alone is the fallback. The nice value is set in both cases: an
+    unprivileged process can leave SCHED_IDLE again only for a nice value its RLIMIT_NICE allows,
+    so with nice 19 neither the pool nor a sandbox host can climb back. Lowering is always allowed;
+    raising back would need privileges. Returns what was applied, for the log."""
+    wanted = min(max(int(nice), 0), 19)
+    # Linux applies nice and scheduling policy per thread; threads started earlier keep their own.
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    for tid in tids:
+        try:
+            if wanted > os.getpriority(os.PRIO_PROCESS, tid):
+                os.setpriority(os.PRIO_PROCESS, tid, wanted)
+        except OSError:
+            continue  # the thread ended meanwhile
+    applied = f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"
+    sched_idle = getattr(os, "SCHED_IDLE", None)
+    if not idle or sched_idle is None:
+        return applied
+    try:
+        for tid in tids:
+            try:
+                os.sched_setscheduler(tid, sched_idle, os.sched_param(0))
+            except ProcessLookupError:
+                continue
+    except OSError as exc:
+        logger.warning("SCHED_IDLE refused (%s): long work runs at %s only", exc, applied)
+        return applied
+    return f"SCHED_IDLE, {applied}"
+
+
 def on_worker_setup(worker: Any) -> None:
     """A worker that consumes only long-work queues (backtests) lowers its CPU priority before its
     pool starts: the pool processes and the sandbox hosts they spawn inherit it. On a shared core
@@ -123,11 +160,8 @@ def on_worker_setup(worker: Any) -> None:
     queues = list(app.amqp.queues.consume_from.keys()) if app is not None else []
     if not queues or not all(str(q).endswith(LONG_QUEUE_SUFFIX) for q in queues):
         return
-    wanted = min(max(int(settings.STRATBOX_LONG_WORKER_NICE), 0), 19)
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if wanted > current:  # lowering is always allowed; raising back would need privileges
-        os.setpriority(os.PRIO_PROCESS, 0, wanted)
-        logger.info("long-work worker: CPU priority lowered to nice %d", wanted)
+    applied = lower_cpu_priority(settings.STRATBOX_LONG_WORKER_NICE, settings.STRATBOX_LONG_WORKER_IDLE)
+    logger.info("long-work worker: CPU priority lowered to %s", applied)
 
 
 def on_worker_shutdown(**_: object) -> None:

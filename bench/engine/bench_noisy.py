@@ -1,8 +1,8 @@
 """Noisy-neighbour mode of the engine benchmark (`make bench-engine BENCH_ENGINE_ARGS=--noisy`).
 
 A quiet tenant runs `--quiet` active paper instances every second. The tick latency of its ticks
-(due -> done, and start lateness) is measured twice, each time for `--duration` seconds after a
-warm-up, on the same real processes — a tick worker pool on the default queue, a long-work pool on
+(due -> done, and start lateness) is measured in windows of `--duration` seconds, on the same
+real processes — a tick worker pool on the default queue, a long-work pool on
 `<queue>.long`, the dispatcher:
 
 1. alone;
@@ -11,8 +11,10 @@ warm-up, on the same real processes — a tick worker pool on the default queue,
    fast as they return to the real web server (uvicorn): half anonymous health checks, half
    version diffs with the neighbour's token.
 
-It prints both p50/p99 figures and the ratio of the p99s (target: at most 1.5). On a shared or
-loaded machine the figures are noisy; the load average is printed next to them.
+The two windows alternate for `--rounds` rounds (the neighbour's backtests are cancelled and the
+flood paused between them), so the ratios of each round are measured side by side under the same
+background load. It prints p50/p99 of every window with the load average, the CPU the web server
+and the long pool took, and the ratio of the p99s (target: at most 1.5), per round and pooled.
 """
 
 from __future__ import annotations
@@ -57,14 +59,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--noisy", action="store_true")
     parser.add_argument("--quiet", type=int, default=20, help="instances of the quiet tenant")
     parser.add_argument("--heavy", type=int, default=2, help="CPU-heavy backtests of the neighbour at once")
-    parser.add_argument("--duration", type=float, default=30.0)
-    parser.add_argument("--warmup", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alone / with-neighbour window pairs")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured per window")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds before the first window")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds after switching the neighbour")
     parser.add_argument("--concurrency", type=int, default=2, help="tick worker processes")
     parser.add_argument("--floods", type=int, default=4, help="threads flooding the health check (0: none)")
+    parser.add_argument(
+        "--web-nice", type=int, default=None, help="nice added to the web server (default: make run's)"
+    )
     args = parser.parse_args(argv)
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
         print("set DATABASE_URL and REDIS_URL (make bench-engine does)", file=sys.stderr)
         return 2
+    if args.web_nice is None:
+        from stratbox.launcher import WEB_NICE
+
+        args.web_nice = WEB_NICE
     db_url, admin_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
     queue = f"bench-noisy-{uuid.uuid4().hex[:8]}"
     recreate_database(admin_url, db_name)
@@ -84,48 +95,62 @@ def main(argv: list[str]) -> int:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
     try:
-        quiet_alone, with_neighbour = run(args, queue)
+        rounds = run(args, queue)
     finally:
         cleanup_redis()
         from django.db import connections
 
         connections.close_all()
         recreate_database(admin_url, db_name, drop_only=True)
+    long_priority = f"{'SCHED_IDLE + ' if settings.STRATBOX_LONG_WORKER_IDLE else ''}nice {settings.STRATBOX_LONG_WORKER_NICE}"
     print()
-    print("=" * 100)
+    print("=" * 140)
     print(
-        f"Noisy neighbour — {os.cpu_count()} CPUs, {args.quiet} quiet 1-s instances, tick pool x{args.concurrency}, "
-        f"neighbour: {args.heavy} CPU-heavy backtests on the long pool x{args.heavy} + {args.floods} threads "
-        "flooding health checks and diffs over HTTP; "
-        f"{args.duration:.0f} s windows"
+        f"Noisy neighbour — {os.cpu_count()} CPUs, {args.quiet} quiet 1-s instances, tick pool x{args.concurrency}; "
+        f"neighbour: {args.heavy} CPU-heavy backtests (long pool x{args.heavy}, {long_priority}) + "
+        f"{args.floods} threads flooding /healthz and diffs over HTTP (web server at nice +{args.web_nice}); "
+        f"{args.rounds} rounds of {args.duration:.0f} s windows, alone and with the neighbour alternately"
     )
     print(
-        f"{'phase':<22} {'ticks/s':>8} {'coalesced':>9} {'due→done p50':>13} {'p99':>9} {'late p50':>9} {'p99':>9} {'load':>6}"
+        f"{'round':<6}{'phase':<16}{'ticks/s':>8}{'coalesced':>10}{'due→done p50':>14}{'p99':>10}"
+        f"{'late p99':>10}{'load':>7}{'ticks cpu':>10}{'web cpu':>9}{'long cpu':>10}{'client cpu':>11}{'flood req/s':>12}{'p99 ratio':>11}"
     )
-    for name, r in (("quiet tenant alone", quiet_alone), ("with heavy neighbour", with_neighbour)):
-        print(
-            f"{name:<22} {r['tps']:>8.1f} {r['coalesced']:>9} {r['lat_p50']:>10.1f} ms {r['lat_p99']:>6.1f} ms "
-            f"{r['late_p50']:>6.1f} ms {r['late_p99']:>6.1f} ms {r['load']:>6.2f} {r['long_pool_cpu_pct']:>12.0f} %"
-        )
-    ratio = with_neighbour["lat_p99"] / quiet_alone["lat_p99"] if quiet_alone["lat_p99"] else float("nan")
-    p50_ratio = with_neighbour["lat_p50"] / quiet_alone["lat_p50"] if quiet_alone["lat_p50"] else float("nan")
-    print(f"due→done ratio (with / without neighbour): p99 {ratio:.2f} (target <= 1.5), p50 {p50_ratio:.2f}")
-    print("=" * 100)
+    for i, (alone, noisy) in enumerate(rounds, 1):
+        for name, r in (("alone", alone), ("with neighbour", noisy)):
+            ratio = f"{noisy['lat_p99'] / alone['lat_p99']:.2f}" if r is noisy and alone["lat_p99"] else ""
+            print(
+                f"{i:<6}{name:<16}{r['tps']:>8.1f}{r['coalesced']:>10}{r['lat_p50']:>11.1f} ms{r['lat_p99']:>7.1f} ms"
+                f"{r['late_p99']:>7.1f} ms{r['load']:>7.2f}{r['ticks_cpu_pct']:>9.0f}%{r['web_cpu_pct']:>8.0f}%"
+                f"{r['long_cpu_pct']:>9.0f}%{r['client_cpu_pct']:>10.0f}%"
+                f"{r['flood_rps']:>12.0f}{ratio:>11}"
+            )
+    alone_all = [x for a, _ in rounds for x in a["latency"]]
+    noisy_all = [x for _, n in rounds for x in n["latency"]]
+    ratios = sorted(n["lat_p99"] / a["lat_p99"] for a, n in rounds if a["lat_p99"])
+    pooled = pct(noisy_all, 99) / pct(alone_all, 99) if alone_all else float("nan")
+    print(
+        f"due→done p99, all windows pooled: alone {pct(alone_all, 99):.1f} ms, with neighbour "
+        f"{pct(noisy_all, 99):.1f} ms — ratio {pooled:.2f} (target <= 1.5); per round: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)} (median {ratios[len(ratios) // 2]:.2f}); p50 "
+        f"{pct(alone_all, 50):.1f} → {pct(noisy_all, 50):.1f} ms"
+    )
+    print("=" * 140)
     return 0
 
 
-def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
+def run(args: argparse.Namespace, queue: str) -> list[tuple[dict, dict]]:
     import numpy as np
     from django.contrib.auth import get_user_model
 
     from sandbox import validate_source
     from stratbox.backtests.csvbars import BarColumns
     from stratbox.backtests.models import Backtest
-    from stratbox.backtests.services import BarsSpec, backtest_create
+    from stratbox.backtests.services import BarsSpec, backtest_cancel, backtest_create
     from stratbox.engine import runtime
     from stratbox.engine.reconciler import reconcile
     from stratbox.instances.models import StrategyInstance
@@ -227,23 +252,32 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
     dispatcher = Proc("noisy-dispatcher", [py, "manage.py", "run_dispatcher"], env)
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"
+    nice = ["nice", "-n", str(args.web_nice)] if args.web_nice > 0 else []  # as `make run` starts it
     web = Proc(
         "noisy-web",
-        [py, "-m", "uvicorn", "stratbox.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+        [*nice, py, "-m", "uvicorn", "stratbox.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
         + ["--lifespan", "off", "--log-level", "warning"],
         env,
     )
     r = runtime.r()
+    n = 200_000  # bars: a backtest runs far longer than a window
+    ts = 1_700_000_000 + 60 * np.arange(n, dtype=np.float64)
+    close = 100 + np.sin(np.arange(n) / 50.0)
+    bars = BarColumns(ts, close, close + 1, close - 1, close, np.ones(n))
 
-    def window(label: str) -> dict:
-        time.sleep(args.warmup)
+    ctx = multiprocessing.get_context("fork")
+    flooding, ended, counts = ctx.Event(), ctx.Event(), ctx.Queue()
+    sent = ctx.Value("q", 0)
+
+    def window(label: str, wait: float) -> dict:
+        time.sleep(wait)
         r.delete(runtime.METRICS_TICK_KEY, runtime.METRICS_ORDER_KEY, runtime.METRICS_BATCH_KEY)
         before = _coalesced(r, instances)
-        long_cpu0 = tree_usage(long.proc.pid)[0]
+        web_cpu0, long_cpu0, sent0 = tree_usage(web.proc.pid)[0], tree_usage(long.proc.pid)[0], sent.value
+        ticks_cpu0, client_cpu0 = tree_usage(ticks.proc.pid)[0], _cpu(flooder)
         started = time.perf_counter()
         time.sleep(args.duration)
         elapsed = time.perf_counter() - started
-        long_cpu = (tree_usage(long.proc.pid)[0] - long_cpu0) / elapsed * 100
         rows = [tuple(map(float, x.split(",")))[:3] for x in r.lrange(runtime.METRICS_TICK_KEY, 0, -1)]
         latency = [(t[2] - t[0]) * 1000 for t in rows]
         late = [(t[1] - t[0]) * 1000 for t in rows]
@@ -251,65 +285,82 @@ def run(args: argparse.Namespace, queue: str) -> tuple[dict, dict]:
             "tps": len(rows) / elapsed, "coalesced": _coalesced(r, instances) - before,
             "lat_p50": pct(latency, 50), "lat_p99": pct(latency, 99),
             "late_p50": pct(late, 50), "late_p99": pct(late, 99), "load": os.getloadavg()[0],
-            "long_pool_cpu_pct": long_cpu,
+            "web_cpu_pct": (tree_usage(web.proc.pid)[0] - web_cpu0) / elapsed * 100,
+            "long_cpu_pct": (tree_usage(long.proc.pid)[0] - long_cpu0) / elapsed * 100,
+            "ticks_cpu_pct": (tree_usage(ticks.proc.pid)[0] - ticks_cpu0) / elapsed * 100,
+            "client_cpu_pct": (_cpu(flooder) - client_cpu0) / elapsed * 100,
+            "flood_rps": (sent.value - sent0) / elapsed,
             "backtests_running": Backtest.objects.filter(status="running").count(),
         }  # fmt: skip
         print(f"[{label}] {json.dumps({k: round(v, 2) for k, v in result.items()})}", flush=True)
-        return result
+        return {**result, "latency": latency}
 
-    ctx = multiprocessing.get_context("fork")
-    flooding, counts = ctx.Event(), ctx.Queue()
+    rounds: list[tuple[dict, dict]] = []
+    flooder: multiprocessing.process.BaseProcess | None = None
     try:
-        alone = window("quiet tenant alone")
-        # The neighbour: CPU-heavy backtests kept running (a new one whenever one ends), and floods.
-        n = 200_000
-        ts = 1_700_000_000 + 60 * np.arange(n, dtype=np.float64)
-        close = 100 + np.sin(np.arange(n) / 50.0)
-        bars = BarColumns(ts, close, close + 1, close - 1, close, np.ones(n))
-        for _ in range(args.heavy * 4):
-            backtest_create(
-                tenant=noisy,
-                actor=n_user,
-                version=n_version,
-                bars=BarsSpec(csv_bars=bars, csv_filename="n.csv"),
-            )
         targets = [("/healthz", None), (diff_path, n_token)]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the web server is up (any answer will do)
-            try:
-                urllib.request.urlopen(f"{web_url}/healthz", timeout=2).close()  # noqa: S310 - loopback
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                time.sleep(0.2)
-        flooder = ctx.Process(
-            target=_flood, args=(web_url, targets, args.floods, flooding, counts), daemon=True
-        )
-        flooder.start()
-        neighbour = window("with heavy neighbour")
-        flooding.set()
-        print(f"[flood] requests by path and status: {json.dumps(counts.get(timeout=30))}")
+        if args.floods:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the web server is up (any answer will do)
+                try:
+                    urllib.request.urlopen(f"{web_url}/healthz", timeout=2).close()  # noqa: S310 - loopback
+                    break
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            flooder = ctx.Process(
+                target=_flood,
+                args=(web_url, targets, args.floods, flooding, ended, sent, counts),
+                daemon=True,
+            )
+            flooder.start()
+        for i in range(1, args.rounds + 1):
+            alone = window(f"round {i}: quiet tenant alone", args.warmup if i == 1 else args.settle)
+            # The neighbour: CPU-heavy backtests running all window long, and the flood.
+            running = [
+                backtest_create(
+                    tenant=noisy,
+                    actor=n_user,
+                    version=n_version,
+                    bars=BarsSpec(csv_bars=bars, csv_filename="n.csv"),
+                )  # fmt: skip
+                for _ in range(args.heavy)
+            ]
+            flooding.set()
+            neighbour = window(f"round {i}: with heavy neighbour", args.settle)
+            flooding.clear()
+            for bt in running:
+                bt.refresh_from_db()
+                if not bt.is_finished:
+                    backtest_cancel(backtest=bt, actor=n_user)
+            rounds.append((alone, neighbour))
+        if flooder is not None:
+            ended.set()
+            print(f"[flood] requests by path and status: {json.dumps(counts.get(timeout=30))}")
     finally:
-        flooding.set()
+        ended.set()
+        flooding.clear()
         stop.set()
         for proc in (web, dispatcher, ticks, long):
             proc.stop()
-    return alone, neighbour
+    return rounds
 
 
-def _flood(web_url: str, targets: list, threads: int, stop, counts) -> None:  # type: ignore[no-untyped-def]
+def _flood(web_url: str, targets: list, threads: int, flooding, ended, sent, counts) -> None:  # type: ignore[no-untyped-def]
     """What a neighbour can do from outside: requests as fast as they return, on the real web server
-    (its caches, throttles and limits apply; nothing is cleared for it). The client stands for
-    machines of the neighbour's: it runs at the lowest CPU priority, so what the quiet tenant
-    competes with is the server's work for these requests, not the client's."""
+    (its caches, throttles and limits apply; nothing is cleared for it), while `flooding` is set.
+    The client stands for machines of the neighbour's: it runs at the lowest CPU priority, so what
+    the quiet tenant competes with is the server's work for these requests, not the client's."""
     os.setpriority(os.PRIO_PROCESS, 0, 19)
     statuses: dict[str, int] = {}
     lock = threading.Lock()
 
     def loop(path: str, token: str | None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        while not stop.is_set():
+        while not ended.is_set():
+            if not flooding.wait(0.2):
+                continue
             request = urllib.request.Request(f"{web_url}{path}", headers=headers)  # noqa: S310 - loopback
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
@@ -321,14 +372,21 @@ def _flood(web_url: str, targets: list, threads: int, stop, counts) -> None:  # 
             key = f"{path.split('/')[1]} {status}"
             with lock:
                 statuses[key] = statuses.get(key, 0) + 1
+            with sent.get_lock():
+                sent.value += 1
 
     workers = [threading.Thread(target=loop, args=targets[k % 2], daemon=True) for k in range(threads)]
     for t in workers:
         t.start()
-    stop.wait()
+    ended.wait()
     for t in workers:
         t.join(timeout=15)
     counts.put(dict(sorted(statuses.items())))
+
+
+def _cpu(proc) -> float:  # type: ignore[no-untyped-def]
+    """CPU seconds of the flood client (0 without one)."""
+    return tree_usage(proc.pid)[0] if proc is not None and proc.pid else 0.0
 
 
 def free_port() -> int:

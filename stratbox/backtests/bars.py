@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.db import connection
@@ -76,7 +77,7 @@ def market_bars_chunks(
     header_done = False
     with connection.cursor() as cursor:
         with cursor.cursor.copy(sql, (market_id, interval_seconds, start, end)) as copy:
-            while block := copy.read():
+            for block in _copy_out(copy, cursor.cursor.connection.pgconn):
                 buf += block
                 if not header_done and len(buf) >= 19:
                     if not buf.startswith(_COPY_SIGNATURE):
@@ -86,7 +87,7 @@ def market_bars_chunks(
                         continue
                     del buf[:skip]
                     header_done = True
-                if header_done and len(buf) >= size:
+                while header_done and len(buf) >= size:
                     yield _decode_rows(bytes(buf[:size]))
                     del buf[:size]
     if not header_done:
@@ -94,6 +95,33 @@ def market_bars_chunks(
     rest = bytes(buf[:-2])  # the trailer is int16 -1
     if rest:
         yield _decode_rows(rest)
+
+
+def _copy_out(copy: Any, pgconn: Any, drain: int = 4096) -> Iterator[bytes]:
+    """A binary COPY's output in blocks of many rows.
+
+    PostgreSQL sends one CopyData message per row, and ``Copy.read`` returns one message per call
+    through psycopg's wait machinery: a million calls cost most of a CPU second. After each such
+    read, the rows libpq already holds are taken straight from the connection (``PGconn``, the
+    documented low-level escape hatch) without waiting. Draining stops at a message shorter than a
+    row -- the file trailer (alone, or after the header when there are no rows), which comes last
+    -- so the end of the copy and its final result are still read by ``Copy.read``.
+    """
+    row = _ROW.itemsize
+    while block := copy.read():
+        if len(block) < row:
+            yield bytes(block)
+            continue
+        out = bytearray(block)
+        for _ in range(drain):
+            nbytes, data = pgconn.get_copy_data(1)  # 1: never block; 0 when nothing is buffered
+            if nbytes <= 0:
+                # 0: nothing buffered. -1 cannot come before the trailer, which stops us below.
+                break
+            out += data
+            if nbytes < row:
+                break
+        yield bytes(out)
 
 
 def _decode_rows(body: bytes) -> BarColumns:

@@ -36,7 +36,7 @@ from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.events import progress_publish
 from stratbox.backtests.market_rules import market_rules_for
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
-from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
+from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunks, backtest_load, backtest_unload
 from stratbox.engine import runtime
 from tenants.models import Tenant
 from tenants.plans import plan_get
@@ -277,6 +277,7 @@ def backtest_run(backtest_id: str) -> str:
     try:
         acc = _Accumulator()
         started = time.monotonic()
+        cpu_started = time.process_time()  # this worker process's CPU (the bars thread's too)
         backtest_load(bt, tenant_id=tenant_id, key=key)
         params = bt.broker_params
         rules = market_rules_for(bt)
@@ -284,45 +285,56 @@ def backtest_run(backtest_id: str) -> str:
         parts: list[BarColumns] = []
         chunks = bars_chunks(bt)
         acc.time("load_s", time.monotonic() - started)
-        t = time.monotonic()
-        following = next(chunks, None)
-        acc.time("bars_wait_s", time.monotonic() - t)
-        while following is not None:
-            t = time.monotonic()
-            # One chunk ahead: the market's rules need to know which chunk is the last.
-            part, following = following, next(chunks, None)
-            acc.time("bars_wait_s", time.monotonic() - t)
-            part, last = rules.cut(part, following)
-            t = time.monotonic()
-            if watch.cancelled.is_set() or _cancel_requested(bt):
-                _finish(bt, BacktestStatus.CANCELLED)
-                return bt.status
-            parts.append(part)
-            bars = _bar_columns(part)
-            acc.time("bookkeeping_s", time.monotonic() - t)
-            t = time.monotonic()
-            result = backtest_chunk(
-                tenant_id=tenant_id,
-                key=key,
-                bars=bars,
-                broker_params=rules.chunk_params(params, part, last),
-                market=bt.market_code,
-                settling=last and rules.settle_value is not None,
-            )
-            acc.time("chunk_calls_s", time.monotonic() - t)
-            t = time.monotonic()
-            acc.add(result, len(part))
-            _progress(bt, acc.done, started)
-            acc.time("bookkeeping_s", time.monotonic() - t)
-            if last:
-                break
+
+        feeding = [0.0]  # time spent fetching and packing bars inside the stream (not the host's)
+
+        def requests() -> Iterator[tuple[dict[str, bytes], dict[str, Any], bool]]:
+            # Pulled by the stream while the host still runs the chunk before (one ahead). The
+            # bars are read one chunk further ahead still: the market's rules need to know which
+            # chunk is the last (its settlement, and no bars after a resolution).
+            assert chunks is not None
+            started_at = time.monotonic()
+            following = next(chunks, None)
+            acc.time("bars_wait_s", time.monotonic() - started_at)
+            while following is not None:
+                t = time.monotonic()
+                part, following = following, next(chunks, None)
+                acc.time("bars_wait_s", time.monotonic() - t)
+                t = time.monotonic()
+                part, last = rules.cut(part, following)
+                parts.append(part)
+                bars = _bar_columns(part)
+                acc.time("bookkeeping_s", time.monotonic() - t)
+                feeding[0] += time.monotonic() - started_at
+                yield bars, rules.chunk_params(params, part, last), last and rules.settle_value is not None
+                started_at = time.monotonic()
+                if last:
+                    break
+            feeding[0] += time.monotonic() - started_at
+
+        results = backtest_chunks(tenant_id=tenant_id, key=key, chunks=requests(), market=bt.market_code)
+        try:
+            t, fed = time.monotonic(), feeding[0]
+            for index, result in enumerate(results):
+                acc.time("chunk_calls_s", time.monotonic() - t - (feeding[0] - fed))
+                t = time.monotonic()
+                acc.add(result, len(parts[index]))
+                _progress(bt, acc.done, started)
+                cancelled = watch.cancelled.is_set() or _cancel_requested(bt)
+                acc.time("bookkeeping_s", time.monotonic() - t)
+                if cancelled:
+                    _finish(bt, BacktestStatus.CANCELLED)
+                    return bt.status
+                t, fed = time.monotonic(), feeding[0]
+        finally:
+            results.close()  # a chunk still in flight stops the host (see backtest_stream)
         acc.time("run_s", time.monotonic() - started)
         t = time.monotonic()
         cols = BarColumns.concat(parts)
         if len(cols) != bt.bars_total:  # bars added or removed since creation: report what ran
             bt.bars_total = len(cols)
             Backtest.objects.filter(pk=bt.pk).update(bars_total=bt.bars_total)
-        _store_results(bt, cols, acc, t)
+        _store_results(bt, cols, acc, t, cpu_started)
         return bt.status
     except SandboxError as exc:
         if watch.cancelled.is_set():  # the host was killed to honour a cancel, not by the strategy
@@ -404,7 +416,9 @@ def _trades_insert(rows: list[tuple[Any, ...]]) -> None:
 
 
 @transaction.atomic
-def _store_results(bt: Backtest, cols: BarColumns, acc: _Accumulator, started: float) -> None:
+def _store_results(
+    bt: Backtest, cols: BarColumns, acc: _Accumulator, started: float, cpu_started: float | None = None
+) -> None:
     capital = float(bt.starting_capital)
     fills = acc.all_fills()
     try:
@@ -437,6 +451,8 @@ def _store_results(bt: Backtest, cols: BarColumns, acc: _Accumulator, started: f
     _trades_insert(rows)
     curve = metrics.downsample(cols.ts, equity, MAX_CURVE_POINTS)
     acc.time("store_s", time.monotonic() - t)
+    if cpu_started is not None:
+        acc.time("worker_cpu_s", time.process_time() - cpu_started)
     # Where the time went (shown by the benchmark); host_* figures are the host's own report.
     m["timings"] = {k: round(v, 4) for k, v in acc.timings.items()}
     _finish(

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,31 @@ def backtest_chunk(
     ``settling``: the chunk ends with a binary market's settlement (a fill at 0 is then valid)."""
     raw = client().backtest(tenant_id, key, bars, broker_params, market=market, packed=True)
     return normalize_chunk(raw, settling=settling)
+
+
+def backtest_chunks(
+    *,
+    tenant_id: str,
+    key: str,
+    chunks: Iterator[tuple[dict[str, bytes], dict[str, Any], bool]],
+    market: str,
+) -> Iterator[dict[str, Any]]:
+    """:func:`backtest_chunk` over a sequence of `(bars, broker_params, settling)` chunks, one
+    ahead: the host runs the next chunk while the caller stores this one's result (see
+    ``SandboxClient.backtest_stream``)."""
+    settling: list[bool] = []
+
+    def requests() -> Iterator[tuple[dict[str, bytes], dict[str, Any]]]:
+        for bars, params, settles in chunks:
+            settling.append(settles)
+            yield bars, params
+
+    stream = client().backtest_stream(tenant_id, key, requests(), market=market, packed=True)
+    try:
+        for index, raw in enumerate(stream):
+            yield normalize_chunk(raw, settling=settling[index])
+    finally:
+        stream.close()
 
 
 def _bad(what: str) -> SandboxError:
@@ -207,4 +233,4 @@ def _denials(value: object) -> list[dict[str, Any]]:
     return out
 
 
-_TIMINGS = frozenset({"columns_s", "loop_s", "pack_s"})
+_TIMINGS = frozenset({"columns_s", "loop_s", "pack_s", "cpu_s"})

@@ -44,9 +44,12 @@ class EngineConfig(AppConfig):
 
         from stratbox.engine import tasks  # noqa: F401 - connects the worker signals
         from stratbox.engine.events import publish_order_events
+        from stratbox.engine.runtime import quote_mark
         from stratbox.instances.events import subscribe_instance_changed  # (as above: the registry is ready)
+        from stratbox.markets.quotes import quote_listen
         from stratbox.trading.order_events import subscribe_order_events
 
         subscribe_instance_changed(reconcile_soon)
         subscribe_order_events(publish_order_events)
+        quote_listen(quote_mark)  # a stored quote marks its market's quote-triggered instances due
         current_app.conf.beat_schedule = {**(current_app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

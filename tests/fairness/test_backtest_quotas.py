@@ -238,12 +238,15 @@ def test_instance_quota_is_a_409_and_the_plans_shortest_frequency_a_400(
     assert version.definition.instances.count() == 1
 
 
-def test_long_work_runs_at_the_lowest_cpu_priority_and_ticks_keep_theirs(
+def test_long_work_runs_sched_idle_at_the_lowest_cpu_priority_and_ticks_keep_theirs(
     transactional_db: None, tenant: Any, user: Any, celery_queue: str
 ) -> None:
-    """A worker consuming only the long queue lowers its priority before its pool starts: its pool
-    processes and the sandbox host running a backtest have nice 19, so a busy core runs ticks first.
-    A worker on the tick queue keeps the priority it was started with."""
+    """A worker consuming only the long queue lowers its priority before its pool starts: every
+    thread of it, of its pool processes and of the sandbox host running a backtest runs under
+    SCHED_IDLE at nice 19, so a busy core runs ticks first. A worker on the tick queue keeps the
+    policy and priority it was started with."""
+    import os
+
     import psutil
 
     from stratbox.backtests.models import Backtest
@@ -260,20 +263,70 @@ def test_long_work_runs_at_the_lowest_cpu_priority_and_ticks_keep_theirs(
     try:
         wait_for(lambda: Backtest.objects.get(pk=bt).status == "running", timeout=60)
 
-        def descendants(proc: WorkerProcess) -> list[psutil.Process]:
+        def tree(proc: WorkerProcess) -> list[psutil.Process]:
             assert proc.proc is not None
-            return psutil.Process(proc.proc.pid).children(recursive=True)
+            root = psutil.Process(proc.proc.pid)
+            return [root, *root.children(recursive=True)]
 
         def hosts() -> list[psutil.Process]:
-            return [p for p in descendants(long) if "sandbox" in " ".join(p.cmdline())]
+            return [p for p in tree(long) if "sandbox" in " ".join(p.cmdline())]
+
+        def policies(procs: list[psutil.Process]) -> set[tuple[int, int]]:
+            """(scheduling policy, nice) of every thread of these processes."""
+            return {
+                (os.sched_getscheduler(t.id), os.getpriority(os.PRIO_PROCESS, t.id))
+                for p in procs
+                for t in p.threads()
+            }
 
         wait_for(hosts, timeout=30)
-        assert psutil.Process(long.proc.pid).nice() == 19  # type: ignore[union-attr]
-        assert {p.nice() for p in descendants(long)} == {19}
-        assert {p.nice() for p in hosts()} == {19}
-        assert psutil.Process(ticks.proc.pid).nice() == own  # type: ignore[union-attr]
-        assert {p.nice() for p in descendants(ticks)} == {own}
+        assert len(tree(long)) >= 3  # the worker, its pool process, the backtest's host (and keeper)
+        assert policies(tree(long)) == {(os.SCHED_IDLE, 19)}
+        assert policies(hosts()) == {(os.SCHED_IDLE, 19)}
+        assert policies(tree(ticks)) == {(os.SCHED_OTHER, own)}
     finally:
         client.post(f"{URL}{bt}/cancel/")
         ticks.stop()
         long.stop()
+
+
+def test_cpu_priority_falls_back_to_nice_without_sched_idle() -> None:
+    """`STRATBOX_LONG_WORKER_IDLE=0` (or a kernel that refuses SCHED_IDLE): nice alone, in every
+    thread, including one started before; SCHED_IDLE otherwise. Run in forked children."""
+    import multiprocessing
+    import os
+    import threading
+
+    from stratbox.workers import lower_cpu_priority
+
+    def child(idle: bool, out: Any) -> None:
+        seen: list[tuple[int, int]] = []
+        started = threading.Event()
+        done = threading.Event()
+
+        def other() -> None:
+            started.set()
+            done.wait()
+            seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+
+        t = threading.Thread(target=other)
+        t.start()
+        started.wait()
+        applied = lower_cpu_priority(19, idle)
+        done.set()
+        t.join()
+        seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+        out.put((applied, seen))
+
+    ctx = multiprocessing.get_context("fork")
+    for idle, policy, text in (
+        (False, os.SCHED_OTHER, "nice 19"),
+        (True, os.SCHED_IDLE, "SCHED_IDLE, nice 19"),
+    ):
+        out = ctx.Queue()
+        proc = ctx.Process(target=child, args=(idle, out))
+        proc.start()
+        applied, seen = out.get(timeout=10)
+        proc.join(timeout=10)
+        assert applied == text
+        assert seen == [(policy, 19), (policy, 19)]

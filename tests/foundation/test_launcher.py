@@ -14,6 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import psycopg
 
 from tests.loopback import free_port
@@ -74,6 +75,17 @@ def test_make_run_with_nothing_configured_runs_the_demo_on_embedded_stores() -> 
         _wait("the platform answered /healthz", healthy, 240, log)
         # The banner names the socket the embedded Redis really listens on (under STRATBOX_VAR_DIR).
         assert f"embedded redis-server on {var / 'redis.sock'}" in log.read_text()
+        # CPU priorities on one box: the web server below the tick workers (STRATBOX_WEB_NICE, 10),
+        # the long-work pool under SCHED_IDLE at nice 19, the tick pool as launched.
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        tree = psutil.Process(launcher.pid).children(recursive=True)
+
+        def procs(word: str) -> list[psutil.Process]:
+            return [p for p in tree if p.name().startswith("python") and word in " ".join(p.cmdline())]
+
+        assert {p.nice() for p in procs("uvicorn")} == {min(own + 10, 19)}
+        assert {(os.sched_getscheduler(p.pid), p.nice()) for p in procs("worker@")} == {(os.SCHED_OTHER, own)}
+        assert {(os.sched_getscheduler(p.pid), p.nice()) for p in procs("long@")} == {(os.SCHED_IDLE, 19)}
 
         def demo_traded() -> tuple[int, int] | None:
             with psycopg.connect(host=str(var / "postgres"), user="postgres", dbname="stratbox") as conn:

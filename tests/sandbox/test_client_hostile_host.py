@@ -108,3 +108,27 @@ os.read(REQUEST_FD, 1)  # ...never finished: nothing more will come from the cli
     assert events == ["good ticked ten times", "evil answered"]
     assert outcome["client_error"] == "HOST_GONE"
     assert legit_tick(client, "evil") == 1 and legit_tick(client, "good") == 12
+
+
+def test_a_forged_huge_reply_while_the_next_request_is_sent_is_refused_from_its_header(
+    hostile: tuple[ProbeClient, Path],
+) -> None:
+    """The pipelined send (backtest chunks one ahead) takes in the reply to the request before
+    while it writes the next one: the same header check, before a byte of the body is read."""
+    from sandbox import ErrorCode, SandboxError
+
+    client, raw = hostile
+    raw.write_text(FORGED_HUGE.replace("32 << 20", "1 << 30"))  # above even a backtest chunk's cap
+    host = client._host_for("evil")  # noqa: SLF001
+    Path("/proc/self/clear_refs").write_text("5")
+    baseline = _vm("VmRSS")
+    big = {"cmd": "ping", "budget": 5.0, "pad": b"x" * (3 << 20)}  # more than the pipe holds
+    with pytest.raises(SandboxError) as err:
+        list(host.pipelined(iter([{"cmd": "ping", "budget": 5.0}, big]), 5.0, "probe"))
+    grown = _vm("VmHWM") - baseline
+    assert err.value.code == ErrorCode.OUTPUT_LIMIT
+    assert err.value.message == "host reply of 1073741824 bytes exceeds the call's limit of 67108864 bytes"
+    assert grown < 12 << 20, f"the worker grew by {grown / 2**20:.1f} MiB reading a refused reply"
+    assert not host.alive()
+    client._discard("evil")  # noqa: SLF001
+    assert legit_tick(client, "evil") == 1 and legit_tick(client, "good") == 1
