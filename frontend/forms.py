@@ -283,6 +283,16 @@ class AllocationFields(forms.Form):
         label="Run every (seconds)",
         help_text="How often the strategy runs; at least 1 second.",
     )
+    trigger = forms.ChoiceField(
+        choices=[
+            ("interval", "Every N seconds"),
+            ("quote", "On every quote of its market"),
+        ],
+        initial="interval",
+        required=False,  # omitted: unchanged (interval for a new instance)
+        label="Runs",
+        help_text="On every quote: at most one run in flight, the newest quote wins.",
+    )
 
     ALLOCATION = (
         "total_capital",
@@ -292,10 +302,12 @@ class AllocationFields(forms.Form):
         "max_daily_loss",
         "sizing_method",
         "frequency_seconds",
+        "trigger",
     )
 
     def allocation(self) -> dict[str, Any]:
-        return {n: self.cleaned_data[n] for n in self.ALLOCATION if n in self.cleaned_data}
+        # An empty optional field (None, "") means "not given": the service keeps or defaults it.
+        return {n: v for n in self.ALLOCATION if (v := self.cleaned_data.get(n)) not in (None, "")}
 
 
 class InstanceCreateForm(ConfigFormMixin, AllocationFields):

@@ -72,6 +72,7 @@ def instance_runtime(*, instance: Any) -> dict[str, Any]:
             "last_error": None,
             "next_due_at": None,
             "frequency_seconds": instance.frequency_seconds,
+            "trigger": instance.trigger,
             "stats": {"runs": 0, "ok": 0, "failed": 0},
         }
 

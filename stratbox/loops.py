@@ -19,11 +19,21 @@ from django.db import close_old_connections
 ALIGN_DELAY = 0.001  # an aligned step starts this long after its grid point (float rounding)
 
 
-def run_every(interval: float, step: Callable[[], Any], *, once: bool = False, align: bool = False) -> int:
+def run_every(
+    interval: float,
+    step: Callable[[], Any],
+    *,
+    once: bool = False,
+    align: bool = False,
+    wait: Callable[[float], Any] | None = None,
+) -> int:
     """Run `step` every `interval` seconds until a signal (or once); returns the number of steps.
 
     `align`: steps start on the wall clock's multiples of `interval` (just after them); a step
-    that overruns skips the grid points it covered instead of running late ones back to back."""
+    that overruns skips the grid points it covered instead of running late ones back to back.
+    `wait(seconds)`: how to spend the time between steps (default `time.sleep`; the dispatcher
+    waits for quote ticks meanwhile)."""
+    sleep = wait or time.sleep
     stop = {"requested": False}
 
     def _request_stop(signum: int, _frame: Any) -> None:
@@ -48,7 +58,7 @@ def run_every(interval: float, step: Callable[[], Any], *, once: bool = False, a
                 remaining = next_at - time.monotonic()
                 if remaining <= 0:
                     break
-                time.sleep(min(remaining, 0.1))
+                sleep(min(remaining, 0.1))
             if time.monotonic() - next_at > 5 * interval:
                 next_at = time.monotonic()
     finally:

@@ -41,6 +41,7 @@ RuntimeOutput = inline_serializer(
         "state_rev": serializers.IntegerField(),
         "tick_seq": serializers.IntegerField(allow_null=True),
         "frequency_seconds": serializers.IntegerField(),
+        "trigger": serializers.CharField(),
         "stats": serializers.DictField(),
     },
 )

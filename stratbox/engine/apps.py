@@ -43,7 +43,10 @@ class EngineConfig(AppConfig):
         from celery import current_app
 
         from stratbox.engine import tasks  # noqa: F401 - connects the worker signals
+        from stratbox.engine.runtime import quote_mark
         from stratbox.instances.events import subscribe_instance_changed  # (as above: the registry is ready)
+        from stratbox.markets.quotes import quote_listen
 
         subscribe_instance_changed(reconcile_soon)
+        quote_listen(quote_mark)  # a stored quote marks its market's quote-triggered instances due
         current_app.conf.beat_schedule = {**(current_app.conf.beat_schedule or {}), **BEAT_SCHEDULE}

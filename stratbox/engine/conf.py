@@ -70,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     # which live this long.
     "ENGINE_RENDER_MIN_INTERVAL": 0.25,
     "ENGINE_RENDER_CACHE_TTL": 2.0,
+    # Quote-triggered instances (`trigger = quote`): two ticks of one instance start at least this
+    # many seconds apart, however fast its market quotes (the ticks are coalesced meanwhile: one
+    # more follows, with the newest quote).
+    "ENGINE_QUOTE_MIN_INTERVAL": 0.2,
 }
 
 

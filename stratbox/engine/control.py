@@ -90,7 +90,9 @@ def resume_runtime(instance: StrategyInstance) -> bool:
     pipe.hset(key, mapping={"paused": "", "pause_reason": "", "consecutive_failures": 0})
     pipe.hdel(key, "paused_at")
     pipe.execute()
-    runtime.schedule(iid, runtime.first_due(iid, int(instance.frequency_seconds), time.time()))
+    runtime.arm_now(
+        iid, freq=int(instance.frequency_seconds), trigger=instance.trigger, market_id=instance.market_id
+    )
     InstanceRuntime.objects.filter(instance_id=instance.pk).update(
         paused=False, pause_reason="", consecutive_failures=0
     )

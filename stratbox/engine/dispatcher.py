@@ -9,6 +9,11 @@ phase inside its second, and a batch is a run of instances in due order.
 The due set and the "queued" marks live in Redis: which process dispatches does not matter, and
 two dispatchers running at once cannot queue a slot twice (the Lua step is atomic and a tick
 claims its slot).
+
+Quote-triggered instances are marked due by the quotes themselves (`runtime.quote_mark`); each step
+also takes those (`dispatch_quotes`), and between steps the process waits on a wake-up token the
+marking leaves, so a quote tick is queued at once instead of at the next grid point. Their items
+are `[instance_id, due, seq]`: the seq (epoch milliseconds) identifies the tick.
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ def dispatch_once(
     """
     now = time.time() if now is None else now
     lookahead = conf.get("ENGINE_DISPATCH_LOOKAHEAD") if lookahead is None else lookahead
+    quoted = dispatch_quotes(now, enqueue)
     items = runtime.due_take(now, lookahead=lookahead)
     if not items:
-        return 0
+        return quoted
     items.sort(key=lambda item: item[1])
     batch_size = max(conf.get("ENGINE_TICK_BATCH"), 1)
     span = conf.get("ENGINE_BATCH_SPAN")
@@ -74,6 +80,20 @@ def dispatch_once(
         parts = math.ceil(len(run) / batch_size)
         for k in range(parts):
             _send_chunk(send, run[k * len(run) // parts : (k + 1) * len(run) // parts], now)
+    return quoted + len(items)
+
+
+def dispatch_quotes(now: float | None = None, enqueue: Enqueue | None = None) -> int:
+    """Enqueue the quote ticks that are due, in even batches of at most `ENGINE_TICK_BATCH`."""
+    now = time.time() if now is None else now
+    items = runtime.quote_take(now)
+    if not items:
+        return 0
+    send = enqueue or _celery_enqueue
+    parts = math.ceil(len(items) / max(conf.get("ENGINE_TICK_BATCH"), 1))
+    for k in range(parts):
+        chunk = items[k * len(items) // parts : (k + 1) * len(items) // parts]
+        send([[iid, due, seq] for iid, due, seq in chunk], None)
     return len(items)
 
 

@@ -15,6 +15,7 @@ from tenants.models import Tenant
 
 class RunTrigger(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled"
+    QUOTE = "quote", "On a quote"
     MANUAL = "manual", "Manual"
     DRY_RUN = "dry_run", "Test run (dry run)"
 

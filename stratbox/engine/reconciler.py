@@ -27,7 +27,7 @@ from stratbox.engine import conf, events, runtime, sandboxes
 from stratbox.engine.control import PauseReason, pause_runtime
 from stratbox.engine.models import InstanceRuntime
 from stratbox.engine.snapshots import snapshot_flush
-from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.instances.models import Mode, StrategyInstance, TickTrigger
 from stratbox.trading.services.orders import orders_cancel_open
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def reconcile(instance_ids: Iterable[str | uuid.UUID] | None = None) -> Reconcil
     return report
 
 
-_SWEEP_FIELDS = ("loaded", "fingerprint", "config", "mode", "freq", "paused")
+_SWEEP_FIELDS = ("loaded", "fingerprint", "config", "mode", "freq", "paused", "trigger")
 
 
 def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
@@ -116,6 +116,8 @@ def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
             "config",
             "frequency_seconds",
             "tenant__killed_at",
+            "trigger",
+            "market_id",
         )
     )
     r = runtime.r()
@@ -127,8 +129,19 @@ def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
     replies = pipe.execute()
     leftovers = set(replies[-1]) - {str(row[0]) for row in rows}
     rest = []
-    for i, (pk, tenant_id, mode, version_id, revision, config, freq, killed_at) in enumerate(rows):
-        loaded, fp, rt_config, rt_mode, rt_freq, paused = replies[2 * i]
+    for i, (
+        pk,
+        tenant_id,
+        mode,
+        version_id,
+        revision,
+        config,
+        freq,
+        killed_at,
+        trigger,
+        market_id,
+    ) in enumerate(rows):
+        loaded, fp, rt_config, rt_mode, rt_freq, paused, rt_trigger = replies[2 * i]
         rt = {"fingerprint": fp, "config": json.loads(rt_config) if rt_config else None}
         if (
             loaded != "1"
@@ -146,6 +159,9 @@ def _sweep(report: ReconcileReport) -> tuple[list[StrategyInstance], set[str]]:
             rt_freq=int(rt_freq or 0),
             paused=paused == "1",
             scheduled=replies[2 * i + 1] is not None,
+            trigger=trigger,
+            rt_trigger=rt_trigger or TickTrigger.INTERVAL,
+            market_id=market_id,
         )
         report.unchanged += 1
     desired = list(_desired_queryset().filter(pk__in=rest)) if rest else []
@@ -284,6 +300,8 @@ def _load(
         "config": runtime.dumps(config),
         "mode": instance.mode,
         "freq": int(instance.frequency_seconds),
+        "trigger": instance.trigger,
+        "market": str(instance.market_id),
         "state": runtime.dumps(new_state if new_state is not None else {}),
         "state_rev": state_rev,
         "paused": "1" if paused else "",
@@ -299,9 +317,14 @@ def _load(
     pipe.sadd(LOADED_SET, iid)
     pipe.sadd(runtime.DIRTY_KEY, iid)
     if not paused:
-        due = runtime.first_due(iid, int(instance.frequency_seconds), now)
-        pipe.zadd(runtime.DUE_KEY, {iid: due})
-        pipe.hset(runtime.rt_key(iid), "next_due_at", due)
+        runtime.arm(
+            pipe,
+            iid,
+            freq=int(instance.frequency_seconds),
+            trigger=instance.trigger,
+            market_id=instance.market_id,
+            now=now,
+        )
     else:
         pipe.zrem(runtime.DUE_KEY, iid)
     pipe.execute()
@@ -343,7 +366,7 @@ def _apply_live(instance: StrategyInstance, rt: dict[str, Any], changed: list[st
 
 
 def _refresh(instance: StrategyInstance, rt: dict[str, Any]) -> None:
-    """Cheap fields that never need a reload: mode and frequency."""
+    """Cheap fields that never need a reload: mode, frequency and trigger."""
     _refresh_values(
         str(instance.pk),
         instance.tenant_id,
@@ -352,6 +375,9 @@ def _refresh(instance: StrategyInstance, rt: dict[str, Any]) -> None:
         rt_mode=rt.get("mode"),
         rt_freq=rt.get("freq"),
         paused=bool(rt["paused"]),
+        trigger=instance.trigger,
+        rt_trigger=rt.get("trigger") or TickTrigger.INTERVAL,
+        market_id=instance.market_id,
     )
 
 
@@ -364,6 +390,9 @@ def _refresh_values(
     rt_mode: Any,
     rt_freq: Any,
     paused: bool,
+    trigger: str,
+    rt_trigger: str,
+    market_id: Any,
     scheduled: bool | None = None,
 ) -> None:
     updates: dict[str, Any] = {}
@@ -371,15 +400,19 @@ def _refresh_values(
         updates["mode"] = mode
     if rt_freq != freq:
         updates["freq"] = freq
+    if rt_trigger != trigger:
+        updates["trigger"] = trigger
     if not updates:
         if scheduled is None:
             scheduled = runtime.r().zscore(runtime.DUE_KEY, iid) is not None
         if not paused and not scheduled:
-            runtime.schedule(iid, runtime.first_due(iid, freq, time.time()))
+            runtime.arm_now(iid, freq=freq, trigger=trigger, market_id=market_id)
         return
-    runtime.r().hset(runtime.rt_key(iid), mapping=updates)
-    if "freq" in updates and not paused:
-        runtime.schedule(iid, runtime.first_due(iid, freq, time.time()))
+    pipe = runtime.r().pipeline()
+    pipe.hset(runtime.rt_key(iid), mapping={**updates, "market": str(market_id)})
+    if ("freq" in updates or "trigger" in updates) and not paused:
+        runtime.arm(pipe, iid, freq=freq, trigger=trigger, market_id=market_id, now=time.time())
+    pipe.execute()
     events.publish(tenant_id=tenant_id, instance_id=iid, kind="status", data=updates)
 
 

@@ -47,7 +47,7 @@ def keep_run(
     ENGINE_RUN_SAMPLE_EVERY quiet ones. Each instance samples at its own offset (from its id): on a
     common one, every 1-second instance stored its quiet run in the same second of each minute,
     1,000 inserts at once at N = 1,000 instead of ~17 a second."""
-    if trigger != RunTrigger.SCHEDULED or actions or error or first:
+    if trigger not in (RunTrigger.SCHEDULED, RunTrigger.QUOTE) or actions or error or first:
         return True
     every = max(conf.get("ENGINE_RUN_SAMPLE_EVERY"), 1)
     return (slot // max(freq, 1) + (uuid.UUID(iid).int >> 32)) % every == 0

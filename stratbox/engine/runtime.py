@@ -10,6 +10,8 @@ Keys (prefix `sbx:eng:`):
 - `claim:<iid>:<slot>` — a tick slot is executed at most once; a replayed task is a no-op.
 - `stats:<iid>` hash — counter deltas (runs/ok/failed/...) rolled up into PostgreSQL periodically.
 - `dirty` set — instances whose runtime changed since the last PostgreSQL snapshot.
+- quote-triggered instances: `qsubs:<market>` set, `qdue` and `qbusy` sorted sets, `qwake` list,
+  and `trigger`, `market`, `qseq`, `qlast`, `qpending` in `rt:<iid>` (see "quote-triggered ticks").
 
 Every worker on every machine sees the same keys, so any worker can continue any instance.
 """
@@ -314,3 +316,116 @@ def tick_end_many(ends: list[TickEnd]) -> list[int]:
         keys=[DIRTY_KEY, METRICS_TICK_KEY, METRICS_ORDER_KEY], args=args
     )
     return [int(seq) for seq in seqs]
+
+
+# --- quote-triggered ticks ---------------------------------------------------------------------
+#
+# An instance with `trigger = quote` ticks on the quotes of its market instead of a period. It sits
+# in the due set with an infinite score (so it counts as scheduled, leaves it when paused or unloaded
+# exactly like a periodic instance, and the periodic Lua step never takes it) and in its market's
+# subscriber set. Publishing a quote marks the market's subscribers due in one Lua call
+# (`quote_mark`); the dispatcher takes them (`quote_take`) with its periodic step. While a tick is
+# marked, queued or running (`qbusy`), further quotes only leave a `qpending` mark: when the batch
+# ends (`quote_done`) exactly one more tick is marked, and it reads the newest quote. Ticks of one
+# instance start at least `ENGINE_QUOTE_MIN_INTERVAL` apart.
+
+QDUE_KEY = PREFIX + "qdue"  # sorted set: quote instance -> when its marked tick may start
+QBUSY_KEY = PREFIX + "qbusy"  # sorted set: quote instance -> when its tick was marked or queued
+QWAKE_KEY = PREFIX + "qwake"  # channel: a message wakes the dispatchers when a quote tick is due now
+# A quote tick's seq is epoch milliseconds (unique and increasing per instance: `quote_take`); a
+# periodic slot is epoch seconds. "Older than the last slot run" compares periodic slots only.
+QUOTE_SEQ_MIN = 10**11
+
+
+def qsubs_key(market_id: Any) -> str:
+    return f"{PREFIX}qsubs:{market_id}"
+
+
+def is_quote_seq(seq: int) -> bool:
+    return seq >= QUOTE_SEQ_MIN
+
+
+def last_slot(rt: dict[str, Any]) -> int:
+    """The last periodic slot run (0 when the last tick was quote-triggered)."""
+    seq = int(rt.get("tick_seq") or 0)
+    return 0 if is_quote_seq(seq) else seq
+
+
+def arm(pipe: Any, iid: str, *, freq: int, trigger: str, market_id: Any, now: float) -> None:
+    """Schedule a loaded, unpaused instance on `pipe`: its next periodic slot, or (trigger quote)
+    the due set's infinite score and its market's subscriber set."""
+    if trigger == "quote":
+        pipe.zadd(DUE_KEY, {iid: "inf"})
+        pipe.hdel(rt_key(iid), "next_due_at")
+        pipe.sadd(qsubs_key(market_id), iid)
+    else:
+        due = first_due(iid, freq, now)
+        pipe.zadd(DUE_KEY, {iid: due})
+        pipe.hset(rt_key(iid), "next_due_at", due)
+        pipe.srem(qsubs_key(market_id), iid)
+
+
+def arm_now(iid: str, *, freq: int, trigger: str, market_id: Any) -> None:
+    pipe = r().pipeline()
+    arm(pipe, iid, freq=freq, trigger=trigger, market_id=market_id, now=time.time())
+    pipe.execute()
+
+
+_QUOTE_MARK_LUA = lua_source("quote_mark")  # contract at the top of lua/quote_mark.lua
+_QUOTE_TAKE_LUA = lua_source("quote_take")  # contract at the top of lua/quote_take.lua
+_QUOTE_DONE_LUA = lua_source("quote_done")  # contract at the top of lua/quote_done.lua
+
+
+def quote_mark(pipe: Any, quotes: dict[int, dict[str, Any]]) -> None:
+    """Add to the quote writer's pipeline the one Lua call that marks the quote instances of these
+    markets due (a `markets.quotes` listener: the quotes and the marks cost one round trip).
+
+    EVAL, not EVALSHA: a pipeline running a registered script first asks Redis whether it exists
+    (an extra round trip per call); Redis caches the compiled text by its hash all the same."""
+    if not quotes:
+        return
+    keys = [DUE_KEY, QDUE_KEY, QBUSY_KEY, QWAKE_KEY]
+    now = repr(time.time())
+    gap = repr(float(conf.get("ENGINE_QUOTE_MIN_INTERVAL")))
+    pipe.eval(_QUOTE_MARK_LUA, len(keys), *keys, PREFIX, now, gap, *quotes)
+
+
+def quote_take(now: float) -> list[tuple[str, float, int]]:
+    """Take the quote ticks due by `now`: `[(instance_id, due, seq)]` (see lua/quote_take.lua)."""
+    flat = _script("quote_take", _QUOTE_TAKE_LUA)(
+        keys=[DUE_KEY, QDUE_KEY, QBUSY_KEY],
+        args=[PREFIX, repr(now), repr(float(conf.get("ENGINE_QUEUED_STALE_SECONDS"))), 20000],
+    )
+    return [(flat[i], float(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)]
+
+
+def quote_wait(timeout: float) -> bool:
+    """Wait up to `timeout` seconds for a quote tick falling due now (the dispatcher's sleep); True
+    when woken. The first call subscribes (and may return early).
+
+    A channel, not a blocking pop: Redis ends a blocking command's timeout only on its own clock
+    (10-25 ms late at `hz` 10), which made the dispatcher miss its grid points; the subscriber's
+    wait is a plain socket wait. A wake-up missed (no dispatcher subscribed) costs at most one
+    dispatcher step: every step takes the due quote ticks too."""
+    pubsub = getattr(_local, "qwake", None)
+    if pubsub is None or getattr(_local, "qwake_client", None) is not r():
+        pubsub = _local.qwake = r().pubsub(ignore_subscribe_messages=True)
+        _local.qwake_client = r()
+        pubsub.subscribe(QWAKE_KEY)
+    if timeout <= 0:
+        return False
+    return pubsub.get_message(timeout=timeout) is not None
+
+
+def quote_done(iids: list[str]) -> int:
+    """The quote ticks of a batch ended: each instance's next quote may mark it again, and one that
+    saw a quote meanwhile is marked due now (once). Returns how many were marked again."""
+    if not iids:
+        return 0
+    script = _script("quote_done", _QUOTE_DONE_LUA)
+    return int(
+        script(
+            keys=[DUE_KEY, QDUE_KEY, QBUSY_KEY, QWAKE_KEY],
+            args=[PREFIX, repr(time.time()), repr(float(conf.get("ENGINE_QUOTE_MIN_INTERVAL"))), *iids],
+        )
+    )

@@ -85,6 +85,7 @@ def runtime_status(*, instance: StrategyInstance) -> dict[str, Any]:
         "state_rev": rt.get("state_rev") or 0,
         "tick_seq": rt.get("tick_seq") or None,
         "frequency_seconds": instance.frequency_seconds,
+        "trigger": instance.trigger,
         "stats": instance_stats(instance=instance),
     }
 

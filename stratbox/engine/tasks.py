@@ -13,15 +13,16 @@ from stratbox.engine.dispatcher import RUN_TICKS_TASK, dispatch_once, markets_ma
 from stratbox.engine.reconciler import reconcile
 from stratbox.engine.runs import runs_prune
 from stratbox.engine.snapshots import flush_all
-from stratbox.engine.ticks.batch import tick_run_batch
+from stratbox.engine.ticks.batch import batch_item, tick_run_batch
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name=RUN_TICKS_TASK, acks_late=True, ignore_result=True)
 def run_ticks_task(items: list[list[Any]]) -> None:
-    """Run a batch of `[instance_id, due_slot]` ticks; each is claimed, so a redelivery is a no-op."""
-    tick_run_batch([(str(iid), float(slot)) for iid, slot in items])
+    """Run a batch of `[instance_id, due_slot]` ticks (quote ticks: `[instance_id, due, seq]`);
+    each is claimed, so a redelivery is a no-op."""
+    tick_run_batch([batch_item(item) for item in items])
 
 
 @shared_task(name="engine.dispatch", ignore_result=True)

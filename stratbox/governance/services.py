@@ -352,6 +352,7 @@ def live_request_approve(
             max_daily_loss=paper.max_daily_loss,
             sizing_method=paper.sizing_method,
             frequency_seconds=paper.frequency_seconds,
+            trigger=paper.trigger,
             mode=Mode.OBSERVE,
         )
         if live.version_id != locked.version_id or instance_config_hash(live) != locked.config_hash:

@@ -69,6 +69,7 @@ ALLOCATION = [
     "max_daily_loss",
     "sizing_method",
     "frequency_seconds",
+    "trigger",
 ]
 
 

@@ -35,6 +35,14 @@ class SizingMethod(models.TextChoices):
     PERCENT_CAPITAL = "percent_capital", "Percent of capital"
 
 
+class TickTrigger(models.TextChoices):
+    """What makes an instance tick: its period (`frequency_seconds`), or every quote of its market
+    (coalesced: at most one tick in flight, the newest quote wins; see docs/engine.md)."""
+
+    INTERVAL = "interval", "Every N seconds"
+    QUOTE = "quote", "On every quote of its market"
+
+
 class StrategyInstance(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="instances")
@@ -58,6 +66,7 @@ class StrategyInstance(models.Model):
     max_daily_loss = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("100.00"))
     sizing_method = models.CharField(max_length=16, choices=SizingMethod.choices, default=SizingMethod.FIXED)
     frequency_seconds = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    trigger = models.CharField(max_length=8, choices=TickTrigger.choices, default=TickTrigger.INTERVAL)
     # Bumped by every config change that requires a reload; the engine compares it to what it loaded.
     config_revision = models.PositiveIntegerField(default=1)
     # --- the one persisted control surface

@@ -11,7 +11,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from stratbox.instances.models import IDENTITY_FIELDS, Mode, SizingMethod, StrategyInstance
+from stratbox.instances.models import IDENTITY_FIELDS, Mode, SizingMethod, StrategyInstance, TickTrigger
 
 MONEY = {"max_digits": 18, "decimal_places": 2, "min_value": 0}
 
@@ -62,6 +62,12 @@ class _AllocationFields(serializers.Serializer):
     max_daily_loss = serializers.DecimalField(**MONEY)
     sizing_method = serializers.ChoiceField(choices=SizingMethod.choices)
     frequency_seconds = serializers.IntegerField(min_value=1, help_text="Execution frequency in seconds.")
+    trigger = serializers.ChoiceField(
+        choices=TickTrigger.choices,
+        required=False,  # also for PUT: clients written before it existed keep working
+        help_text="interval (default): tick every frequency_seconds; quote: tick on every quote of the "
+        "market (coalesced: one tick in flight at most, the newest quote wins). Omitted: unchanged.",
+    )
 
 
 class InstanceCreateInput(_StrictInput, _AllocationFields):
@@ -209,6 +215,7 @@ class InstanceOutput(serializers.ModelSerializer):
             "max_daily_loss",
             "sizing_method",
             "frequency_seconds",
+            "trigger",
             "mode",
             "config_revision",
             "created_at",

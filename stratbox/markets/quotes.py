@@ -4,6 +4,11 @@ One key per market (`quote:<market_id>`), a JSON object
 `{"market": "SIM:BTC/USDT", "price": float, "bid": float, "ask": float, "volume": float, "ts": float}`
 (replayed bars add open/high/low/close). Quotes expire after `QUOTE_TTL_SECONDS` so a dead feed
 shows up as "no quote" (the risk gate then denies market orders) instead of a stale price.
+
+Whoever needs to act on a new quote registers a listener (`quote_listen`): it adds its commands
+to the pipeline that stores the quotes, so acting costs no extra round trip. The engine marks the
+quote-triggered instances of the market due this way (markets sits below the engine and never
+imports it).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -26,6 +31,21 @@ _KEY = "quote:{}"
 _HISTORY_KEY = "quote-history:{}"
 HISTORY_LENGTH = 3600
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
+
+QuoteListener = Callable[[Any, dict[int, dict[str, Any]]], None]  # (pipeline, {market id: quote})
+_listeners: list[QuoteListener] = []
+
+
+def quote_listen(listener: QuoteListener) -> None:
+    """Call `listener(pipeline, quotes)` whenever quotes are stored (once per listener)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def _notify(pipe: Any, quotes: dict[int, dict[str, Any]]) -> None:
+    for listener in _listeners:
+        listener(pipe, quotes)
+
 
 _client: redis.Redis | None = None
 _client_pid: int | None = None
@@ -61,6 +81,7 @@ def quote_set(market_id: int, quote: dict[str, Any]) -> None:
     pipe = redis_client().pipeline(transaction=False)
     pipe.set(_KEY.format(market_id), json.dumps(quote), ex=QUOTE_TTL_SECONDS)
     _remember(pipe, market_id, quote)
+    _notify(pipe, {market_id: quote})
     pipe.execute()
 
 
@@ -128,6 +149,7 @@ def quotes_set_many(quotes: dict[int, dict[str, Any]]) -> None:
             raise ValueError(f"invalid quote for market {market_id}: {quote!r}")
         pipe.set(_KEY.format(market_id), json.dumps(quote), ex=QUOTE_TTL_SECONDS)
         _remember(pipe, market_id, quote)
+    _notify(pipe, quotes)
     pipe.execute()
 
 

@@ -30,6 +30,7 @@ def form_data(instance: Any, **extra: Any) -> dict[str, Any]:
         "max_daily_loss": str(instance.max_daily_loss),
         "sizing_method": instance.sizing_method,
         "frequency_seconds": instance.frequency_seconds,
+        "trigger": instance.trigger,
         "mode": instance.mode,
         **extra,
     }

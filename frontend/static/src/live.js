@@ -378,12 +378,14 @@ function refreshRuns() {
 
 function initCountdown(root) {
   const freq = Number(root.dataset.frequency) || 0;
+  const onQuotes = root.dataset.trigger === "quote"; // no period: it runs on its market's quotes
   let next = root.dataset.nextDue ? Date.parse(root.dataset.nextDue) : null;
   let running = root.dataset.mode !== "off";
   const nodes = root.querySelectorAll("[data-countdown]");
   const paint = () => {
     let text;
-    if (!running || next === null || Number.isNaN(next)) text = running ? "waiting for the first run…" : "not scheduled";
+    if (onQuotes) text = running ? "on the next quote" : "not scheduled";
+    else if (!running || next === null || Number.isNaN(next)) text = running ? "waiting for the first run…" : "not scheduled";
     else {
       const left = Math.round((next - Date.now()) / 1000);
       text = left > 0 ? `in ${left} s` : "due now…";

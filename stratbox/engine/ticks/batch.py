@@ -1,6 +1,11 @@
 """A batch of scheduled ticks (the `engine.run_ticks` task): prefetched once, begun in one round
 trip, due ticks' user code run together (one host round trip per tenant), then each tick run alone
-(`tick.tick_run`) with what was prepared for it; afterwards the watched instances are rendered."""
+(`tick.tick_run`) with what was prepared for it; afterwards the watched instances are rendered.
+
+An item is `(instance_id, due)` for a periodic slot (`int(due)` is the slot), or
+`(instance_id, due, seq)` for a quote-triggered tick (the seq, epoch milliseconds, identifies it;
+see `runtime.quote_mark`). A batch's quote ticks end with one more Redis call (`runtime.quote_done`),
+so a quote that came meanwhile gets exactly one more tick; periodic batches never make it."""
 
 from __future__ import annotations
 
@@ -20,22 +25,51 @@ from stratbox.instances.models import Mode
 
 logger = logging.getLogger(__name__)
 
+Item = tuple[str, float] | tuple[str, float, int]
 
-def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
+
+def batch_item(raw: list[Any] | tuple[Any, ...]) -> Item:
+    """A task argument's item, typed."""
+    if len(raw) > 2:
+        return (str(raw[0]), float(raw[1]), int(raw[2]))
+    return (str(raw[0]), float(raw[1]))
+
+
+def item_seq(item: Item) -> tuple[int, str]:
+    """The tick's slot (its claim and `tick_seq`) and trigger."""
+    if len(item) > 2:
+        return int(item[2]), RunTrigger.QUOTE
+    return int(item[1]), RunTrigger.SCHEDULED
+
+
+def tick_run_batch(items: list[Item]) -> list[TickOutcome]:
     """Run several scheduled ticks; instance rows and quotes are read once for the batch.
 
     Afterwards the watched ones among those that ticked OK are rendered (on demand: one Redis round
     trip finds them; nobody watching costs nothing more).
     """
+    quoted = [item[0] for item in items if len(item) > 2]
+    if not quoted:
+        return _run_batch(items)
+    try:
+        return _run_batch(items)
+    finally:
+        try:
+            runtime.quote_done(quoted)
+        except Exception:  # the dispatcher marks a tick never ended due again after a while
+            logger.exception("ending the quote ticks of a batch failed")
+
+
+def _run_batch(items: list[Item]) -> list[TickOutcome]:
     t0 = time.perf_counter()
     started_at = time.time()
-    batch = prefetch([str(iid) for iid, _ in items])
+    batch = prefetch([str(item[0]) for item in items])
     t_pre = time.perf_counter()
     # Claims, locks and runtimes of the whole batch in one round trip. Locks are taken for the
     # batch up front; a tick that starts late in a slow batch refreshes its lock first.
     begun_at = time.monotonic()
     try:
-        begun: list[Any] = runtime.tick_begin_many([(str(iid), int(slot)) for iid, slot in items])
+        begun: list[Any] = runtime.tick_begin_many([(str(item[0]), item_seq(item)[0]) for item in items])
     except Exception:
         logger.exception("batched tick begin failed; beginning one by one")
         begun = [None] * len(items)
@@ -48,7 +82,7 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
     ran: dict[str, Any] = {}
     todo = list(range(len(items)))  # what is left to run, by index into `items`
     while todo:
-        iid, slot = items[todo[0]]
+        iid, slot = items[todo[0]][:2]
         # A batch is queued when due (or with an ETA at its last due time), so its members are all
         # due; one started early (ahead of that ETA) waits for each member's own due time, never
         # longer than its offset from the first.
@@ -60,7 +94,7 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
             batch.flush()
             now = time.time()
             due = [
-                (str(items[k][0]), items[k][1], begun[k])
+                (str(items[k][0]), items[k][1], item_seq(items[k])[0], begun[k])
                 for k in todo
                 if items[k][1] <= now and str(items[k][0]) not in tried
             ]
@@ -73,7 +107,8 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
                 # first tick that places an order (whose round trips would otherwise hold them up).
                 todo.sort(key=lambda k: _run_order(ran.get(str(items[k][0]))))
         k = todo.pop(0)
-        iid, slot = items[k]
+        iid, slot = items[k][:2]
+        seq, trigger = item_seq(items[k])
         began = begun[k]
         taken = None  # the host's answer this tick was given
         try:
@@ -88,9 +123,9 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
             instance = batch.instances.get(sid)
             inp = TickInput(
                 instance,
-                int(slot),
-                int(slot),
-                RunTrigger.SCHEDULED,
+                seq,
+                seq,
+                trigger,
                 float(slot),
                 batch.quotes.get(instance.market_id) if instance is not None else None,
                 batch=batch,
@@ -98,7 +133,7 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
                 ran=ran.pop(sid, None),
             )
             taken = inp.ran
-            results[k] = tick_run(iid, slot, batched=inp, begun=began)
+            results[k] = tick_run(iid, slot, trigger, batched=inp, begun=began, seq=seq)
         except Exception:  # one instance's engine failure must not cost the rest of the batch its tick
             logger.exception("tick of %s at %s failed", iid, slot)
             results[k] = TickOutcome(status="engine_error")
@@ -110,11 +145,11 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
     if batch.lost:
         outcomes = [
             TickOutcome(status="engine_error") if str(iid) in batch.lost else out
-            for (iid, _), out in zip(items, outcomes, strict=True)
+            for (iid, *_), out in zip(items, outcomes, strict=True)
         ]
     for iid in ran:  # ran in a host but never reached its tick: that state is not persisted
         sandboxes.forget(iid)
-    ticked = [str(iid) for (iid, _), out in zip(items, outcomes, strict=True) if out.status == "ok"]
+    ticked = [str(item[0]) for item, out in zip(items, outcomes, strict=True) if out.status == "ok"]
     try:
         render_watched_after_ticks(batch.instances, ticked)
     except Exception:  # rendering is for the dashboard: never let it fail the ticks
@@ -124,7 +159,7 @@ def tick_run_batch(items: list[tuple[str, float]]) -> list[TickOutcome]:
         runtime.r().rpush(
             runtime.METRICS_BATCH_KEY,
             f"{len(items)},{len(ticked)},{t_pre - t0},{t_begun - t_pre},{time.perf_counter() - t0},{statuses},"
-            f"{os.getpid()},{started_at},{time.time()},{started_at - max(due for _, due in items)}",
+            f"{os.getpid()},{started_at},{time.time()},{started_at - max(item[1] for item in items)}",
         )
     return outcomes
 
@@ -142,7 +177,7 @@ def _run_order(result: Any) -> int:
 
 def run_due_in_hosts(
     batch: Batch,
-    entries: list[tuple[str, float, Any]],
+    entries: list[tuple[str, float, int, Any]],
     tried: set[str],
     built: dict[str, dict[str, Any]],
     ran: dict[str, Any],
@@ -156,19 +191,20 @@ def run_due_in_hosts(
     the hosts run the ticks back to back instead of waking the worker between every two.
     """
     calls: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for iid, due, began in entries:
+    for iid, due, slot, began in entries:
         tried.add(iid)
         if began is None or began[0] != "ok" or began[2] is None:
             continue
         rt = began[2]
-        slot = int(due)
+        quoted = runtime.is_quote_seq(slot)
         instance = batch.instances.get(iid)
         if (
             not rt["loaded"]
             or rt["paused"]
             or rt.get("inflight")
-            or slot <= rt["tick_seq"]
-            or time.time() - slot > max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
+            or slot <= (rt["tick_seq"] if quoted else runtime.last_slot(rt))
+            or time.time() - (due if quoted else slot)
+            > max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
             or instance is None
             or instance.mode == Mode.OFF
             or instance.tenant.killed_at is not None

@@ -111,13 +111,16 @@ def tick_run(
     trigger: str = RunTrigger.SCHEDULED,
     batched: TickInput | None = None,
     begun: tuple[str, str | None, dict[str, Any] | None] | None = None,
+    seq: int | None = None,
 ) -> TickOutcome:
     """Run one scheduled slot of one instance (idempotent; safe to call from any worker, any number of times).
 
     `batched` is this slot's input when a batch built it; `begun` this slot's `runtime.tick_begin`
-    result when the batch already began it."""
+    result when the batch already began it. A quote-triggered tick (trigger `quote`) is identified
+    by its `seq` (epoch milliseconds), due at `due_at`; a periodic one by its slot, `int(due_at)`."""
     iid = str(instance_id)
-    slot = int(due_at)
+    slot = int(due_at) if seq is None else seq
+    timed = trigger in (RunTrigger.SCHEDULED, RunTrigger.QUOTE)
     r = runtime.r()
     status, token, rt = begun if begun is not None else runtime.tick_begin(iid, slot)
     if status == "duplicate":
@@ -130,7 +133,8 @@ def tick_run(
         if rt is None or not rt["loaded"]:
             return TickOutcome(status="not_loaded")
         max_late = max(conf.get("ENGINE_MAX_LATENESS"), 2.0 * (rt.get("freq") or 1))
-        if trigger == RunTrigger.SCHEDULED and time.time() - slot > max_late and not rt.get("inflight"):
+        late_from = float(slot) if trigger == RunTrigger.SCHEDULED else float(due_at)
+        if timed and time.time() - late_from > max_late and not rt.get("inflight"):
             # Behind schedule (overload) or a message redelivered long after its slot: the schedule has
             # moved on, so shed this tick (counted) instead of acting on an old price.
             count_coalesced(iid)
@@ -156,7 +160,7 @@ def tick_run(
         if rt["paused"]:
             runtime.stats_incr(r, iid, skipped=1)
             return TickOutcome(status="paused", recovered=recovered)
-        if trigger == RunTrigger.SCHEDULED and slot <= rt["tick_seq"]:
+        if timed and slot <= (rt["tick_seq"] if runtime.is_quote_seq(slot) else runtime.last_slot(rt)):
             return TickOutcome(status="late", recovered=recovered)  # never run a slot older than the last one
         inp = batched if batched is not None else _single_input(iid, slot, trigger, float(due_at))
         outcome = _execute(iid, rt, inp, lock)

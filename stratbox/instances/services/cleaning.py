@@ -7,13 +7,13 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import Any
 
 from sandbox.schema import apply_config
-from stratbox.instances.models import SizingMethod
+from stratbox.instances.models import SizingMethod, TickTrigger
 from tenants.models import Tenant
 from tenants.plans import plan_get
 
 MONEY_FIELDS = ("total_capital", "capital_per_trade", "max_position_size", "max_daily_loss")
 CAPITAL_FIELDS = (*MONEY_FIELDS, "max_positions", "sizing_method")
-ALLOCATION_FIELDS = (*CAPITAL_FIELDS, "frequency_seconds")
+ALLOCATION_FIELDS = (*CAPITAL_FIELDS, "frequency_seconds", "trigger")
 MUTABLE_FIELDS = ("name", "config", *ALLOCATION_FIELDS)
 _MONEY_QUANTUM = Decimal("0.01")
 _MONEY_LIMIT = Decimal("1e16")  # DecimalField(max_digits=18, decimal_places=2)
@@ -60,7 +60,7 @@ def _clean_name(value: object) -> tuple[str | None, str | None]:
 def _clean_allocation(
     values: dict[str, Any], *, tenant: Tenant, provided: set[str]
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """Validate a complete allocation (capital fields + frequency); errors name each field.
+    """Validate a complete allocation (capital fields, frequency, trigger); errors name each field.
 
     `provided` is what the caller asked to change, so a cross-field violation is reported on the
     field the caller touched (lowering total_capital below capital_per_trade names total_capital).
@@ -91,6 +91,10 @@ def _clean_allocation(
         errors["sizing_method"] = [f"must be one of {', '.join(SizingMethod.values)}."]
     else:
         clean["sizing_method"] = values["sizing_method"]
+    if values["trigger"] not in TickTrigger.values:
+        errors["trigger"] = [f"must be one of {', '.join(TickTrigger.values)}."]
+    else:
+        clean["trigger"] = values["trigger"]
 
     total = clean.get("total_capital")
     if total is not None:

@@ -34,6 +34,7 @@ def instance_config_changes(
     max_daily_loss: Decimal | int | str | None = None,
     sizing_method: str | None = None,
     frequency_seconds: int | None = None,
+    trigger: str | None = None,
 ) -> dict[str, Any]:
     """Validate an update without writing: the clean values that differ, or a 400 naming each field.
 
@@ -58,6 +59,7 @@ def instance_config_changes(
         "max_daily_loss": max_daily_loss,
         "sizing_method": sizing_method,
         "frequency_seconds": frequency_seconds,
+        "trigger": trigger,
     }
     provided = {field: value for field, value in given.items() if value is not None}
     if provided:
@@ -96,6 +98,7 @@ def instance_update_config(
     max_daily_loss: Decimal | int | str | None = None,
     sizing_method: str | None = None,
     frequency_seconds: int | None = None,
+    trigger: str | None = None,
 ) -> StrategyInstance:
     """Change the mutable part of an instance; a `None` field is left as is.
 
@@ -113,6 +116,7 @@ def instance_update_config(
         "max_daily_loss": max_daily_loss,
         "sizing_method": sizing_method,
         "frequency_seconds": frequency_seconds,
+        "trigger": trigger,
     }
     with transaction.atomic():
         locked = _lock(instance)

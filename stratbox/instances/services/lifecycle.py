@@ -52,13 +52,14 @@ def instance_create(
     max_daily_loss: Decimal | int | str | None = None,
     sizing_method: str | None = None,
     frequency_seconds: int | None = None,
+    trigger: str | None = None,
     mode: str = Mode.OFF,
 ) -> StrategyInstance:
     """Create an instance of the tenant's (or the catalog's) strategy `strategy_key`.
 
     The version is pinned: the latest unless `version_number` is given. Every problem found is
     reported at once, keyed by field (`strategy`, `version`, `account`, `market`, `config.<field>`,
-    capital fields, `frequency_seconds`, `mode`, `name`). Omitted allocation fields take the
+    capital fields, `frequency_seconds`, `trigger`, `mode`, `name`). Omitted allocation fields take the
     model's defaults; omitted config fields take the schema's defaults.
     """
     errors: dict[str, Any] = {}
@@ -115,6 +116,7 @@ def instance_create(
         "max_daily_loss": max_daily_loss,
         "sizing_method": sizing_method,
         "frequency_seconds": frequency_seconds,
+        "trigger": trigger,
     }
     provided = {field for field, value in given.items() if value is not None}
     values = {field: defaults[field] if given[field] is None else given[field] for field in ALLOCATION_FIELDS}

@@ -28,6 +28,7 @@ def _mutable_snapshot(instance: StrategyInstance) -> dict[str, Any]:
         "max_positions": instance.max_positions,
         "sizing_method": instance.sizing_method,
         "frequency_seconds": instance.frequency_seconds,
+        "trigger": instance.trigger,
         "config_revision": instance.config_revision,
         "mode": instance.mode,
     }

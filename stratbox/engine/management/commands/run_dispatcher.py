@@ -10,7 +10,8 @@ every `ENGINE_SNAPSHOT_SECONDS` it copies the dirty runtimes and the run counter
 
 It used to be a beat task, but a beat message waits in the broker behind the tick batches a busy
 worker has reserved — seconds under load, and every slot that fell due meanwhile was coalesced.
-This process does not queue behind anything. Several may run (one per machine for redundancy): the
+This process does not queue behind anything. Between steps it waits on the quote ticks' wake-up
+token (`runtime.quote_wait`) and queues those at once (`dispatcher.dispatch_quotes`). Several may run (one per machine for redundancy): the
 due set is taken atomically in Redis, so no slot is queued twice. SIGTERM / SIGINT finish the
 current step and exit cleanly.
 """
@@ -25,8 +26,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connections
 
-from stratbox.engine import conf
-from stratbox.engine.dispatcher import dispatch_once, markets_mark_to_market
+from stratbox.engine import conf, runtime
+from stratbox.engine.dispatcher import dispatch_once, dispatch_quotes, markets_mark_to_market
 from stratbox.engine.snapshots import flush_all
 from stratbox.loops import run_every
 
@@ -51,6 +52,16 @@ class Command(BaseCommand):
             except Exception:  # Redis or the database blinked: log, keep the schedule going
                 logger.exception("dispatch step failed")
 
+        def wait(seconds: float) -> None:
+            # Between steps, a quote tick that falls due (a quote marked it, or its batch ended with
+            # a newer quote pending) is queued at once rather than at the next grid point.
+            try:
+                if runtime.quote_wait(seconds):
+                    dispatch_quotes()
+            except Exception:
+                logger.exception("quote dispatch failed")
+                time.sleep(seconds)
+
         if opts["once"]:
             step()
             _housekeeping_step(flush=True)
@@ -61,7 +72,7 @@ class Command(BaseCommand):
         keeper.start()
         interval = opts["interval"] if opts["interval"] is not None else conf.get("ENGINE_DISPATCH_INTERVAL")
         try:
-            steps = run_every(max(0.005, float(interval)), step, align=True)
+            steps = run_every(max(0.005, float(interval)), step, align=True, wait=wait)
         finally:
             stop.set()
             keeper.join(timeout=30)
