@@ -15,7 +15,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
 
-.PHONY: run test install frontend lint check-services screenshots bench-sandbox bench-engine bench-live bench-backtest clean
+.PHONY: run test install frontend lint check-services screenshots contract-alpaca bench-sandbox bench-engine bench-live bench-backtest clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+
+## make contract-alpaca — the venue contract against Alpaca's paper API (needs APCA_API_KEY_ID, APCA_API_SECRET_KEY and the internet; not part of make test).
+contract-alpaca: install
+	$(PY) -m pytest contract -p no:django -W ignore::pytest.PytestConfigWarning -q -s
 
 bench-sandbox: install
 	$(PY) bench/sandbox/bench_sandbox.py

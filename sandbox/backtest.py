@@ -34,6 +34,7 @@ from sandbox.context import (
 )
 from sandbox.errors import ErrorCode, SandboxError
 from sandbox.runtime import Instance, check_entries, check_exit
+from sandbox.sessions import Windows
 from sandbox.simbroker import SimBroker
 
 BAR_FIELDS = ("ts", "open", "high", "low", "close", "volume")
@@ -182,6 +183,7 @@ class BacktestContext:
             tag=tag,
             ts=tick[1],
             price=tick[2],
+            volume=tick[5] if len(tick) > 5 else None,
         )
         return _receipt(order)
 
@@ -210,7 +212,8 @@ class BacktestContext:
         reason = self._take_quota()
         if reason is not None:
             return sdk.OrderReceipt(None, "rejected", reason)
-        order = self._broker.close_position(self._tick[1], self._tick[2], tag)
+        tick = self._tick
+        order = self._broker.close_position(tick[1], tick[2], tag, tick[5] if len(tick) > 5 else None)
         return _receipt(order) if order is not None else None
 
 
@@ -286,6 +289,7 @@ def run_backtest(
     if inst.backtest is None:
         inst.backtest = PaperBroker(broker_params, broker_state)
     broker: PaperBroker = inst.backtest
+    broker.sessions = Windows.from_params(broker_params)  # this chunk's trading hours (or None)
     broker.trades = []
     broker.fills = []
     broker.denials = []
@@ -299,7 +303,14 @@ def run_backtest(
     if inst.style == "tick":
         _tick_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity, bars)
     else:
-        _signal_loop(inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, step, equity, broker_params, bars)
+        _signal_loop(
+            inst, broker, rec, market, ts_c, o_c, h_c, l_c, c_c, v_c, step, equity, broker_params, bars
+        )
+    settle = broker_params.get("settle")
+    if type(settle) is dict and n:
+        # A binary market resolved at or after this chunk's last bar: its settlement is booked on
+        # that bar (a fill must fall on a bar), as paper's `market_resolve` books it.
+        broker.settle(float(settle["value"]), ts_c[-1])
     t2 = time.perf_counter()
     broker.bars_total += n
     text = inst._finish(rec)
@@ -426,9 +437,11 @@ def _tick_loop(
         inst._revoke_obj_context()
 
 
-def _signal_size(params: dict[str, Any], confidence: Any, price: float) -> float:
-    """An entry's quantity: the instance's sizing (``fillmodel.entry_notional``, as the engine
-    sizes live entries) when the backtest reuses an instance, else the fixed ``qty`` parameter."""
+def _signal_size(params: dict[str, Any], confidence: Any, price: float, side: str = "buy") -> float:
+    """An entry's quantity: the instance's sizing (``fillmodel.entry_notional`` at the price the
+    gate values a market order at, ``fillmodel.price_estimate``, through ``fillmodel.entry_qty``, as
+    the engine sizes live entries) when the backtest reuses an instance, else the fixed ``qty``
+    parameter. ``price``: the signal bar's close (its bid and ask)."""
     sizing = params.get("sizing")
     if not sizing or "total_capital" not in sizing:
         return float(params.get("qty", 1.0))
@@ -442,10 +455,9 @@ def _signal_size(params: dict[str, Any], confidence: Any, price: float) -> float
         float(pct) if type(pct) in (int, float) and math.isfinite(pct) and pct > 0 else 10.0,
     )
     notional = math.floor(notional * 100 + 1e-9) / 100
-    qty = notional / price if price > 0 else 0.0
-    lot = float(sizing.get("lot_size") or 0)
-    if lot > 0:
-        qty = math.floor(qty / lot + 1e-9) * lot
+    slip = float(params.get("slippage_bps", 0.0)) / 1e4
+    est = fm.price_estimate(side, "market", None, None, price, slip)
+    qty: float = fm.entry_qty(notional, est, float(sizing.get("lot_size") or 0))
     return round(qty, 8)
 
 
@@ -459,6 +471,7 @@ def _signal_loop(
     h_c: list[float],
     l_c: list[float],
     c_c: list[float],
+    v_c: list[float],
     step: int,
     equity: list[list[float]],
     params: dict[str, Any],
@@ -472,7 +485,7 @@ def _signal_loop(
         ts = ts_c[i]
         inst.history.append(c)
         if broker.pending:
-            broker.on_bar(ts, o_c[i], h_c[i], l_c[i], c)
+            broker.on_bar(ts, o_c[i], h_c[i], l_c[i], c, v_c[i])
         snapshot = {
             "mode": "active",
             "now": ts,
@@ -494,19 +507,21 @@ def _signal_loop(
                 )
                 sig = check_exit(inst._user_call(exit_, ctx, pos), pos)
                 if sig is not None:
-                    broker.close_position(ts, c, sig["reason"] or "exit")
+                    broker.close_position(ts, c, sig["reason"] or "exit", v_c[i])
             if broker.qty == 0 and not _entry_resting(broker):
                 entries = check_entries(inst._user_call(entry, ctx), inst.limits.max_signals_per_call)
                 if entries:  # single-market backtest: the first entry signal opens the position
                     e = entries[0]
-                    qty = _signal_size(params, e.get("confidence", 1.0), c)
+                    side = "buy" if e["side"] == "long" else "sell"
+                    qty = _signal_size(params, e.get("confidence", 1.0), c, side)
                     if qty > 0:
                         broker.new_order(
-                            side="buy" if e["side"] == "long" else "sell",
+                            side=side,
                             qty=qty,
                             tag=e["reason"],
                             ts=ts,
                             price=c,
+                            volume=v_c[i],
                             sl=e.get("sl"),
                             tp=e.get("tp"),
                         )

@@ -26,6 +26,13 @@ When several resting orders touch on one bar, stops are filled before limits (a 
 stop-loss and take-profit both touched on one bar: the stop-loss wins and the take-profit is
 cancelled as its OCO sibling) — the worse outcome for the account, never the better.
 
+Partial fills: what one order fills at one check is capped by the size available to it
+(``available_size``): the displayed size at the touch when the quote carries one (``ask_size`` for
+a buy, ``bid_size`` for a sell), else ``max_volume_fraction`` of the bar's (quote's) volume, else
+nothing (a full fill). Each order meets the whole available size (orders do not deplete it for each
+other). The rest rests (GTC / DAY), or is cancelled (IOC); FOK fills all or nothing
+(``capped_qty``).
+
 Fees: ``fee_bps`` of the notional plus ``fee_fixed`` per order fill. Binary outcome contracts cost
 ``price × size`` and their price lives in 0..1 on the market's tick.
 """
@@ -55,6 +62,45 @@ def cap(side: str, price: Any, limit: Any) -> Any:
     if limit is None:
         return price
     return min(price, limit) if side == "buy" else max(price, limit)
+
+
+def price_estimate(side: str, otype: str, limit: Any, stop: Any, price: Any, slip: Any) -> Any:
+    """The worst price a new order can fill at now (at the side price ``price``), or its limit when
+    it would rest: what the risk gate values an order at, in paper trading and in backtests, and
+    what a signal entry is sized with (``entry_qty``), so an entry sized to capital_per_trade passes.
+
+    market: ``price`` slipped; a limit marketable now: that, never beyond its limit, else the limit
+    (a stop-limit: its limit); a stop: the worse of the slipped price and the slipped stop.
+    """
+    if otype in ("limit", "stop_limit"):
+        if otype == "limit" and ((side == "buy" and price <= limit) or (side == "sell" and price >= limit)):
+            return cap(side, slipped(side, price, slip), limit)
+        return limit
+    market = slipped(side, price, slip)
+    if otype == "stop" and stop is not None:
+        at_stop = slipped(side, stop, slip)
+        return max(market, at_stop) if side == "buy" else min(market, at_stop)
+    return market
+
+
+def available_size(volume: Any, fraction: Any, displayed: Any = None) -> Any:
+    """What one order may fill at one check: the displayed size at the touch when the quote carries
+    one, else ``fraction`` of the bar's volume; None: no cap (a full fill)."""
+    if displayed is not None:
+        return displayed
+    if fraction is None or volume is None:
+        return None
+    return volume * fraction
+
+
+def capped_qty(remaining: Any, available: Any, tif: str) -> Any:
+    """What an order with ``remaining`` to fill fills when ``available`` is on offer (None: all of
+    it); FOK is all or nothing (0 when the size falls short)."""
+    if available is None or available >= remaining:
+        return remaining
+    if tif == "fok" or available <= 0:
+        return remaining * 0
+    return available
 
 
 def on_arrival(
@@ -216,6 +262,22 @@ def binary_price_problem(price: Any, tick: Any) -> str | None:
     if tick and abs(price / tick - round(price / tick)) > 1e-9:
         return "OFF_TICK"
     return None
+
+
+def entry_qty(notional: Any, price: Any, lot: Any) -> Any:
+    """A signal entry's quantity: ``notional`` at ``price`` (``price_estimate`` of a market order,
+    the price the gate values it at), floored to the market's ``lot`` (0: no lot). The engine
+    (Decimals) and the backtester (floats) size with this one function."""
+    if price <= 0:
+        return notional * 0
+    qty = notional / price
+    if lot > 0:
+        steps = qty / lot
+        n = int(steps)
+        if steps - n > 1 - 1e-9:  # float noise: 2.9999999999 lots are 3
+            n += 1
+        qty = n * lot
+    return qty
 
 
 def entry_notional(method: str, capital_per_trade: Any, total_capital: Any, p: Any, percent: Any) -> Any:

@@ -13,7 +13,8 @@ Rules (the paper broker follows the same, see README "Orders and fills"):
   ``next_open`` it rests and is first checked against the next bar;
 - IOC / FOK orders never rest: whatever did not fill at their first check is cancelled (FOK: all
   or nothing); DAY orders expire at the next UTC midnight; ``expire_at`` (unix seconds) likewise;
-- partial fills: ``max_volume_fraction`` of a bar's volume caps what one order fills on it;
+- partial fills: ``max_volume_fraction`` of a bar's volume caps what one order fills on it (on
+  arrival: the signal bar's volume), by ``fillmodel.capped_qty`` as in paper trading;
 - reduce-only orders never open or grow a position (their quantity is cut to the position's) and
   are cancelled when the position is gone; bracket legs (``sl`` / ``tp``) are reduce-only,
   attached when their parent fills, one-cancels-other, and die with their position;
@@ -26,7 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import Windows
 
+SETTLEMENT = "settlement"  # the tag (and trade reason) of a binary market's settlement fill
 CLOSED_KEPT = 50  # closed orders ``get_orders`` still shows (with their final status)
 DENIALS_KEPT = 1000
 
@@ -45,6 +48,8 @@ class SimBroker:
         self.limits: dict[str, Any] | None = params.get("limits")
         self.kind = params.get("kind", "spot")
         self.tick_size = float(params.get("tick_size") or 0.0)
+        # The market's trading hours for the current chunk (None: always open, costs nothing).
+        self.sessions: Windows | None = Windows.from_params(params)
         s = state or {}
         self.cash = float(s.get("cash", params.get("starting_balance", 10000.0)))
         self.starting_balance = float(s.get("starting_balance", params.get("starting_balance", 10000.0)))
@@ -166,12 +171,15 @@ class SimBroker:
         ts: float,
         price: float,
         oco: str | None = None,
+        volume: float | None = None,
     ) -> dict[str, Any]:
-        """Accept (or deny) a new order at bar time ``ts`` whose signal price is ``price``."""
+        """Accept (or deny) a new order at bar time ``ts`` whose signal price is ``price`` (on a bar
+        of ``volume``, which caps a fill on arrival when ``max_volume_fraction`` is set)."""
         self.seq += 1
         self.orders_total += 1
         if tif == "day" and expire_at is None:
-            expire_at = fm.day_end(ts)
+            close = self.sessions.close_of(ts) if self.sessions is not None else None
+            expire_at = close if close is not None else fm.day_end(ts)
         order: dict[str, Any] = {
             "client_order_id": f"bt-{self.seq}",
             "side": side,
@@ -205,14 +213,19 @@ class SimBroker:
             fill_price, triggered = fm.on_arrival(side, type, limit, stop, price, self.slippage)
             order["triggered"] = triggered
             if fill_price is not None:
-                self._execute(order, fill_price, ts, None)
+                self._execute(order, fill_price, ts, volume)
             if order["status"] in ("accepted", "partially_filled") and tif in ("ioc", "fok"):
                 self._close(order, "cancelled", ts, f"{tif}: not filled at once")
         return order
 
     def _admission(self, order: dict[str, Any], price: float) -> tuple[str, str] | None:
         """Binary price rules, then the instance's gate and the margin check for orders that add
-        risk, valued at the worst price the order can fill at (its limit, else the signal price)."""
+        risk, valued at the worst price the order can fill at (its limit, else the signal price).
+        Outside the market's trading hours every order is denied, as a venue refuses it."""
+        if self.sessions is not None:
+            closed = self.sessions.closed_problem(order["ts"])
+            if closed is not None:
+                return closed
         if self.kind == "binary":
             for key in ("limit", "stop"):
                 if order[key] is not None:
@@ -224,8 +237,9 @@ class SimBroker:
             self.qty != 0 and (self.qty > 0) != (signed > 0) and abs(signed) <= abs(self.qty)
         ):
             return None
-        est = order["limit"] if order["limit"] is not None else order["stop"] or price
-        est = fm.slipped(order["side"], est, self.slippage) if order["type"] != "limit" else est
+        est = fm.price_estimate(
+            order["side"], order["type"], order["limit"], order["stop"], price, self.slippage
+        )
         notional = order["qty"] * est
         held = abs(self.qty) * self.avg_price
         gate = fm.gate_problem(
@@ -303,11 +317,9 @@ class SimBroker:
                 self._close(order, "cancelled", ts, "reduce-only: no position to reduce")
                 return
         if volume is not None and self.volume_fraction is not None:
-            qty = min(qty, volume * float(self.volume_fraction))
-            if order["tif"] == "fok" and qty < order["qty"] - order["filled_qty"]:
-                return  # all or nothing: the caller cancels it
+            qty = fm.capped_qty(qty, fm.available_size(volume, float(self.volume_fraction)), order["tif"])
             if qty <= 0:
-                return
+                return  # nothing on offer (FOK: not all of it): it rests, or the caller cancels it
         signed = qty if order["side"] == "buy" else -qty
         problem = self._margin(signed, price)
         if problem is not None:
@@ -378,13 +390,19 @@ class SimBroker:
 
     def on_bar(self, ts: float, o: float, h: float, lo: float, c: float, v: float | None = None) -> None:
         """Check every resting order against a new bar (before the strategy sees it): expiry first,
-        then stops before limits (the conservative order of events)."""
+        then stops before limits (the conservative order of events). Outside the market's trading
+        hours nothing fills (orders still expire; IOC / FOK ones are cancelled)."""
+        closed = self.sessions is not None and self.sessions.close_of(ts) is None
         orders = sorted(self.pending, key=_stops_first)
         for order in orders:
             if order not in self.pending:  # cancelled by an OCO sibling or a closed position
                 continue
             if order["expire_at"] is not None and ts >= order["expire_at"]:
                 self._close(order, "expired", ts, "expired")
+                continue
+            if closed:
+                if order["tif"] in ("ioc", "fok"):
+                    self._close(order, "cancelled", ts, f"{order['tif']}: not filled at once")
                 continue
             price, triggered = fm.on_bar(
                 order["side"],
@@ -403,13 +421,21 @@ class SimBroker:
             if order in self.pending and order["tif"] in ("ioc", "fok"):
                 self._close(order, "cancelled", ts, f"{order['tif']}: not filled at once")
 
-    def close_position(self, ts: float, price: float, tag: str | None) -> dict[str, Any] | None:
+    def close_position(
+        self, ts: float, price: float, tag: str | None, volume: float | None = None
+    ) -> dict[str, Any] | None:
         """A reduce-only market order for the whole position (None when flat)."""
         if self.qty == 0:
             return None
         side = "sell" if self.qty > 0 else "buy"
         return self.new_order(
-            side=side, qty=abs(self.qty), reduce_only=True, tag=tag or "close", ts=ts, price=price
+            side=side,
+            qty=abs(self.qty),
+            reduce_only=True,
+            tag=tag or "close",
+            ts=ts,
+            price=price,
+            volume=volume,
         )
 
     def settle(self, value: float, ts: float) -> None:
@@ -421,7 +447,7 @@ class SimBroker:
             fee_rate, fee_fixed = self.fee_rate, self.fee_fixed
             self.fee_rate = self.fee_fixed = 0.0
             try:
-                self.fill("sell" if self.qty > 0 else "buy", abs(self.qty), value, ts, "settlement")
+                self.fill("sell" if self.qty > 0 else "buy", abs(self.qty), value, ts, SETTLEMENT)
             finally:
                 self.fee_rate, self.fee_fixed = fee_rate, fee_fixed
 

@@ -159,6 +159,7 @@ class BacktestListCreateApi(TenantScopedApi):
             slippage_bps=data.get("slippage_bps"),
             fee_bps=data.get("fee_bps"),
             fill_timing=data.get("fill_timing"),
+            max_volume_fraction=data.get("max_volume_fraction"),
             chunk_bars=data.get("chunk_bars"),
             name=data.get("name", ""),
         )

@@ -21,6 +21,7 @@ def broker_params_for(
     fee_bps: float | None = None,
     instance: StrategyInstance | None = None,
     fill_timing: str | None = None,
+    max_volume_fraction: float | None = None,
 ) -> dict[str, Any]:
     """The JSON-safe broker parameters stored with a backtest (provenance) and sent to the host.
 
@@ -34,6 +35,8 @@ def broker_params_for(
         params["fee_bps"] = float(fee_bps)
     if fill_timing is not None:
         params["fill_timing"] = fill_timing
+    if max_volume_fraction is not None:
+        params["max_volume_fraction"] = float(max_volume_fraction)
     if instance is not None:
         # Signal-style strategies are sized as the engine sizes them (`fillmodel.entry_notional`).
         pct = (instance.config or {}).get("percent_capital", 10)

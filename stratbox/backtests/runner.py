@@ -28,11 +28,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sandbox import ErrorCode, SandboxError
+from sandbox.simbroker import SETTLEMENT
 from stratbox.backtests import metrics
 from stratbox.backtests.bars import market_bars_chunks
 from stratbox.backtests.csvbars import BarColumns
 from stratbox.backtests.datasets import dataset_bars_chunks
 from stratbox.backtests.events import progress_publish
+from stratbox.backtests.market_rules import market_rules_for
 from stratbox.backtests.models import Backtest, BacktestSource, BacktestStatus, BacktestTrade, BacktestUpload
 from stratbox.backtests.sandbox_client import backtest_abort, backtest_chunk, backtest_load, backtest_unload
 from stratbox.engine import runtime
@@ -200,6 +202,7 @@ class _Accumulator:
     timings: dict[str, float] = field(default_factory=dict)
     denials: list[dict[str, Any]] = field(default_factory=list)
     denial_counts: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)  # the market's rules (hours, settlement)
 
     def add(self, chunk: dict[str, Any], bars: int) -> None:
         self.done += bars
@@ -276,15 +279,20 @@ def backtest_run(backtest_id: str) -> str:
         started = time.monotonic()
         backtest_load(bt, tenant_id=tenant_id, key=key)
         params = bt.broker_params
+        rules = market_rules_for(bt)
+        acc.notes = rules.notes()
         parts: list[BarColumns] = []
         chunks = bars_chunks(bt)
         acc.time("load_s", time.monotonic() - started)
-        while True:
+        t = time.monotonic()
+        following = next(chunks, None)
+        acc.time("bars_wait_s", time.monotonic() - t)
+        while following is not None:
             t = time.monotonic()
-            part = next(chunks, None)
+            # One chunk ahead: the market's rules need to know which chunk is the last.
+            part, following = following, next(chunks, None)
             acc.time("bars_wait_s", time.monotonic() - t)
-            if part is None:
-                break
+            part, last = rules.cut(part, following)
             t = time.monotonic()
             if watch.cancelled.is_set() or _cancel_requested(bt):
                 _finish(bt, BacktestStatus.CANCELLED)
@@ -297,14 +305,17 @@ def backtest_run(backtest_id: str) -> str:
                 tenant_id=tenant_id,
                 key=key,
                 bars=bars,
-                broker_params=params,
+                broker_params=rules.chunk_params(params, part, last),
                 market=bt.market_code,
+                settling=last and rules.settle_value is not None,
             )
             acc.time("chunk_calls_s", time.monotonic() - t)
             t = time.monotonic()
             acc.add(result, len(part))
             _progress(bt, acc.done, started)
             acc.time("bookkeeping_s", time.monotonic() - t)
+            if last:
+                break
         acc.time("run_s", time.monotonic() - started)
         t = time.monotonic()
         cols = BarColumns.concat(parts)
@@ -362,7 +373,8 @@ def _trade_rows(bt: Backtest, acc: _Accumulator) -> list[tuple[Any, ...]]:
     rows: list[tuple[Any, ...]] = []
     for t in acc.trades:
         direction = 1.0 if t["side"] == "long" else -1.0
-        fees = (t["entry_price"] + t["exit_price"]) * t["qty"] * fee_rate
+        exit_fee_price = 0.0 if t["reason"] == SETTLEMENT else t["exit_price"]  # settlement: fee-free
+        fees = (t["entry_price"] + exit_fee_price) * t["qty"] * fee_rate
         pnl = (t["exit_price"] - t["entry_price"]) * t["qty"] * direction - fees
         rows.append(
             (bt.pk, len(rows) + 1, t["side"], t["qty"], t["entry_ts"], t["entry_price"], t["exit_ts"],
@@ -419,6 +431,7 @@ def _store_results(bt: Backtest, cols: BarColumns, acc: _Accumulator, started: f
     m["denials"] = acc.denials
     m["denial_counts"] = acc.denial_counts
     m["fills"] = len(fills)
+    m.update(acc.notes)
     acc.time("metrics_s", time.monotonic() - started)
     t = time.monotonic()
     _trades_insert(rows)

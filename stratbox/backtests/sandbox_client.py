@@ -75,12 +75,19 @@ def backtest_unload(*, tenant_id: str, key: str) -> None:
 
 
 def backtest_chunk(
-    *, tenant_id: str, key: str, bars: dict[str, bytes], broker_params: dict[str, Any], market: str
+    *,
+    tenant_id: str,
+    key: str,
+    bars: dict[str, bytes],
+    broker_params: dict[str, Any],
+    market: str,
+    settling: bool = False,
 ) -> dict[str, Any]:
     """Run one chunk of bars (columns ts/open/high/low/close/volume, packed float64) through the
-    loaded strategy; the host answers with packed fills and trades (see :func:`normalize_chunk`)."""
+    loaded strategy; the host answers with packed fills and trades (see :func:`normalize_chunk`).
+    ``settling``: the chunk ends with a binary market's settlement (a fill at 0 is then valid)."""
     raw = client().backtest(tenant_id, key, bars, broker_params, market=market, packed=True)
-    return normalize_chunk(raw)
+    return normalize_chunk(raw, settling=settling)
 
 
 def _bad(what: str) -> SandboxError:
@@ -111,18 +118,20 @@ def _unpack(value: object, width: int, what: str) -> np.ndarray:
     return arr
 
 
-def normalize_chunk(raw: object) -> dict[str, Any]:
+def normalize_chunk(raw: object, *, settling: bool = False) -> dict[str, Any]:
     """Checked chunk result: ``fills`` (an ``(n, 4)`` array of ts, signed qty, price, fee),
     ``trades`` (closed round trips), ``position`` (the broker's open position after the chunk)
     and ``equity`` (its own end-of-chunk figure, used as a cross-check).
 
     Fills and trades arrive packed (base64 float64): they are checked as whole arrays — finite,
     positive prices and quantities, non-negative fees, a known side — instead of value by value.
+    A chunk that ends with a binary settlement (``settling``) may hold a fill at 0 (resolved NO).
     """
     if not isinstance(raw, dict):
         raise _bad("not an object")
     fills = _unpack(raw.get("fills_packed"), 4, "fills")
-    if fills.size and ((fills[:, 2] <= 0).any() or (fills[:, 3] < 0).any() or (fills[:, 1] == 0).any()):
+    bad_price = fills[:, 2] < 0 if settling else fills[:, 2] <= 0
+    if fills.size and (bad_price.any() or (fills[:, 3] < 0).any() or (fills[:, 1] == 0).any()):
         raise _bad("fill value")
     packed = _unpack(raw.get("trades_packed"), 7, "trades")
     reasons = raw.get("trade_reasons")

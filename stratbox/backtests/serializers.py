@@ -50,6 +50,13 @@ class BacktestCreateInput(serializers.Serializer):
         choices=["signal_close", "next_open"],
         help_text="fill at the signal bar's close (default) or at the next bar's open",
     )
+    max_volume_fraction = serializers.FloatField(
+        required=False,
+        min_value=0.000001,
+        max_value=1,
+        help_text="partial fills: one order fills at most this fraction of a bar's volume per bar "
+        "(default: the instance's paper account's, else no cap)",
+    )
     market = serializers.CharField(
         required=False, max_length=100, help_text="market id or code (SIM:BTC/USDT)"
     )

@@ -135,6 +135,7 @@ def _backtest_create(
     chunk_bars: int | None = None,
     name: str = "",
     fill_timing: str | None = None,
+    max_volume_fraction: float | None = None,
 ) -> Backtest:
     """Create a queued backtest and enqueue its run after commit.
 
@@ -212,6 +213,7 @@ def _backtest_create(
         fee_bps=fee_bps,
         instance=instance,
         fill_timing=fill_timing,
+        max_volume_fraction=max_volume_fraction,
     )
     backtest = Backtest.objects.create(
         tenant=tenant,

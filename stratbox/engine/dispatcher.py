@@ -111,14 +111,16 @@ def markets_mark_to_market(now: float | None = None) -> int:
     Markets cannot import trading (layering), so the engine drives it from the dispatcher cycle.
     A quote is processed once cluster-wide (a Redis marker per market and quote timestamp).
     """
-    ids = list(Market.objects.filter(active=True).values_list("pk", flat=True))
-    quotes = quotes_get_many(ids)
+    hours = dict(Market.objects.filter(active=True).values_list("pk", "trading_hours"))
+    quotes = quotes_get_many(list(hours))
     r = runtime.r()
     done = 0
     for market_id, quote in quotes.items():
         marker = str(quote.get("ts"))
         if r.set(MTM_KEY.format(market_id), marker, ex=60, get=True) == marker:
             continue  # this quote was already marked by some dispatcher
-        orders_mark_to_market(market_id=market_id, quote=quote, now=timezone.now())
+        orders_mark_to_market(
+            market_id=market_id, quote=quote, now=timezone.now(), trading_hours=hours.get(market_id)
+        )
         done += 1
     return done

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
+
+from sandbox.sessions import hours_problem
 
 
 class FeedSource(models.TextChoices):
@@ -45,7 +48,8 @@ class Market(models.Model):
     kind = models.CharField(max_length=8, choices=MarketKind.choices, default=MarketKind.SPOT)
     outcome = models.CharField(max_length=3, blank=True, help_text="YES or NO for a binary contract")
     # Trading hours: {"tz": "America/New_York", "open": "09:30", "close": "16:00", "days": [0, 1, 2, 3, 4]};
-    # empty: always open. DAY orders expire at the session's close (UTC midnight when always open).
+    # empty: always open. Enforced by `sandbox.sessions` (orders outside are denied MARKET_CLOSED,
+    # nothing fills outside); DAY orders expire at the session's close (UTC midnight when always open).
     trading_hours = models.JSONField(default=dict, blank=True)
     resolved_value = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -60,6 +64,11 @@ class Market(models.Model):
     @property
     def code(self) -> str:
         return f"{self.venue}:{self.symbol}"
+
+    def clean(self) -> None:
+        problem = hours_problem(self.trading_hours)
+        if problem is not None:  # unreadable hours would keep the market closed for good
+            raise ValidationError({"trading_hours": problem})
 
 
 class Bar(models.Model):

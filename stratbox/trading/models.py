@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +73,16 @@ class Account(models.Model):
     fee_fixed = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1"))
     allow_short = models.BooleanField(default=False)
+    # Paper partial fills when quotes carry no book sizes: one order fills at most this fraction of
+    # a quote's volume per quote (as a backtest's `max_volume_fraction` does per bar). NULL: no
+    # cap, every fill whole (the default). A quote with `bid_size` / `ask_size` is capped by those.
+    max_volume_fraction = models.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.000001")), MaxValueValidator(Decimal("1"))],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,7 +9,8 @@ order — the first failing check wins (every aggregate they need is read by ONE
 
   KILL_SWITCH, MODE_OFF / MODE_OBSERVE (the DB's mode, whatever the host claimed), NOT_APPROVED
   (a live account without a current governance approval, see `set_live_approval_checker`),
-  NO_QUOTE, BROKER_UNAVAILABLE (the account's adapter cannot take orders), ORDER_RATE_LIMIT; then
+  MARKET_CLOSED (outside the market's trading hours, `sandbox.sessions`), NO_QUOTE,
+  BROKER_UNAVAILABLE (the account's adapter cannot take orders), ORDER_RATE_LIMIT; then
   sells (long-only v1: a sell may only reduce/close the position): INSUFFICIENT_POSITION;
   buys: DAILY_LOSS_LIMIT, CAPITAL_PER_TRADE_EXCEEDED, MAX_POSITIONS_REACHED,
   MAX_POSITION_SIZE_EXCEEDED, INSTANCE_CAPITAL_EXHAUSTED, TENANT_CAPITAL_LIMIT_EXCEEDED,
@@ -37,7 +38,9 @@ from django.utils import timezone
 
 from sandbox import fillmodel as fm
 from sandbox.context import bracket_value, order_number, order_options_problem
+from sandbox.sessions import session_parse
 from stratbox.instances.models import Mode, StrategyInstance
+from stratbox.markets.models import Market
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import BrokerUnavailable, broker_for_account
 from stratbox.trading.brokers.base import q8
@@ -72,6 +75,7 @@ class Deny(StrEnum):
     INSUFFICIENT_POSITION = "INSUFFICIENT_POSITION"
     SHORT_NOT_ALLOWED = "SHORT_NOT_ALLOWED"
     NO_QUOTE = "NO_QUOTE"
+    MARKET_CLOSED = "MARKET_CLOSED"  # outside the market's trading hours (the message says when it opens)
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"  # an approved live account whose adapter cannot trade
     KILL_SWITCH = "KILL_SWITCH"
     PAUSED = "PAUSED"  # decided by the engine (runtime state); listed so every code lives here
@@ -111,6 +115,7 @@ DENY_LABELS = {
     Deny.INSUFFICIENT_POSITION: "selling more than the position holds",
     Deny.SHORT_NOT_ALLOWED: "the account does not allow short positions",
     Deny.NO_QUOTE: "no valid quote for the market",
+    Deny.MARKET_CLOSED: "the market is closed (outside its trading hours)",
     Deny.BROKER_UNAVAILABLE: "the account's broker cannot trade",
     Deny.KILL_SWITCH: "the tenant's kill switch is on",
     Deny.PAUSED: "the instance is paused",
@@ -314,6 +319,22 @@ def _options(intent: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def market_closed(market: Market, now: datetime) -> tuple[Deny, str] | None:
+    """`(MARKET_CLOSED, message naming the next open)` when `now` is outside the market's trading
+    hours or after a binary market's resolution, else None. Parsed hours are cached
+    (`session_parse`); always-open markets cost a truth test."""
+    if market.resolved_at is not None and now >= market.resolved_at:
+        return Deny.MARKET_CLOSED, (
+            f"{market.code} resolved (settled at {market.resolved_value}) on "
+            f"{market.resolved_at:%Y-%m-%d %H:%M} UTC and no longer trades"
+        )
+    session = session_parse(market.trading_hours)
+    if session is None:
+        return None
+    problem = session.closed_problem(now.timestamp())
+    return None if problem is None else (Deny.MARKET_CLOSED, problem[1])
+
+
 def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01'))}"
 
@@ -353,6 +374,9 @@ def pre_trade_decide(
         return RiskDecision(Deny.MODE_OBSERVE, "the instance is in observe mode: recorded as a shadow order")
     if account.kind != "paper" and not instance_live_approval_is_current(instance):
         return RiskDecision(Deny.NOT_APPROVED, "live trading needs a current staff approval")
+    closed = market_closed(instance.market, now)
+    if closed is not None:
+        return RiskDecision(*closed)
     if not quote_is_valid(quote):
         return RiskDecision(Deny.NO_QUOTE, "no valid quote for the market")
     try:

@@ -1,7 +1,8 @@
 """Reads for trading. Tenant-facing selectors take the tenant; exposure reads feed the risk gate.
 
 Deployed capital (what the capital limits measure) = the cost basis of open, non-shadow positions
-+ the notional reserved by resting (pending) non-shadow limit buys at their limit price.
++ the notional reserved by resting (accepted or partially filled) non-shadow limit buys: what is
+left to fill at their limit price.
 """
 
 from __future__ import annotations
@@ -26,9 +27,13 @@ from tenants.models import Tenant
 
 ZERO = Decimal("0")
 _NOTIONAL = ExpressionWrapper(
-    F("qty") * F("limit_price"), output_field=DecimalField(max_digits=40, decimal_places=16)
+    (F("qty") - F("filled_qty")) * F("limit_price"),
+    output_field=DecimalField(max_digits=40, decimal_places=16),
 )
-NOTIONAL = _NOTIONAL  # the notional a resting limit order reserves (qty x limit price)
+# The notional a resting limit order reserves: what is left to fill x its limit price. An order that
+# filled in part (`partially_filled`) still reserves the rest, like an `accepted` one.
+NOTIONAL = _NOTIONAL
+PENDING_STATUSES = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:
@@ -80,7 +85,7 @@ def _sum(qs: QuerySet[Any], expr: Any) -> Decimal:
 
 
 def pending_buy_notional(**filters: Any) -> Decimal:
-    qs = Order.objects.filter(status=OrderStatus.ACCEPTED, is_shadow=False, side=OrderSide.BUY, **filters)
+    qs = Order.objects.filter(status__in=PENDING_STATUSES, is_shadow=False, side=OrderSide.BUY, **filters)
     return _sum(qs, _NOTIONAL)
 
 
@@ -103,12 +108,12 @@ def pending_sell_qty(*, instance_id: Any, market_id: int) -> Decimal:
     qs = Order.objects.filter(
         instance_id=instance_id,
         market_id=market_id,
-        status=OrderStatus.ACCEPTED,
+        status__in=PENDING_STATUSES,
         is_shadow=False,
         side=OrderSide.SELL,
         reduce_only=False,  # bracket legs and reduce-only exits die with the position: no reservation
     )
-    return _sum(qs, "qty")
+    return _sum(qs, F("qty") - F("filled_qty"))
 
 
 def open_position(*, instance_id: Any, market_id: int, shadow: bool = False) -> Position | None:
@@ -246,8 +251,8 @@ _SELL_SQL = """
 SELECT {instance}
   (SELECT count(*) FROM trading_order WHERE instance_id = %(instance)s AND NOT is_shadow
      AND status IN ('accepted', 'partially_filled', 'filled', 'cancelled', 'expired', 'unknown') AND created_at > %(since)s),
-  (SELECT sum(qty) FROM trading_order WHERE instance_id = %(instance)s AND market_id = %(market)s
-     AND status = 'accepted' AND NOT is_shadow AND side = 'sell' AND NOT reduce_only),
+  (SELECT sum(qty - filled_qty) FROM trading_order WHERE instance_id = %(instance)s AND market_id = %(market)s
+     AND status IN ('accepted', 'partially_filled') AND NOT is_shadow AND side = 'sell' AND NOT reduce_only),
   {position}
 FROM {source}
 LEFT JOIN LATERAL (SELECT * FROM trading_position WHERE instance_id = %(instance)s
@@ -257,8 +262,9 @@ _BUY_SQL = """
 WITH pos AS (
   SELECT * FROM trading_position WHERE instance_id = %(instance)s AND NOT is_shadow AND closed_at IS NULL
 ), pend AS (
-  SELECT market_id, qty * limit_price AS notional FROM trading_order
-  WHERE instance_id = %(instance)s AND status = 'accepted' AND NOT is_shadow AND side = 'buy'
+  SELECT market_id, (qty - filled_qty) * limit_price AS notional FROM trading_order
+  WHERE instance_id = %(instance)s AND status IN ('accepted', 'partially_filled') AND NOT is_shadow
+  AND side = 'buy'
 )
 SELECT {instance}
   (SELECT count(*) FROM trading_order WHERE instance_id = %(instance)s AND NOT is_shadow
@@ -274,10 +280,10 @@ SELECT {instance}
   (SELECT count(DISTINCT market_id) FROM pend WHERE market_id NOT IN (SELECT market_id FROM pos)),
   (SELECT sum(abs(cost_basis)) FROM trading_position WHERE tenant_id = %(tenant)s AND NOT is_shadow
      AND closed_at IS NULL),
-  (SELECT sum(qty * limit_price) FROM trading_order WHERE tenant_id = %(tenant)s
-     AND status = 'accepted' AND NOT is_shadow AND side = 'buy'),
-  (SELECT sum(qty * limit_price) FROM trading_order WHERE account_id = %(account)s
-     AND status = 'accepted' AND NOT is_shadow AND side = 'buy'),
+  (SELECT sum((qty - filled_qty) * limit_price) FROM trading_order WHERE tenant_id = %(tenant)s
+     AND status IN ('accepted', 'partially_filled') AND NOT is_shadow AND side = 'buy'),
+  (SELECT sum((qty - filled_qty) * limit_price) FROM trading_order WHERE account_id = %(account)s
+     AND status IN ('accepted', 'partially_filled') AND NOT is_shadow AND side = 'buy'),
   {position}
 FROM {source}
 LEFT JOIN LATERAL (SELECT * FROM pos WHERE market_id = %(market)s ORDER BY opened_at DESC LIMIT 1) p ON true
@@ -410,6 +416,7 @@ def order_as_dict(order: Order) -> dict[str, Any]:
         "stop_price": float(order.stop_price) if order.stop_price is not None else None,
         "status": order.status,
         "filled": order.filled_at is not None,
+        "filled_qty": float(order.filled_qty),
         "fill_price": float(order.fill_price) if order.fill_price is not None else None,
         "fee": float(order.fee),
         "deny_code": order.deny_code or None,

@@ -26,6 +26,7 @@ class AccountOutput(serializers.ModelSerializer):
             "balance",
             "slippage_bps",
             "fee_bps",
+            "max_volume_fraction",
             "broker",
             "has_credentials",
             "credentials_hint",
@@ -59,6 +60,16 @@ class AccountInput(serializers.Serializer):
         max_value=Decimal("1000"),
         required=False,
         allow_null=True,
+    )
+    max_volume_fraction = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        max_value=Decimal("1"),
+        required=False,
+        allow_null=True,
+        help_text="partial fills: one order fills at most this fraction of a quote's volume "
+        "(quotes without book sizes); null: every fill whole",
     )
 
 

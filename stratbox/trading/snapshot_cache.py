@@ -85,13 +85,13 @@ _REALIZED_SQL = (
     f"FROM {Fill._meta.db_table} WHERE instance_id = ANY(%s) GROUP BY 1, 2"
 )
 _PENDING_SQL = (
-    "SELECT instance_id, SUM(qty * limit_price) "  # noqa: S608
-    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status = 'accepted' "
+    "SELECT instance_id, SUM((qty - filled_qty) * limit_price) "  # noqa: S608
+    f"FROM {Order._meta.db_table} WHERE instance_id = ANY(%s) AND status IN ('accepted', 'partially_filled') "
     "AND is_shadow = false AND side = 'buy' GROUP BY 1"
 )
 _RECENT_ORDERS_SQL = (
     "SELECT o.instance_id, o.id, o.client_order_id, o.side, o.type, o.qty, o.limit_price, o.status, "  # noqa: S608
-    "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at, o.stop_price "
+    "o.filled_at, o.fill_price, o.fee, o.deny_code, o.tag, o.created_at, o.stop_price, o.filled_qty "
     "FROM unnest(%s::uuid[], %s::boolean[]) AS i(iid, shadow) CROSS JOIN LATERAL ("
     f"SELECT * FROM {Order._meta.db_table} t WHERE t.instance_id = i.iid "
     "AND t.is_shadow = i.shadow ORDER BY t.created_at DESC, t.id DESC LIMIT %s) o "
@@ -162,6 +162,7 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
         tag,
         created,
         stop,
+        filled_qty,
     ) in recent:
         # The same dict as selectors.order_as_dict.
         raw[str(iid)]["orders"].append(
@@ -175,6 +176,7 @@ def _raw_many(instances: list[StrategyInstance]) -> dict[str, dict[str, Any]]:
                 "stop_price": _f(stop),
                 "status": status,
                 "filled": filled_at is not None,
+                "filled_qty": float(filled_qty),
                 "fill_price": _f(fill_price),
                 "fee": float(fee),
                 "deny_code": deny or None,

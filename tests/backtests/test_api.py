@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from decimal import Decimal as D
 
 import pytest
 
@@ -87,6 +88,7 @@ def test_reuse_instance_config(api_client, sma_version, market, tenant, paper_ac
     assert bt.config == {"fast": 4, "slow": 9, "qty": 2.0}
     assert bt.starting_capital == inst.total_capital
     assert bt.broker_params["sizing"]["capital_per_trade"] == float(inst.capital_per_trade)
+    assert "max_volume_fraction" not in bt.broker_params  # the account's default: whole fills
     # an explicit config next to an instance is refused, naming the field
     resp = api_client.post(
         URL,
@@ -100,6 +102,14 @@ def test_reuse_instance_config(api_client, sma_version, market, tenant, paper_ac
     )
     assert resp.status_code == 400 and _attrs(resp) == {"config"}
     assert Backtest.objects.count() == 1
+    # partial fills: the instance's paper account's cap, or the request's own
+    paper_account.max_volume_fraction = D("0.2")
+    paper_account.save(update_fields=["max_volume_fraction"])
+    window = {"start": START.isoformat(), "end": (START + timedelta(hours=2)).isoformat()}
+    for extra, want in (({}, 0.2), ({"max_volume_fraction": 0.05}, 0.05)):
+        resp = api_client.post(URL, {"instance": str(inst.pk), **window, **extra}, format="json")
+        assert resp.status_code == 201, resp.content
+        assert Backtest.objects.get(pk=resp.json()["id"]).broker_params["max_volume_fraction"] == want
 
 
 @pytest.mark.parametrize(

@@ -521,3 +521,43 @@ def test_replayed_tick_carries_the_bar_timestamp(
     assert outcome.status == "ok"
     (tick,) = [parse_tick_log(line["msg"]) for line in outcome.logs if line["msg"].startswith("tick|")]
     assert tick == expected_backtest_tick(replay_market, bar_rows()[0])
+
+
+def test_partial_fills_run_identically_live_and_in_backtest(
+    celery_queue: str, tenant: Any, replay_market: Market, parity_version: Any
+) -> None:
+    """The account fills one order with at most 20 % of a bar's volume (10..14 here: 2.0..2.8 of the
+    2.5 ordered), so entries and exits on bars of volume 10..12 fill over two bars — on arrival
+    against the signal bar, the rest at the next bar's open — and the strategy, deciding from its
+    position, sees partial positions. The backtest of the instance inherits the fraction and fills
+    alike."""
+    instance = make_active_instance(tenant, parity_version, replay_market, slippage="5", fee="0")
+    Account.objects.filter(pk=instance.account_id).update(max_volume_fraction=Decimal("0.2"))
+    instance.refresh_from_db()
+    live = run_live(instance, replay_market)
+    assert live["actions"] and all(a["deny_code"] is None for a in live["actions"]), live["actions"]
+    bt = run_backtest(instance, tenant, replay_market)
+    assert bt.broker_params["max_volume_fraction"] == 0.2
+
+    fills = list(Fill.objects.filter(instance=instance).order_by("id"))
+    assert bt.metrics["fills"] == len(fills) and bt.metrics["denial_counts"] == {}
+    orders = Order.objects.filter(instance=instance)
+    assert max(o.fills.count() for o in orders) >= 2  # orders did fill in parts
+    volume = {float(r[0]): Decimal(r[5]) for r in bar_rows()}
+    for f in fills:  # never more than 20 % of its bar's volume
+        assert f.qty <= volume[live["bar_of_fill"][f.pk]] / 5
+    # Every closing fill is one backtest trade: same bar, quantity, price and P&L (no fees).
+    sells = [f for f in fills if f.side == "sell"]
+    bt_closed = list(BacktestTrade.objects.filter(backtest=bt, exit_ts__isnull=False).order_by("seq"))
+    assert len(sells) == len(bt_closed) >= 3
+    for n, (f, t) in enumerate(zip(sells, bt_closed, strict=True)):
+        where = f"closing fill {n + 1}"
+        assert (q8(dec(t.qty)), t.exit_ts) == (f.qty, live["bar_of_fill"][f.pk]), where
+        assert q8(dec(t.exit_price)) == f.price, where
+        assert abs(dec(t.pnl) - f.realized_pnl) <= LEDGER_TOL, (where, t.pnl, f.realized_pnl)
+    instance.account.refresh_from_db()
+    held = sum(
+        (p.qty for p in Position.objects.filter(instance=instance, closed_at__isnull=True)), Decimal(0)
+    )
+    live_equity = instance.account.balance + held * Decimal(bar_rows()[-1][4])
+    assert abs(dec(bt.metrics["final_equity"]) - live_equity) <= Decimal("1e-6")

@@ -80,7 +80,9 @@ def test_signal_cycle_enters_sized_then_exits(bundle_version, instance_factory, 
     first = tick_run(inst.pk, base)
     assert first.status == "ok", first.error
     entry = Order.objects.get(instance=inst)
-    assert entry.side == "buy" and entry.qty == Decimal("0.5999")  # 60 / ask 100.01, floored to the lot
+    assert entry.side == "buy" and entry.qty == Decimal("0.5996")
+    # 60 at the gate's price for a market buy: ask 100.01 + the default 5 bp slippage = 100.060005,
+    # 60 / 100.060005 = 0.59964.., floored to the 0.0001 lot
     assert entry.tag.startswith("entry:always in")
     second = tick_run(inst.pk, base + 1)
     assert second.status == "ok", second.error

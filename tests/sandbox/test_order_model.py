@@ -248,3 +248,38 @@ def test_fill_model_works_in_decimals_too() -> None:
     assert fm.entry_notional("kelly", Decimal(500), Decimal(1000), Decimal("0.7"), Decimal(10)) == Decimal(
         "400.0"
     )
+
+
+def test_partial_fill_rules_shared_with_paper_trading() -> None:
+    assert fm.available_size(30.0, 0.1) == pytest.approx(3.0)
+    assert fm.available_size(30.0, 0.1, 1.5) == 1.5  # a quote's size at the touch wins
+    assert fm.available_size(30.0, None) is None  # no cap: a whole fill
+    assert fm.capped_qty(5, None, "gtc") == 5 and fm.capped_qty(5, 3, "gtc") == 3
+    assert fm.capped_qty(5, 3, "ioc") == 3 and fm.capped_qty(5, 0, "ioc") == 0
+    assert fm.capped_qty(5, 3, "fok") == 0 and fm.capped_qty(5, 5, "fok") == 5  # all or nothing
+    # on arrival, against the signal bar's volume: 10 % of 30 = 3 of 5
+    b = broker(max_volume_fraction=0.1)
+    gtc = b.new_order(side="buy", qty=5, ts=T, price=100.0, volume=30.0)
+    ioc = b.new_order(side="buy", qty=5, tif="ioc", ts=T, price=100.0, volume=30.0)
+    fok = b.new_order(side="buy", qty=5, tif="fok", ts=T, price=100.0, volume=30.0)
+    assert (gtc["status"], gtc["filled_qty"]) == ("partially_filled", pytest.approx(3.0))
+    assert (ioc["status"], ioc["filled_qty"]) == ("cancelled", pytest.approx(3.0))
+    assert (fok["status"], fok["filled_qty"]) == ("cancelled", 0.0)
+    bar(b, 1, 101.0, 101.0, 101.0, 101.0, v=30.0)  # the GTC's other 2 at the next open
+    assert (gtc["status"], b.qty) == ("filled", pytest.approx(8.0))
+
+
+def test_one_price_estimate_for_the_gate_and_for_sizing() -> None:
+    slip = 0.001  # 10 bps
+    assert fm.price_estimate("buy", "market", None, None, 100.0, slip) == pytest.approx(100.1)
+    assert fm.price_estimate("sell", "market", None, None, 100.0, slip) == pytest.approx(99.9)
+    assert fm.price_estimate("buy", "limit", 101.0, None, 100.0, slip) == pytest.approx(100.1)  # marketable
+    assert fm.price_estimate("buy", "limit", 100.05, None, 100.0, slip) == 100.05  # never beyond its limit
+    assert fm.price_estimate("buy", "limit", 99.0, None, 100.0, slip) == 99.0  # rests at its limit
+    assert fm.price_estimate("buy", "stop", None, 105.0, 100.0, slip) == pytest.approx(105.105)
+    assert fm.price_estimate("buy", "stop_limit", 106.0, 105.0, 100.0, slip) == 106.0
+    # 1,001 at 100.10 is exactly 10 (lot 0.001); 1,000 at 100.10 is 9.99000.. floored to 9.990
+    assert fm.entry_qty(1001.0, 100.0 * 1.001, 0.001) == pytest.approx(10.0)
+    assert fm.entry_qty(Decimal("1001"), Decimal("100.1"), Decimal("0.001")) == Decimal("10.000")
+    assert fm.entry_qty(Decimal("1000"), Decimal("100.1"), Decimal("0.001")) == Decimal("9.990")
+    assert fm.entry_qty(1000.0, 0.0, 0.001) == 0.0

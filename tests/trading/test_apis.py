@@ -35,6 +35,25 @@ def test_create_account_rejects_bad_input_naming_the_field(api_client, paper_acc
     assert Account.objects.filter(name="X").count() == 0
 
 
+def test_paper_partial_fills_are_opt_in_per_account(api_client, tenant):
+    whole = api_client.post("/api/v1/accounts/", {"name": "Whole", "starting_balance": "10"}, format="json")
+    assert whole.status_code == 201 and whole.json()["max_volume_fraction"] is None  # the default
+    r = api_client.post(
+        "/api/v1/accounts/",
+        {"name": "Partial", "starting_balance": "10", "max_volume_fraction": "0.25"},
+        format="json",
+    )
+    assert r.status_code == 201 and D(r.json()["max_volume_fraction"]) == D("0.25")
+    assert Account.objects.get(pk=r.json()["id"]).max_volume_fraction == D("0.25")
+    for bad in ("0", "1.5"):
+        r = api_client.post(
+            "/api/v1/accounts/",
+            {"name": f"Bad {bad}", "starting_balance": "10", "max_volume_fraction": bad},
+            format="json",
+        )
+        assert r.status_code == 400 and r.json()["errors"][0]["attr"] == "max_volume_fraction"
+
+
 def test_viewer_cannot_create_accounts(viewer_client):
     r = viewer_client.post("/api/v1/accounts/", {"name": "V", "starting_balance": "10"}, format="json")
     assert r.status_code == 403 and not Account.objects.filter(name="V").exists()

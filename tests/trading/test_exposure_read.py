@@ -112,6 +112,10 @@ def _instance_ledger(rng: random.Random, instance: Any, markets: list[Any]) -> N
                 created_at=NOW - timedelta(seconds=rng.choice([0, 1, 30, 59, 60, 61, 600, 90000])),
             )
         )
+    for order in orders:  # one that filled in part reserves only its rest (no rng draw: same ledgers)
+        if order.status == OrderStatus.PARTIALLY_FILLED:
+            order.filled_qty = q8(order.qty * D("0.4"))
+            order.save(update_fields=["filled_qty"])
     for order in orders[: rng.randint(0, len(orders))]:
         Fill.objects.create(
             order=order,
@@ -179,7 +183,10 @@ def _old_recent(instance: Any, now: Any) -> int:
 def _old_pending_other(instance: Any) -> int:
     return (
         Order.objects.filter(
-            instance_id=instance.pk, is_shadow=False, status=OrderStatus.ACCEPTED, side=OrderSide.BUY
+            instance_id=instance.pk,
+            is_shadow=False,
+            status__in=[OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED],
+            side=OrderSide.BUY,
         )
         .exclude(
             market_id__in=Position.objects.filter(

@@ -207,3 +207,9 @@ def test_a_binary_contract_bought_and_settled(tenant, paper_account, binary, out
     assert not Position.objects.filter(instance=inst, closed_at__isnull=True).exists()
     with pytest.raises(SettlementRefused):
         market_resolve(market=binary, value=1)
+    inst.market.refresh_from_db()
+    late = place(
+        inst, i("buy", 1, type="limit", price=0.5), make_quote(binary, 0.40), now=inst.market.resolved_at
+    )
+    assert (late.status, late.deny_code) == ("rejected", "MARKET_CLOSED")
+    assert "resolved (settled at" in late.message and "no longer trades" in late.message

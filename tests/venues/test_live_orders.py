@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from stratbox.trading.models import Fill, Order, Position
@@ -247,3 +248,29 @@ def test_a_429_refuses_the_order_with_the_rate_limit_code_and_beat_resolves_the_
     assert live_orders_resolve_task() == 0  # within the grace period: asked, still unknown
     assert Order.objects.get(pk=unclear.order.pk).status == "unknown"
     assert live.posts() == 2  # one POST per order: the refused one was not retried either
+
+
+def test_a_cancel_that_loses_the_race_with_a_fill_ends_filled_and_booked_once(live: Live) -> None:
+    bid, ask = live.inst.bid, live.inst.ask
+    limit = bid - Decimal("1")
+    resting = live.place(type="limit", price=float(limit), tif="gtc")
+    assert resting.status == "accepted"
+    # The market comes down through the limit: the venue fills it before our cancel arrives.
+    live.sim.venue.set_quote(live.sim.venue_symbol, limit - Decimal("0.02"), limit)
+    assert not order_cancel(instance=live.instance, client_order_id=resting.order.client_order_id)
+    order = Order.objects.get(pk=resting.order.pk)
+    assert order.status == "filled" and order.filled_qty == live.unit and order.fill_price == limit
+    assert Fill.objects.filter(order=order).count() == 1
+    assert live_orders_resolve() == 0
+    assert cash(live) == Decimal("100000") - live.unit * limit
+    assert ask > limit  # it rested first: the fill came from the venue, not from our quote
+
+
+def test_credentials_the_keys_cannot_decrypt_reject_the_order_before_anything_is_sent(
+    live: Live, settings: Any
+) -> None:
+    settings.STRATBOX_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]  # the account's key is gone
+    result = live.place()
+    assert result.status == "rejected" and result.deny_code == "BROKER_UNAVAILABLE"
+    assert "cannot be decrypted" in result.message
+    assert live.posts() == 0 and live.venue_orders() == []

@@ -9,12 +9,7 @@ from typing import Any
 
 from sandbox import fillmodel as fm
 from stratbox.instances.models import StrategyInstance
-
-
-def _lot_floor(qty: Decimal, lot: Decimal) -> Decimal:
-    if lot <= 0:
-        return qty
-    return (qty / lot).to_integral_value(rounding=ROUND_DOWN) * lot
+from stratbox.trading.brokers import BrokerUnavailable, PaperBroker, broker_for_account
 
 
 def entry_notional(instance: StrategyInstance, confidence: float, config: dict[str, Any]) -> Decimal:
@@ -36,6 +31,28 @@ def entry_notional(instance: StrategyInstance, confidence: float, config: dict[s
         pct,
     )
     return notional.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
+def entry_price(instance: StrategyInstance, side: str, quote: dict[str, Any]) -> Decimal:
+    """The price an entry is sized at: the risk gate's own estimate for a market order of that side
+    (`Broker.estimate_price`, `fillmodel.price_estimate`: the quote's side with slippage), so an
+    entry sized to exactly capital_per_trade is not denied for exceeding it. A live account with no
+    adapter: the paper broker of its columns, which is what the shadow gate values its observed
+    orders with (its active orders are refused anyway)."""
+    try:
+        broker = broker_for_account(instance.account)
+    except BrokerUnavailable:
+        broker = PaperBroker.for_account(instance.account)
+    return broker.estimate_price(side=side, type="market", limit_price=None, quote=quote)
+
+
+def entry_qty(instance: StrategyInstance, notional: Decimal, side: str, quote: dict[str, Any]) -> Decimal:
+    """An entry's quantity: `notional` at `entry_price`, floored to the market's lot
+    (`fillmodel.entry_qty`, which the backtester sizes with too)."""
+    qty: Decimal = fm.entry_qty(
+        notional, entry_price(instance, side, quote), Decimal(instance.market.lot_size)
+    )
+    return qty
 
 
 def signal_intents(
@@ -77,8 +94,6 @@ def signal_intents(
         )
     open_after = len([p for p in positions if p not in closed])
     slots = max(int(instance.max_positions) - open_after, 0)
-    price = Decimal(str(quote["ask"]))
-    lot = Decimal(instance.market.lot_size)
     for sig in result.get("entries") or []:
         if not isinstance(sig, dict):
             continue
@@ -101,7 +116,9 @@ def signal_intents(
         if type(confidence) not in (int, float):
             confidence = 0.0
         try:
-            qty = _lot_floor(entry_notional(instance, confidence, instance.config or {}) / price, lot)
+            qty = entry_qty(
+                instance, entry_notional(instance, confidence, instance.config or {}), side, quote
+            )
         except (InvalidOperation, ZeroDivisionError):
             qty = Decimal(0)
         if qty <= 0:

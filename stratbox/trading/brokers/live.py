@@ -2,7 +2,7 @@
 
 It runs in the trusted worker, after the risk gate has passed — which on a live account requires a
 current staff approval — and is the only place an order's account credentials are decrypted
-(`venue_accounts.adapter_for_account`). Credentials never leave the worker: not to the API, not to
+(`venue_accounts.adapter_for_account`, on first use of `adapter`: the gate only prices orders). Credentials never leave the worker: not to the API, not to
 a sandbox host, not to a log line (errors name the account, never its keys).
 
 The venue, not this process, fills a live order: `submit` and `fill_resting` return no fills.
@@ -67,25 +67,35 @@ def _adapter_for(account: Account) -> VenueAdapter:
 class LiveBroker:
     """A live account's broker: prices for the gate, the venue adapter for `services.live`."""
 
-    def __init__(self, account: Account, adapter: VenueAdapter, fee_bps: Decimal = Decimal(0)) -> None:
+    def __init__(self, account: Account, fee_bps: Decimal = Decimal(0)) -> None:
         self.account = account
-        self.adapter = adapter
         self._fee_rate = fee_bps / _BPS
+
+    @property
+    def adapter(self) -> VenueAdapter:
+        """The venue adapter, built (credentials decrypted) on first use: only the code that talks
+        to the venue asks for it, never the risk gate."""
+        return _adapter_for(self.account)
 
     @classmethod
     def for_account(cls, account: Account) -> LiveBroker:
         """BrokerUnavailable (the gate's BROKER_UNAVAILABLE) when the account cannot reach its venue:
-        no broker, no credentials, an unknown broker name, or credentials the keys cannot decrypt."""
+        no broker, no credentials, an unknown broker name. Credentials the keys cannot decrypt are
+        found when the order is sent (`adapter`), and the journaled order is rejected with the same
+        code."""
         if not account.broker:
             raise BrokerUnavailable(f"live account {account.pk} names no broker: nothing is sent")
         if not account.credentials_ciphertext:
             raise BrokerUnavailable(f"live account {account.pk} has no credentials: nothing is sent")
+        from stratbox.venues.base import VenueError
         from stratbox.venues.registry import venue_config
 
-        adapter = _adapter_for(account)
+        try:
+            config = venue_config(account.broker)
+        except VenueError as exc:
+            raise BrokerUnavailable(f"account {account.pk}: {exc.message}") from exc
         # An expected fee for the gate's cash check (the venue charges its own; 0 when not configured).
-        fee_bps = Decimal(str(venue_config(account.broker).get("fee_bps", 0)))
-        return cls(account, adapter, fee_bps)
+        return cls(account, Decimal(str(config.get("fee_bps", 0))))
 
     def estimate_price(
         self,

@@ -86,6 +86,7 @@ def _account_create(
     currency: str = "USD",
     slippage_bps: Decimal | None = None,
     fee_bps: Decimal | None = None,
+    max_volume_fraction: Decimal | None = None,
 ) -> Account:
     if Account.objects.filter(tenant=tenant, name=name).exists():
         raise ApplicationError("invalid", ACCOUNT_NAME_TAKEN, field="name")
@@ -100,6 +101,7 @@ def _account_create(
                 balance=starting_balance,
                 slippage_bps=slippage_bps,
                 fee_bps=fee_bps,
+                max_volume_fraction=max_volume_fraction,
                 broker=broker,
                 credentials_ciphertext=ciphertext,
                 credentials_hint=hint,
@@ -117,6 +119,7 @@ def _account_create(
             "kind": kind,
             "starting_balance": str(starting_balance),
             "currency": currency,
+            **({"max_volume_fraction": str(max_volume_fraction)} if max_volume_fraction is not None else {}),
             **({"broker": broker, "has_credentials": bool(ciphertext)} if kind == AccountKind.LIVE else {}),
         },
     )

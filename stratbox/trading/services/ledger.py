@@ -44,13 +44,19 @@ def position_lock_open(order: Order) -> Position | None:
 
 
 def order_mark_filled(order: Order, specs: list[FillSpec], now: datetime) -> None:
-    """The order's fill fields after `specs` (what `fill_apply` writes to it, the last fill winning)."""
+    """The order's fill fields after `specs` (what `fill_apply` writes to it, the last fill winning).
+
+    A shadow order has no partially_filled status: its `filled_at` is set once it is filled whole,
+    so one filled in part still rests (`lifecycle.RESTING`)."""
     order.fill_price = specs[-1].price
     order.fee = specs[-1].fee
-    order.filled_at = now
     order.filled_qty = (order.filled_qty or 0) + sum((s.qty for s in specs), 0)
+    done = order.filled_qty >= order.qty
     if not order.is_shadow:
-        order.status = OrderStatus.FILLED if order.filled_qty >= order.qty else OrderStatus.PARTIALLY_FILLED
+        order.filled_at = now
+        order.status = OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED
+    elif done:
+        order.filled_at = now
 
 
 def _book(fill: Fill, writes: list[tuple[str, list[Any]]], notify: bool = True) -> None:

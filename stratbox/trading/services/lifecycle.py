@@ -10,10 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import Session
 from stratbox.instances.models import StrategyInstance
 from stratbox.rows import mark_saved, row_write
 from stratbox.trading.brokers import broker_for_account
@@ -36,13 +37,17 @@ RESTING = Q(status__in=OPEN_STATUSES) | Q(
 )
 
 
-def expires_at_for(tif: str, expire_at: float | None, now: datetime) -> datetime | None:
-    """When an order expires: its own `expire_at` (unix seconds), else a DAY order at the next UTC
-    midnight (the backtester's `fillmodel.day_end`), else never."""
+def expires_at_for(
+    tif: str, expire_at: float | None, now: datetime, session: Session | None = None
+) -> datetime | None:
+    """When an order expires: its own `expire_at` (unix seconds), else a DAY order at the close of
+    the market's `session` (in its time zone), or at the next UTC midnight on an always-open market
+    (as the backtester's broker), else never."""
     if expire_at is not None:
         return datetime.fromtimestamp(expire_at, tz=UTC)
     if tif == TimeInForce.DAY:
-        return datetime.fromtimestamp(fm.day_end(now.timestamp()), tz=UTC)
+        ts = now.timestamp()
+        return datetime.fromtimestamp(session.day_end(ts) if session else fm.day_end(ts), tz=UTC)
     return None
 
 
@@ -53,21 +58,32 @@ def _close(order: Order, status: str, now: datetime, reason: str) -> None:
     order.save(update_fields=["status", "cancelled_at", "deny_reason"])
 
 
-def order_after_fill(order: Order, position: Position | None, held_before: Decimal, now: datetime) -> None:
-    """What a fill sets off: the parent's bracket legs, the OCO sibling's end, and the end of
-    reduce-only orders once their position is gone (closed, or flipped to the other side).
+def order_after_fill(
+    order: Order, position: Position | None, held_before: Decimal, now: datetime, qty: Decimal | None = None
+) -> None:
+    """What a fill sets off: the parent's bracket legs (attached, or grown by a further partial
+    fill), the OCO sibling's end (or, after a partial fill of a leg, its shrinking by as much), and
+    the end of reduce-only orders once their position is gone (closed, or flipped to the other side).
 
-    `position`: the position as the fill left it; `held_before`: its signed qty before the fill. Each step costs a statement only when it has
-    something to do (a plain market order that leaves its position open costs none)."""
+    `position`: the position as the fill left it; `held_before`: its signed qty before the fill;
+    `qty`: the fill's quantity (None: the order's whole filled quantity, its first fill). Each step
+    costs a statement only when it has something to do (a plain market order that leaves its
+    position open costs none)."""
     changed = False
+    filled = qty if qty is not None else order.filled_qty
+    done = order.filled_qty >= order.qty
     if order.bracket and order.fill_price is not None:
-        _legs_attach(order, now)
+        _legs_attach(order, filled, now)
         changed = True
     if order.parent_id is not None:
         changed = True
-        Order.objects.filter(RESTING, parent_id=order.parent_id).exclude(pk=order.pk).update(
-            status=OrderStatus.CANCELLED, cancelled_at=now, deny_reason="OCO: the other leg filled"
-        )
+        siblings = Order.objects.filter(RESTING, parent_id=order.parent_id).exclude(pk=order.pk)
+        if done:
+            siblings.update(
+                status=OrderStatus.CANCELLED, cancelled_at=now, deny_reason="OCO: the other leg filled"
+            )
+        else:  # one leg filled in part: the other covers that much less (as in backtests)
+            siblings.update(qty=F("qty") - filled)
     gone = position is None or position.closed_at is not None
     flipped = not gone and held_before != 0 and (position.qty > 0) != (held_before > 0)  # type: ignore[union-attr]
     if gone or flipped:
@@ -77,7 +93,11 @@ def order_after_fill(order: Order, position: Position | None, held_before: Decim
             market_id=order.market_id,
             is_shadow=order.is_shadow,
             reduce_only=True,
-        ).exclude(pk=order.pk)
+        )
+        if done or not order.reduce_only:
+            dying = dying.exclude(pk=order.pk)
+        else:  # a reduce-only order cut to its position: the rest has nothing left to reduce
+            order.status, order.cancelled_at = OrderStatus.CANCELLED, now
         if flipped:  # those against the new side still reduce it; the old side's go
             dying = dying.filter(side=order.side)
         changed = (
@@ -94,26 +114,38 @@ def order_after_fill(order: Order, position: Position | None, held_before: Decim
         ledger_changed([order.instance_id])
 
 
-def _legs_attach(parent: Order, now: datetime) -> None:
+def _legs_attach(parent: Order, qty: Decimal, now: datetime) -> None:
     """The stop-loss (a stop) and take-profit (a limit) of a filled parent: reduce-only, GTC, for
-    the parent's filled quantity, levels as prices or as a fraction of the fill price."""
+    the quantity the parent filled, levels as prices or as a fraction of the (first) fill price.
+    A further partial fill of the parent grows its resting legs by `qty` (the backtester's rule);
+    a leg that is no longer resting (it filled) gets a new one for `qty`."""
     exit_side = OrderSide.SELL if parent.side == OrderSide.BUY else OrderSide.BUY
     assert parent.fill_price is not None
+    existing: dict[str, list[tuple[Any, bool]]] = {}
+    if parent.filled_qty > qty:  # not the first fill: there may be legs already
+        resting = set(Order.objects.filter(RESTING, parent_id=parent.pk).values_list("pk", flat=True))
+        for pk, leg in Order.objects.filter(parent_id=parent.pk).values_list("pk", "leg"):
+            existing.setdefault(leg, []).append((pk, pk in resting))
     for leg, otype in (("sl", OrderType.STOP), ("tp", OrderType.LIMIT)):
         level = fm.bracket_level(parent.bracket.get(leg), float(parent.fill_price), parent.side, leg)
         if level is None:
             continue
+        live = [pk for pk, is_resting in existing.get(leg, []) if is_resting]
+        if live:
+            Order.objects.filter(pk=live[0]).update(qty=F("qty") + qty)
+            continue
+        n = len(existing.get(leg, []))
         price = q8(Decimal(repr(level)))
         leg_order = Order(
             tenant_id=parent.tenant_id,
             instance_id=parent.instance_id,
             account_id=parent.account_id,
             market_id=parent.market_id,
-            client_order_id=f"{parent.client_order_id}-{leg}",
+            client_order_id=f"{parent.client_order_id}-{leg}" + (f"-{n + 1}" if n else ""),
             version_id=parent.version_id,
             side=exit_side,
             type=otype,
-            qty=parent.filled_qty,
+            qty=qty,
             limit_price=price if otype == OrderType.LIMIT else None,
             stop_price=price if otype == OrderType.STOP else None,
             reduce_only=True,

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import session_parse
 from stratbox.instances.models import Mode, StrategyInstance
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.rows import mark_saved, row_write
@@ -27,6 +28,7 @@ from stratbox.trading.risk import (
     Deny,
     InvalidOrder,
     OrderRequest,
+    market_closed,
     pre_trade_decide,
     validate_client_order_id,
     validate_intent,
@@ -128,7 +130,7 @@ def _new_order(instance: StrategyInstance, req: OrderRequest, now: datetime, **f
         limit_price=req.limit_price,
         stop_price=req.stop_price,
         tif=req.tif,
-        expires_at=expires_at_for(req.tif, req.expire_at, now),
+        expires_at=expires_at_for(req.tif, req.expire_at, now, session_parse(instance.market.trading_hours)),
         reduce_only=req.reduce_only,
         bracket=req.bracket,
         tag=req.tag,
@@ -147,8 +149,9 @@ def _fills_on_arrival(req: OrderRequest, quote: Any) -> bool:
 
 
 def _unfilled_end(order: Order, now: datetime) -> None:
-    """An IOC / FOK order that did not fill at once ends cancelled (paper fills are never partial)."""
-    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_at is None:
+    """An IOC / FOK order ends cancelled with whatever did not fill at once (an IOC may have filled
+    in part: `filled_qty` keeps it; a FOK fills whole or not at all)."""
+    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_qty < order.qty:
         order.status = OrderStatus.CANCELLED
         order.cancelled_at = now
         order.deny_reason = f"{order.tif}: not filled at once"
@@ -182,13 +185,14 @@ def _place_shadow(
         deny_code=Deny.MODE_OBSERVE,
         deny_reason=reason,
     )
-    if not quote_is_valid(quote):
+    closed = market_closed(instance.market, now)  # outside trading hours: a denied shadow
+    if closed is None and not quote_is_valid(quote):
         if not _order_insert(order):
             return _duplicate(req.client_order_id, instance)
         return _result(order, message=reason + "; no quote, so it was not filled virtually")
-    if position is UNREAD:
+    if closed is None and position is UNREAD:
         position = position_lock_open(order)
-    gate = shadow_gate(
+    gate = closed or shadow_gate(
         req, position, quote, broker, allow_short, exposure or shadow_exposure_read(instance, now)
     )
     if gate is not None:  # the gate would deny it: a denied shadow, with the gate's code
@@ -213,8 +217,12 @@ def _place_shadow(
     message = reason
     if fills:
         order_mark_filled(order, fills, now)
-    elif order.tif in (TimeInForce.IOC, TimeInForce.FOK) and broker.fill_timing != "next_open":
-        order.cancelled_at = now  # never fills: out of the resting set
+    if (
+        order.tif in (TimeInForce.IOC, TimeInForce.FOK)
+        and order.filled_qty < order.qty
+        and broker.fill_timing != "next_open"
+    ):
+        order.cancelled_at = now  # the rest never fills: out of the resting set
         order.deny_reason = message = f"{reason}; {order.tif}: not filled at once"
     if not _order_insert(order):
         return _duplicate(req.client_order_id, instance)
@@ -255,7 +263,8 @@ SELECT i.mode, t.killed_at, a.slippage_bps, a.fee_bps, a.fee_fixed, a.fill_timin
      AND closed_at IS NULL),
   (SELECT sum(realized_pnl) FROM trading_fill WHERE instance_id = i.id AND is_shadow
      AND ts >= %s AND ts < %s),
-  {position}
+  {position},
+  a.max_volume_fraction
 FROM instances_strategyinstance i
 JOIN tenants_tenant t ON t.id = i.tenant_id
 JOIN trading_account a ON a.id = i.account_id
@@ -359,7 +368,7 @@ def _place_not_active(
             quote=quote,
             now=now,
             reason="observe mode: recorded as a shadow order, never sent",
-            broker=PaperBroker.for_params(slippage_bps, fee_bps, fee_fixed, fill_timing),
+            broker=PaperBroker.for_params(slippage_bps, fee_bps, fee_fixed, fill_timing, row[-1]),
             position=model_from_row(Position, row, 15),  # locked when it may fill now
             allow_short=allow_short,
             exposure=ShadowExposure(
@@ -386,6 +395,7 @@ def _place_active(
         )
         assert fresh is not None
         fresh.tenant, fresh.account = tenant, account
+        fresh.market = instance.market  # identity: the caller's row (validate_intent read it)
         if fresh.mode == Mode.OFF:
             return _reject(fresh, req, now, Deny.MODE_OFF, "the instance is off", None)
         if tenant.killed_at is not None:
@@ -432,7 +442,7 @@ def _place_active(
         fills = broker.submit(order, quote) if simulated else []
         if fills:
             order_mark_filled(order, fills, now)
-        elif simulated and broker.fill_timing != "next_open":
+        if simulated and broker.fill_timing != "next_open":
             _unfilled_end(order, now)
         if not _order_insert(order):
             return _duplicate(req.client_order_id, fresh)

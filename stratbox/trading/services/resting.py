@@ -11,6 +11,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from sandbox import fillmodel as fm
+from sandbox.sessions import session_parse
+from stratbox.markets.models import Market
 from stratbox.markets.quotes import quote_is_valid
 from stratbox.trading.brokers import PaperBroker, broker_for_account
 from stratbox.trading.models import Account, Order, OrderSide, OrderStatus, OrderType, Position, TimeInForce
@@ -27,11 +29,17 @@ from stratbox.trading.snapshot_cache import ledger_changed
 from tenants.models import Tenant
 
 
-def orders_mark_to_market(*, market_id: int, quote: dict[str, Any], now: datetime) -> list[Order]:
+def orders_mark_to_market(
+    *, market_id: int, quote: dict[str, Any], now: datetime, trading_hours: dict[str, Any] | None = None
+) -> list[Order]:
     """Expire, then fill the resting orders (real and shadow) of a market that `quote` reaches.
 
+    Outside the market's trading hours (`trading_hours`, read here when not given) nothing fills:
+    orders still expire, and IOC / FOK ones checked for the first time are cancelled.
+
     The fill model decides (`PaperBroker.fill_resting`: limits touched, stops triggered on the
-    quote's bar); stops are visited before limits, the conservative order of events. A fill sets
+    quote's bar, each fill capped by the size on offer: partial fills leave the order
+    `partially_filled` and resting for the next quote); stops are visited before limits, the conservative order of events. A fill sets
     off its bracket legs, its OCO sibling's end and the end of reduce-only orders whose position
     is gone (`lifecycle.order_after_fill`).
     """
@@ -50,20 +58,39 @@ def orders_mark_to_market(*, market_id: int, quote: dict[str, Any], now: datetim
         Order.objects.filter(RESTING, reachable, market_id=market_id)
         .exclude(LIVE_REAL)  # a live order rests at its venue: never filled by our quotes
         .order_by("created_at", "id")
-        .values_list("pk", "is_shadow", "tenant_id", "account_id", "type"),
+        .values_list("pk", "is_shadow", "tenant_id", "account_id", "type", "tif"),
         key=lambda row: 1 if row[4] == OrderType.LIMIT else 0,  # stops first
     )
+    closed = bool(candidates) and _closed(market_id, trading_hours, now)
+    if closed:
+        candidates = [row for row in candidates if row[5] in (TimeInForce.IOC, TimeInForce.FOK)]
     filled: list[Order] = []
-    for order_id, is_shadow, tenant_id, account_id, _type in candidates:
+    for order_id, is_shadow, tenant_id, account_id, _type, _tif in candidates:
         with transaction.atomic():
-            order = _fill_one_resting(order_id, is_shadow, tenant_id, account_id, market_id, quote, now)
+            order = _fill_one_resting(
+                order_id, is_shadow, tenant_id, account_id, market_id, quote, now, closed
+            )
             if order is not None:
                 filled.append(order)
     return filled
 
 
+def _closed(market_id: int, trading_hours: dict[str, Any] | None, now: datetime) -> bool:
+    if trading_hours is None:
+        trading_hours = Market.objects.filter(pk=market_id).values_list("trading_hours", flat=True).first()
+    session = session_parse(trading_hours)
+    return session is not None and session.window_at(now.timestamp()) is None
+
+
 def _fill_one_resting(
-    order_id: Any, is_shadow: bool, tenant_id: Any, account_id: Any, market_id: int, quote: Any, now: datetime
+    order_id: Any,
+    is_shadow: bool,
+    tenant_id: Any,
+    account_id: Any,
+    market_id: int,
+    quote: Any,
+    now: datetime,
+    closed: bool = False,
 ) -> Order | None:
     account = None
     if not is_shadow:
@@ -77,7 +104,7 @@ def _fill_one_resting(
     paper = Account.objects.get(pk=account_id) if account is None else account
     broker = broker_for_account(account) if account else PaperBroker.for_account(paper)
     was_triggered = order.triggered
-    fills = broker.fill_resting(order, quote)
+    fills = [] if closed else broker.fill_resting(order, quote)
     if not fills:
         if order.tif in (TimeInForce.IOC, TimeInForce.FOK):  # checked once (next_open), then gone
             _end_resting(order, OrderStatus.CANCELLED, f"{order.tif}: not filled at once", now)
@@ -114,7 +141,9 @@ def _fill_one_resting(
                 _deny_resting(order, Deny(code), "balance too low when the order was reached", now)
                 return None
     fill = fill_apply(order=order, spec=spec, account=account, now=now)
-    order_after_fill(order, fill.position, held, now)
+    order_after_fill(order, fill.position, held, now, spec.qty)
+    if order.tif in (TimeInForce.IOC, TimeInForce.FOK) and order.filled_qty < order.qty:
+        _end_resting(order, OrderStatus.CANCELLED, f"{order.tif}: not filled at once", now)  # IOC's rest
     return order
 
 

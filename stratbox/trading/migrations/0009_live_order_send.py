@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
         ("markets", "0004_market_venue_catalogue"),
         ("strategies_store", "0003_version_config_field_order"),
         ("tenants", "0005_merge_0003_apitoken_scopes_0004_invitation"),
-        ("trading", "0006_order_model"),
+        ("trading", "0008_pending_partially_filled"),
     ]
 
     operations = [
