@@ -253,10 +253,9 @@ def _cash_difference(account: Account, adapter: VenueAdapter) -> tuple[Decimal, 
 
 
 def _instances(account: Account, *, key: str | None = None) -> list[Any]:
-    """Instances of this account (trading on instruments held in `key`, when given) that are on."""
-    instances = (
-        StrategyInstance.objects.filter(account=account).exclude(mode=Mode.OFF).select_related("market")
-    )
+    """Instances trading on this account (on instruments held in `key`, when given): the active ones
+    (an observing instance sends nothing, so it keeps thinking)."""
+    instances = StrategyInstance.objects.filter(account=account, mode=Mode.ACTIVE).select_related("market")
     return [i.pk for i in instances if key is None or position_key(i.market.symbol) == key]
 
 

@@ -397,12 +397,15 @@ class _UserStream(TradingStream):
         super().__init__(*args, **kwargs)
         self._health = health
         self._recover = recover
+        self._was_connected = False
 
     async def _start_ws(self) -> None:
-        if self._health.connects:
+        if self._was_connected:  # counted once, however many attempts the reconnect takes
             self._health.drops += 1
+            self._was_connected = False
         await super()._start_ws()
         self._health.connects += 1
+        self._was_connected = True
         self._recover()  # the gap is read over REST by the consuming thread, before what follows
 
 

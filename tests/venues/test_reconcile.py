@@ -15,7 +15,7 @@ from stratbox.engine.venue_reconcile import account_reconcile
 from stratbox.trading.models import Account, Fill, Order, Position
 from stratbox.venues.base import OrderIntent
 from tenants.models import AuditEvent
-from tests.venues.test_live_orders import Live, live  # noqa: F401 - the live account fixture
+from tests.venues.conftest import Live
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ def _load(instance: Any) -> None:
     runtime.r().hset(runtime.rt_key(str(instance.pk)), mapping={"loaded": "1", "paused": ""})
 
 
-def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: Live) -> None:  # noqa: F811
+def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: Live) -> None:
     inst = live.inst
     limit = inst.bid - inst.tick * 10
     result = live.place(type="limit", price=float(limit))
@@ -63,7 +63,7 @@ def test_a_fill_the_user_stream_never_reported_is_found_and_applied_once(live: L
 
 
 def test_a_position_the_ledger_does_not_hold_pauses_the_instance_with_an_audited_discrepancy(
-    live: Live,  # noqa: F811
+    live: Live,
 ) -> None:
     _load(live.instance)
     qty = live.unit * 3
@@ -99,7 +99,7 @@ def test_a_position_the_ledger_does_not_hold_pauses_the_instance_with_an_audited
 
 
 def test_discrepancies_are_listed_for_their_tenant_only(
-    live: Live,  # noqa: F811
+    live: Live,
     api_client: Any,
     other_api_client: Any,
 ) -> None:
@@ -117,3 +117,53 @@ def test_discrepancies_are_listed_for_their_tenant_only(
     status = api_client.get(f"/api/v1/accounts/{live.account.pk}/reconcile/")
     assert status.status_code == 200 and status.json()["status"] == "discrepancies"
     assert api_client.get("/api/v1/venue-discrepancies/", {"account": "nope"}).status_code == 400
+
+
+def test_the_periodic_catalogue_resync_picks_up_a_new_listing_of_a_venue_with_accounts(
+    live: Live,
+) -> None:
+    from celery import current_app
+
+    from stratbox.engine.venue_reconcile import venue_catalogues_resync
+    from stratbox.markets.models import Market
+    from stratbox.venues.registry import venue_code
+    from venuesim.engine import Instrument
+
+    schedule = current_app.conf.beat_schedule
+    assert schedule["engine.venue_catalogue_resync"]["task"] == "engine.venue_catalogue_resync"
+    assert schedule["engine.venue_reconcile_all"]["task"] == "engine.venue_reconcile_all"
+    alpaca = live.sim.symbol == "AAPL"
+    listing = (
+        Instrument(
+            "NVDA",
+            "NVDA",
+            "USD",
+            Decimal("0.01"),
+            Decimal("1"),
+            Decimal("1"),
+            Decimal("120.00"),
+            Decimal("120.02"),
+        )
+        if alpaca
+        else Instrument(
+            "SOLUSDT",
+            "SOL",
+            "USDT",
+            Decimal("0.01"),
+            Decimal("0.001"),
+            Decimal("0.001"),
+            Decimal("150.00"),
+            Decimal("150.05"),
+            asset_class="crypto",
+        )
+    )
+    live.sim.venue.add_instrument(listing)
+    symbol = "NVDA" if alpaca else "SOL/USDT"
+    venue = venue_code(live.sim.name)
+    assert not Market.objects.filter(venue=venue, symbol=symbol).exists()
+
+    done = venue_catalogues_resync()
+
+    assert "failed" not in done[live.sim.name], done
+    market = Market.objects.get(venue=venue, symbol=symbol)
+    assert market.venue_symbol == listing.symbol and market.tick_size == Decimal("0.01")

@@ -24,9 +24,8 @@ from stratbox.trading.services.orders import order_place
 from stratbox.trading.venue_streams import UserStreams, report_apply, user_stream_health
 from stratbox.venues.registry import venue_code
 from tests.trading.conftest import make_instance
-from tests.venues.conftest import SimVenue
+from tests.venues.conftest import KEY, SimVenue, approve
 from tests.venues.test_adapters import wait_for
-from tests.venues.test_live_orders import KEY, approve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,6 +8,7 @@ the venue holds; a dropped socket is reconnected and the gap closed over REST.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -121,3 +122,36 @@ def test_a_fill_the_stream_never_reports_is_not_streamed(sim: SimVenue) -> None:
     assert [r.status for r in reports if r.client_order_id == "us-silent"] == [
         "accepted"
     ]  # ... the stream only said "new"
+
+
+def test_binance_listen_key_stream_sends_execution_reports(binance: SimVenue) -> None:
+    """The listenKey flavour of Binance's user data stream (REST key, then `/ws/<listenKey>`)."""
+    import json
+
+    import requests
+    from websockets.sync.client import connect
+
+    headers = {"X-MBX-APIKEY": binance.credentials["api_key"]}
+    assert requests.post(f"{binance.server.url}/api/v3/userDataStream", timeout=5).status_code == 401
+    listen_key = requests.post(
+        f"{binance.server.url}/api/v3/userDataStream", headers=headers, timeout=5
+    ).json()["listenKey"]
+    keepalive = requests.put(
+        f"{binance.server.url}/api/v3/userDataStream",
+        params={"listenKey": listen_key},
+        headers=headers,
+        timeout=5,
+    )
+    assert keepalive.status_code == 200
+    ws_url = binance.server.url.replace("http://", "ws://") + f"/ws/{listen_key}"
+    with connect(ws_url, open_timeout=5) as socket:
+        time.sleep(0.2)  # the stream sends what happens once it is connected
+        binance.adapter().place(OrderIntent("lk-1", binance.symbol, "buy", Decimal("0.01")))
+        frames = [json.loads(socket.recv(timeout=5)) for _ in range(2)]
+    assert [(f["e"], f["x"], f["X"], f["c"]) for f in frames] == [
+        ("executionReport", "NEW", "NEW", "lk-1"),
+        ("executionReport", "TRADE", "FILLED", "lk-1"),
+    ]
+    ask = binance.venue.instruments["BTCUSDT"].ask
+    assert Decimal(frames[1]["z"]) == Decimal("0.01") and Decimal(frames[1]["L"]) == ask
+    assert Decimal(frames[1]["Z"]) == Decimal("0.01") * ask
