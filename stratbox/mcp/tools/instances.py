@@ -88,6 +88,12 @@ def register(mcp: MCPServer) -> None:
         max_position_size: Money | None = None,
         max_daily_loss: Money | None = None,
         frequency_seconds: int | None = None,
+        trigger: Annotated[
+            Literal["interval", "quote"] | None,
+            Field(
+                description="interval: every frequency_seconds (default); quote: on every quote, coalesced."
+            ),
+        ] = None,
         mode: Literal["off", "observe"] = "observe",
     ) -> dict[str, Any]:
         """Deploy a strategy version on one of your PAPER accounts with a capital allocation. Starts
@@ -127,6 +133,7 @@ def register(mcp: MCPServer) -> None:
                 max_position_size=max_position_size,
                 max_daily_loss=max_daily_loss,
                 frequency_seconds=frequency_seconds,
+                trigger=trigger,
                 mode=mode,
             )
             return {"instance": instance_json(instance)}
@@ -147,6 +154,7 @@ def register(mcp: MCPServer) -> None:
         max_position_size: Money | None = None,
         max_daily_loss: Money | None = None,
         frequency_seconds: int | None = None,
+        trigger: Literal["interval", "quote"] | None = None,
     ) -> dict[str, Any]:
         """Change an instance's config or allocation (validated; a non-live field reloads it)."""
         args = locals().copy()
@@ -163,6 +171,7 @@ def register(mcp: MCPServer) -> None:
                 max_position_size=max_position_size,
                 max_daily_loss=max_daily_loss,
                 frequency_seconds=frequency_seconds,
+                trigger=trigger,
             )
             return {"instance": instance_json(instance)}
 
