@@ -237,9 +237,23 @@ def latency_run(
     from stratbox.engine.reconciler import reconcile
     from stratbox.instances.models import StrategyInstance
     from stratbox.trading.models import Order
+    from stratbox.trading.services.accounts import account_create
     from tests.venues.conftest import approve
 
     StrategyInstance.objects.update(mode="off")
+    # A fresh venue account per size: the previous size's last fills may still be in flight when
+    # its feed stops, and the start-up reconcile would rightly pause instances on that account.
+    keys = {"api_key_id": f"PKBENCHLAT{size:08d}", "api_secret_key": f"alpaca-sim-bench-{size}"}
+    venue.add_account(keys["api_key_id"], keys["api_secret_key"], Decimal("1000000"))
+    account = account_create(
+        tenant=s["tenant"],
+        actor=None,
+        name=f"Live N={size} (simulated Alpaca)",
+        starting_balance=Decimal("1000000"),
+        kind="live",
+        broker="alpaca:sim",
+        credentials=keys,
+    )
     instances = StrategyInstance.objects.bulk_create(
         [
             StrategyInstance(
@@ -247,7 +261,7 @@ def latency_run(
                 name=f"vbench-{size}-{i}",
                 strategy=s["definition"],
                 version=s["version"],
-                account=s["account"],
+                account=account,
                 market=s["market"],
                 trigger="quote",
                 mode="active",
@@ -261,7 +275,7 @@ def latency_run(
         ]
     )
     for inst in instances:
-        approve(inst, s["account"])
+        approve(inst, account)
     reconcile()
 
     stop = threading.Event()
@@ -308,7 +322,7 @@ def latency_run(
             "manage.py",
             "run_venue_feed",
             "--account",
-            str(s["account"].pk),
+            str(account.pk),
             "--no-sync",
             *(["--no-user-streams"] if args.no_user_streams else []),
         ],
@@ -352,6 +366,10 @@ def latency_run(
         f"{dict(runs.values_list('status').annotate(n=Count('id')))}",
         flush=True,
     )
+    from stratbox.engine.models import VenueDiscrepancy
+
+    for d in VenueDiscrepancy.objects.filter(account=account)[:3]:
+        print(f"[N={size}] discrepancy: {d.kind} {d.subject} ours {d.ours} theirs {d.theirs}", flush=True)
     for run in runs.exclude(status="ok")[:3]:
         print(f"[N={size}] {run.status}: {run.error_code} {run.error_message:.300}", flush=True)
     return (
