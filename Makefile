@@ -15,7 +15,7 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/stratbox_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 BENCH_ENV = DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL)
 
-.PHONY: run test install frontend lint check-services screenshots contract-alpaca bench-sandbox bench-engine bench-live bench-backtest clean
+.PHONY: run test install frontend lint check-services screenshots contract-alpaca bench-sandbox bench-engine bench-live bench-backtest bench-venues clean
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-live: install frontend check-services
 bench-backtest: install frontend check-services
 	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
 	$(BENCH_ENV) $(PY) bench/backtest/bench_backtest.py
+
+bench-venues: install frontend check-services
+	$(PY) scripts/ensure_database.py $(BENCH_DATABASE_URL)
+	$(BENCH_ENV) $(PY) bench/venues/bench_venues.py $(BENCH_VENUES_ARGS)
 
 clean:
 	rm -rf $(VENV) var/staticfiles frontend/node_modules frontend/static/build
