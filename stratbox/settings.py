@@ -243,6 +243,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "stratbox.engine.models.RunStatus.choices",
+        "RunTriggerEnum": "stratbox.engine.models.RunTrigger.choices",
+        "TickTriggerEnum": "stratbox.instances.models.TickTrigger.choices",
         "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
         "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
         "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",

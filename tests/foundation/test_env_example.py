@@ -1,4 +1,4 @@
-"""Every environment variable the settings (or the Django-free sandbox) read is documented in
+"""Every environment variable the settings (or the Django-free sandbox and launcher) read is documented in
 `.env.example`, and `.env.example` names nothing that nobody reads."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ def _read_by_settings() -> set[str]:
     names = set(re.findall(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""", text))
     names |= set(re.findall(r"""["']([A-Z][A-Z0-9_]*)["']\s+(?:not\s+)?in\s+env\b""", text))
     names |= set(re.findall(r"""os\.environ\.get\(\s*["']([A-Z][A-Z0-9_]*)["']""", text))
-    # The sandbox cannot read Django settings: its few switches come from the environment directly.
-    for path in sorted((ROOT / "sandbox").glob("*.py")):
+    # The sandbox cannot read Django settings, and the launcher (`make run`) starts before them:
+    # their few switches come from the environment directly.
+    for path in [*sorted((ROOT / "sandbox").glob("*.py")), ROOT / "stratbox/launcher.py"]:
         names |= set(re.findall(r"""os\.environ\.get\(\s*["'](STRATBOX_[A-Z0-9_]*)["']""", path.read_text()))
     return names
 

@@ -155,6 +155,7 @@ def test_reconcile_now_queues_the_venue_reconcile_once(
     user: Any,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
+    from celery.signals import before_task_publish
     from django.conf import settings
 
     from stratbox.engine.tasks import venue_reconcile_task
@@ -165,16 +166,24 @@ def test_reconcile_now_queues_the_venue_reconcile_once(
     assert not AccountReconcile.objects.filter(account=live.account).exists()
     live.sim.adapter().place(OrderIntent("by-hand-now", live.sim.symbol, "buy", live.unit))
     web = _web(user)
-    with django_capture_on_commit_callbacks(execute=True):
-        first = web.post(f"/settings/live-accounts/{account_id}/reconcile/")
-        again = web.post(f"/settings/live-accounts/{account_id}/reconcile/", follow=True)
-    assert first.status_code == 302 and "just requested" in again.content.decode()
-    queued = _queued_reconciles(account_id)  # the second click within seconds is the same request
+    published: list[str] = []
+
+    def count(sender: Any = None, headers: Any = None, **_: Any) -> None:
+        if sender == "engine.venue_reconcile" and account_id in str((headers or {}).get("argsrepr")):
+            published.append(sender)
+
+    # Counted as the messages leave for the broker: a worker of another test may take them at once.
+    before_task_publish.connect(count)
     try:
-        assert len(queued) == 1
+        with django_capture_on_commit_callbacks(execute=True):
+            first = web.post(f"/settings/live-accounts/{account_id}/reconcile/")
+            again = web.post(f"/settings/live-accounts/{account_id}/reconcile/", follow=True)
     finally:
-        for raw in queued:
+        before_task_publish.disconnect(count)
+        for raw in _queued_reconciles(account_id):
             redis_client().lrem(settings.CELERY_TASK_DEFAULT_QUEUE, 0, raw)
+    assert first.status_code == 302 and "just requested" in again.content.decode()
+    assert len(published) == 1  # the second click within seconds is the same request
     assert not AccountReconcile.objects.filter(account=live.account).exists()  # the web never reads the venue
     venue_reconcile_task(account_id)  # what the worker that takes the message runs
     stored = AccountReconcile.objects.get(account=live.account)
