@@ -19,6 +19,7 @@ and removes its Redis keys afterwards; the timings come from the engine's ENGINE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -30,8 +31,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -67,11 +70,59 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/") + "_bench_engine"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    return urlunparse(parsed._replace(path="/" + name)), admin, name
+@contextlib.contextmanager
+def bench_database(name: str, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """A throwaway database `<DATABASE_URL's>_bench_<name>`, migrated, with Django set up on it and
+    a private Celery queue `bench-<name>-...` (yielded); `extra_env` is set before Django starts.
+    The database and the bench's Redis keys are dropped at the end."""
+    parsed = urlparse(os.environ["DATABASE_URL"])
+    db_name = f"{parsed.path.lstrip('/')}_bench_{name}"
+    admin_url = urlunparse(parsed._replace(path="/postgres"))
+    recreate_database(admin_url, db_name)
+    queue = f"bench-{name}-{uuid.uuid4().hex[:8]}"
+    os.environ.update(
+        {
+            "DATABASE_URL": urlunparse(parsed._replace(path="/" + db_name)),
+            "CELERY_QUEUE": queue,
+            "DJANGO_SETTINGS_MODULE": "stratbox.settings",
+            "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    try:
+        yield queue
+    finally:
+        cleanup_redis()
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database(admin_url, db_name, drop_only=True)
+
+
+def random_walk(market: Any, stop: threading.Event, *, seed: int, price: float = 100.0, every: float = 0.5,
+                counter: dict[str, int] | None = None) -> threading.Thread:  # fmt: skip
+    """A started thread storing a random-walk quote for `market` every `every` seconds until `stop`."""
+    from stratbox.markets.quotes import quote_set
+
+    def feed() -> None:
+        p, rnd = price, random.Random(seed)
+        while not stop.is_set():
+            p *= math.exp(rnd.gauss(0, 0.0005))
+            quote = {"price": round(p, 2), "bid": round(p - 0.01, 2), "ask": round(p + 0.01, 2)}
+            quote_set(market.id, {"market": market.code, **quote, "volume": 1.0, "ts": time.time()})
+            if counter is not None:
+                counter["n"] += 1
+            stop.wait(every)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread
 
 
 def recreate_database(admin_url: str, name: str, drop_only: bool = False) -> None:
@@ -99,6 +150,21 @@ class Proc:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self.log.close()
+
+
+def celery_worker(
+    name: str,
+    queue: str,
+    node: str,
+    concurrency: int,
+    env: dict[str, str],
+    *extra: str,
+    loglevel: str = "WARNING",
+) -> Proc:
+    """A `celery worker` process consuming `queue` (node name `node@%h`), logging to /tmp."""
+    args = [sys.executable, "-m", "celery", "-A", "stratbox", "worker", "-Q", queue, "-n", f"{node}@%h"]
+    args += ["--concurrency", str(concurrency), "--without-gossip", "--without-mingle", *extra]
+    return Proc(name, [*args, "--loglevel", loglevel], env)
 
 
 def tree_usage(pid: int) -> tuple[float, int, int]:
@@ -175,33 +241,10 @@ def main() -> int:
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
         print("set DATABASE_URL and REDIS_URL (make bench-engine does)", file=sys.stderr)
         return 2
-    db_url, admin_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
-    queue = f"bench-engine-{uuid.uuid4().hex[:8]}"
-    recreate_database(admin_url, db_name)
-    os.environ.update(
-        {
-            "DATABASE_URL": db_url,
-            "CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "stratbox.settings",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
     results = []
-    try:
+    with bench_database("engine") as queue:
         for size in [int(s) for s in args.sizes.split(",") if s]:
             results.append(run_size(size, args, queue))
-    finally:
-        cleanup_redis()
-        from django.db import connections
-
-        connections.close_all()
-        recreate_database(admin_url, db_name, drop_only=True)
     print()
     print("=" * 100)
     print(
@@ -316,51 +359,17 @@ def run_size(size: int, args: argparse.Namespace, queue: str) -> dict:
     print(f"[N={size}] reconciled (loaded with init()) in {time.perf_counter() - t0:.1f} s", flush=True)
 
     stop = threading.Event()
-
-    def feed() -> None:
-        p = price
-        rnd = random.Random(size)
-        while not stop.is_set():
-            p *= math.exp(rnd.gauss(0, 0.0005))
-            quote_set(
-                market.id,
-                {
-                    "market": market.code,
-                    "price": round(p, 2),
-                    "bid": round(p - 0.01, 2),
-                    "ask": round(p + 0.01, 2),
-                    "volume": 1.0,
-                    "ts": time.time(),
-                },
-            )
-            stop.wait(0.5)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
+    random_walk(market, stop, seed=size, price=price)
     env = {**os.environ, "ENGINE_METRICS": "1", "PYTHONUNBUFFERED": "1"}
     py = sys.executable
-    worker = Proc(
+    worker = celery_worker(
         f"worker-{size}",
-        [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "stratbox",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            f"bench{size}@%h",
-            "--concurrency",
-            str(args.concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            *args.worker_args.split(),
-            "--loglevel",
-            args.worker_loglevel,
-        ],
+        queue,
+        f"bench{size}",
+        args.concurrency,
         env,
+        *args.worker_args.split(),
+        loglevel=args.worker_loglevel,
     )
     beat = Proc(
         f"beat-{size}",

@@ -32,7 +32,7 @@ import urllib.request
 import uuid
 from decimal import Decimal
 
-from bench_engine import STRATEGY, Proc, bench_database_url, cleanup_redis, pct, recreate_database, tree_usage
+from bench_engine import STRATEGY, Proc, bench_database, celery_worker, cleanup_redis, pct, tree_usage
 
 HEAVY = """
 from sandbox.sdk import Strategy
@@ -76,37 +76,13 @@ def main(argv: list[str]) -> int:
         from stratbox.launcher import WEB_NICE
 
         args.web_nice = WEB_NICE
-    db_url, admin_url, db_name = bench_database_url(os.environ["DATABASE_URL"])
-    queue = f"bench-noisy-{uuid.uuid4().hex[:8]}"
-    recreate_database(admin_url, db_name)
     plans = {
         "standard": {"max_instances": 100000, "min_frequency_seconds": 1, "backtests_running": 100, "backtests_queued": 1000}
     }  # fmt: skip
-    os.environ.update(
-        {
-            "DATABASE_URL": db_url,
-            "CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "stratbox.settings",
-            "LOG_LEVEL": "WARNING",
-            "STRATBOX_PLANS": json.dumps(plans),
-            "STRATBOX_HTTPS": "0",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    with bench_database("noisy", {"STRATBOX_PLANS": json.dumps(plans), "STRATBOX_HTTPS": "0"}) as queue:
         rounds = run(args, queue)
-    finally:
-        cleanup_redis()
-        from django.db import connections
+    from django.conf import settings
 
-        connections.close_all()
-        recreate_database(admin_url, db_name, drop_only=True)
     long_priority = f"{'SCHED_IDLE + ' if settings.STRATBOX_LONG_WORKER_IDLE else ''}nice {settings.STRATBOX_LONG_WORKER_NICE}"
     print()
     print("=" * 140)
@@ -231,24 +207,8 @@ def run(args: argparse.Namespace, queue: str) -> list[tuple[dict, dict]]:
     reconcile()
     env = {**os.environ, "ENGINE_METRICS": "1", "PYTHONUNBUFFERED": "1"}
     py = sys.executable
-    celery = [
-        py,
-        "-m",
-        "celery",
-        "-A",
-        "stratbox",
-        "worker",
-        "--without-gossip",
-        "--without-mingle",
-        "--loglevel",
-        "WARNING",
-    ]
-    ticks = Proc(
-        "noisy-ticks", [*celery, "-Q", queue, "-n", "ticks@%h", "--concurrency", str(args.concurrency)], env
-    )
-    long = Proc(
-        "noisy-long", [*celery, "-Q", f"{queue}.long", "-n", "long@%h", "--concurrency", str(args.heavy)], env
-    )
+    ticks = celery_worker("noisy-ticks", queue, "ticks", args.concurrency, env)
+    long = celery_worker("noisy-long", f"{queue}.long", "long", args.heavy, env)
     dispatcher = Proc("noisy-dispatcher", [py, "manage.py", "run_dispatcher"], env)
     port = free_port()
     web_url = f"http://127.0.0.1:{port}"

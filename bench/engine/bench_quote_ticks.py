@@ -15,22 +15,19 @@ the machine is shared, so read the figures with it.
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import random
 import sys
 import threading
 import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_engine import Proc, cleanup_redis, pct, recreate_database  # noqa: E402
+from bench_engine import Proc, bench_database, celery_worker, cleanup_redis, pct, random_walk  # noqa: E402
 
 STRATEGY = """
 from sandbox.sdk import Strategy
@@ -62,33 +59,8 @@ def main() -> int:
     if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
         print("set DATABASE_URL and REDIS_URL", file=sys.stderr)
         return 2
-    parsed = urlparse(os.environ["DATABASE_URL"])
-    db_name = parsed.path.lstrip("/") + "_bench_quotes"
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    recreate_database(admin_url, db_name)
-    queue = f"bench-quotes-{uuid.uuid4().hex[:8]}"
-    os.environ.update(
-        {
-            "DATABASE_URL": urlunparse(parsed._replace(path="/" + db_name)),
-            "CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "stratbox.settings",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    try:
+    with bench_database("quotes") as queue:
         result = run(args, queue)
-    finally:
-        cleanup_redis()
-        from django.db import connections
-
-        connections.close_all()
-        recreate_database(admin_url, db_name, drop_only=True)
     print()
     print(
         f"Quote-triggered ticks — {os.cpu_count()} CPUs, worker prefork x{args.concurrency}, N = {args.n}, "
@@ -114,7 +86,6 @@ def run(args: argparse.Namespace, queue: str) -> dict:
     from stratbox.engine.reconciler import reconcile
     from stratbox.instances.models import StrategyInstance
     from stratbox.markets.models import Market
-    from stratbox.markets.quotes import quote_set
     from stratbox.trading.models import Account
     from strategies_store.models import StrategyDefinition, StrategyVersion
     from tenants.services import tenant_create
@@ -159,53 +130,13 @@ def run(args: argparse.Namespace, queue: str) -> dict:
     quotes = {"n": 0}
     stop = threading.Event()
 
-    def feed() -> None:
-        p, rnd = 100.0, random.Random(1)
-        while not stop.is_set():
-            p *= math.exp(rnd.gauss(0, 0.0005))
-            quote_set(
-                market.id,
-                {
-                    "market": market.code,
-                    "price": round(p, 2),
-                    "bid": round(p - 0.01, 2),
-                    "ask": round(p + 0.01, 2),
-                    "volume": 1.0,
-                    "ts": time.time(),
-                },
-            )
-            quotes["n"] += 1
-            stop.wait(args.every)
-
     env = {**os.environ, "ENGINE_METRICS": "1", "PYTHONUNBUFFERED": "1"}
     py = sys.executable
-    worker = Proc(
-        "quotes-worker",
-        [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "stratbox",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            "qbench@%h",
-            "--concurrency",
-            str(args.concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        env,
-    )
+    worker = celery_worker("quotes-worker", queue, "qbench", args.concurrency, env)
     dispatcher = Proc("quotes-dispatcher", [py, "manage.py", "run_dispatcher"], env)
-    feeder = threading.Thread(target=feed, daemon=True)
     r = runtime.r()
     try:
-        feeder.start()
+        random_walk(market, stop, seed=1, every=args.every, counter=quotes)
         time.sleep(args.warmup)
         r.delete(runtime.METRICS_TICK_KEY, runtime.METRICS_BATCH_KEY)
         q0 = quotes["n"]

@@ -37,13 +37,12 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench" / "engine"))
 
-from bench_engine import Proc, cleanup_redis, pct, recreate_database  # noqa: E402
+from bench_engine import Proc, bench_database, celery_worker, cleanup_redis, pct  # noqa: E402
 
 STRATEGY = """
 from sandbox.sdk import Strategy
@@ -121,41 +120,20 @@ def main() -> int:
         "alpaca:sim": {**base, "rate_per_second": 5000, "burst": 5000},
         "alpaca:simrl": {**base, "rate_per_second": args.rate, "burst": args.burst},
     }
-    parsed = urlparse(os.environ["DATABASE_URL"])
-    db_name = parsed.path.lstrip("/") + "_bench_venues"
-    admin_url = urlunparse(parsed._replace(path="/postgres"))
-    recreate_database(admin_url, db_name)
-    queue = f"bench-venues-{uuid.uuid4().hex[:8]}"
-    os.environ.update(
-        {
-            "DATABASE_URL": urlunparse(parsed._replace(path="/" + db_name)),
-            "CELERY_QUEUE": queue,
-            "DJANGO_SETTINGS_MODULE": "stratbox.settings",
-            "LOG_LEVEL": "WARNING",
-            "STRATBOX_VENUES": json.dumps(venues),
-            "STRATBOX_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
-            "STRATBOX_VENUE_CREDENTIALS_CHECK": "1",
-        }
-    )
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    env = {
+        "STRATBOX_VENUES": json.dumps(venues),
+        "STRATBOX_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
+        "STRATBOX_VENUE_CREDENTIALS_CHECK": "1",
+    }
     rows: list[tuple[str, str]] = []
     try:
-        setup = prepare(ALPACA_KEYS)
-        for size in [int(s) for s in args.sizes.split(",") if s]:
-            rows.extend(latency_run(size, args, queue, venue, setup))
-        rows.append(rate_run(args, venue, setup))
-        rows.append(ingest_run(args, setup))
+        with bench_database("venues", env) as queue:
+            setup = prepare(ALPACA_KEYS)
+            for size in [int(s) for s in args.sizes.split(",") if s]:
+                rows.extend(latency_run(size, args, queue, venue, setup))
+            rows.append(rate_run(args, venue, setup))
+            rows.append(ingest_run(args, setup))
     finally:
-        cleanup_redis()
-        from django.db import connections
-
-        connections.close_all()
-        recreate_database(admin_url, db_name, drop_only=True)
         server.stop()
     print()
     print("=" * 100)
@@ -292,28 +270,7 @@ def latency_run(
     if args.tick_batch:
         env["ENGINE_TICK_BATCH"] = str(args.tick_batch)
     py = sys.executable
-    worker = Proc(
-        f"venues-worker-{size}",
-        [
-            py,
-            "-m",
-            "celery",
-            "-A",
-            "stratbox",
-            "worker",
-            "-Q",
-            queue,
-            "-n",
-            f"vbench{size}@%h",
-            "--concurrency",
-            str(args.concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        env,
-    )
+    worker = celery_worker(f"venues-worker-{size}", queue, f"vbench{size}", args.concurrency, env)
     dispatcher = Proc(f"venues-dispatcher-{size}", [py, "manage.py", "run_dispatcher"], env)
     feed = Proc(
         f"venues-feed-{size}",
